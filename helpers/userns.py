@@ -1,0 +1,322 @@
+"""User namespaces: the id map from /etc/subuid and /etc/subgid, applying it
+with newuidmap/newgidmap, and running a function as root of a fresh user
+namespace (used to unpack layers and delete trees owned by mapped ids).
+
+Kernel rules that shape this module (user_namespaces(7)):
+- unshare(CLONE_NEWUSER) fails with EINVAL in a multi-threaded process, so
+  every namespace is made in a freshly forked, single-threaded child.
+- An unprivileged process may only map its own uid unless the setuid helpers
+  newuidmap/newgidmap do it from the parent namespace; for the single-id map
+  "deny" must be written to /proc/PID/setgroups before gid_map.
+"""
+
+import os
+import pickle
+import pwd
+import struct
+
+from . import linux
+from .errors import HostError, SandboxError
+
+NEWUIDMAP = "newuidmap"
+NEWGIDMAP = "newgidmap"
+
+
+class IdMap:
+    """uid and gid maps as lists of (inside, outside, count)."""
+
+    def __init__(self, uid_map, gid_map, single):
+        self.uid_map = uid_map
+        self.gid_map = gid_map
+        self.single = single
+
+    @property
+    def size(self):
+        return sum(c for _, _, c in self.uid_map)
+
+    def describe(self):
+        if self.single:
+            return "single id (uid %d as root, no /etc/subuid range)" % (
+                self.uid_map[0][1])
+        return "uid " + ", ".join("%d->%d (%d)" % m for m in self.uid_map) + \
+            "; gid " + ", ".join("%d->%d (%d)" % m for m in self.gid_map)
+
+    def to_host_uid(self, uid):
+        return _translate(self.uid_map, uid)
+
+    def to_host_gid(self, gid):
+        return _translate(self.gid_map, gid)
+
+    def has_uid(self, uid):
+        return _translate(self.uid_map, uid) is not None
+
+    def has_gid(self, gid):
+        return _translate(self.gid_map, gid) is not None
+
+
+def _translate(mapping, idv):
+    for inside, outside, count in mapping:
+        if inside <= idv < inside + count:
+            return outside + (idv - inside)
+    return None
+
+
+def _subid_ranges(path, name, uid):
+    ranges = []
+    try:
+        with open(path) as f:
+            for line in f:
+                fields = line.strip().split(":")
+                if len(fields) != 3 or line.startswith("#"):
+                    continue
+                if fields[0] in (name, str(uid)):
+                    try:
+                        start, count = int(fields[1]), int(fields[2])
+                    except ValueError:
+                        continue
+                    if count > 0:
+                        ranges.append((start, count))
+    except OSError:
+        pass
+    return ranges
+
+
+def _have_helper(name):
+    for d in ("/usr/bin", "/bin", "/usr/sbin", "/usr/local/bin"):
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+_cached = None
+
+
+def current_id_map():
+    """The map for the calling user: root -> the user's own id, then the
+    user's subordinate ranges from 1 upwards; the single-id map when there is
+    no range or no newuidmap/newgidmap."""
+    global _cached
+    if _cached is not None:
+        return _cached
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    subuids = _subid_ranges("/etc/subuid", name, uid)
+    subgids = _subid_ranges("/etc/subgid", name, uid)
+    if subuids and subgids and _have_helper(NEWUIDMAP) and _have_helper(NEWGIDMAP):
+        uid_map, gid_map = [(0, uid, 1)], [(0, gid, 1)]
+        nxt = 1
+        for start, count in subuids:
+            uid_map.append((nxt, start, count))
+            nxt += count
+        nxt = 1
+        for start, count in subgids:
+            gid_map.append((nxt, start, count))
+            nxt += count
+        _cached = IdMap(uid_map, gid_map, single=False)
+    else:
+        _cached = IdMap([(0, uid, 1)], [(0, gid, 1)], single=True)
+    return _cached
+
+
+def single_map_hint():
+    return ("add a range for this user to /etc/subuid and /etc/subgid "
+            "(as root: usermod --add-subuids 100000-165535 --add-subgids "
+            "100000-165535 $USER) and install the uidmap package")
+
+
+def _spawn(argv):
+    # posix_spawn keeps `subprocess` (20 ms of imports and a slower fork) off
+    # the start path; both helpers run in parallel (DESIGN.md section 5).
+    with open(os.devnull, "rb") as devnull:
+        return os.posix_spawn(argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                              file_actions=[(os.POSIX_SPAWN_DUP2, devnull.fileno(), 0)])
+
+
+def apply_id_map(pid, idmap):
+    """From the parent namespace: write the maps of ``pid``'s user namespace."""
+    if idmap.single:
+        # An unprivileged writer may map only its own id, after denying
+        # setgroups (user_namespaces(7), "Interaction with setgroups").
+        with open("/proc/%d/setgroups" % pid, "w") as f:
+            f.write("deny")
+        with open("/proc/%d/uid_map" % pid, "w") as f:
+            f.write("%d %d %d\n" % idmap.uid_map[0])
+        with open("/proc/%d/gid_map" % pid, "w") as f:
+            f.write("%d %d %d\n" % idmap.gid_map[0])
+        return
+    cmds = []
+    for helper, mapping in ((NEWUIDMAP, idmap.uid_map), (NEWGIDMAP, idmap.gid_map)):
+        argv = [_have_helper(helper), str(pid)]
+        for entry in mapping:
+            argv.extend(str(x) for x in entry)
+        cmds.append(argv)
+    pids = [(_spawn(argv), argv) for argv in cmds]
+    failed = []
+    for child, argv in pids:
+        _, status = os.waitpid(child, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            failed.append(argv)
+    if failed:
+        import shlex
+        raise HostError("cannot set up the user namespace id map: %s failed"
+                        % shlex.join(failed[0]),
+                        hint="check /etc/subuid and /etc/subgid for this user "
+                             "and that newuidmap/newgidmap are setuid root "
+                             "(package uidmap)")
+
+
+def unshare_error(exc):
+    """Turn an unshare(CLONE_NEWUSER) failure into an error with a fix."""
+    if exc.errno in (1, 28):   # EPERM, ENOSPC
+        return HostError(
+            "cannot create a user namespace: %s" % exc.strerror,
+            hint="unprivileged user namespaces are disabled: sysctl "
+                 "kernel.unprivileged_userns_clone=1, raise "
+                 "user.max_user_namespaces, or lift the AppArmor restriction "
+                 "(kernel.apparmor_restrict_unprivileged_userns=0)")
+    return HostError("cannot create a user namespace: %s" % exc)
+
+
+class Sync:
+    """A pair of pipes between parent and child: each side can send one
+    small message and wait for the other's.  Closing releases a waiter, so
+    neither side can hang when the other dies."""
+
+    def __init__(self):
+        self.c_r, self.p_w = os.pipe2(os.O_CLOEXEC)   # parent -> child
+        self.p_r, self.c_w = os.pipe2(os.O_CLOEXEC)   # child -> parent
+
+    def in_child(self):
+        os.close(self.p_w)
+        os.close(self.p_r)
+
+    def in_parent(self):
+        os.close(self.c_w)
+        os.close(self.c_r)
+
+    def child_send(self, data=b"."):
+        os.write(self.c_w, data)
+
+    def child_wait(self):
+        return os.read(self.c_r, 1)
+
+    def parent_send(self, data=b"."):
+        os.write(self.p_w, data)
+
+    def parent_wait(self):
+        return os.read(self.p_r, 1)
+
+    def close_child(self):
+        for fd in (self.c_r, self.c_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def close_parent(self):
+        for fd in (self.p_r, self.p_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def enter_new_userns(sync):
+    """Child side: unshare the user namespace, let the parent write the maps,
+    become root in it.  Raises OSError on failure."""
+    linux.unshare(linux.CLONE_NEWUSER)
+    sync.child_send(b"u")
+    if sync.child_wait() != b"m":
+        raise OSError(1, "parent could not write the id map")
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+def parent_map_child(sync, pid, idmap):
+    """Parent side of ``enter_new_userns``."""
+    if sync.parent_wait() != b"u":
+        return False       # the child failed before unshare; it reports why
+    try:
+        apply_id_map(pid, idmap)
+    except BaseException:
+        sync.parent_send(b"x")
+        raise
+    sync.parent_send(b"m")
+    return True
+
+
+def run_in_userns(func, *args, extra_flags=0, idmap=None):
+    """Run ``func(*args)`` as root of a new user namespace (with the user's
+    id map) in a forked child and return its result.  SandboxErrors raised
+    by ``func`` are raised again here; other exceptions become StoreError-
+    free HostErrors with their text."""
+    idmap = idmap or current_id_map()
+    sync = Sync()
+    res_r, res_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            sync.in_child()
+            os.close(res_r)
+            try:
+                enter_new_userns(sync)
+            except OSError as exc:
+                raise unshare_error(exc) if exc.errno in (1, 28, 22) else exc
+            if extra_flags:
+                linux.unshare(extra_flags)
+            try:
+                payload = pickle.dumps((True, func(*args)))
+            except SandboxError as exc:
+                payload = pickle.dumps((False, exc))
+                code = 1
+            except BaseException as exc:   # noqa: BLE001 - reported to parent
+                payload = pickle.dumps((False, HostError(
+                    "%s: %s" % (type(exc).__name__, exc))))
+                code = 1
+        except BaseException as exc:   # noqa: BLE001
+            try:
+                payload = pickle.dumps((False, exc if isinstance(exc, SandboxError)
+                                        else HostError(str(exc))))
+            except Exception:
+                payload = pickle.dumps((False, HostError(repr(exc))))
+            code = 1
+        try:
+            _write_all(res_w, struct.pack("!Q", len(payload)) + payload)
+        finally:
+            os._exit(code)
+    sync.in_parent()
+    os.close(res_w)
+    try:
+        parent_map_child(sync, pid, idmap)
+        data = _read_all(res_r)
+    finally:
+        os.close(res_r)
+        sync.close_parent()
+        os.waitpid(pid, 0)
+    if len(data) < 8:
+        raise HostError("helper process in the user namespace died")
+    ok, value = pickle.loads(data[8:])
+    if ok:
+        return value
+    raise value
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _read_all(fd):
+    chunks = []
+    while True:
+        b = os.read(fd, 1 << 16)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
