@@ -1,0 +1,373 @@
+"""Image verbs: images, load, import, rmi, tag, image {ls,inspect,rm,tag,
+load,import}.  Output follows Docker's (columns, messages, JSON keys)."""
+
+import datetime
+import json
+import sys
+
+from ..errors import Conflict, ImageNotFound, NotFound, SandboxError, UsageError
+
+
+def register(sub):
+    p = sub.add_parser("images", help="list images")
+    _ls_flags(p)
+    p = sub.add_parser("load", help="load images from a tar archive or stdin")
+    _load_flags(p)
+    p = sub.add_parser("import", help="create an image from a root filesystem tar")
+    _import_flags(p)
+    p = sub.add_parser("rmi", help="remove images")
+    _rm_flags(p)
+    p = sub.add_parser("tag", help="create a tag TARGET that refers to SOURCE")
+    _tag_flags(p)
+
+    img = sub.add_parser("image", help="manage images")
+    isub = img.add_subparsers(dest="image_verb", metavar="COMMAND")
+    _ls_flags(isub.add_parser("ls", aliases=["list"], help="list images"))
+    p = isub.add_parser("inspect", help="show images as JSON")
+    p.add_argument("-f", "--format", help="(not supported yet)")
+    p.add_argument("names", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_inspect)
+    _rm_flags(isub.add_parser("rm", aliases=["remove"], help="remove images"))
+    _tag_flags(isub.add_parser("tag", help="tag an image"))
+    _load_flags(isub.add_parser("load", help="load images from a tar archive"))
+    _import_flags(isub.add_parser("import", help="import a root filesystem tar"))
+
+
+def _ls_flags(p):
+    p.add_argument("-q", "--quiet", action="store_true", help="only show ids")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="show all images (there are no intermediate images)")
+    p.add_argument("--no-trunc", action="store_true", help="full image ids")
+    p.add_argument("repository", nargs="?", help="only this repository[:tag]")
+    p.set_defaults(func=cmd_images)
+
+
+def _load_flags(p):
+    p.add_argument("-i", "--input", help="read from a tar file, not stdin")
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress output")
+    p.set_defaults(func=cmd_load)
+
+
+def _import_flags(p):
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress output")
+    p.add_argument("-m", "--message", help="commit message for the image")
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="apply a Dockerfile instruction (CMD, ENV, ...)")
+    p.add_argument("source", metavar="FILE|-")
+    p.add_argument("name", nargs="?", metavar="REPOSITORY[:TAG]")
+    p.set_defaults(func=cmd_import)
+
+
+def _rm_flags(p):
+    p.add_argument("-f", "--force", action="store_true",
+                   help="remove even if a container uses it")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_rmi)
+
+
+def _tag_flags(p):
+    p.add_argument("source", metavar="SOURCE_IMAGE[:TAG]")
+    p.add_argument("target", metavar="TARGET_IMAGE[:TAG]")
+    p.set_defaults(func=cmd_tag)
+
+
+def _store(paths):
+    from ..image.store import Store
+    return Store(paths)
+
+
+# -- load / import ----------------------------------------------------------
+def cmd_load(args, paths):
+    from ..image import archive
+    if args.input:
+        source = args.input
+    else:
+        if sys.stdin.isatty():
+            raise UsageError("requested load from stdin, but stdin is empty",
+                             hint="sandbox load -i FILE, or pipe an archive in")
+        source = sys.stdin.buffer
+    try:
+        results = archive.load(_store(paths), source)
+    except FileNotFoundError as exc:
+        raise UsageError("cannot open %s: %s" % (exc.filename, exc.strerror)) from None
+    out = []
+    for image_id, tags, moved in results:
+        for tag, old in moved:
+            from ..image.reference import familiar_name
+            out.append("The image %s already exists, renaming the old one with "
+                       "ID %s to empty string" % (familiar_name(tag), old))
+        if tags:
+            out.extend("Loaded image: " + t.familiar_string() for t in tags)
+        else:
+            out.append("Loaded image ID: " + image_id)
+    if not args.quiet:
+        print("\n".join(out))
+    _gc_quietly(paths)
+
+
+def cmd_import(args, paths):
+    from ..image import archive
+    image_id, _ = archive.import_rootfs(_store(paths), args.source, args.name,
+                                        args.message, args.change)
+    print(image_id)
+    _gc_quietly(paths)
+
+
+def _gc_quietly(paths):
+    # A tag that moved may leave an untagged image whose layers nobody
+    # else uses; Docker keeps it as <none>, and so do we.  gc here only
+    # clears temp dirs of interrupted loads.
+    try:
+        _store(paths).gc()
+    except SandboxError:
+        pass
+
+
+# -- images ---------------------------------------------------------------
+def cmd_images(args, paths):
+    from ..image import reference
+    store = _store(paths)
+    repos = store.repositories()
+    want = None
+    if args.repository:
+        want = reference.parse(args.repository, default_tag=False)
+    rows = []
+    for image_id in store.image_ids():
+        try:
+            cfg = store.config(image_id)
+        except (NotFound, ValueError):
+            continue
+        tags = sorted(k for k, v in repos.items() if v == image_id)
+        created = _parse_time(cfg.get("created"))
+        size = store.size(image_id)
+        if not tags:
+            if want is None:
+                rows.append(("<none>", "<none>", image_id, created, size))
+            continue
+        for t in tags:
+            ref = reference.parse(t)
+            if want and (ref.name != want.name or (want.tag and ref.tag != want.tag)):
+                continue
+            rows.append((ref.familiar(), ref.tag or "<none>", image_id, created, size))
+    # Newest first, as Docker sorts.
+    rows.sort(key=lambda r: (r[3] or datetime.datetime.min.replace(
+        tzinfo=datetime.timezone.utc)), reverse=True)
+    if args.quiet:
+        for r in rows:
+            print(r[2] if args.no_trunc else r[2][7:19])
+        return
+    table = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
+    for repo, tag, image_id, created, size in rows:
+        table.append((repo, tag, image_id if args.no_trunc else image_id[7:19],
+                      created_since(created), human_size(size)))
+    print(tabulate(table))
+
+
+def tabulate(rows, minwidth=10, padding=3):
+    """Like Go's tabwriter as the docker CLI sets it up (minwidth 10,
+    padding 3): every column but the last is padded."""
+    widths = [max(minwidth, max(len(r[i]) for r in rows) + padding)
+              for i in range(len(rows[0]) - 1)]
+    return "\n".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1]
+                     for r in rows)
+
+
+def human_size(size):
+    """go-units HumanSizeWithPrecision(size, 3): decimal units."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    size = float(size)
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000
+        i += 1
+    return "%.3g%s" % (size, units[i])
+
+
+def _parse_time(s):
+    if not s or not isinstance(s, str):
+        return None
+    s = s.strip()
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    main, plus, tz = s.partition("+")
+    if not plus and s.count("-") > 2:
+        main, tz = s[:s.rfind("-")], s[s.rfind("-"):]
+        plus = ""
+    if "." in main:
+        head, _, frac = main.partition(".")
+        main = head + "." + frac[:6]      # Python takes microseconds at most
+    try:
+        return datetime.datetime.fromisoformat(main + (("+" + tz) if plus else tz))
+    except ValueError:
+        return None
+
+
+def human_duration(seconds):
+    """go-units HumanDuration."""
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 2:
+        return "1 second"
+    if seconds < 60:
+        return "%d seconds" % seconds
+    minutes = int(seconds // 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return "%d minutes" % minutes
+    hours = int(round(seconds / 3600))
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return "%d hours" % hours
+    if hours < 24 * 7 * 2:
+        return "%d days" % (hours // 24)
+    if hours < 24 * 30 * 2:
+        return "%d weeks" % (hours // 24 // 7)
+    if hours < 24 * 365 * 2:
+        return "%d months" % (hours // 24 // 30)
+    return "%d years" % (int(seconds // 3600) // 24 // 365)
+
+
+def created_since(created, now=None):
+    if created is None or created.year < 2:
+        return "N/A"
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return human_duration((now - created).total_seconds()) + " ago"
+
+
+# -- tag / rmi --------------------------------------------------------------
+def cmd_tag(args, paths):
+    from ..image import reference
+    target = reference.parse(args.target)
+    if target.digest:
+        raise UsageError("refusing to create a tag with a digest reference")
+    store = _store(paths)
+    store.tag(store.lookup(args.source), target)
+
+
+def _image_in_use(paths, image_id):
+    try:
+        from ..container.state import image_in_use
+    except ImportError:
+        # TODO: drop once helpers.container.state.image_in_use exists.
+        return False
+    return image_in_use(paths, image_id)
+
+
+def cmd_rmi(args, paths):
+    from ..image import reference
+    store = _store(paths)
+    errors = []
+    for name in args.images:
+        # Like Docker, go on with the other names after an error.
+        try:
+            for line in _rmi_one(store, paths, name, args.force, reference):
+                print(line, flush=True)
+        except SandboxError as exc:
+            errors.append(exc)
+    try:
+        store.gc()
+    except SandboxError:
+        pass
+    _raise_all(errors)
+
+
+def _raise_all(errors):
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise type(errors[-1])("\n".join(e.message for e in errors),
+                               exit_code=errors[-1].exit_code)
+
+
+def _rmi_one(store, paths, name, force, reference):
+    """Docker's ImageDelete: a name untags (and deletes the image once no
+    tag is left); an id deletes the image with all its tags."""
+    image_id = store.lookup(name)
+    bare = name[7:] if name.startswith("sha256:") else name
+    by_id = image_id[7:].startswith(bare) and not (
+        reference.is_reference(name) and
+        str(reference.parse(name)) in store.repositories())
+    in_use = _image_in_use(paths, image_id)
+    tags = store.names(image_id, full=True)
+    lines = []
+    if not by_id:
+        ref = reference.parse(name)
+        if in_use and not force:
+            raise Conflict(
+                "conflict: unable to remove repository reference %r (must "
+                "force) - container %s is using its referenced image %s"
+                % (name, _short(in_use), image_id[7:19]),
+                hint="remove the container first, or use -f")
+        store.untag(ref)
+        lines.append("Untagged: " + ref.familiar_string())
+        if len(tags) > 1:
+            return lines
+    else:
+        if len(tags) > 1 and not force:
+            raise Conflict("conflict: unable to delete %s (must be forced) - "
+                           "image is referenced in multiple repositories"
+                           % image_id[7:19], hint="use -f, or rmi each tag")
+        if in_use and not force:
+            raise Conflict("conflict: unable to delete %s (must be forced) - "
+                           "image is being used by container %s"
+                           % (image_id[7:19], _short(in_use)),
+                           hint="remove the container first, or use -f")
+    if in_use:
+        # Forced: untag, but keep the image record so that the container's
+        # layers stay (the garbage collector keeps what an image references).
+        for t in tags:
+            if by_id:
+                store.untag(reference.parse(t))
+                lines.append("Untagged: " + reference.familiar_name(t))
+        return lines
+    removed = store.delete_image(image_id)
+    lines.extend("Untagged: " + reference.familiar_name(t) for t in removed)
+    lines.append("Deleted: " + image_id)
+    return lines
+
+
+def _short(in_use):
+    # image_in_use returns the ids of the containers using the image.
+    if isinstance(in_use, (list, tuple)):
+        in_use = in_use[0] if in_use else ""
+    return in_use[:12] if isinstance(in_use, str) and in_use else "(unknown)"
+
+
+# -- inspect ----------------------------------------------------------------
+def cmd_inspect(args, paths):
+    if args.format:
+        raise UsageError("--format is not supported yet by image inspect")
+    store = _store(paths)
+    out, missing = [], []
+    for name in args.names:
+        try:
+            out.append(inspect_image(store, store.lookup(name)))
+        except ImageNotFound:
+            missing.append(name)
+    print(json.dumps(out, indent=4), flush=True)
+    _raise_all([ImageNotFound("No such image: %s" % n) for n in missing])
+
+
+def inspect_image(store, image_id):
+    """The object `docker image inspect` prints for one image."""
+    cfg = store.config(image_id)
+    return {
+        "Id": image_id,
+        "RepoTags": store.names(image_id),
+        "RepoDigests": [],
+        "Parent": cfg.get("parent", ""),
+        "Comment": cfg.get("comment", ""),
+        "Created": cfg.get("created", ""),
+        "DockerVersion": cfg.get("docker_version", ""),
+        "Author": cfg.get("author", ""),
+        "Config": cfg.get("config"),
+        "Architecture": cfg.get("architecture", ""),
+        "Variant": cfg.get("variant"),
+        "Os": cfg.get("os", ""),
+        "Size": store.size(image_id),
+        "RootFS": {"Type": (cfg.get("rootfs") or {}).get("type", "layers"),
+                   "Layers": store.diff_ids(image_id)},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }
