@@ -18,8 +18,17 @@ from .errors import SandboxError
 VERB_MODULES = ("images", "run", "info")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad flags; Docker exits 125."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.stderr.write("sandbox: %s\n  hint: see '%s --help'\n" % (message, self.prog))
+        sys.exit(125)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sandbox",
         description="Rootless, daemonless containers with Docker's verbs.")
     parser.add_argument("--version", action="version",
@@ -69,10 +78,3 @@ def report(exc):
         line += "\n  hint: " + exc.hint
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
-
-
-def usage_error(parser, message):
-    """argparse exits 2; Docker exits 125 for bad flags."""
-    parser.print_usage(sys.stderr)
-    sys.stderr.write("sandbox: %s\n" % message)
-    sys.exit(125)

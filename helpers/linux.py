@@ -168,3 +168,31 @@ def seccomp_set_filter(program):
     prog = _SockFprog(len(program), arr)
     _check(libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0,
                         ctypes.byref(prog)))
+
+
+# -- network interfaces -----------------------------------------------------
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+AF_INET = 2
+SOCK_DGRAM = 2
+SOCK_CLOEXEC = 0o2000000
+
+libc.socket.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
+libc.close.argtypes = [ctypes.c_int]
+
+
+def interface_up(name):
+    """Set IFF_UP on an interface (netdevice(7) SIOCGIFFLAGS/SIOCSIFFLAGS);
+    used for `lo` in a fresh network namespace without importing socket."""
+    fd = _check(libc.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0))
+    try:
+        ifr = ctypes.create_string_buffer(40)      # struct ifreq
+        ifr[:len(name)] = name.encode()
+        _check(libc.ioctl(fd, SIOCGIFFLAGS, ifr), name)
+        flags = int.from_bytes(ifr[16:18], "little") | IFF_UP
+        ifr[16:18] = flags.to_bytes(2, "little")
+        _check(libc.ioctl(fd, SIOCSIFFLAGS, ifr), name)
+    finally:
+        libc.close(fd)

@@ -78,7 +78,16 @@ def _subid_ranges(path, name, uid):
                         ranges.append((start, count))
     except OSError:
         pass
-    return ranges
+    # Overlapping ranges (a range added by hand over one useradd assigned)
+    # would make the kernel reject the whole map: merge them.
+    merged = []
+    for start, count in sorted(ranges):
+        if merged and start <= merged[-1][0] + merged[-1][1]:
+            last_start, last_count = merged[-1]
+            merged[-1] = (last_start, max(last_count, start + count - last_start))
+        else:
+            merged.append((start, count))
+    return merged
 
 
 def _have_helper(name):

@@ -1,0 +1,274 @@
+"""`sandbox run`: create a container from a local image and run it in the
+foreground.  The flow is DESIGN.md section 1 as straight-line code:
+validate -> image -> container record -> spec -> spawn -> record the end."""
+
+import os
+
+from ..errors import ImageNotFound, SandboxError, UsageError
+
+NETWORK_MODES = ("none", "host", "private")
+
+
+def register(sub):
+    # add_help=False: Docker's -h is --hostname; --help stays.
+    p = sub.add_parser("run", help="run a command in a new container",
+                       description="Run a command in a new container.",
+                       add_help=False)
+    p.add_argument("--help", action="help", help="show this help")
+    add_create_flags(p)
+    p.set_defaults(func=cmd_run)
+
+
+def add_create_flags(p):
+    p.add_argument("--rm", action="store_true",
+                   help="remove the container when it exits")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="keep stdin open and pass it to the container")
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="allocate a pseudo-terminal")
+    p.add_argument("--name", help="assign a name to the container")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
+                   help="set an environment variable (K alone: take it from "
+                        "this environment)")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="read environment variables from a file")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("-u", "--user", help="USER[:GROUP] (name or number)")
+    p.add_argument("--entrypoint", help="override the image's entrypoint")
+    p.add_argument("-h", "--hostname", help="container host name")
+    p.add_argument("--read-only", action="store_true",
+                   help="mount the root filesystem read-only")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]",
+                   help="mount a tmpfs")
+    p.add_argument("-v", "--volume", action="append", default=[],
+                   metavar="HOST:CTR[:ro]", help="bind-mount a host path")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                   help="add a capability (ALL for all)")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                   help="drop a capability (ALL for all)")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability of the user namespace, no masked "
+                        "paths, no seccomp filter")
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="no-new-privileges[:true|false], seccomp=unconfined")
+    p.add_argument("--network", "--net", default="private", metavar="MODE",
+                   help="none (only lo; the default until user-mode "
+                        "networking lands) or host")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("command", nargs="...", metavar="CMD")
+
+
+# ---------------------------------------------------------------------------
+def validate(args):
+    """Every flag checked before any side effect (house style 6)."""
+    from ..container import security, spec as spec_mod
+    if args.name is not None:
+        from ..container.state import valid_name
+        if not valid_name(args.name):
+            raise UsageError("invalid container name %r" % args.name,
+                             hint="only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if args.network == "private":
+        args.network = "none"
+    if args.network not in ("none", "host"):
+        raise UsageError("network %r not found" % args.network,
+                         hint="this version supports --network none and "
+                              "--network host")
+    nnp = False
+    seccomp = True
+    for opt in args.security_opt:
+        key, _, val = opt.replace("=", ":", 1).partition(":")
+        if key == "no-new-privileges" and val in ("", "true"):
+            nnp = True
+        elif key == "no-new-privileges" and val == "false":
+            nnp = False
+        elif key == "seccomp" and val == "unconfined":
+            seccomp = False
+        elif key in ("label", "apparmor") and val in ("disable", "unconfined"):
+            continue
+        else:
+            raise UsageError("invalid --security-opt %r" % opt,
+                             hint="supported: no-new-privileges, "
+                                  "seccomp=unconfined")
+    security.effective_caps(args.cap_add, args.cap_drop, args.privileged)
+    mounts = [spec_mod.parse_volume(v) for v in args.volume]
+    mounts += [spec_mod.parse_tmpfs(t) for t in args.tmpfs]
+    env = list(args.env)
+    for f in args.env_file:
+        env = spec_mod.parse_env_file(f) + env
+    if args.tty and args.interactive and not os.isatty(0):
+        raise UsageError("the input device is not a TTY",
+                         hint="drop -t when stdin is a pipe or file")
+    return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env}
+
+
+def cmd_run(args, paths):
+    checked = validate(args)
+    from ..image.store import Store
+    store = Store(paths)
+    try:
+        image_id = store.lookup(args.image)
+    except ImageNotFound:
+        raise SandboxError(
+            "Unable to find image '%s' locally" % _full_name(args.image),
+            hint="load it with `sandbox load -i FILE` or `sandbox import`; "
+                 "pulling from registries comes with `sandbox pull`") from None
+    container = create(paths, store, image_id, args, checked)
+    return start_foreground(paths, container, args)
+
+
+def _full_name(name):
+    try:
+        from ..image.reference import parse
+        return str(parse(name))
+    except SandboxError:
+        return name
+
+
+def create(paths, store, image_id, args, checked):
+    """Write the container record and its spec; return a dict describing
+    it.  On failure, nothing of the container stays behind."""
+    from .. import fsutil
+    from ..container import rootfs, spec as spec_mod, state
+    from ..userns import current_id_map, single_map_hint
+    from ..errors import warn
+
+    config = store.config(image_id)
+    layers = store.layer_dirs(image_id)
+    idmap = current_id_map()
+    if idmap.single:
+        warn("this user has no subordinate id range: the container gets a "
+             "single-id user namespace, so only root exists inside and "
+             "chown to another user will fail",
+             hint=single_map_hint(), once_key="single-map")
+    driver = rootfs.choose_driver(paths)
+
+    cid = state.new_id()
+    name = args.name or state.generate_name(paths)
+    os.makedirs(paths.containers, exist_ok=True)
+    state.reserve_name(paths, name, cid)
+    cdir = paths.container(cid)
+    try:
+        os.mkdir(cdir, 0o700)
+        for d in ("upper", "work", "rootfs"):
+            os.mkdir(os.path.join(cdir, d), 0o755)
+        img_cfg = config.get("config") or {}
+        user_spec = args.user if args.user is not None else img_cfg.get("User", "")
+        user, home = spec_mod.resolve_user(user_spec, layers)
+        hostname = args.hostname or (os.uname().nodename if args.network == "host"
+                                     else cid[:12])
+        env = spec_mod.merge_env(img_cfg.get("Env"), checked["env"])
+        keys = {e.partition("=")[0] for e in env}
+        extra = ["HOSTNAME=" + hostname]
+        if "HOME" not in keys:
+            extra.append("HOME=" + home)
+        if args.tty and "TERM" not in keys:
+            extra.append("TERM=xterm")
+        env = [e for e in env if not e.startswith("HOSTNAME=")] + \
+            [e for e in extra if e.partition("=")[0] not in keys or
+             e.startswith("HOSTNAME=")]
+        _write_etc_files(cdir, hostname, args.network)
+        annotations = {"io.sandbox.name": name, "io.sandbox.image": image_id,
+                       "io.sandbox.driver": driver}
+        spec = spec_mod.build(
+            image_config=config, args=args.command or None,
+            entrypoint=args.entrypoint, user=user, workdir=args.workdir,
+            env=env, hostname=hostname, tty=args.tty, stdin=args.interactive,
+            read_only=args.read_only, mounts=checked["mounts"],
+            cap_add=args.cap_add, cap_drop=args.cap_drop,
+            privileged=args.privileged, no_new_privileges=checked["nnp"],
+            network=args.network, idmap=idmap,
+            rootfs=os.path.join(cdir, "rootfs"), annotations=annotations)
+        if not checked["seccomp"]:
+            spec["linux"].pop("seccomp", None)
+        # Container records are private to one container: atomic rename is
+        # enough, fsync would only slow the start (nothing else reads them
+        # before the container runs).
+        fsutil.write_json(os.path.join(cdir, "config.json"), spec)
+        record = {
+            "Id": cid, "Name": name, "Image": image_id,
+            "ImageName": args.image, "Created": state.now_iso(),
+            "Driver": driver, "Status": "created", "Pid": 0, "ExitCode": 0,
+            "StartedAt": None, "FinishedAt": None, "AutoRemove": bool(args.rm),
+            "NetworkMode": args.network, "Error": "",
+        }
+        state.write_state(paths, cid, record)
+    except BaseException:
+        state.release_name(paths, name, cid)
+        try:
+            state.remove_tree(paths, cid)
+        except SandboxError:
+            pass
+        raise
+    return {"id": cid, "name": name, "spec": spec, "layers": layers,
+            "driver": driver, "idmap": idmap, "dir": cdir}
+
+
+def _write_etc_files(cdir, hostname, network):
+    from .. import fsutil
+    if network == "host":
+        hosts = _read("/etc/hosts")
+    else:
+        hosts = ("127.0.0.1\tlocalhost\n"
+                 "::1\tlocalhost ip6-localhost ip6-loopback\n"
+                 "127.0.1.1\t%s\n" % hostname)
+    fsutil.atomic_write(os.path.join(cdir, "hosts"), hosts)
+    fsutil.atomic_write(os.path.join(cdir, "hostname"), hostname + "\n")
+    fsutil.atomic_write(os.path.join(cdir, "resolv.conf"), _resolv_conf())
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _resolv_conf():
+    """The host's resolv.conf without loopback name servers (unreachable
+    from a private network namespace), as Docker does."""
+    out = []
+    for line in _read("/etc/resolv.conf").splitlines():
+        fields = line.split()
+        if fields[:1] == ["nameserver"] and len(fields) > 1 and (
+                fields[1].startswith("127.") or fields[1] == "::1"):
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def start_foreground(paths, container, args):
+    from ..container import runtime, state
+    cid = container["id"]
+    launch = runtime.Launch(container["spec"], container["dir"],
+                            container["layers"], container["driver"],
+                            container["idmap"], autoremove=args.rm,
+                            debug=getattr(args, "debug", False))
+
+    def started(pid):
+        if not args.rm:
+            state.update_state(paths, cid, Status="running", Pid=pid,
+                               StartedAt=state.now_iso())
+
+    try:
+        code = runtime.run(launch, on_started=started)
+    except SandboxError as exc:
+        _finish(paths, container, args, exc.exit_code, error=exc.message)
+        raise
+    _finish(paths, container, args, code)
+    return code
+
+
+def _finish(paths, container, args, code, error=""):
+    from ..container import state
+    cid = container["id"]
+    if args.rm:
+        state.release_name(paths, container["name"], cid)
+        if os.path.exists(container["dir"]):
+            state.remove_tree(paths, cid)
+        return
+    try:
+        state.update_state(paths, cid, Status="exited", Pid=0, ExitCode=code,
+                           FinishedAt=state.now_iso(), Error=error)
+    except SandboxError:
+        pass

@@ -1,0 +1,283 @@
+"""The container's root filesystem from image layers: the storage drivers.
+
+- ``overlay``: the kernel's overlayfs, mounted inside the user namespace
+  (allowed since Linux 5.11) with ``userxattr`` so that opaque directories
+  are read from ``user.overlay.opaque`` (Documentation/filesystems/
+  overlayfs.rst, "Permission model" and "User xattr").
+- ``fuse-overlayfs``: the same layout served by the FUSE daemon, for kernels
+  that refuse overlay in a user namespace; needs /dev/fuse usable.
+- ``vfs``: the layers copied into one directory, whiteouts applied: slow but
+  works everywhere.
+
+The driver is probed once per store and remembered in settings.json; a
+container keeps the driver it was created with (upper/ layouts differ).
+Everything here except ``choose_driver`` runs inside the container's user
+and mount namespaces, as root there.
+"""
+
+import errno
+import os
+import stat
+
+from .. import fsutil, linux
+from ..errors import HostError
+
+DRIVERS = ("overlay", "fuse-overlayfs", "vfs")
+
+
+def overlay_options(layers, upper, work):
+    # lowerdir lists the top layer first (overlayfs.rst "Multiple lower
+    # layers").  Paths are made relative to the layers' common parent, which
+    # the caller chdirs into, to stay under the one-page limit of mount data.
+    lower = ":".join(reversed(layers))
+    return "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work)
+
+
+def mount_overlay(layers, upper, work, target):
+    if not layers:
+        # overlay needs at least one lower dir: an empty one will do.
+        empty = os.path.join(os.path.dirname(upper), "empty")
+        os.makedirs(empty, exist_ok=True)
+        layers = [empty]
+    common = os.path.commonpath([os.path.dirname(p) for p in layers])
+    rel = [os.path.relpath(p, common) for p in layers]
+    cwd = os.getcwd()
+    os.chdir(common)
+    try:
+        data = overlay_options(rel, upper, work) + ",userxattr"
+        linux.mount("overlay", target, "overlay", 0, data)
+    finally:
+        os.chdir(cwd)
+
+
+def mount_fuse_overlayfs(layers, upper, work, target):
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        raise fuse_unusable()
+    binary = find_program("fuse-overlayfs")
+    if binary is None:
+        raise HostError("fuse-overlayfs is not installed",
+                        hint="apt-get install fuse-overlayfs, or use "
+                             "--storage-driver overlay or vfs")
+    if not layers:
+        empty = os.path.join(os.path.dirname(upper), "empty")
+        os.makedirs(empty, exist_ok=True)
+        layers = [empty]
+    from ..proc import run_checked
+    # fuse-overlayfs daemonizes once the mount is up; the daemon lives in
+    # this mount namespace and exits when the mount is detached at teardown.
+    run_checked([binary, "-o", overlay_options(layers, upper, work), target])
+
+
+def fuse_unusable():
+    mode = ""
+    try:
+        mode = " (mode %04o)" % stat.S_IMODE(os.stat("/dev/fuse").st_mode)
+    except OSError:
+        pass
+    return HostError("/dev/fuse is not usable by this user%s" % mode,
+                     hint="as root: chmod 0666 /dev/fuse (the default on "
+                          "Debian, Fedora and Ubuntu), or modprobe fuse")
+
+
+def find_program(name):
+    for d in ("/usr/bin", "/bin", "/usr/local/bin", "/usr/sbin", "/sbin"):
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+# -- vfs: copy the layers, applying whiteouts --------------------------------
+def is_whiteout(st):
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path):
+    try:
+        return os.getxattr(path, "user.overlay.opaque",
+                           follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def copy_layers(layers, target):
+    """Merge ``layers`` (bottom first) into ``target`` as overlay would show
+    them.  Owners, modes, xattrs, hardlinks and times are kept."""
+    for layer in layers:
+        _merge(layer, target)
+
+
+def _merge(src_root, dst_root):
+    links = {}
+    dirs = []
+    for src_dir, subdirs, files in os.walk(src_root):
+        rel = os.path.relpath(src_dir, src_root)
+        dst_dir = os.path.normpath(os.path.join(dst_root, rel))
+        if rel != ".":
+            st = os.lstat(src_dir)
+            if os.path.lexists(dst_dir) and not (os.path.isdir(dst_dir) and
+                                                 not os.path.islink(dst_dir)):
+                fsutil.rmtree(dst_dir)
+            if is_opaque(src_dir):
+                fsutil.rmtree(dst_dir)
+            if not os.path.lexists(dst_dir):
+                os.mkdir(dst_dir, 0o700)
+            _copy_meta(src_dir, dst_dir, st)
+            dirs.append((src_dir, dst_dir, st))
+        for name in files + [d for d in subdirs if os.path.islink(os.path.join(src_dir, d))]:
+            s = os.path.join(src_dir, name)
+            d = os.path.join(dst_dir, name)
+            st = os.lstat(s)
+            if os.path.lexists(d):
+                fsutil.rmtree(d)
+            if is_whiteout(st):
+                continue
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in links:
+                os.link(links[key], d)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(s), d)
+            elif stat.S_ISREG(st.st_mode):
+                _copy_file(s, d)
+            elif stat.S_ISFIFO(st.st_mode):
+                os.mkfifo(d)
+            else:
+                continue
+            _copy_meta(s, d, st)
+            if st.st_nlink > 1:
+                links[key] = d
+    for s, d, st in reversed(dirs):
+        os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _copy_file(src, dst):
+    with open(src, "rb") as fi:
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            size = os.fstat(fi.fileno()).st_size
+            offset = 0
+            while offset < size:
+                n = os.copy_file_range(fi.fileno(), fd, size - offset)
+                if n == 0:
+                    break
+                offset += n
+        finally:
+            os.close(fd)
+
+
+def _copy_meta(src, dst, st):
+    link = stat.S_ISLNK(st.st_mode)
+    try:
+        for name in os.listxattr(src, follow_symlinks=False):
+            if name.startswith("user.overlay."):
+                continue
+            try:
+                os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False),
+                            follow_symlinks=False)
+            except OSError:
+                pass
+    except OSError:
+        pass
+    os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+    if not link:
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+# -- driver choice ----------------------------------------------------------
+def _probe_overlay(scratch):
+    """Runs in a user+mount namespace: can the kernel mount overlay here?"""
+    lower = os.path.join(scratch, "l")
+    upper = os.path.join(scratch, "u")
+    work = os.path.join(scratch, "w")
+    merged = os.path.join(scratch, "m")
+    for d in (lower, upper, work, merged):
+        os.makedirs(d, exist_ok=True)
+    try:
+        linux.mount("overlay", merged, "overlay", 0,
+                    "lowerdir=%s,upperdir=%s,workdir=%s,userxattr" % (lower, upper, work))
+    except OSError as exc:
+        return "overlay: %s" % exc.strerror
+    linux.umount2(merged, linux.MNT_DETACH)
+    return None
+
+
+def choose_driver(paths):
+    """The storage driver for new containers: forced by --storage-driver
+    ($SANDBOX_STORAGE_DRIVER), else remembered, else probed now."""
+    forced = os.environ.get("SANDBOX_STORAGE_DRIVER")
+    if forced:
+        if forced not in DRIVERS:
+            from ..errors import UsageError
+            raise UsageError("unknown storage driver %r" % forced,
+                             hint="one of: " + ", ".join(DRIVERS))
+        return forced
+    settings = fsutil.read_json(paths.settings, default={})
+    if settings.get("storage_driver") in DRIVERS:
+        return settings["storage_driver"]
+    driver, _ = probe_driver(paths)
+    os.makedirs(paths.root, exist_ok=True)
+    with fsutil.locked(paths.store_lock):
+        settings = fsutil.read_json(paths.settings, default={})
+        settings["storage_driver"] = driver
+        fsutil.write_json(paths.settings, settings)
+    return driver
+
+
+def probe_driver(paths):
+    """(driver, reasons the better ones were passed over)."""
+    from ..userns import run_in_userns
+    reasons = []
+    os.makedirs(paths.tmp, exist_ok=True)
+    import tempfile
+    scratch = tempfile.mkdtemp(prefix="probe-", dir=paths.tmp)
+    try:
+        why = run_in_userns(_probe_overlay, scratch, extra_flags=linux.CLONE_NEWNS)
+    finally:
+        fsutil.rmtree(scratch)
+    if why is None:
+        return "overlay", reasons
+    reasons.append(why)
+    if find_program("fuse-overlayfs") and os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "fuse-overlayfs", reasons
+    reasons.append("fuse-overlayfs: %s" % (
+        "not installed" if not find_program("fuse-overlayfs")
+        else "/dev/fuse not accessible"))
+    return "vfs", reasons
+
+
+def mount_rootfs(driver, layers, cdir, target):
+    """Make ``target`` the container's root filesystem (inside the
+    container's mount namespace).  ``cdir`` is the container directory with
+    upper/ and work/ (overlay drivers) or the copied tree (vfs)."""
+    upper = os.path.join(cdir, "upper")
+    work = os.path.join(cdir, "work")
+    if driver == "overlay":
+        try:
+            mount_overlay(layers, upper, work, target)
+        except OSError as exc:
+            raise HostError("cannot mount overlayfs: %s" % exc.strerror,
+                            hint="this kernel may not allow overlay in a user "
+                                 "namespace (needs Linux 5.11+): use "
+                                 "--storage-driver fuse-overlayfs or vfs")
+    elif driver == "fuse-overlayfs":
+        mount_fuse_overlayfs(layers, upper, work, target)
+    else:
+        marker = os.path.join(cdir, ".vfs-complete")
+        if not os.path.exists(marker):
+            # First start: copy once; the tree then is the container's
+            # writable layer, like Docker's vfs driver.
+            copy_layers(layers, target)
+            with open(marker, "w"):
+                pass
+        # pivot_root needs a mount point: bind the tree onto itself.
+        linux.mount(target, target, None, linux.MS_BIND | linux.MS_REC)
+
+
+def unmount_rootfs(target):
+    try:
+        linux.umount2(target, linux.MNT_DETACH)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):
+            raise

@@ -1,0 +1,631 @@
+"""Spawn a container from its OCI spec: user namespace -> id maps -> the
+other namespaces -> root filesystem -> pivot_root -> security -> exec.
+
+Three processes take part:
+
+  P  the caller (``sandbox run``): writes the id maps from the host side,
+     forwards signals, relays the terminal, collects the exit code.
+  C  forked from P: unshares the user namespace, then mount, UTS, IPC,
+     cgroup, network and PID namespaces; mounts the root filesystem; forks G;
+     waits for it; tears down (and removes the container for --rm) as root
+     of the user namespace, where files owned by subordinate ids can be
+     deleted.
+  G  forked from C: PID 1 of the new PID namespace.  Mounts /proc, /dev,
+     /sys and volumes, pivots, applies the security settings and execs the
+     command.
+
+Errors in C or G travel to P over a close-on-exec pipe ("code NUL message
+NUL hint"); EOF on that pipe means the exec succeeded.  Children leave only
+through os._exit (house style 5).
+"""
+
+import errno
+import os
+import signal
+import stat
+import sys
+
+from .. import fsutil, linux
+from ..errors import (CannotExecute, CommandNotFound, HostError, SandboxError,
+                      UsageError)
+from ..userns import Sync, enter_new_userns, parent_map_child, unshare_error
+from . import rootfs as rootfs_mod
+from . import security
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                     signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+# Host device nodes bind-mounted into the container's tmpfs /dev (a user
+# namespace cannot mknod real devices).
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
+                ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"),
+                ("pts/ptmx", "ptmx"))
+
+_FLAG_OPTS = {"ro": linux.MS_RDONLY, "nosuid": linux.MS_NOSUID,
+              "nodev": linux.MS_NODEV, "noexec": linux.MS_NOEXEC,
+              "strictatime": linux.MS_STRICTATIME, "noatime": linux.MS_NOATIME,
+              "bind": linux.MS_BIND, "rbind": linux.MS_BIND | linux.MS_REC}
+_IGNORED_OPTS = ("rw", "suid", "dev", "exec", "private", "rprivate", "relatime")
+
+
+class Launch:
+    """Everything the runtime needs, derived from the spec and the store."""
+
+    def __init__(self, spec, cdir, layers, driver, idmap, autoremove=False,
+                 debug=False):
+        self.spec = spec
+        self.cdir = cdir
+        self.layers = layers
+        self.driver = driver
+        self.idmap = idmap
+        self.autoremove = autoremove
+        self.debug = debug
+        self.rootfs = spec["root"]["path"]
+        self.tty = spec["process"].get("terminal", False)
+        self.stdin = spec.get("annotations", {}).get("io.sandbox.stdin") == "true"
+        ns = {n["type"] for n in spec["linux"]["namespaces"]}
+        self.new_net = "network" in ns
+
+
+# ---------------------------------------------------------------------------
+# P: the caller
+# ---------------------------------------------------------------------------
+def run(launch, on_started=None):
+    """Run the container in the foreground; returns its exit code (Docker's
+    convention: 128+N for death by signal N).  ``on_started(pid)`` is called
+    once the command has been exec'd."""
+    sync = Sync()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    master = slave = None
+    if launch.tty:
+        master, slave = os.openpty()
+        _copy_winsize(master)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    cpid = os.fork()
+    if cpid == 0:
+        _child_c(launch, sync, err_w, pid_w, master, slave)   # never returns
+    sync.in_parent()
+    os.close(err_w)
+    os.close(pid_w)
+    if slave is not None:
+        os.close(slave)
+    try:
+        parent_map_child(sync, cpid, launch.idmap)
+    except BaseException:
+        _kill_wait(cpid)
+        raise
+    finally:
+        sync.close_parent()
+    gpid = _read_int(pid_r)
+    os.close(pid_r)
+    old_handlers = {}
+    if gpid:
+        def forward(signum, _frame):
+            try:
+                os.kill(gpid, signum)
+            except ProcessLookupError:
+                pass
+        for s in FORWARDED_SIGNALS:
+            old_handlers[s] = signal.signal(s, forward)
+    try:
+        failure = _read_all(err_r)
+        os.close(err_r)
+        if failure:
+            _wait(cpid)
+            raise _decode_failure(failure)
+        if on_started and gpid:
+            on_started(gpid)
+        if master is not None:
+            from .terminal import relay
+            relay(master, forward_stdin=launch.stdin)
+        return _wait(cpid)
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        if master is not None:
+            os.close(master)
+
+
+def _wait(pid):
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except ChildProcessError:
+            return 125
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _kill_wait(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _wait(pid)
+
+
+def _read_int(fd):
+    data = b""
+    while True:
+        chunk = os.read(fd, 32)
+        if not chunk:
+            break
+        data += chunk
+    try:
+        return int(data)
+    except ValueError:
+        return 0
+
+
+def _read_all(fd):
+    out = b""
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return out
+        out += chunk
+
+
+def _decode_failure(data):
+    parts = data.decode(errors="replace").split("\0")
+    while len(parts) < 3:
+        parts.append("")
+    code, message, hint = parts[0], parts[1], parts[2]
+    code = int(code) if code.isdigit() else 125
+    cls = {126: CannotExecute, 127: CommandNotFound}.get(code, SandboxError)
+    return cls(message, hint=hint or None, exit_code=code)
+
+
+def _report(fd, exc):
+    """Child side: send an error to P (best effort; we are about to exit)."""
+    if isinstance(exc, SandboxError):
+        code, msg, hint = exc.exit_code, exc.message, exc.hint or ""
+    elif isinstance(exc, OSError):
+        code, msg, hint = 125, _oserror_text(exc), ""
+    else:
+        code, msg, hint = 125, "%s: %s" % (type(exc).__name__, exc), ""
+    try:
+        os.write(fd, ("%d\0%s\0%s" % (code, msg, hint)).encode(errors="replace"))
+    except OSError:
+        pass
+    return code
+
+
+def _oserror_text(exc):
+    if exc.filename:
+        return "%s: %s" % (exc.filename if isinstance(exc.filename, str)
+                           else os.fsdecode(exc.filename), exc.strerror)
+    return exc.strerror or str(exc)
+
+
+def _copy_winsize(master):
+    import fcntl
+    import termios
+    for fd in (0, 1, 2):
+        if os.isatty(fd):
+            try:
+                ws = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+                fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+                return
+            except OSError:
+                continue
+
+
+# ---------------------------------------------------------------------------
+# C: namespaces and root filesystem
+# ---------------------------------------------------------------------------
+def _child_c(launch, sync, err_w, pid_w, master, slave):
+    code = 125
+    try:
+        # Die with P: a foreground container must not outlive its CLI.
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        # Out of the terminal's foreground process group: Ctrl-C and friends
+        # reach P, which forwards them to G; C must live on to tear down.
+        # (Ignoring them instead would leak SIG_IGN into helpers we spawn.)
+        os.setpgid(0, 0)
+        sync.in_child()
+        if master is not None:
+            os.close(master)
+        try:
+            enter_new_userns(sync)
+        except OSError as exc:
+            raise unshare_error(exc) if exc.errno in (errno.EPERM, errno.ENOSPC,
+                                                      errno.EINVAL) else exc
+        finally:
+            sync.close_child()
+        flags = (linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC |
+                 linux.CLONE_NEWCGROUP)
+        if launch.new_net:
+            flags |= linux.CLONE_NEWNET
+        linux.unshare(flags)
+        # Private propagation before any mount, so nothing leaks to the host.
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        os.makedirs(launch.rootfs, exist_ok=True)
+        rootfs_mod.mount_rootfs(launch.driver, launch.layers, launch.cdir,
+                                launch.rootfs)
+        # The PID namespace last: its first child becomes PID 1, so no helper
+        # (fuse-overlayfs) may be forked after this.
+        linux.unshare(linux.CLONE_NEWPID)
+        sys.stdout.flush()
+        gpid = os.fork()
+        if gpid == 0:
+            os.close(pid_w)
+            _child_g(launch, err_w, slave)     # never returns
+        os.write(pid_w, str(gpid).encode())
+        os.close(pid_w)
+        # Only G keeps the error pipe: EOF tells P the exec happened.
+        os.close(err_w)
+        err_w = None
+        if slave is not None:
+            os.close(slave)
+        for fd in (0, 1, 2):
+            # C does not read or write the container's stdio: keep a pipe or
+            # terminal from seeing C as a reader/writer after G is gone.
+            if fd != 2:
+                _devnull_onto(fd)
+        code = _wait(gpid)
+        _teardown(launch)
+    except BaseException as exc:   # noqa: BLE001 - reported to P
+        if err_w is not None:
+            code = _report(err_w, exc)
+        try:
+            _teardown(launch)
+        except BaseException:      # noqa: BLE001
+            pass
+    finally:
+        os._exit(code)
+
+
+def _devnull_onto(fd):
+    nul = os.open("/dev/null", os.O_RDWR)
+    os.dup2(nul, fd)
+    os.close(nul)
+
+
+def _teardown(launch):
+    # Detach the root filesystem first: for fuse-overlayfs this ends the
+    # daemon, which lives in this mount namespace.
+    rootfs_mod.unmount_rootfs(launch.rootfs)
+    if launch.autoremove:
+        # As root of the user namespace: upper/ holds files owned by
+        # subordinate ids that the plain user could not delete.
+        fsutil.rmtree(launch.cdir)
+
+
+# ---------------------------------------------------------------------------
+# G: PID 1 of the container
+# ---------------------------------------------------------------------------
+def _child_g(launch, err_w, slave):
+    try:
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        _setup_stdio(launch, slave)
+        spec = launch.spec
+        root = launch.rootfs
+        process = spec["process"]
+        # A mount namespace of G's own: pivot_root moves the root of every
+        # process in the namespace, and C and the fuse-overlayfs daemon must
+        # keep the host's (the daemon reads the layers by their host paths,
+        # C removes the container directory at the end).
+        linux.unshare(linux.CLONE_NEWNS)
+        # Step 1: mounts inside the new root, parents first (before the
+        # pivot because host device nodes and volume sources must still be
+        # reachable by their host paths).
+        for op in plan_mounts(spec, root, launch):
+            if launch.debug:
+                os.write(2, ("sandbox: mount %s\n" % (op,)).encode())
+            op.execute()
+        # Step 2: the working directory must exist (Docker creates it).
+        cwd = process.get("cwd") or "/"
+        cwd_host = fsutil.resolve_in_root(root, cwd)
+        if not os.path.isdir(cwd_host):
+            os.makedirs(cwd_host, exist_ok=True)
+        # Step 3: pivot_root(".", ".") stacks the old root under the new one;
+        # detaching it leaves no path back to the host (runc's approach).
+        os.chdir(root)
+        linux.pivot_root(".", ".")
+        linux.umount2(".", linux.MNT_DETACH)
+        os.chdir("/")
+        # Step 4: masked and read-only paths, after /proc and /sys exist.
+        linux_cfg = spec.get("linux", {})
+        for path in linux_cfg.get("maskedPaths", []):
+            _mask(path)
+        for path in linux_cfg.get("readonlyPaths", []):
+            _make_readonly(path)
+        if spec["root"].get("readonly"):
+            _remount_readonly("/")
+        # Step 5: identity of the container.
+        if spec.get("hostname"):
+            linux.sethostname(spec["hostname"])
+        if launch.new_net:
+            linux.interface_up("lo")
+        # Step 6: security, in the only order that works: no_new_privs and
+        # seccomp while we still hold CAP_SYS_ADMIN (seccomp(2) needs it or
+        # no_new_privs), the bounding set before setuid (PR_CAPBSET_DROP
+        # needs CAP_SETPCAP), the user, then the final capability sets.
+        if process.get("noNewPrivileges"):
+            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        if "seccomp" in linux_cfg and os.uname().machine == "x86_64":
+            linux.seccomp_set_filter(security.seccomp_program())
+        caps = process.get("capabilities", {})
+        keep = security.cap_mask(caps.get("bounding", []))
+        last = linux.cap_last_cap()
+        for cap in range(last + 1):
+            if not keep & (1 << cap):
+                linux.capbset_drop(cap)
+        # Inheritable emptied now: setuid to a non-root user clears only the
+        # effective and permitted sets, and a non-empty inheritable set lets
+        # file capabilities escalate (CVE-2022-24769, fixed the same way in
+        # moby and runc).
+        everything = (1 << (last + 1)) - 1
+        linux.capset(everything, everything, 0)
+        _set_user(process.get("user", {}), launch.idmap)
+        if process.get("user", {}).get("uid", 0) == 0:
+            mask = security.cap_mask(caps.get("effective", []))
+            linux.capset(mask, mask, 0)
+        linux.cap_ambient_clear()
+        os.chdir(cwd)
+        env = process.get("env", [])
+        path = _find_executable(process["args"][0], env)
+        for s in range(1, signal.NSIG):
+            try:
+                signal.signal(s, signal.SIG_DFL)
+            except (OSError, ValueError, RuntimeError):
+                pass
+        os.execve(path, process["args"], _env_dict(env))
+    except OSError as exc:
+        code = _report(err_w, _exec_error(exc))
+        os._exit(code)
+    except BaseException as exc:   # noqa: BLE001 - reported to P
+        code = _report(err_w, exc)
+        os._exit(code)
+    os._exit(125)
+
+
+def _exec_error(exc):
+    """Docker's exit codes: 127 when the command is missing, 126 when it
+    exists but cannot run; anything else is a setup failure (125)."""
+    if getattr(exc, "sandbox_exec", False):
+        name = exc.filename
+        if exc.errno == errno.ENOENT:
+            return CommandNotFound(
+                'exec: "%s": no such file or directory' % name,
+                hint="check the command and the image's PATH")
+        if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.EPERM):
+            return CannotExecute('exec: "%s": %s' % (name, exc.strerror),
+                                 hint="the file is not executable in the container")
+    return HostError("container setup failed: " + _oserror_text(exc))
+
+
+def _env_dict(env):
+    out = {}
+    for item in env:
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+def _find_executable(name, env):
+    """Resolve the command with the container's PATH, after the pivot (so
+    the lookup sees the container's files, never the host's)."""
+    if "/" in name:
+        if not os.path.exists(name):
+            err = OSError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+            err.sandbox_exec = True
+            raise err
+        if os.path.isdir(name) or not os.access(name, os.X_OK):
+            err = OSError(errno.EACCES, "permission denied", name)
+            err.sandbox_exec = True
+            raise err
+        return name
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    for item in env:
+        if item.startswith("PATH="):
+            path = item[5:]
+    denied = None
+    for d in path.split(":"):
+        cand = os.path.join(d or ".", name)
+        if os.path.isfile(cand):
+            if os.access(cand, os.X_OK):
+                return cand
+            denied = cand
+    if denied:
+        err = OSError(errno.EACCES, "permission denied", denied)
+        err.sandbox_exec = True
+        raise err
+    raise CommandNotFound('exec: "%s": executable file not found in $PATH' % name,
+                          hint="check the command name, or the image's PATH")
+
+
+def _setup_stdio(launch, slave):
+    os.setsid()
+    if slave is not None:
+        import fcntl
+        import termios
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for fd in (0, 1, 2):
+            os.dup2(slave, fd)
+        os.close(slave)
+    if not launch.stdin and slave is None:
+        _devnull_onto(0)
+
+
+def _set_user(user, idmap):
+    uid = user.get("uid", 0)
+    gid = user.get("gid", 0)
+    extra = user.get("additionalGids", [])
+    if not idmap.has_uid(uid) or not idmap.has_gid(gid):
+        raise UsageError(
+            "user %d:%d is not mapped in this user namespace" % (uid, gid),
+            hint="this user has no /etc/subuid range large enough; "
+                 "only uid 0 exists in a single-id map")
+    if not idmap.single:
+        os.setgroups([g for g in extra if idmap.has_gid(g)])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+
+
+def _statvfs_flags(path):
+    """Per-mount flags to keep on a remount: in a user namespace the kernel
+    refuses to clear nosuid/nodev/noexec/atime flags of mounts that came from
+    the host (they are locked, see mount_namespaces(7))."""
+    f = os.statvfs(path).f_flag
+    flags = 0
+    for st_bit, ms_bit in ((os.ST_NOSUID, linux.MS_NOSUID),
+                           (os.ST_NODEV, linux.MS_NODEV),
+                           (os.ST_NOEXEC, linux.MS_NOEXEC),
+                           (os.ST_NOATIME, linux.MS_NOATIME),
+                           (os.ST_RELATIME, 1 << 21)):
+        if f & st_bit:
+            flags |= ms_bit
+    return flags
+
+
+def _remount_readonly(path):
+    linux.mount(None, path, None, linux.MS_BIND | linux.MS_REMOUNT |
+                linux.MS_RDONLY | _statvfs_flags(path))
+
+
+def _make_readonly(path):
+    try:
+        linux.mount(path, path, None, linux.MS_BIND | linux.MS_REC)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return
+        raise
+    _remount_readonly(path)
+
+
+def _mask(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        linux.mount("tmpfs", path, "tmpfs", linux.MS_RDONLY)
+    else:
+        linux.mount("/dev/null", path, None, linux.MS_BIND)
+
+
+# ---------------------------------------------------------------------------
+# Filesystem setup as data (house style 4)
+# ---------------------------------------------------------------------------
+class MountOp:
+    """One mount in the container's root: validated and sorted before any
+    of them runs; ``--debug`` prints them."""
+
+    def __init__(self, kind, target, source=None, fstype=None, flags=0,
+                 data=None, is_file=False, readonly=False):
+        self.kind = kind
+        self.target = target        # host path inside the new root
+        self.source = source
+        self.fstype = fstype
+        self.flags = flags
+        self.data = data
+        self.is_file = is_file
+        self.readonly = readonly
+
+    def __repr__(self):
+        return "%s %s -> %s (%s)" % (self.kind, self.source, self.target,
+                                     self.data or "")
+
+    def _make_target(self):
+        if self.is_file:
+            if not os.path.lexists(self.target):
+                os.makedirs(os.path.dirname(self.target), exist_ok=True)
+                os.close(os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        elif not os.path.isdir(self.target):
+            if os.path.lexists(self.target) and not os.path.islink(self.target):
+                raise HostError("cannot mount on %s: not a directory" % self.target)
+            os.makedirs(self.target, exist_ok=True)
+
+    def execute(self):
+        if self.kind == "symlink":
+            if not os.path.lexists(self.target):
+                os.symlink(self.source, self.target)
+            return
+        self._make_target()
+        linux.mount(self.source, self.target, self.fstype, self.flags, self.data)
+        if self.readonly:
+            _remount_readonly(self.target)
+
+
+def _parse_options(options):
+    flags = 0
+    data = []
+    readonly = False
+    for o in options or []:
+        if o in _FLAG_OPTS:
+            flags |= _FLAG_OPTS[o]
+            if o == "ro":
+                readonly = True
+        elif o in _IGNORED_OPTS:
+            continue
+        else:
+            data.append(o)
+    return flags, ",".join(data) or None, readonly
+
+
+def plan_mounts(spec, root, launch):
+    """The list of MountOps for the spec's mounts, in execution order."""
+    ops = []
+    mounts = list(spec.get("mounts", []))
+    # Parents before children; stable, so the spec's order holds otherwise.
+    mounts.sort(key=lambda m: len([p for p in m["destination"].split("/") if p]))
+    for m in mounts:
+        dest = m["destination"]
+        if not dest.startswith("/") or ".." in dest.split("/"):
+            raise UsageError("invalid mount destination %r" % dest)
+        target = fsutil.resolve_in_root(root, dest)
+        flags, data, readonly = _parse_options(m.get("options"))
+        mtype = m.get("type")
+        if mtype == "bind" or flags & linux.MS_BIND:
+            src = m["source"]
+            if not os.path.exists(src):
+                raise UsageError("bind source path does not exist: %s" % src,
+                                 hint="create it first, or fix the -v HOST part")
+            ops.append(MountOp("bind", target, src, None,
+                               linux.MS_BIND | (flags & linux.MS_REC),
+                               is_file=not os.path.isdir(src), readonly=readonly))
+            continue
+        if mtype == "sysfs" and not launch.new_net:
+            # sysfs can only be mounted by the owner of the network
+            # namespace; with the host's network, bind the host's /sys.
+            ops.append(MountOp("bind", target, "/sys", None,
+                               linux.MS_BIND | linux.MS_REC, readonly=True))
+            continue
+        if mtype == "devpts" and not launch.idmap.single:
+            data = (data + "," if data else "") + "gid=5"
+        if mtype == "tmpfs" and not data:
+            data = "mode=1777"
+        ops.append(MountOp(mtype, target, m.get("source", mtype), mtype,
+                           flags & ~linux.MS_RDONLY if mtype != "sysfs" else flags,
+                           data, readonly=readonly and mtype != "sysfs"))
+        if dest == "/dev":
+            ops.extend(_dev_ops(target, launch))
+    for name in ("hosts", "hostname", "resolv.conf"):
+        src = os.path.join(launch.cdir, name)
+        if os.path.exists(src):
+            ops.append(MountOp("bind", fsutil.resolve_in_root(root, "/etc/" + name),
+                               src, None, linux.MS_BIND, is_file=True,
+                               readonly=bool(spec["root"].get("readonly"))))
+    return ops
+
+
+def _dev_ops(devdir, launch):
+    ops = []
+    for name in DEVICES:
+        ops.append(MountOp("bind", os.path.join(devdir, name), "/dev/" + name,
+                           None, linux.MS_BIND, is_file=True))
+    for src, name in DEV_SYMLINKS:
+        ops.append(MountOp("symlink", os.path.join(devdir, name), src))
+    if launch.tty:
+        # The terminal is the host pty's slave: show it as /dev/console, as
+        # runc does, so programs that look for their tty find it.
+        ops.append(MountOp("bind", os.path.join(devdir, "console"),
+                           os.ttyname(0) if os.isatty(0) else "/dev/null",
+                           None, linux.MS_BIND, is_file=True))
+    return ops

@@ -1,0 +1,125 @@
+"""Capabilities, masked and read-only paths, and the seccomp filter: the
+defaults Docker applies, as data."""
+
+from ..errors import UsageError
+
+# <linux/capability.h>, in kernel order.
+CAPABILITIES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL",
+    "SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE",
+    "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
+    "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL",
+    "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+)
+CAP_NUMBER = {name: i for i, name in enumerate(CAPABILITIES)}
+
+# Docker's default set (moby oci/caps/defaults.go).
+DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD",
+                "NET_RAW", "SETGID", "SETUID", "SETFCAP", "SETPCAP",
+                "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")
+
+# Docker's masked and read-only paths (moby oci/defaults.go).
+MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore",
+                "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                "/sys/firmware", "/sys/devices/virtual/powercap")
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                  "/proc/sysrq-trigger")
+
+
+def normalize_cap(name):
+    n = name.strip().upper()
+    if n.startswith("CAP_"):
+        n = n[4:]
+    if n == "ALL":
+        return n
+    if n not in CAP_NUMBER:
+        raise UsageError("unknown capability: %r" % name,
+                         hint="names as in capabilities(7), e.g. NET_ADMIN or "
+                              "CAP_NET_ADMIN; ALL for every one")
+    return n
+
+
+def effective_caps(cap_add, cap_drop, privileged, last_cap=None):
+    """The capability names a container gets, in the spec's CAP_ form."""
+    known = CAPABILITIES if last_cap is None else CAPABILITIES[:last_cap + 1]
+    if privileged:
+        return ["CAP_" + c for c in known]
+    adds = [normalize_cap(c) for c in cap_add]
+    drops = [normalize_cap(c) for c in cap_drop]
+    caps = list(DEFAULT_CAPS)
+    if "ALL" in adds:
+        caps = list(known)
+    else:
+        caps += [c for c in adds if c not in caps]
+    if "ALL" in drops:
+        caps = [c for c in caps if c in adds]
+    else:
+        caps = [c for c in caps if c not in drops]
+    return ["CAP_" + c for c in caps if c in known]
+
+
+def cap_mask(names):
+    mask = 0
+    for n in names:
+        mask |= 1 << CAP_NUMBER[n[4:] if n.startswith("CAP_") else n]
+    return mask
+
+
+# -- seccomp --------------------------------------------------------------
+# A deny list of x86_64 system calls that Docker's default profile also
+# refuses and that matter even inside a user namespace: kernel keyrings
+# (not namespaced; CVE-2016-0728), module and kexec loading, clock and swap
+# changes, open_by_handle_at (the "shocker" escape), new mount API calls that
+# could build mounts outside the caps check, perf/bpf/userfaultfd (kernel
+# attack surface), and the personality flags that disable ASLR.  Refused with
+# EPERM, as Docker does.  Applied last, right before execve.
+SECCOMP_DENY_X86_64 = {
+    "acct": 163, "add_key": 248, "bpf": 321, "clock_adjtime": 305,
+    "clock_settime": 227, "delete_module": 176, "finit_module": 313,
+    "get_kernel_syms": 177, "init_module": 175, "ioperm": 173, "iopl": 172,
+    "kcmp": 312, "kexec_file_load": 320, "kexec_load": 246, "keyctl": 250,
+    "lookup_dcookie": 212, "nfsservctl": 180, "open_by_handle_at": 304,
+    "perf_event_open": 298, "query_module": 178, "quotactl": 179,
+    "reboot": 169, "request_key": 249, "settimeofday": 164, "swapoff": 168,
+    "swapon": 167, "_sysctl": 156, "uselib": 134, "userfaultfd": 323,
+    "vm86": 166, "vm86old": 113, "create_module": 174, "afs_syscall": 183,
+    "ustat": 136, "sysfs": 139, "fsconfig": 431, "fsmount": 432,
+    "fsopen": 430, "fspick": 433, "move_mount": 429, "open_tree": 428,
+    "mount_setattr": 442,
+}
+
+AUDIT_ARCH_X86_64 = 0xC000003E
+_BPF_LD_W_ABS = 0x20
+_BPF_JEQ_K = 0x15
+_BPF_RET_K = 0x06
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+_EPERM = 1
+_X32_SYSCALL_BIT = 0x40000000
+
+
+def seccomp_program():
+    """Classic BPF: check the arch, refuse x32 calls, deny the list."""
+    deny = sorted(set(SECCOMP_DENY_X86_64.values()))
+    prog = [
+        (_BPF_LD_W_ABS, 0, 0, 4),                       # seccomp_data.arch
+        (_BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        (_BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
+        (_BPF_LD_W_ABS, 0, 0, 0),                       # seccomp_data.nr
+        # x32 ABI numbers have bit 30 set; >= means JGE (0x35)
+        (0x35, 0, 1, _X32_SYSCALL_BIT),
+        (_BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | _EPERM),
+    ]
+    n = len(deny)
+    for i, nr in enumerate(deny):
+        # on match jump to the final "deny" return, which sits after the
+        # remaining comparisons and the "allow" return
+        prog.append((_BPF_JEQ_K, n - i, 0, nr))
+    prog.append((_BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
+    prog.append((_BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | _EPERM))
+    return prog

@@ -1,0 +1,227 @@
+"""Build the OCI runtime spec (config.json) for a container.
+
+The spec is the seam of the design: everything above it (CLI, images,
+volumes) produces it; the runtime consumes only it.  Sandbox-specific facts
+the runtime needs and the spec has no field for live in ``annotations``
+under ``io.sandbox.*``.
+"""
+
+import os
+
+from ..errors import UsageError
+from . import security
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def parse_env_file(path):
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise UsageError("cannot read env file %s: %s" % (path, exc.strerror))
+    out = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        out.append(line)
+    return out
+
+
+def merge_env(image_env, user_env):
+    """Docker's rules: image Env, then -e/--env-file in order; ``-e NAME``
+    without ``=`` takes NAME from the caller's environment (or drops it)."""
+    env = {}
+    order = []
+
+    def put(k, v):
+        if k not in env:
+            order.append(k)
+        env[k] = v
+
+    for item in image_env or []:
+        k, _, v = item.partition("=")
+        put(k, v)
+    for item in user_env:
+        k, sep, v = item.partition("=")
+        if not k:
+            raise UsageError("invalid environment variable: %r" % item)
+        if not sep:
+            if k in os.environ:
+                put(k, os.environ[k])
+            continue
+        put(k, v)
+    if "PATH" not in env:
+        put("PATH", DEFAULT_PATH)
+    return ["%s=%s" % (k, env[k]) for k in order]
+
+
+def parse_volume(spec):
+    """-v HOST:CTR[:OPTS] -> mount dict.  Named volumes are a later issue."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise UsageError("invalid volume specification: %r" % spec,
+                         hint="use -v /host/path:/container/path[:ro]")
+    host, ctr = parts[0], parts[1]
+    opts = parts[2].split(",") if len(parts) == 3 else []
+    if not host.startswith("/"):
+        raise UsageError("invalid volume specification: %r: the host path must "
+                         "be absolute (named volumes come with `volume create`)" % spec,
+                         hint="use an absolute path, e.g. -v $PWD/data:/data")
+    if not ctr.startswith("/"):
+        raise UsageError("invalid volume specification: %r: the container "
+                         "path must be absolute" % spec)
+    for o in opts:
+        if o not in ("ro", "rw", "z", "Z", "rprivate", "private", "rbind", "bind"):
+            raise UsageError("invalid mode %r in volume specification %r" % (o, spec),
+                             hint="use ro or rw")
+    flags = ["rbind"] + (["ro"] if "ro" in opts else ["rw"])
+    return {"destination": os.path.normpath(ctr), "type": "bind",
+            "source": os.path.normpath(host), "options": flags}
+
+
+def parse_tmpfs(spec):
+    path, _, opts = spec.partition(":")
+    if not path.startswith("/"):
+        raise UsageError("invalid --tmpfs %r: the path must be absolute" % spec)
+    options = ["nosuid", "nodev"] + ([o for o in opts.split(",") if o] if opts
+                                     else ["mode=1777"])
+    return {"destination": os.path.normpath(path), "type": "tmpfs",
+            "source": "tmpfs", "options": options}
+
+
+def default_mounts():
+    # As runc's and Docker's defaults; /sys is read-only for unprivileged
+    # containers (a user namespace cannot write it anyway).
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666",
+                     "mode=0620"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+    ]
+
+
+def build(*, image_config, args, entrypoint, user, workdir, env, hostname,
+          tty, stdin, read_only, mounts, cap_add, cap_drop, privileged,
+          no_new_privileges, network, idmap, rootfs, annotations):
+    """Return the spec dict.  ``args`` and ``entrypoint`` are None when not
+    given on the command line (then the image's Cmd/Entrypoint apply)."""
+    cfg = image_config.get("config") or {}
+    if entrypoint is not None:
+        ep = [entrypoint] if entrypoint else []
+        cmd = args or []            # --entrypoint resets the image's Cmd
+    else:
+        ep = cfg.get("Entrypoint") or []
+        cmd = args if args else (cfg.get("Cmd") or [])
+    argv = list(ep) + list(cmd)
+    if not argv:
+        raise UsageError("no command specified",
+                         hint="the image has no Cmd or Entrypoint: give one "
+                              "after the image name")
+    caps = security.effective_caps(cap_add, cap_drop, privileged)
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup", "user")]
+    if network != "host":
+        namespaces.append({"type": "network"})
+    spec = {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": bool(tty),
+            "user": user,
+            "args": argv,
+            "env": env,
+            "cwd": workdir or cfg.get("WorkingDir") or "/",
+            "capabilities": {"bounding": caps, "effective": caps,
+                             "permitted": caps, "inheritable": []},
+            "noNewPrivileges": bool(no_new_privileges),
+        },
+        "root": {"path": rootfs, "readonly": bool(read_only)},
+        "hostname": hostname,
+        "mounts": default_mounts() + mounts,
+        "annotations": annotations,
+        "linux": {
+            "namespaces": namespaces,
+            "uidMappings": [{"containerID": a, "hostID": b, "size": c}
+                            for a, b, c in idmap.uid_map],
+            "gidMappings": [{"containerID": a, "hostID": b, "size": c}
+                            for a, b, c in idmap.gid_map],
+            "maskedPaths": [] if privileged else list(security.MASKED_PATHS),
+            "readonlyPaths": [] if privileged else list(security.READONLY_PATHS),
+        },
+    }
+    if not privileged:
+        spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                    "syscalls": [{"names": sorted(security.SECCOMP_DENY_X86_64),
+                                                  "action": "SCMP_ACT_ERRNO"}]}
+    if stdin:
+        spec["annotations"]["io.sandbox.stdin"] = "true"
+    return spec
+
+
+# -- users ---------------------------------------------------------------
+def _read_db(layers, name):
+    """Lines of etc/<name> from the topmost layer that has it."""
+    for layer in reversed(layers):
+        p = os.path.join(layer, "etc", name)
+        try:
+            with open(p, errors="replace") as f:
+                return f.read().splitlines()
+        except OSError:
+            continue
+    return []
+
+
+def resolve_user(spec_user, layers):
+    """``-u`` / the image's User ("name", "uid", "uid:gid", "name:group")
+    to {uid, gid, additionalGids} plus the home directory, from the image's
+    /etc/passwd and /etc/group as Docker does."""
+    spec_user = spec_user or ""
+    user, _, group = spec_user.partition(":")
+    passwd = [line.split(":") for line in _read_db(layers, "passwd")]
+    groups = [line.split(":") for line in _read_db(layers, "group")]
+    uid, gid, home, uname = 0, 0, "/", "root"
+    entry = None
+    if user:
+        for p in passwd:
+            if len(p) >= 7 and (p[0] == user or (user.isdigit() and p[2] == user)):
+                entry = p
+                break
+        if entry:
+            uname, uid, gid, home = entry[0], int(entry[2]), int(entry[3]), entry[5]
+        elif user.isdigit():
+            uid, gid, uname = int(user), 0, None
+        else:
+            raise UsageError("unable to find user %s: no matching entries in "
+                             "passwd file" % user)
+    else:
+        for p in passwd:
+            if len(p) >= 7 and p[2] == "0":
+                home = p[5]
+                break
+    if group:
+        for g in groups:
+            if len(g) >= 3 and (g[0] == group or (group.isdigit() and g[2] == group)):
+                gid = int(g[2])
+                break
+        else:
+            if group.isdigit():
+                gid = int(group)
+            else:
+                raise UsageError("unable to find group %s: no matching entries "
+                                 "in group file" % group)
+    extra = []
+    if uname and not group:
+        for g in groups:
+            if len(g) >= 4 and uname in g[3].split(",") and g[2].isdigit():
+                if int(g[2]) != gid:
+                    extra.append(int(g[2]))
+    return {"uid": uid, "gid": gid, "additionalGids": extra}, home or "/"

@@ -1,0 +1,164 @@
+"""Container records on disk: containers/<id>/state.json plus a name index.
+
+Names are reserved with ``names/<name>`` symlinks pointing at the id: the
+kernel's O_EXCL semantics of symlink(2) make "name already in use" race-free
+without a global lock.  state.json is only ever replaced atomically, under
+the container's own flock (containers/<id>/lock).
+"""
+
+import errno
+import os
+import random
+import time
+
+from .. import fsutil
+from ..errors import Conflict, ContainerNotFound, UsageError
+
+_ADJECTIVES = ("admiring", "bold", "brave", "clever", "dazzling", "eager",
+               "elegant", "focused", "gallant", "happy", "jolly", "keen",
+               "loving", "modest", "nifty", "quirky", "serene", "sharp",
+               "stoic", "tender", "vibrant", "wizardly", "zealous", "quiet")
+_NAMES = ("albattani", "babbage", "curie", "dijkstra", "euclid", "feynman",
+          "goldberg", "hopper", "hypatia", "knuth", "lamport", "lovelace",
+          "mccarthy", "noether", "pascal", "ritchie", "shannon", "thompson",
+          "turing", "wozniak", "yalow", "zuse", "kepler", "lamarr")
+
+
+def names_dir(paths):
+    return os.path.join(paths.root, "names")
+
+
+def new_id():
+    return os.urandom(32).hex()
+
+
+def valid_name(name):
+    import re
+    return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) is not None
+
+
+def reserve_name(paths, name, cid):
+    """Claim ``name`` for ``cid``; Conflict if taken by another container."""
+    d = names_dir(paths)
+    os.makedirs(d, exist_ok=True)
+    try:
+        os.symlink(cid, os.path.join(d, name))
+    except FileExistsError:
+        other = _name_target(paths, name)
+        if other is None:   # stale link of a vanished container
+            os.unlink(os.path.join(d, name))
+            return reserve_name(paths, name, cid)
+        raise Conflict(
+            'the container name "/%s" is already in use by container "%s"'
+            % (name, other),
+            hint="remove (or rename) that container to reuse the name, or "
+                 "choose another --name")
+
+
+def release_name(paths, name, cid):
+    link = os.path.join(names_dir(paths), name)
+    try:
+        if os.readlink(link) == cid:
+            os.unlink(link)
+    except OSError:
+        pass
+
+
+def _name_target(paths, name):
+    try:
+        cid = os.readlink(os.path.join(names_dir(paths), name))
+    except OSError:
+        return None
+    return cid if os.path.isdir(paths.container(cid)) else None
+
+
+def generate_name(paths):
+    rnd = random.SystemRandom()
+    for _ in range(50):
+        name = "%s_%s" % (rnd.choice(_ADJECTIVES), rnd.choice(_NAMES))
+        if not os.path.lexists(os.path.join(names_dir(paths), name)):
+            return name
+    return "%s_%s%d" % (rnd.choice(_ADJECTIVES), rnd.choice(_NAMES),
+                        rnd.randrange(1000))
+
+
+def state_path(paths, cid):
+    return os.path.join(paths.container(cid), "state.json")
+
+
+def write_state(paths, cid, state):
+    fsutil.write_json(state_path(paths, cid), state)
+
+
+def read_state(paths, cid):
+    try:
+        return fsutil.read_json(state_path(paths, cid))
+    except (FileNotFoundError, NotADirectoryError):
+        raise ContainerNotFound("No such container: %s" % cid) from None
+
+
+def update_state(paths, cid, **changes):
+    with fsutil.locked(os.path.join(paths.container(cid), "lock")):
+        state = read_state(paths, cid)
+        state.update(changes)
+        write_state(paths, cid, state)
+        return state
+
+
+def list_ids(paths):
+    try:
+        return sorted(e for e in os.listdir(paths.containers)
+                      if len(e) == 64 and not e.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def resolve(paths, ref):
+    """A container by full id, name, or unambiguous id prefix."""
+    if not ref:
+        raise UsageError("empty container name or id")
+    cid = _name_target(paths, ref.lstrip("/"))
+    if cid:
+        return cid
+    if len(ref) == 64 and os.path.isdir(paths.container(ref)):
+        return ref
+    matches = [c for c in list_ids(paths) if c.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UsageError("multiple containers match id prefix %r" % ref,
+                         hint="give more characters of the id")
+    raise ContainerNotFound("No such container: %s" % ref)
+
+
+def image_in_use(paths, image_id):
+    """Ids of containers created from ``image_id`` (for rmi)."""
+    users = []
+    for cid in list_ids(paths):
+        try:
+            if read_state(paths, cid).get("Image") == image_id:
+                users.append(cid)
+        except (ContainerNotFound, ValueError):
+            continue
+    return users
+
+
+def now_iso():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
+        (".%09dZ" % int((t % 1) * 1e9))
+
+
+def remove_tree(paths, cid):
+    """Delete a container's directory.  Its upper dir holds files owned by
+    subordinate ids that the plain user cannot unlink, so the deletion runs
+    as root of a user namespace with the user's map."""
+    path = paths.container(cid)
+    try:
+        fsutil.rmtree(path)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EACCES, errno.ENOTEMPTY):
+            raise
+    from ..userns import run_in_userns
+    run_in_userns(fsutil.rmtree, path)

@@ -1,0 +1,73 @@
+"""The -t relay: the caller's terminal in raw mode <-> the container's pty,
+with the window size kept in step (SIGWINCH)."""
+
+import errno
+import fcntl
+import os
+import select
+import signal
+import termios
+import tty
+
+
+def _copy_winsize(src, master):
+    try:
+        ws = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+    except OSError:
+        pass
+
+
+def _write_all(fd, data):
+    while data:
+        try:
+            n = os.write(fd, data)
+        except InterruptedError:
+            continue
+        data = data[n:]
+
+
+def relay(master, forward_stdin=True, stdin=0, stdout=1):
+    """Copy until the container side of the pty is closed by every process
+    in the container (read() on the master then fails with EIO)."""
+    restore = None
+    if forward_stdin and os.isatty(stdin):
+        restore = termios.tcgetattr(stdin)
+        tty.setraw(stdin)
+    src_tty = stdin if os.isatty(stdin) else (stdout if os.isatty(stdout) else None)
+    old_winch = None
+    if src_tty is not None:
+        old_winch = signal.signal(signal.SIGWINCH,
+                                  lambda *_: _copy_winsize(src_tty, master))
+    try:
+        reading_stdin = forward_stdin
+        while True:
+            fds = [master] + ([stdin] if reading_stdin else [])
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError as exc:
+                    if exc.errno == errno.EIO:
+                        break
+                    raise
+                if not data:
+                    break
+                _write_all(stdout, data)
+            if reading_stdin and stdin in ready:
+                data = os.read(stdin, 65536)
+                if not data:
+                    # End of input on a pipe: pass EOF on as the terminal's
+                    # EOF character, then stop reading.
+                    reading_stdin = False
+                    _write_all(master, b"\x04")
+                else:
+                    _write_all(master, data)
+    finally:
+        if restore is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, restore)
+        if old_winch is not None:
+            signal.signal(signal.SIGWINCH, old_winch)
