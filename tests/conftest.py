@@ -43,7 +43,8 @@ import tempfile
 import pytest
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTS_TMP = "/var/tmp/sandbox-tests"
+# scripts/test gives each checkout its own directory here.
+TESTS_TMP = os.environ.get("SANDBOX_TEST_TMP") or "/var/tmp/sandbox-tests"
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
@@ -111,7 +112,22 @@ def make_data_dir(account, label):
     return path
 
 
+def kill_leftovers(path):
+    """SIGKILL, by pid, every process whose environment points into path
+    (CLIs and monitors a failed test left behind), so that the next module
+    and the next CI run start clean.  Containers die with their monitor."""
+    needle = ("SANDBOX_ROOT=" + os.path.join(path, "root")).encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def remove_data_dir(path):
+    kill_leftovers(path)
     if os.environ.get("SANDBOX_TEST_KEEP") == "1":
         return
     # Layers hold files owned by subordinate ids and read-only directories;
