@@ -42,6 +42,8 @@ WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "user.overlay.opaque"
 CHUNK = 1 << 20
+HOSTILE_HINT = ("the archive is malformed or hostile; nothing was written "
+                "outside the layer and nothing was kept")
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -122,21 +124,22 @@ def _clean_name(name, what="entry"):
     refuse absolute names and names that climb out (``..``)."""
     if name.startswith("/"):
         raise UnsafeArchive("refusing layer %s %r: absolute path" % (what, name),
-                            hint="the archive is malformed or hostile")
+                            hint=HOSTILE_HINT)
     norm = posixpath.normpath(name)
     if norm == ".." or norm.startswith("../"):
         raise UnsafeArchive("refusing layer %s %r: it points outside the layer "
                             "(\"..\")" % (what, name),
-                            hint="the archive is malformed or hostile")
+                            hint=HOSTILE_HINT)
     return "" if norm == "." else norm
 
 
 class _Extractor:
     """State of one extraction; runs inside the user namespace."""
 
-    def __init__(self, dest, idmap):
+    def __init__(self, dest, idmap, same_owner=True):
         self.dest = dest
         self.idmap = idmap
+        self.same_owner = same_owner
         self.real_dirs = {""}       # relative dirs verified not to be symlinks
         self.dirs = {}              # rel -> (mode, mtime) applied at the end
         self.size = 0
@@ -170,7 +173,7 @@ class _Extractor:
                 raise UnsafeArchive(
                     "refusing layer entry %r: it would be written through the "
                     "symlink %r" % (entry, walked),
-                    hint="the archive is malformed or hostile")
+                    hint=HOSTILE_HINT)
             if not stat.S_ISDIR(st.st_mode):
                 raise StoreError("layer entry %r: parent %r is not a directory"
                                  % (entry, walked))
@@ -201,6 +204,8 @@ class _Extractor:
     # -- metadata -------------------------------------------------------------
     def owner(self, ti):
         uid, gid = ti.uid, ti.gid
+        if not self.same_owner:
+            return -1, -1          # chown(2): -1 leaves the owner alone
         if self.idmap.single:
             if uid or gid:
                 self.remapped = True
@@ -240,7 +245,7 @@ class _Extractor:
     # -- entries ------------------------------------------------------------
     def entry(self, tf, ti):
         rel = _clean_name(ti.name)
-        if ti.isdev():
+        if ti.ischr() or ti.isblk():     # (tarfile's isdev() includes fifos)
             self.devices.append(rel)
             return
         base = posixpath.basename(rel)
@@ -310,7 +315,8 @@ class _Extractor:
     def link_target(self, ti):
         rel = _clean_name(ti.linkname, "hardlink target")
         if not rel:
-            raise UnsafeArchive("refusing hardlink %r to the layer root" % ti.name)
+            raise UnsafeArchive("refusing hardlink %r to the layer root" % ti.name,
+                                hint=HOSTILE_HINT)
         walked = ""
         for comp in rel.split("/")[:-1]:
             walked = posixpath.join(walked, comp) if walked else comp
@@ -322,7 +328,7 @@ class _Extractor:
                 raise UnsafeArchive(
                     "refusing hardlink %r -> %r: the target is reached through "
                     "the symlink %r" % (ti.name, ti.linkname, walked),
-                    hint="the archive is malformed or hostile")
+                    hint=HOSTILE_HINT)
         target = self.host(rel)
         try:
             st = os.lstat(target)
@@ -331,7 +337,7 @@ class _Extractor:
                              "layer" % (ti.name, ti.linkname)) from None
         if stat.S_ISDIR(st.st_mode):
             raise UnsafeArchive("refusing hardlink %r to the directory %r"
-                                % (ti.name, ti.linkname))
+                                % (ti.name, ti.linkname), hint=HOSTILE_HINT)
         return target
 
     def whiteout(self, rel, base):
@@ -346,7 +352,8 @@ class _Extractor:
             return      # aufs bookkeeping (.wh..wh.plnk, ...): not content
         victim = base[len(WHITEOUT_PREFIX):]
         if victim in ("", ".", ".."):
-            raise UnsafeArchive("refusing whiteout %r: no file to delete" % rel)
+            raise UnsafeArchive("refusing whiteout %r: no file to delete" % rel,
+                                hint=HOSTILE_HINT)
         vrel = posixpath.join(parent, victim) if parent else victim
         self.clear(vrel)
         os.mknod(self.host(vrel), stat.S_IFCHR | 0o000, os.makedev(0, 0))
@@ -366,14 +373,16 @@ def _ns(mtime):
     return int(mtime * 1_000_000_000)
 
 
-def extract(raw, dest, idmap):
+def extract(raw, dest, idmap, same_owner=True):
     """Extract the layer stream ``raw`` into the new directory ``dest``.
-    Call this as root of a user namespace with ``idmap``.  Returns a dict:
+    Call this as root of a user namespace with ``idmap``; without
+    ``same_owner`` files keep the caller's ids (tar --no-same-owner; for
+    tests without namespaces).  Returns a dict:
     diff_id, size (bytes of regular files), devices (skipped entries),
     remapped (owners forced to 0), xattrs_dropped."""
     hashed = _HashingReader(decompressed(raw))
     os.mkdir(dest, 0o755)
-    ex = _Extractor(dest, idmap)
+    ex = _Extractor(dest, idmap, same_owner)
     current = None
     try:
         with tarfile.open(fileobj=hashed, mode="r|", errorlevel=2) as tf:
