@@ -8,9 +8,12 @@ import os
 import stat
 
 
-def atomic_write(path, data, mode=0o644):
+def atomic_write(path, data, mode=0o644, durable=True):
     """Write ``data`` (bytes or str) to ``path`` so that readers see the old
-    content or the new one, never a mix: temp file, fsync, rename."""
+    content or the new one, never a mix: temp file, fsync, rename.
+    ``durable=False`` skips the fsync, for files private to one container
+    whose loss in a power cut costs nothing (it saves milliseconds on the
+    start path)."""
     if isinstance(data, str):
         data = data.encode()
     d = os.path.dirname(path) or "."
@@ -21,7 +24,8 @@ def atomic_write(path, data, mode=0o644):
         while view:
             n = os.write(fd, view)
             view = view[n:]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -31,8 +35,9 @@ def atomic_write(path, data, mode=0o644):
     os.rename(tmp, path)
 
 
-def write_json(path, obj, mode=0o644):
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", mode)
+def write_json(path, obj, mode=0o644, durable=True):
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", mode,
+                 durable)
 
 
 def read_json(path, default=None):

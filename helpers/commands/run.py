@@ -183,7 +183,7 @@ def create(paths, store, image_id, args, checked):
         # Container records are private to one container: atomic rename is
         # enough, fsync would only slow the start (nothing else reads them
         # before the container runs).
-        fsutil.write_json(os.path.join(cdir, "config.json"), spec)
+        fsutil.write_json(os.path.join(cdir, "config.json"), spec, durable=False)
         record = {
             "Id": cid, "Name": name, "Image": image_id,
             "ImageName": args.image, "Created": state.now_iso(),
@@ -191,7 +191,7 @@ def create(paths, store, image_id, args, checked):
             "StartedAt": None, "FinishedAt": None, "AutoRemove": bool(args.rm),
             "NetworkMode": args.network, "Error": "",
         }
-        state.write_state(paths, cid, record)
+        state.write_state(paths, cid, record, durable=False)
     except BaseException:
         state.release_name(paths, name, cid)
         try:
@@ -246,9 +246,8 @@ def start_foreground(paths, container, args):
                             debug=getattr(args, "debug", False))
 
     def started(pid):
-        if not args.rm:
-            state.update_state(paths, cid, Status="running", Pid=pid,
-                               StartedAt=state.now_iso())
+        state.update_state(paths, cid, durable=False, Status="running", Pid=pid,
+                           StartedAt=state.now_iso())
 
     try:
         code = runtime.run(launch, on_started=started)

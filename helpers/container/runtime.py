@@ -74,10 +74,12 @@ class Launch:
 def run(launch, on_started=None):
     """Run the container in the foreground; returns its exit code (Docker's
     convention: 128+N for death by signal N).  ``on_started(pid)`` is called
-    once the command has been exec'd."""
+    with PID 1's host pid while G waits at the exec, so the record says
+    "running" before the command can do anything."""
     sync = Sync()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
     master = slave = None
     if launch.tty:
         master, slave = os.openpty()
@@ -86,21 +88,30 @@ def run(launch, on_started=None):
     sys.stderr.flush()
     cpid = os.fork()
     if cpid == 0:
-        _child_c(launch, sync, err_w, pid_w, master, slave)   # never returns
+        os.close(go_w)
+        _child_c(launch, sync, err_w, pid_w, go_r, master, slave)  # never returns
     sync.in_parent()
     os.close(err_w)
     os.close(pid_w)
+    os.close(go_r)
     if slave is not None:
         os.close(slave)
     try:
         parent_map_child(sync, cpid, launch.idmap)
+        gpid = _read_int(pid_r)
+        if on_started and gpid:
+            on_started(gpid)
+        try:
+            os.write(go_w, b"g")
+        except BrokenPipeError:
+            pass            # G failed before the exec; err_r says why
     except BaseException:
         _kill_wait(cpid)
         raise
     finally:
         sync.close_parent()
-    gpid = _read_int(pid_r)
-    os.close(pid_r)
+        os.close(pid_r)
+        os.close(go_w)
     old_handlers = {}
     if gpid:
         def forward(signum, _frame):
@@ -116,8 +127,6 @@ def run(launch, on_started=None):
         if failure:
             _wait(cpid)
             raise _decode_failure(failure)
-        if on_started and gpid:
-            on_started(gpid)
         if master is not None:
             from .terminal import relay
             relay(master, forward_stdin=launch.stdin)
@@ -218,7 +227,7 @@ def _copy_winsize(master):
 # ---------------------------------------------------------------------------
 # C: namespaces and root filesystem
 # ---------------------------------------------------------------------------
-def _child_c(launch, sync, err_w, pid_w, master, slave):
+def _child_c(launch, sync, err_w, pid_w, go_r, master, slave):
     code = 125
     try:
         # Die with P: a foreground container must not outlive its CLI.
@@ -254,7 +263,8 @@ def _child_c(launch, sync, err_w, pid_w, master, slave):
         gpid = os.fork()
         if gpid == 0:
             os.close(pid_w)
-            _child_g(launch, err_w, slave)     # never returns
+            _child_g(launch, err_w, go_r, slave)     # never returns
+        os.close(go_r)
         os.write(pid_w, str(gpid).encode())
         os.close(pid_w)
         # Only G keeps the error pipe: EOF tells P the exec happened.
@@ -299,7 +309,7 @@ def _teardown(launch):
 # ---------------------------------------------------------------------------
 # G: PID 1 of the container
 # ---------------------------------------------------------------------------
-def _child_g(launch, err_w, slave):
+def _child_g(launch, err_w, go_r, slave):
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         _setup_stdio(launch, slave)
@@ -375,6 +385,9 @@ def _child_g(launch, err_w, slave):
                 signal.signal(s, signal.SIG_DFL)
             except (OSError, ValueError, RuntimeError):
                 pass
+        # Wait for P to have recorded us as running (EOF: P is gone).
+        if os.read(go_r, 1) != b"g":
+            os._exit(125)
         os.execve(path, process["args"], _env_dict(env))
     except OSError as exc:
         code = _report(err_w, _exec_error(exc))

@@ -86,8 +86,8 @@ def state_path(paths, cid):
     return os.path.join(paths.container(cid), "state.json")
 
 
-def write_state(paths, cid, state):
-    fsutil.write_json(state_path(paths, cid), state)
+def write_state(paths, cid, state, durable=True):
+    fsutil.write_json(state_path(paths, cid), state, durable=durable)
 
 
 def read_state(paths, cid):
@@ -97,11 +97,11 @@ def read_state(paths, cid):
         raise ContainerNotFound("No such container: %s" % cid) from None
 
 
-def update_state(paths, cid, **changes):
+def update_state(paths, cid, durable=True, **changes):
     with fsutil.locked(os.path.join(paths.container(cid), "lock")):
         state = read_state(paths, cid)
         state.update(changes)
-        write_state(paths, cid, state)
+        write_state(paths, cid, state, durable)
         return state
 
 

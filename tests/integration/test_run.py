@@ -1,0 +1,335 @@
+"""`sandbox run` as the unprivileged test user: what the container sees.
+
+Every test starts a real container (user, mount, PID, IPC, UTS, cgroup and
+network namespaces, overlay root) and asserts on what the process inside
+observed, so a wrong uid map, a missing mount or a leaked capability fails."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+DOCKER_DEFAULT_CAPS = 0xA80425FB     # Docker's 14 default capabilities
+
+
+def sh(sb, image, script, *flags, **kw):
+    return sb("run", "--rm", *flags, image, "sh", "-c", script, **kw)
+
+
+def out(sb, image, script, *flags, **kw):
+    result = sh(sb, image, script, *flags, **kw)
+    assert result.returncode == 0, "exit %d\nstdout:%s\nstderr:%s" % (
+        result.returncode, result.stdout, result.stderr)
+    return result.stdout
+
+
+# -- identity and isolation -------------------------------------------------
+def test_root_with_the_whole_subuid_range(sb, busybox, test_user):
+    text = out(sb, busybox, "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map")
+    lines = text.splitlines()
+    assert lines[:2] == ["0", "0"]
+    maps = [line.split() for line in lines[2:]]
+    with open("/etc/subuid") as f:
+        start, count = [line.strip().split(":")[1:] for line in f
+                        if line.startswith(test_user + ":")][0]
+    assert maps[0] == ["0", str(sb.uid), "1"]
+    assert maps[1] == ["1", start, count] and int(count) == 65536
+    assert maps[2][0] == "0" and maps[3][0] == "1" and maps[3][2] == "65536"
+
+
+def test_command_is_pid_1_and_ps_sees_only_the_container(sb, busybox):
+    text = out(sb, busybox, "echo $$; ps -o pid,comm; true")
+    lines = text.splitlines()
+    assert lines[0] == "1"
+    procs = [line.split() for line in lines[2:]]
+    assert procs[0] == ["1", "sh"]
+    assert len(procs) == 2, text      # sh and ps, nothing of the host
+
+
+def test_hostname_is_the_short_id_not_the_hosts(sb, busybox):
+    name = out(sb, busybox, "hostname").strip()
+    assert name != os.uname().nodename
+    assert len(name) == 12 and all(c in "0123456789abcdef" for c in name)
+    assert out(sb, busybox, "hostname; cat /etc/hostname", "--hostname", "box1") == "box1\nbox1\n"
+
+
+def test_network_namespace_has_only_loopback(sb, busybox):
+    text = out(sb, busybox, "ls /sys/class/net; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-up")
+    assert text.split() == ["lo", "lo-up"]
+    host = out(sb, busybox, "ls /sys/class/net", "--network", "host").split()
+    assert sorted(host) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_chown_to_a_mapped_id_works(sb, busybox):
+    text = out(sb, busybox, "touch /tmp/f && chown 1000:1000 /tmp/f && stat -c %u:%g /tmp/f")
+    assert text == "1000:1000\n"
+
+
+def test_containers_do_not_share_writes(sb, busybox):
+    out(sb, busybox, "echo secret > /root/note; echo x >> /etc/passwd")
+    text = out(sb, busybox, "ls /root; grep -c x /etc/passwd; true")
+    assert "note" not in text
+
+
+def test_kernel_interfaces_are_masked_and_read_only(sb, busybox):
+    script = """
+        for f in /proc/kcore /proc/keys /proc/timer_list /proc/interrupts; do
+            printf '%s:' $f; head -c 64 $f 2>/dev/null | wc -c; done
+        ls /sys/firmware | wc -l
+        echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-ro
+        echo b > /proc/sysrq-trigger 2>/dev/null && echo sysrq-writable || echo sysrq-ro
+        touch /sys/x 2>/dev/null && echo sysfs-writable || echo sysfs-ro
+        mount -t tmpfs none /tmp 2>/dev/null && echo mounted || echo mount-refused
+    """
+    text = out(sb, busybox, script)
+    for path in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/interrupts"):
+        assert "%s:0" % path in text
+    lines = text.split()
+    assert lines[-5:] == ["0", "sys-ro", "sysrq-ro", "sysfs-ro", "mount-refused"]
+
+
+def test_default_capabilities_are_dockers(sb, busybox):
+    text = out(sb, busybox, "grep ^Cap /proc/self/status")
+    caps = dict(line.split(":\t") for line in text.splitlines())
+    assert int(caps["CapEff"], 16) == DOCKER_DEFAULT_CAPS
+    assert int(caps["CapBnd"], 16) == DOCKER_DEFAULT_CAPS
+    assert int(caps["CapInh"], 16) == 0
+
+
+def test_cap_add_drop_and_privileged(sb, busybox):
+    dropped = out(sb, busybox, "grep ^CapEff /proc/self/status", "--cap-drop", "ALL")
+    assert int(dropped.split()[1], 16) == 0
+    no_chown = sh(sb, busybox, "touch /tmp/f; chown 5 /tmp/f", "--cap-drop", "chown")
+    assert no_chown.returncode != 0
+    added = out(sb, busybox, "mount -t tmpfs none /tmp && echo mounted",
+                "--cap-add", "SYS_ADMIN")
+    assert added == "mounted\n"
+    priv = out(sb, busybox, "grep -E '^CapEff|^NoNewPrivs' /proc/self/status; "
+               "head -c 64 /proc/interrupts | wc -c", "--privileged")
+    fields = priv.split()
+    last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
+    assert int(fields[1], 16) == (1 << (last_cap + 1)) - 1
+    assert int(fields[-1]) > 0          # nothing masked
+    bad = sb("run", "--rm", "--cap-add", "NOPE", busybox, "true")
+    assert bad.returncode == 125 and "unknown capability" in bad.stderr
+
+
+def test_no_new_privileges(sb, busybox):
+    default = out(sb, busybox, "grep ^NoNewPrivs /proc/self/status")
+    assert default.split()[1] == "0"
+    nnp = out(sb, busybox, "grep ^NoNewPrivs /proc/self/status",
+              "--security-opt", "no-new-privileges")
+    assert nnp.split()[1] == "1"
+
+
+def test_seccomp_filter_is_on_by_default(sb, busybox):
+    text = out(sb, busybox, "grep ^Seccomp: /proc/self/status")
+    assert text.split()[1] == "2"
+    off = out(sb, busybox, "grep ^Seccomp: /proc/self/status",
+              "--security-opt", "seccomp=unconfined")
+    assert off.split()[1] == "0"
+
+
+# -- filesystem options -------------------------------------------------------
+def test_read_only_root_and_tmpfs(sb, busybox):
+    text = out(sb, busybox, "touch /x 2>/dev/null && echo wrote || echo ro; "
+               "touch /scratch/y && echo tmpfs-ok", "--read-only", "--tmpfs", "/scratch")
+    assert text == "ro\ntmpfs-ok\n"
+
+
+def test_bind_volume_writes_reach_the_host(sb, busybox):
+    host = os.path.join(os.path.dirname(sb.root), "vol")
+    os.makedirs(host, exist_ok=True)
+    os.chown(host, sb.uid, sb.gid)
+    out(sb, busybox, "echo from-container > /data/file", "-v", host + ":/data")
+    path = os.path.join(host, "file")
+    assert open(path).read() == "from-container\n"
+    assert os.stat(path).st_uid == sb.uid          # container root = the user
+    ro = sh(sb, busybox, "cat /data/file && echo x > /data/other", "-v", host + ":/data:ro")
+    assert ro.returncode != 0 and ro.stdout == "from-container\n"
+    assert not os.path.exists(os.path.join(host, "other"))
+    missing = sb("run", "--rm", "-v", "relative:/x", busybox, "true")
+    assert missing.returncode == 125 and "absolute" in missing.stderr
+
+
+# -- image config and flags ---------------------------------------------------
+def test_image_config_env_cmd_and_user(sb, busybox):
+    # The image's Cmd is ["sh"]: with stdin a pipe and -i, sh reads it.
+    result = sb("run", "--rm", "-i", busybox, input="echo $PATH; id -u\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "0"]
+    app = out(sb, busybox, "id -u; id -g; echo $HOME; pwd", "-u", "app", "-w", "/tmp/new")
+    assert app.split() == ["1000", "1000", "/home/app", "/tmp/new"]
+    numeric = out(sb, busybox, "id -u; id -g", "-u", "65534:65534")
+    assert numeric.split() == ["65534", "65534"]
+    env = out(sb, busybox, "echo $A-$B-$C-$D", "-e", "A=1", "-e", "B=two words",
+              "-e", "C", "-e", "D", env={"C": "from-caller"})
+    assert env == "1-two words-from-caller-\n"
+    unknown = sb("run", "--rm", "-u", "nosuchuser", busybox, "true")
+    assert unknown.returncode != 0 and "nosuchuser" in unknown.stderr
+
+
+def test_env_file_and_entrypoint(sb, busybox):
+    envfile = os.path.join(os.path.dirname(sb.root), "env.list")
+    with open(envfile, "w") as f:
+        f.write("# comment\nFOO=bar\nEMPTY=\n")
+    os.chmod(envfile, 0o644)
+    text = out(sb, busybox, "echo $FOO", "--env-file", envfile)
+    assert text == "bar\n"
+    ep = sb.ok("run", "--rm", "--entrypoint", "echo", busybox, "a", "b")
+    assert ep.stdout == "a b\n"
+
+
+def test_stdin_only_with_i(sb, busybox):
+    piped = sb("run", "--rm", "-i", busybox, "cat", input="hello\n")
+    assert piped.stdout == "hello\n"
+    closed = sb("run", "--rm", busybox, "cat", input="hello\n")
+    assert closed.returncode == 0 and closed.stdout == ""
+
+
+# -- exit codes and signals ---------------------------------------------------
+def test_exit_codes(sb, busybox):
+    assert sh(sb, busybox, "exit 7").returncode == 7
+    not_found = sb("run", "--rm", busybox, "no-such-command")
+    assert not_found.returncode == 127
+    assert "no-such-command" in not_found.stderr and "not found" in not_found.stderr
+    not_exec = sb("run", "--rm", busybox, "/etc/passwd")
+    assert not_exec.returncode == 126, not_exec.stderr
+    assert "permission denied" in not_exec.stderr
+    killed = sh(sb, busybox, "sh -c 'kill -9 $$'; exit $?")
+    assert killed.returncode == 137
+    no_image = sb("run", "--rm", "no-such-image", "true")
+    assert no_image.returncode == 125 and "Unable to find image" in no_image.stderr
+    bad_flag = sb("run", "--no-such-flag", busybox)
+    assert bad_flag.returncode == 125
+
+
+def test_sigint_is_forwarded(sb, busybox):
+    proc = sb.popen("run", "--rm", busybox, "sh", "-c",
+                    "trap 'exit 130' INT; echo ready; while :; do sleep 0.1; done")
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 130
+
+
+def test_sigterm_is_forwarded(sb, busybox):
+    proc = sb.popen("run", "--rm", busybox, "sh", "-c",
+                    "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.1; done")
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 3
+    assert proc.stdout.read() == "got-term\n"
+
+
+def test_pid_1_without_handler_ignores_sigint(sb, busybox):
+    # sleep installs no handler; as PID 1 the kernel drops the signal.
+    proc = sb.popen("run", "--rm", busybox, "sleep", "2")
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 0
+
+
+def test_sigkill_of_the_container_gives_137(sb, busybox):
+    proc = sb.popen("run", "--name", "victim", busybox, "sh", "-c", "echo ready; sleep 60")
+    assert proc.stdout.readline() == "ready\n"
+    state = _state_of(sb, "victim")
+    assert state["Status"] == "running" and state["Pid"] > 0
+    os.kill(state["Pid"], signal.SIGKILL)
+    assert proc.wait(timeout=20) == 137
+    state = _state_of(sb, "victim")
+    assert state["Status"] == "exited" and state["ExitCode"] == 137
+
+
+def _state_of(sb, name):
+    cid = os.readlink(os.path.join(sb.root, "names", name))
+    with open(os.path.join(sb.root, "containers", cid, "state.json")) as f:
+        return json.load(f)
+
+
+# -- cleanup --------------------------------------------------------------------
+def test_rm_leaves_nothing(fresh_sb, images_dir):
+    fresh_sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"))
+    fresh_sb.ok("run", "--rm", "--name", "gone", "busybox", "sh", "-c",
+                "touch /x; mkdir -p /home/app/d; chown 1000 /home/app/d; touch /home/app/d/f")
+    assert os.listdir(os.path.join(fresh_sb.root, "containers")) == []
+    assert os.listdir(os.path.join(fresh_sb.root, "names")) == []
+    with open("/proc/self/mountinfo") as f:
+        assert fresh_sb.root not in f.read()
+    # The name is free again.
+    fresh_sb.ok("run", "--rm", "--name", "gone", "busybox", "true")
+
+
+def test_name_clash_is_refused(sb, busybox):
+    sb.ok("run", "--name", "taken", busybox, "true")
+    again = sb("run", "--name", "taken", busybox, "true")
+    assert again.returncode == 125
+    assert "already in use" in again.stderr
+
+
+# -- storage drivers ------------------------------------------------------------
+@pytest.mark.parametrize("driver", ["overlay", "fuse-overlayfs", "vfs"])
+def test_storage_drivers_show_the_layers_right(fresh_sb, images_dir, driver):
+    fresh_sb.ok("load", "-i", os.path.join(images_dir, "layers.tar"))
+    script = ("ls /data/dir; test -e /data/gone && echo gone-visible; "
+              "stat -c '%u:%g %a' /data/owned1000 /data/nobody /data/suid; "
+              "echo new > /data/dir/d; cat /data/dir/d; grep -o '^[a-z-]*overlay[a-z-]*' /proc/mounts "
+              "| head -1")
+    result = fresh_sb("--storage-driver", driver, "run", "--rm", "localhost/layers",
+                      "sh", "-c", script)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["c"]                    # opaque dir: a and b gone
+    assert "gone-visible" not in result.stdout          # whiteout honoured
+    assert lines[1:4] == ["1000:1000 644", "65534:65534 644", "0:0 4755"]
+    assert lines[4] == "new"
+    info = fresh_sb.ok("--storage-driver", driver, "info").stdout
+    assert "Storage driver:  %s" % driver in info
+
+
+def test_info_reports_the_host(sb):
+    text = sb.ok("info").stdout
+    assert "Storage driver:  overlay" in text          # kernel 6.x: overlay in userns
+    assert "ID map:          uid 0->%d (1)" % sb.uid in text
+    assert "Cgroups:" in text and "newuidmap" in text
+
+
+# -- a user without a subordinate id range -------------------------------------
+def test_single_id_map_without_subuid_range(sb, images_dir, nosub_user):
+    load = sb("load", "-i", os.path.join(images_dir, "busybox.tar"), user=nosub_user)
+    assert load.returncode == 0, load.stderr
+    result = sb("run", "--rm", "busybox", "sh", "-c",
+                "id -u; cat /proc/self/uid_map; touch /tmp/f; chown 1000 /tmp/f",
+                user=nosub_user)
+    assert result.returncode != 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "0"
+    assert len(lines) == 2 and lines[1].split()[2] == "1"     # one id mapped
+    assert "no subordinate id range" in result.stderr
+    assert "chown" in result.stderr                            # the warning says why
+    assert result.stderr.count("WARNING") == 1
+
+
+# -- a real distribution ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def debian(sb, images_dir):
+    sb.ok("load", "-i", os.path.join(images_dir, "debian.tar"), timeout=300)
+    return "localhost/debian:bookworm"
+
+
+def test_debian_keeps_owners_and_useradd_works(sb, debian):
+    text = out(sb, debian, "stat -c '%U:%G %g %a' /etc/shadow; "
+               "useradd -m -u 1234 bob && id bob && stat -c %u /home/bob")
+    lines = text.splitlines()
+    assert lines[0] == "root:shadow 42 640"
+    assert lines[1].startswith("uid=1234(bob)")
+    assert lines[2] == "1234"
+
+
+def test_seccomp_denies_keyctl(sb, debian):
+    # perl-base is in every Debian: syscall 250 is keyctl on x86_64.
+    script = "perl -e '$r = syscall(250, 0, 0, 0, 0); print $r == -1 ? qq{$!\\n} : qq{ok\\n}'"
+    assert out(sb, debian, script) == "Operation not permitted\n"
