@@ -8,18 +8,51 @@ verb function gets ``(args, paths)`` and returns an exit code (or None for
 style 9): ``run`` of a local image must not import the registry client.
 """
 
-import argparse
+import gettext
 import os
 import sys
+
+# argparse looks every message up in gettext's catalogs, which imports
+# `locale` and stats translation files on each of dozens of calls: 5 ms of
+# a start that should take tens.  Docker's messages are English only, so
+# bind argparse to identity functions before it is imported.
+gettext.gettext = lambda message: message
+gettext.ngettext = lambda singular, plural, n: singular if n == 1 else plural
+
+import argparse  # noqa: E402  (must come after the gettext binding above)
 
 from . import __version__
 from .errors import SandboxError
 
 VERB_MODULES = ("images", "run", "info")
+# verb -> the module that registers it: only that module is imported (and
+# only its parsers built) for a command, which keeps argparse and the image
+# verbs off the `run` start path.  `--help` and unknown verbs load them all.
+VERBS = {"run": "run", "info": "info", "images": "images", "image": "images",
+         "load": "images", "import": "images", "rmi": "images",
+         "tag": "images"}
+GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
+
+
+class Formatter(argparse.HelpFormatter):
+    """argparse's formatter imports shutil (bz2, lzma) for the terminal
+    width, on every add_argument; os has the same call."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        if width is None:
+            try:
+                width = os.get_terminal_size(sys.stdout.fileno()).columns - 2
+            except (OSError, ValueError):
+                width = 78
+        super().__init__(prog, indent_increment, max_help_position, width)
 
 
 class Parser(argparse.ArgumentParser):
     """argparse exits 2 on bad flags; Docker exits 125."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.print_usage(sys.stderr)
@@ -27,7 +60,23 @@ class Parser(argparse.ArgumentParser):
         sys.exit(125)
 
 
-def build_parser():
+def find_verb(argv):
+    """The first positional argument, skipping global options."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+            continue
+        if arg.startswith("-"):
+            continue
+        return arg
+    return None
+
+
+def build_parser(verb=None):
     parser = Parser(
         prog="sandbox",
         description="Rootless, daemonless containers with Docker's verbs.")
@@ -44,14 +93,15 @@ def build_parser():
                         help="print each setup step")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
     import importlib
-    for name in VERB_MODULES:
+    modules = [VERBS[verb]] if verb in VERBS else VERB_MODULES
+    for name in modules:
         importlib.import_module("helpers.commands." + name).register(sub)
     return parser
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    parser = build_parser(find_verb(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -105,8 +105,11 @@ def resolve_in_root(root, path, follow_last=True):
 
 
 def rmtree(path):
-    """Remove a tree, making directories writable as needed; a missing path
-    is not an error.  Does not follow symlinks."""
+    """Remove a tree without following symlinks; a missing path is not an
+    error.  Directories without write or search permission (mode 0555 or
+    000 in an image) are opened up first.  Written on os.scandir rather than
+    shutil, whose import (bz2, lzma) costs milliseconds in the teardown of
+    every `run --rm`."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -114,24 +117,23 @@ def rmtree(path):
     if not stat.S_ISDIR(st.st_mode):
         os.unlink(path)
         return
-    _rmtree_fd(path)
+    _rmtree_dir(path, st)
 
 
-def _rmtree_fd(path):
-    def onexc(func, p, exc):
-        if isinstance(exc, PermissionError):
-            parent = os.path.dirname(p)
-            with contextlib.suppress(OSError):
-                os.chmod(parent, 0o700)
-            with contextlib.suppress(OSError):
-                os.chmod(p, 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                import shutil
-                shutil.rmtree(p, onerror=lambda f, q, e: onexc(f, q, e[1]))
+def _rmtree_dir(path, st):
+    if stat.S_IMODE(st.st_mode) & 0o700 != 0o700:
+        os.chmod(path, 0o700)
+    with os.scandir(path) as it:
+        entries = list(it)
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                _rmtree_dir(entry.path, entry.stat(follow_symlinks=False))
             else:
-                func(p)
-        elif not isinstance(exc, FileNotFoundError):
-            raise exc
-
-    import shutil
-    shutil.rmtree(path, onerror=lambda f, p, e: onexc(f, p, e[1]))
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass

@@ -11,9 +11,7 @@ Kernel rules that shape this module (user_namespaces(7)):
 """
 
 import os
-import pickle
 import pwd
-import struct
 
 from . import linux
 from .errors import HostError, SandboxError
@@ -263,6 +261,8 @@ def run_in_userns(func, *args, extra_flags=0, idmap=None):
     id map) in a forked child and return its result.  SandboxErrors raised
     by ``func`` are raised again here; other exceptions become StoreError-
     free HostErrors with their text."""
+    import pickle
+    import struct
     idmap = idmap or current_id_map()
     sync = Sync()
     res_r, res_w = os.pipe2(os.O_CLOEXEC)

@@ -133,7 +133,7 @@ def create(paths, store, image_id, args, checked):
     from ..errors import warn
 
     config = store.config(image_id)
-    layers = store.layer_dirs(image_id)
+    layers = store.layer_dirs(image_id, config)
     idmap = current_id_map()
     if idmap.single:
         warn("this user has no subordinate id range: the container gets a "

@@ -8,7 +8,6 @@ the container's own flock (containers/<id>/lock).
 
 import errno
 import os
-import random
 import time
 
 from .. import fsutil
@@ -72,14 +71,18 @@ def _name_target(paths, name):
     return cid if os.path.isdir(paths.container(cid)) else None
 
 
+def _pick(words):
+    # os.urandom rather than `random`, whose import is slow for one choice.
+    return words[int.from_bytes(os.urandom(2), "little") % len(words)]
+
+
 def generate_name(paths):
-    rnd = random.SystemRandom()
     for _ in range(50):
-        name = "%s_%s" % (rnd.choice(_ADJECTIVES), rnd.choice(_NAMES))
+        name = "%s_%s" % (_pick(_ADJECTIVES), _pick(_NAMES))
         if not os.path.lexists(os.path.join(names_dir(paths), name)):
             return name
-    return "%s_%s%d" % (rnd.choice(_ADJECTIVES), rnd.choice(_NAMES),
-                        rnd.randrange(1000))
+    return "%s_%s%d" % (_pick(_ADJECTIVES), _pick(_NAMES),
+                        int.from_bytes(os.urandom(2), "little") % 1000)
 
 
 def state_path(paths, cid):
