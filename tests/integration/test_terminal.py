@@ -1,0 +1,67 @@
+"""`run -it` drives a real pseudo-terminal: prompt, typed input, echo, raw
+mode, window size, and the exit code of the shell."""
+
+import time
+
+import pexpect
+import pytest
+
+pytestmark = pytest.mark.terminal
+
+
+def spawn(sb, *args, rows=30, cols=100):
+    argv = sb.argv(*args)
+    child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30,
+                          dimensions=(rows, cols))
+    return child
+
+
+def test_interactive_shell_prompt_command_and_exit_code(sb, busybox):
+    child = spawn(sb, "run", "--rm", "-it", busybox, "sh")
+    child.expect(r"# ")                      # root's prompt from ash
+    child.sendline("echo $((6*7)); tty; stty size")
+    child.expect("42")
+    child.expect(r"/dev/(pts/\d+|console)")
+    child.expect("30 100")
+    child.sendline("exit 3")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 3
+
+
+def test_window_size_change_reaches_the_container(sb, busybox):
+    child = spawn(sb, "run", "--rm", "-it", busybox, "sh")
+    child.expect(r"# ")
+    child.setwinsize(40, 120)
+    child.sendline("stty size")
+    child.expect("40 120")
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_ctrl_c_reaches_the_foreground_program_not_sandbox(sb, busybox):
+    child = spawn(sb, "run", "--rm", "-it", busybox, "sh")
+    child.expect(r"# ")
+    child.sendline("sleep 30")
+    child.expect("sleep 30\r\n")
+    time.sleep(0.5)                          # let the shell start sleep
+    started = time.monotonic()
+    child.sendcontrol("c")                   # raw mode: ^C goes to the pty
+    child.expect(r"# ", timeout=10)          # sleep died, the shell lives
+    assert time.monotonic() - started < 5
+    child.sendline("echo alive")
+    child.expect("alive")
+    child.sendline("exit 5")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 5
+
+
+def test_tty_without_i_still_shows_output(sb, busybox):
+    child = spawn(sb, "run", "--rm", "-t", busybox, "sh", "-c", "tty; echo done")
+    child.expect("done")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
