@@ -110,6 +110,10 @@ def main(argv=None):
     paths = Paths(args.root, args.runroot)
     if args.storage_driver:
         os.environ["SANDBOX_STORAGE_DRIVER"] = args.storage_driver
+    if args.runroot:
+        # The shared user namespace's record lives in the run root
+        # (userns.py finds it through the environment, like our children).
+        os.environ["SANDBOX_RUNROOT"] = paths.runroot
     try:
         code = args.func(args, paths)
     except SandboxError as exc:

@@ -145,6 +145,13 @@ def _spawn(argv):
 
 def apply_id_map(pid, idmap):
     """From the parent namespace: write the maps of ``pid``'s user namespace."""
+    finish_id_map(spawn_id_map(pid, idmap))
+
+
+def spawn_id_map(pid, idmap):
+    """Start writing the maps; returns a handle for ``finish_id_map``.  The
+    setuid helpers take milliseconds to run: the caller can do other work
+    (write the container record) while they do."""
     if idmap.single:
         # An unprivileged writer may map only its own id, after denying
         # setgroups (user_namespaces(7), "Interaction with setgroups").
@@ -154,16 +161,19 @@ def apply_id_map(pid, idmap):
             f.write("%d %d %d\n" % idmap.uid_map[0])
         with open("/proc/%d/gid_map" % pid, "w") as f:
             f.write("%d %d %d\n" % idmap.gid_map[0])
-        return
-    cmds = []
+        return []
+    handles = []
     for helper, mapping in ((NEWUIDMAP, idmap.uid_map), (NEWGIDMAP, idmap.gid_map)):
         argv = [_have_helper(helper), str(pid)]
         for entry in mapping:
             argv.extend(str(x) for x in entry)
-        cmds.append(argv)
-    pids = [(_spawn(argv), argv) for argv in cmds]
+        handles.append((_spawn(argv), argv))
+    return handles
+
+
+def finish_id_map(handles):
     failed = []
-    for child, argv in pids:
+    for child, argv in handles:
         _, status = os.waitpid(child, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             failed.append(argv)
@@ -256,26 +266,159 @@ def parent_map_child(sync, pid, idmap):
     return True
 
 
+# ---------------------------------------------------------------------------
+# The shared user namespace
+# ---------------------------------------------------------------------------
+# Mapping a new user namespace costs two setuid helpers (newuidmap and
+# newgidmap: ~5 ms of exec and PAM-free parsing each, on every container).
+# Like podman's rootless "pause" process, one small process per user holds a
+# mapped user namespace; containers and store helpers join it with setns(2)
+# (allowed: its owner has every capability in it) and then make their own
+# mount, PID, network, IPC, UTS and cgroup namespaces inside it.  It is not a
+# daemon: it serves no requests, holds no state but the namespace, and is
+# made again by the next command when it is gone (reboot, kill) or when the
+# user's /etc/subuid range changed.
+KEEPER_NAME = "sandbox-userns"
+
+
+def _keeper_file():
+    from .paths import default_runroot
+    return os.path.join(default_runroot(), "userns.json")
+
+
+def _proc_start_time(pid):
+    """Field 22 of /proc/PID/stat: with the pid, it names one process for
+    the lifetime of the boot (a pid alone can be reused)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+def _valid_keeper(record, idmap):
+    if not record or record.get("uid_map") != [list(m) for m in idmap.uid_map] \
+            or record.get("gid_map") != [list(m) for m in idmap.gid_map]:
+        return None
+    pid = record.get("pid", 0)
+    if not pid or _proc_start_time(pid) != record.get("start"):
+        return None
+    try:
+        fd = os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    # The holder must still be in its own namespace, not in ours (a pid
+    # reused by another process of this user would be).
+    if os.fstat(fd).st_ino == os.stat("/proc/self/ns/user").st_ino:
+        os.close(fd)
+        return None
+    return fd
+
+
+def shared_userns_fd(idmap=None):
+    """An O_RDONLY fd of the user's shared user namespace (made if needed)."""
+    idmap = idmap or current_id_map()
+    path = _keeper_file()
+    from . import fsutil
+    try:
+        fd = _valid_keeper(fsutil.read_json(path, default={}), idmap)
+    except (ValueError, OSError):
+        fd = None
+    if fd is not None:
+        return fd
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with fsutil.locked(path + ".lock"):
+        try:
+            fd = _valid_keeper(fsutil.read_json(path, default={}), idmap)
+        except (ValueError, OSError):
+            fd = None
+        if fd is None:
+            pid = _start_keeper(idmap)
+            fsutil.write_json(path, {
+                "pid": pid, "start": _proc_start_time(pid),
+                "uid_map": [list(m) for m in idmap.uid_map],
+                "gid_map": [list(m) for m in idmap.gid_map]}, mode=0o600)
+            fd = os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)
+    return fd
+
+
+def _start_keeper(idmap):
+    """Fork the holder: it unshares a user namespace, waits for the maps,
+    and execs `sleep infinity` (nothing of Python stays resident)."""
+    sync = Sync()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sync.in_child()
+            os.close(err_r)
+            os.setsid()                  # no terminal signals reach it
+            os.chdir("/")
+            nul = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(nul, fd)
+            try:
+                enter_new_userns(sync)
+            except OSError as exc:
+                raise unshare_error(exc) if exc.errno in (1, 28, 22) else exc
+            for sleeper in ("/usr/bin/sleep", "/bin/sleep"):
+                if os.access(sleeper, os.X_OK):
+                    os.execv(sleeper, [KEEPER_NAME, "infinity"])
+            import signal
+            while True:
+                signal.pause()
+        except BaseException as exc:   # noqa: BLE001 - reported to the parent
+            msg = exc.message if isinstance(exc, SandboxError) else str(exc)
+            hint = getattr(exc, "hint", None) or ""
+            try:
+                os.write(err_w, ("%s\0%s" % (msg, hint)).encode())
+            except OSError:
+                pass
+        os._exit(1)
+    sync.in_parent()
+    os.close(err_w)
+    try:
+        parent_map_child(sync, pid, idmap)
+    except BaseException:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        sync.close_parent()
+    failure = _read_all(err_r)          # EOF at the exec of sleep
+    os.close(err_r)
+    if failure:
+        os.waitpid(pid, 0)
+        msg, _, hint = failure.decode(errors="replace").partition("\0")
+        raise HostError("cannot create the user namespace: " + msg,
+                        hint=hint or None)
+    return pid
+
+
+def join_userns(fd):
+    """In a forked child: enter the shared user namespace as its root."""
+    linux.setns(fd, linux.CLONE_NEWUSER)
+    os.close(fd)
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
 def run_in_userns(func, *args, extra_flags=0, idmap=None):
-    """Run ``func(*args)`` as root of a new user namespace (with the user's
-    id map) in a forked child and return its result.  SandboxErrors raised
-    by ``func`` are raised again here; other exceptions become StoreError-
-    free HostErrors with their text."""
+    """Run ``func(*args)`` as root of the user's shared user namespace in a
+    forked child and return its result.  SandboxErrors raised by ``func``
+    are raised again here; other exceptions become HostErrors with their
+    text."""
     import pickle
     import struct
-    idmap = idmap or current_id_map()
-    sync = Sync()
+    nsfd = shared_userns_fd(idmap)
     res_r, res_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
-            sync.in_child()
             os.close(res_r)
-            try:
-                enter_new_userns(sync)
-            except OSError as exc:
-                raise unshare_error(exc) if exc.errno in (1, 28, 22) else exc
+            join_userns(nsfd)
             if extra_flags:
                 linux.unshare(extra_flags)
             try:
@@ -298,14 +441,12 @@ def run_in_userns(func, *args, extra_flags=0, idmap=None):
             _write_all(res_w, struct.pack("!Q", len(payload)) + payload)
         finally:
             os._exit(code)
-    sync.in_parent()
     os.close(res_w)
+    os.close(nsfd)
     try:
-        parent_map_child(sync, pid, idmap)
         data = _read_all(res_r)
     finally:
         os.close(res_r)
-        sync.close_parent()
         os.waitpid(pid, 0)
     if len(data) < 8:
         raise HostError("helper process in the user namespace died")

@@ -112,8 +112,17 @@ def cmd_run(args, paths):
             "Unable to find image '%s' locally" % _full_name(args.image),
             hint="load it with `sandbox load -i FILE` or `sandbox import`; "
                  "pulling from registries comes with `sandbox pull`") from None
-    container = create(paths, store, image_id, args, checked)
-    return start_foreground(paths, container, args)
+    from ..container.runtime import Starter
+    from ..userns import current_id_map
+    # Fork the container's first process now: its user namespace is mapped
+    # while we write the record.
+    starter = Starter(current_id_map(), tty=args.tty)
+    try:
+        container = create(paths, store, image_id, args, checked)
+    except BaseException:
+        starter.abort()
+        raise
+    return start_foreground(paths, container, args, starter)
 
 
 def _full_name(name):
@@ -237,7 +246,7 @@ def _resolv_conf():
     return "\n".join(out) + "\n"
 
 
-def start_foreground(paths, container, args):
+def start_foreground(paths, container, args, starter):
     from ..container import runtime, state
     cid = container["id"]
     launch = runtime.Launch(container["spec"], container["dir"],
@@ -250,7 +259,7 @@ def start_foreground(paths, container, args):
                            StartedAt=state.now_iso())
 
     try:
-        code = runtime.run(launch, on_started=started)
+        code = starter.run(launch, on_started=started)
     except SandboxError as exc:
         _finish(paths, container, args, exc.exit_code, error=exc.message)
         raise

@@ -3,10 +3,11 @@ other namespaces -> root filesystem -> pivot_root -> security -> exec.
 
 Three processes take part:
 
-  P  the caller (``sandbox run``): writes the id maps from the host side,
-     forwards signals, relays the terminal, collects the exit code.
-  C  forked from P: unshares the user namespace, then mount, UTS, IPC,
-     cgroup, network and PID namespaces; mounts the root filesystem; forks G;
+  P  the caller (``sandbox run``): writes the container record, forwards
+     signals, relays the terminal, collects the exit code.
+  C  forked from P: joins the user's shared user namespace (userns.py), then
+     unshares mount, UTS, IPC, cgroup, network and PID namespaces; mounts the
+     root filesystem; forks G;
      waits for it; tears down (and removes the container for --rm) as root
      of the user namespace, where files owned by subordinate ids can be
      deleted.
@@ -28,7 +29,7 @@ import sys
 from .. import fsutil, linux
 from ..errors import (CannotExecute, CommandNotFound, HostError, SandboxError,
                       UsageError)
-from ..userns import Sync, enter_new_userns, parent_map_child, unshare_error
+from ..userns import join_userns, shared_userns_fd
 from . import rootfs as rootfs_mod
 from . import security
 
@@ -67,75 +68,123 @@ class Launch:
         ns = {n["type"] for n in spec["linux"]["namespaces"]}
         self.new_net = "network" in ns
 
+    def to_json(self):
+        import json
+        return json.dumps({"spec": self.spec, "cdir": self.cdir,
+                           "layers": self.layers, "driver": self.driver,
+                           "autoremove": self.autoremove,
+                           "debug": self.debug}).encode()
+
+    @classmethod
+    def from_json(cls, data, idmap):
+        import json
+        d = json.loads(data)
+        return cls(d["spec"], d["cdir"], d["layers"], d["driver"], idmap,
+                   d["autoremove"], d["debug"])
+
 
 # ---------------------------------------------------------------------------
 # P: the caller
 # ---------------------------------------------------------------------------
-def run(launch, on_started=None):
-    """Run the container in the foreground; returns its exit code (Docker's
-    convention: 128+N for death by signal N).  ``on_started(pid)`` is called
-    with PID 1's host pid while G waits at the exec, so the record says
-    "running" before the command can do anything."""
-    sync = Sync()
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    master = slave = None
-    if launch.tty:
-        master, slave = os.openpty()
-        _copy_winsize(master)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    cpid = os.fork()
-    if cpid == 0:
-        os.close(go_w)
-        _child_c(launch, sync, err_w, pid_w, go_r, master, slave)  # never returns
-    sync.in_parent()
-    os.close(err_w)
-    os.close(pid_w)
-    os.close(go_r)
-    if slave is not None:
-        os.close(slave)
-    try:
-        parent_map_child(sync, cpid, launch.idmap)
-        gpid = _read_int(pid_r)
-        if on_started and gpid:
-            on_started(gpid)
+class Starter:
+    """P's side.  C is forked *before* the container record is written and
+    joins the user namespace while the caller writes it; it then waits for
+    the Launch, sent as JSON over a pipe."""
+
+    def __init__(self, idmap, tty=False):
+        self.idmap = idmap
+        nsfd = shared_userns_fd(idmap)
+        self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        self.pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+        go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
+        launch_r, self.launch_w = os.pipe2(os.O_CLOEXEC)
+        self.master = slave = None
+        if tty:
+            self.master, slave = os.openpty()
+            _copy_winsize(self.master)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.cpid = os.fork()
+        if self.cpid == 0:
+            for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r):
+                os.close(fd)
+            _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r,
+                     self.master, slave)                  # never returns
+        for fd in (nsfd, err_w, pid_w, go_r, launch_r):
+            os.close(fd)
+        if slave is not None:
+            os.close(slave)
+
+    def abort(self):
+        """The container will not start: end C and release everything."""
+        _kill_wait(self.cpid)
+        self._close()
+
+    def _close(self):
+        for name in ("pid_r", "go_w", "launch_w", "err_r", "master"):
+            fd = getattr(self, name)
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                setattr(self, name, None)
+
+    def run(self, launch, on_started=None):
+        """Run the container in the foreground; returns its exit code
+        (Docker's convention: 128+N for death by signal N).
+        ``on_started(pid)`` is called with PID 1's host pid while G waits at
+        the exec, so the record says "running" before the command can do
+        anything."""
+        gpid = 0
         try:
-            os.write(go_w, b"g")
-        except BrokenPipeError:
-            pass            # G failed before the exec; err_r says why
-    except BaseException:
-        _kill_wait(cpid)
-        raise
-    finally:
-        sync.close_parent()
-        os.close(pid_r)
-        os.close(go_w)
-    old_handlers = {}
-    if gpid:
-        def forward(signum, _frame):
             try:
-                os.kill(gpid, signum)
-            except ProcessLookupError:
-                pass
-        for s in FORWARDED_SIGNALS:
-            old_handlers[s] = signal.signal(s, forward)
-    try:
-        failure = _read_all(err_r)
-        os.close(err_r)
-        if failure:
-            _wait(cpid)
-            raise _decode_failure(failure)
-        if master is not None:
-            from .terminal import relay
-            relay(master, forward_stdin=launch.stdin)
-        return _wait(cpid)
-    finally:
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
-        if master is not None:
-            os.close(master)
+                _write_all(self.launch_w, launch.to_json())
+            except BrokenPipeError:
+                pass        # C died; the error pipe says why
+            os.close(self.launch_w)
+            self.launch_w = None
+            gpid = _read_int(self.pid_r)
+            if on_started and gpid:
+                on_started(gpid)
+            try:
+                os.write(self.go_w, b"g")
+            except BrokenPipeError:
+                pass            # G failed before the exec; err_r says why
+            os.close(self.go_w)
+            self.go_w = None
+        except BaseException:
+            self.abort()
+            raise
+        old_handlers = {}
+        if gpid:
+            def forward(signum, _frame):
+                try:
+                    os.kill(gpid, signum)
+                except ProcessLookupError:
+                    pass
+            for s in FORWARDED_SIGNALS:
+                old_handlers[s] = signal.signal(s, forward)
+        try:
+            failure = _read_all(self.err_r)
+            if failure:
+                _wait(self.cpid)
+                raise _decode_failure(failure)
+            if self.master is not None:
+                from .terminal import relay
+                relay(self.master, forward_stdin=launch.stdin)
+            return _wait(self.cpid)
+        finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            self._close()
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 def _wait(pid):
@@ -227,8 +276,9 @@ def _copy_winsize(master):
 # ---------------------------------------------------------------------------
 # C: namespaces and root filesystem
 # ---------------------------------------------------------------------------
-def _child_c(launch, sync, err_w, pid_w, go_r, master, slave):
+def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave):
     code = 125
+    launch = None
     try:
         # Die with P: a foreground container must not outlive its CLI.
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -236,16 +286,15 @@ def _child_c(launch, sync, err_w, pid_w, go_r, master, slave):
         # reach P, which forwards them to G; C must live on to tear down.
         # (Ignoring them instead would leak SIG_IGN into helpers we spawn.)
         os.setpgid(0, 0)
-        sync.in_child()
         if master is not None:
             os.close(master)
-        try:
-            enter_new_userns(sync)
-        except OSError as exc:
-            raise unshare_error(exc) if exc.errno in (errno.EPERM, errno.ENOSPC,
-                                                      errno.EINVAL) else exc
-        finally:
-            sync.close_child()
+        # Root of the user's shared user namespace (see userns.py).
+        join_userns(nsfd)
+        data = _read_all(launch_r)
+        os.close(launch_r)
+        if not data:
+            os._exit(125)          # P gave up (its error is its own to report)
+        launch = Launch.from_json(data, idmap)
         flags = (linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC |
                  linux.CLONE_NEWCGROUP)
         if launch.new_net:
@@ -283,7 +332,8 @@ def _child_c(launch, sync, err_w, pid_w, go_r, master, slave):
         if err_w is not None:
             code = _report(err_w, exc)
         try:
-            _teardown(launch)
+            if launch is not None:
+                _teardown(launch)
         except BaseException:      # noqa: BLE001
             pass
     finally:
