@@ -1,7 +1,5 @@
 """Entry point of sandbox (the frozen binary's too): nothing but main()."""
-import sys
-
-from helpers.cli import main
+from helpers.cli import main_and_exit
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main_and_exit()

@@ -35,6 +35,22 @@ def atomic_write(path, data, mode=0o644, durable=True):
     os.rename(tmp, path)
 
 
+def write_new(path, data, mode=0o644):
+    """Create ``path``, which must not exist, with ``data``.  For files in a
+    directory we just made and nobody reads yet (a new container's hosts,
+    resolv.conf, config.json): no temp file, rename or fsync needed, since
+    a crash leaves the whole directory half-made, not the file."""
+    if isinstance(data, str):
+        data = data.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def write_json(path, obj, mode=0o644, durable=True):
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", mode,
                  durable)

@@ -189,10 +189,11 @@ def create(paths, store, image_id, args, checked):
             rootfs=os.path.join(cdir, "rootfs"), annotations=annotations)
         if not checked["seccomp"]:
             spec["linux"].pop("seccomp", None)
-        # Container records are private to one container: atomic rename is
-        # enough, fsync would only slow the start (nothing else reads them
-        # before the container runs).
-        fsutil.write_json(os.path.join(cdir, "config.json"), spec, durable=False)
+        # New files of a new container: nothing reads them before it runs,
+        # and fsync would only slow the start.
+        import json
+        fsutil.write_new(os.path.join(cdir, "config.json"),
+                         json.dumps(spec, indent=2) + "\n")
         record = {
             "Id": cid, "Name": name, "Image": image_id,
             "ImageName": args.image, "Created": state.now_iso(),
@@ -220,9 +221,9 @@ def _write_etc_files(cdir, hostname, network):
         hosts = ("127.0.0.1\tlocalhost\n"
                  "::1\tlocalhost ip6-localhost ip6-loopback\n"
                  "127.0.1.1\t%s\n" % hostname)
-    fsutil.atomic_write(os.path.join(cdir, "hosts"), hosts)
-    fsutil.atomic_write(os.path.join(cdir, "hostname"), hostname + "\n")
-    fsutil.atomic_write(os.path.join(cdir, "resolv.conf"), _resolv_conf())
+    fsutil.write_new(os.path.join(cdir, "hosts"), hosts)
+    fsutil.write_new(os.path.join(cdir, "hostname"), hostname + "\n")
+    fsutil.write_new(os.path.join(cdir, "resolv.conf"), _resolv_conf())
 
 
 def _read(path):
