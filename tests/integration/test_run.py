@@ -333,3 +333,21 @@ def test_seccomp_denies_keyctl(sb, debian):
     # perl-base is in every Debian: syscall 250 is keyctl on x86_64.
     script = "perl -e '$r = syscall(250, 0, 0, 0, 0); print $r == -1 ? qq{$!\\n} : qq{ok\\n}'"
     assert out(sb, debian, script) == "Operation not permitted\n"
+
+
+def test_unusable_dev_fuse_is_explained(fresh_sb, images_dir):
+    """Many VMs ship /dev/fuse 0600: the error must say what to do."""
+    fresh_sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"))
+    mode = os.stat("/dev/fuse").st_mode & 0o777
+    os.chmod("/dev/fuse", 0o600)
+    try:
+        result = fresh_sb("--storage-driver", "fuse-overlayfs", "run", "--rm",
+                          "busybox", "true")
+        info = fresh_sb("info")
+    finally:
+        os.chmod("/dev/fuse", mode)
+    assert result.returncode == 125
+    assert "/dev/fuse is not usable" in result.stderr
+    assert "chmod 0666 /dev/fuse" in result.stderr
+    assert "/dev/fuse is not usable by this user" in info.stdout
+    assert os.listdir(os.path.join(fresh_sb.root, "containers")) == []
