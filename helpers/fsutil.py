@@ -8,6 +8,23 @@ import os
 import stat
 
 
+def write_all(fd, data):
+    """os.write until all of ``data`` is written (pipes take it in parts)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def read_all(fd):
+    """os.read until EOF."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 def atomic_write(path, data, mode=0o644, durable=True):
     """Write ``data`` (bytes or str) to ``path`` so that readers see the old
     content or the new one, never a mix: temp file, fsync, rename.
@@ -20,10 +37,7 @@ def atomic_write(path, data, mode=0o644, durable=True):
     tmp = os.path.join(d, ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        write_all(fd, data)
         if durable:
             os.fsync(fd)
     except BaseException:
@@ -44,9 +58,7 @@ def write_new(path, data, mode=0o644):
         data = data.encode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 

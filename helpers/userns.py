@@ -13,7 +13,7 @@ Kernel rules that shape this module (user_namespaces(7)):
 import os
 import pwd
 
-from . import linux
+from . import fsutil, linux
 from .errors import HostError, SandboxError
 
 NEWUIDMAP = "newuidmap"
@@ -144,14 +144,8 @@ def _spawn(argv):
 
 
 def apply_id_map(pid, idmap):
-    """From the parent namespace: write the maps of ``pid``'s user namespace."""
-    finish_id_map(spawn_id_map(pid, idmap))
-
-
-def spawn_id_map(pid, idmap):
-    """Start writing the maps; returns a handle for ``finish_id_map``.  The
-    setuid helpers take milliseconds to run: the caller can do other work
-    (write the container record) while they do."""
+    """From the parent namespace: write the maps of ``pid``'s user namespace
+    (newuidmap and newgidmap run in parallel)."""
     if idmap.single:
         # An unprivileged writer may map only its own id, after denying
         # setgroups (user_namespaces(7), "Interaction with setgroups").
@@ -161,17 +155,13 @@ def spawn_id_map(pid, idmap):
             f.write("%d %d %d\n" % idmap.uid_map[0])
         with open("/proc/%d/gid_map" % pid, "w") as f:
             f.write("%d %d %d\n" % idmap.gid_map[0])
-        return []
+        return
     handles = []
     for helper, mapping in ((NEWUIDMAP, idmap.uid_map), (NEWGIDMAP, idmap.gid_map)):
         argv = [_have_helper(helper), str(pid)]
         for entry in mapping:
             argv.extend(str(x) for x in entry)
         handles.append((_spawn(argv), argv))
-    return handles
-
-
-def finish_id_map(handles):
     failed = []
     for child, argv in handles:
         _, status = os.waitpid(child, 0)
@@ -320,7 +310,6 @@ def shared_userns_fd(idmap=None):
     """An O_RDONLY fd of the user's shared user namespace (made if needed)."""
     idmap = idmap or current_id_map()
     path = _keeper_file()
-    from . import fsutil
     try:
         fd = _valid_keeper(fsutil.read_json(path, default={}), idmap)
     except (ValueError, OSError):
@@ -386,7 +375,7 @@ def _start_keeper(idmap):
         raise
     finally:
         sync.close_parent()
-    failure = _read_all(err_r)          # EOF at the exec of sleep
+    failure = fsutil.read_all(err_r)          # EOF at the exec of sleep
     os.close(err_r)
     if failure:
         os.waitpid(pid, 0)
@@ -438,13 +427,13 @@ def run_in_userns(func, *args, extra_flags=0, idmap=None):
                 payload = pickle.dumps((False, HostError(repr(exc))))
             code = 1
         try:
-            _write_all(res_w, struct.pack("!Q", len(payload)) + payload)
+            fsutil.write_all(res_w, struct.pack("!Q", len(payload)) + payload)
         finally:
             os._exit(code)
     os.close(res_w)
     os.close(nsfd)
     try:
-        data = _read_all(res_r)
+        data = fsutil.read_all(res_r)
     finally:
         os.close(res_r)
         os.waitpid(pid, 0)
@@ -454,19 +443,3 @@ def run_in_userns(func, *args, extra_flags=0, idmap=None):
     if ok:
         return value
     raise value
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _read_all(fd):
-    chunks = []
-    while True:
-        b = os.read(fd, 1 << 16)
-        if not b:
-            return b"".join(chunks)
-        chunks.append(b)

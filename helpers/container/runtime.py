@@ -139,7 +139,7 @@ class Starter:
         gpid = 0
         try:
             try:
-                _write_all(self.launch_w, launch.to_json())
+                fsutil.write_all(self.launch_w, launch.to_json())
             except BrokenPipeError:
                 pass        # C died; the error pipe says why
             os.close(self.launch_w)
@@ -166,7 +166,7 @@ class Starter:
             for s in FORWARDED_SIGNALS:
                 old_handlers[s] = signal.signal(s, forward)
         try:
-            failure = _read_all(self.err_r)
+            failure = fsutil.read_all(self.err_r)
             if failure:
                 _wait(self.cpid)
                 raise _decode_failure(failure)
@@ -178,13 +178,6 @@ class Starter:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
             self._close()
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
 
 
 def _wait(pid):
@@ -217,15 +210,6 @@ def _read_int(fd):
         return int(data)
     except ValueError:
         return 0
-
-
-def _read_all(fd):
-    out = b""
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return out
-        out += chunk
 
 
 def _decode_failure(data):
@@ -290,7 +274,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave):
             os.close(master)
         # Root of the user's shared user namespace (see userns.py).
         join_userns(nsfd)
-        data = _read_all(launch_r)
+        data = fsutil.read_all(launch_r)
         os.close(launch_r)
         if not data:
             os._exit(125)          # P gave up (its error is its own to report)

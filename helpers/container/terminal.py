@@ -9,6 +9,8 @@ import signal
 import termios
 import tty
 
+from ..fsutil import write_all
+
 
 def _copy_winsize(src, master):
     try:
@@ -16,15 +18,6 @@ def _copy_winsize(src, master):
         fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
     except OSError:
         pass
-
-
-def _write_all(fd, data):
-    while data:
-        try:
-            n = os.write(fd, data)
-        except InterruptedError:
-            continue
-        data = data[n:]
 
 
 def relay(master, forward_stdin=True, stdin=0, stdout=1):
@@ -56,16 +49,16 @@ def relay(master, forward_stdin=True, stdin=0, stdout=1):
                     raise
                 if not data:
                     break
-                _write_all(stdout, data)
+                write_all(stdout, data)
             if reading_stdin and stdin in ready:
                 data = os.read(stdin, 65536)
                 if not data:
                     # End of input on a pipe: pass EOF on as the terminal's
                     # EOF character, then stop reading.
                     reading_stdin = False
-                    _write_all(master, b"\x04")
+                    write_all(master, b"\x04")
                 else:
-                    _write_all(master, data)
+                    write_all(master, data)
     finally:
         if restore is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, restore)
