@@ -14,6 +14,7 @@ import os
 import pwd
 
 from . import fsutil, linux
+from .pids import proc_start_time
 from .errors import HostError, SandboxError
 
 NEWUIDMAP = "newuidmap"
@@ -276,23 +277,12 @@ def _keeper_file():
     return os.path.join(default_runroot(), "userns.json")
 
 
-def _proc_start_time(pid):
-    """Field 22 of /proc/PID/stat: with the pid, it names one process for
-    the lifetime of the boot (a pid alone can be reused)."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return int(data[data.rindex(b")") + 2:].split()[19])
-
-
 def _valid_keeper(record, idmap):
     if not record or record.get("uid_map") != [list(m) for m in idmap.uid_map] \
             or record.get("gid_map") != [list(m) for m in idmap.gid_map]:
         return None
     pid = record.get("pid", 0)
-    if not pid or _proc_start_time(pid) != record.get("start"):
+    if not pid or proc_start_time(pid) != record.get("start"):
         return None
     try:
         fd = os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)
@@ -325,7 +315,7 @@ def shared_userns_fd(idmap=None):
         if fd is None:
             pid = _start_keeper(idmap)
             fsutil.write_json(path, {
-                "pid": pid, "start": _proc_start_time(pid),
+                "pid": pid, "start": proc_start_time(pid),
                 "uid_map": [list(m) for m in idmap.uid_map],
                 "gid_map": [list(m) for m in idmap.gid_map]}, mode=0o600)
             fd = os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)

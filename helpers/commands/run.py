@@ -22,6 +22,12 @@ def register(sub):
 def add_create_flags(p):
     p.add_argument("--rm", action="store_true",
                    help="remove the container when it exits")
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background and print the container id")
+    p.add_argument("--restart", default="no", metavar="POLICY",
+                   help="no, on-failure[:N], always or unless-stopped")
+    p.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
+                   help="set a label on the container")
     p.add_argument("-i", "--interactive", action="store_true",
                    help="keep stdin open and pass it to the container")
     p.add_argument("-t", "--tty", action="store_true",
@@ -95,10 +101,31 @@ def validate(args):
     env = list(args.env)
     for f in args.env_file:
         env = spec_mod.parse_env_file(f) + env
-    if args.tty and args.interactive and not os.isatty(0):
+    if args.tty and args.interactive and not os.isatty(0) and not args.detach:
         raise UsageError("the input device is not a TTY",
                          hint="drop -t when stdin is a pipe or file")
-    return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env}
+    restart = parse_restart(args.restart)
+    if restart["Name"] != "no" and args.rm:
+        raise UsageError("conflicting options: --restart and --rm",
+                         hint="a container removed at exit cannot be restarted")
+    labels = {}
+    for item in args.label:
+        k, _, v = item.partition("=")
+        if not k:
+            raise UsageError("invalid label %r" % item, hint="use -l KEY=VALUE")
+        labels[k] = v
+    return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
+            "restart": restart, "labels": labels}
+
+
+def parse_restart(value):
+    """Docker's --restart values to its HostConfig.RestartPolicy."""
+    name, _, count = value.partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped") or \
+            (count and (name != "on-failure" or not count.isdigit())):
+        raise UsageError("invalid restart policy %r" % value,
+                         hint="no, on-failure[:max-retries], always or unless-stopped")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
 def cmd_run(args, paths):
@@ -112,17 +139,52 @@ def cmd_run(args, paths):
             "Unable to find image '%s' locally" % _full_name(args.image),
             hint="load it with `sandbox load -i FILE` or `sandbox import`; "
                  "pulling from registries comes with `sandbox pull`") from None
+    if args.detach:
+        container = create(paths, store, image_id, args, checked)
+        return start_detached(paths, container, args)
     from ..container.runtime import Starter
     from ..userns import current_id_map
-    # Fork the container's first process now: its user namespace is mapped
+    # Without a terminal the output goes through pipes, as under Docker: we
+    # copy it to our stdout/stderr and to the container's log.
+    out_r, out_w = os.pipe2(os.O_CLOEXEC) if not args.tty else (None, None)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC) if not args.tty else (None, None)
+    # Fork the container's first process now: it joins the user namespace
     # while we write the record.
-    starter = Starter(current_id_map(), tty=args.tty)
+    starter = Starter(current_id_map(), tty=args.tty, stdio=(None, out_w, err_w))
+    for fd in (out_w, err_w):
+        if fd is not None:
+            os.close(fd)
     try:
         container = create(paths, store, image_id, args, checked)
     except BaseException:
         starter.abort()
         raise
-    return start_foreground(paths, container, args, starter)
+    container["sources"] = {out_r: "stdout", err_r: "stderr"} if not args.tty else {}
+    from ..container import monitor
+    try:
+        return monitor.run_foreground(paths, container, make_launch(container, args),
+                                      starter, args.rm)
+    finally:
+        for fd in (out_r, err_r):
+            if fd is not None:
+                os.close(fd)
+
+
+def start_detached(paths, container, args):
+    """`run -d`: print the full id once the command runs (Docker's -d)."""
+    from ..container import monitor
+    launch = make_launch(container, args)
+    monitor.start_detached(paths, container, launch,
+                           {"restart": container["record"]["RestartPolicy"]})
+    print(container["id"])
+    return 0
+
+
+def make_launch(container, args):
+    from ..container.runtime import Launch
+    return Launch(container["spec"], container["dir"], container["layers"],
+                  container["driver"], container["idmap"], autoremove=args.rm,
+                  debug=getattr(args, "debug", False))
 
 
 def _full_name(name):
@@ -199,7 +261,15 @@ def create(paths, store, image_id, args, checked):
             "ImageName": args.image, "Created": state.now_iso(),
             "Driver": driver, "Status": "created", "Pid": 0, "ExitCode": 0,
             "StartedAt": None, "FinishedAt": None, "AutoRemove": bool(args.rm),
-            "NetworkMode": args.network, "Error": "",
+            "NetworkMode": args.network, "Error": "", "RestartCount": 0,
+            "RestartPolicy": checked["restart"], "Labels": checked["labels"],
+            "OpenStdin": bool(args.interactive), "Tty": bool(args.tty),
+            "User": user_spec or "", "Entrypoint": args.entrypoint,
+            "Cmd": args.command or None, "CapAdd": list(args.cap_add),
+            "CapDrop": list(args.cap_drop), "Privileged": bool(args.privileged),
+            "ReadonlyRootfs": bool(args.read_only), "Binds": list(args.volume),
+            "Tmpfs": list(args.tmpfs), "SecurityOpt": list(args.security_opt),
+            "Hostname": hostname, "WorkingDir": args.workdir or "",
         }
         state.write_state(paths, cid, record, durable=False)
     except BaseException:
@@ -210,7 +280,7 @@ def create(paths, store, image_id, args, checked):
             pass
         raise
     return {"id": cid, "name": name, "spec": spec, "layers": layers,
-            "driver": driver, "idmap": idmap, "dir": cdir}
+            "driver": driver, "idmap": idmap, "dir": cdir, "record": record}
 
 
 def _write_etc_files(cdir, hostname, network):
@@ -245,39 +315,3 @@ def _resolv_conf():
             continue
         out.append(line)
     return "\n".join(out) + "\n"
-
-
-def start_foreground(paths, container, args, starter):
-    from ..container import runtime, state
-    cid = container["id"]
-    launch = runtime.Launch(container["spec"], container["dir"],
-                            container["layers"], container["driver"],
-                            container["idmap"], autoremove=args.rm,
-                            debug=getattr(args, "debug", False))
-
-    def started(pid):
-        state.update_state(paths, cid, durable=False, Status="running", Pid=pid,
-                           StartedAt=state.now_iso())
-
-    try:
-        code = starter.run(launch, on_started=started)
-    except SandboxError as exc:
-        _finish(paths, container, args, exc.exit_code, error=exc.message)
-        raise
-    _finish(paths, container, args, code)
-    return code
-
-
-def _finish(paths, container, args, code, error=""):
-    from ..container import state
-    cid = container["id"]
-    if args.rm:
-        state.release_name(paths, container["name"], cid)
-        if os.path.exists(container["dir"]):
-            state.remove_tree(paths, cid)
-        return
-    try:
-        state.update_state(paths, cid, Status="exited", Pid=0, ExitCode=code,
-                           FinishedAt=state.now_iso(), Error=error)
-    except SandboxError:
-        pass

@@ -91,7 +91,10 @@ class Starter:
     joins the user namespace while the caller writes it; it then waits for
     the Launch, sent as JSON over a pipe."""
 
-    def __init__(self, idmap, tty=False):
+    def __init__(self, idmap, tty=False, stdio=(None, None, None)):
+        """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
+        the caller's own).  With ``tty``, G gets the slave of a new pty and
+        the caller reads ``self.master``."""
         self.idmap = idmap
         nsfd = shared_userns_fd(idmap)
         self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -99,6 +102,7 @@ class Starter:
         go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
         launch_r, self.launch_w = os.pipe2(os.O_CLOEXEC)
         self.master = slave = None
+        self.gpid = 0
         if tty:
             self.master, slave = os.openpty()
             _copy_winsize(self.master)
@@ -109,7 +113,7 @@ class Starter:
             for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r):
                 os.close(fd)
             _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r,
-                     self.master, slave)                  # never returns
+                     self.master, slave, stdio)           # never returns
         for fd in (nsfd, err_w, pid_w, go_r, launch_r):
             os.close(fd)
         if slave is not None:
@@ -130,13 +134,11 @@ class Starter:
                     pass
                 setattr(self, name, None)
 
-    def run(self, launch, on_started=None):
-        """Run the container in the foreground; returns its exit code
-        (Docker's convention: 128+N for death by signal N).
-        ``on_started(pid)`` is called with PID 1's host pid while G waits at
-        the exec, so the record says "running" before the command can do
-        anything."""
-        gpid = 0
+    def start(self, launch, on_started=None):
+        """Send the Launch, let G exec, and return PID 1's host pid once the
+        command runs; a failure to start raises (126/127 for the command,
+        125 for setup).  ``on_started(pid)`` is called while G waits at the
+        exec, so the record says "running" before the command can act."""
         try:
             try:
                 fsutil.write_all(self.launch_w, launch.to_json())
@@ -144,40 +146,47 @@ class Starter:
                 pass        # C died; the error pipe says why
             os.close(self.launch_w)
             self.launch_w = None
-            gpid = _read_int(self.pid_r)
-            if on_started and gpid:
-                on_started(gpid)
+            self.gpid = _read_int(self.pid_r)
+            if on_started and self.gpid:
+                on_started(self.gpid)
             try:
                 os.write(self.go_w, b"g")
             except BrokenPipeError:
                 pass            # G failed before the exec; err_r says why
             os.close(self.go_w)
             self.go_w = None
+            failure = fsutil.read_all(self.err_r)
         except BaseException:
             self.abort()
             raise
-        old_handlers = {}
-        if gpid:
-            def forward(signum, _frame):
-                try:
-                    os.kill(gpid, signum)
-                except ProcessLookupError:
-                    pass
-            for s in FORWARDED_SIGNALS:
-                old_handlers[s] = signal.signal(s, forward)
+        if failure:
+            _wait(self.cpid)
+            self._close()
+            raise _decode_failure(failure)
+        return self.gpid
+
+    def wait(self):
+        """The exit code, once C has torn the container down."""
         try:
-            failure = fsutil.read_all(self.err_r)
-            if failure:
-                _wait(self.cpid)
-                raise _decode_failure(failure)
-            if self.master is not None:
-                from .terminal import relay
-                relay(self.master, forward_stdin=launch.stdin)
             return _wait(self.cpid)
         finally:
-            for s, h in old_handlers.items():
-                signal.signal(s, h)
             self._close()
+
+
+def forward_signals(pid):
+    """Install handlers that pass the usual termination signals on to
+    ``pid``; returns a function that restores the old handlers."""
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    old = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
+
+    def restore():
+        for s, h in old.items():
+            signal.signal(s, h)
+    return restore
 
 
 def _wait(pid):
@@ -260,7 +269,7 @@ def _copy_winsize(master):
 # ---------------------------------------------------------------------------
 # C: namespaces and root filesystem
 # ---------------------------------------------------------------------------
-def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave):
+def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave, stdio):
     code = 125
     launch = None
     try:
@@ -296,8 +305,10 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave):
         gpid = os.fork()
         if gpid == 0:
             os.close(pid_w)
-            _child_g(launch, err_w, go_r, slave)     # never returns
+            _child_g(launch, err_w, go_r, slave, stdio)     # never returns
         os.close(go_r)
+        for fd in set(stdio) - {None}:
+            os.close(fd)
         os.write(pid_w, str(gpid).encode())
         os.close(pid_w)
         # Only G keeps the error pipe: EOF tells P the exec happened.
@@ -343,10 +354,10 @@ def _teardown(launch):
 # ---------------------------------------------------------------------------
 # G: PID 1 of the container
 # ---------------------------------------------------------------------------
-def _child_g(launch, err_w, go_r, slave):
+def _child_g(launch, err_w, go_r, slave, stdio):
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-        _setup_stdio(launch, slave)
+        _setup_stdio(launch, slave, stdio)
         spec = launch.spec
         root = launch.rootfs
         process = spec["process"]
@@ -487,7 +498,7 @@ def _find_executable(name, env):
                           hint="check the command name, or the image's PATH")
 
 
-def _setup_stdio(launch, slave):
+def _setup_stdio(launch, slave, stdio):
     os.setsid()
     if slave is not None:
         import fcntl
@@ -496,7 +507,14 @@ def _setup_stdio(launch, slave):
         for fd in (0, 1, 2):
             os.dup2(slave, fd)
         os.close(slave)
-    if not launch.stdin and slave is None:
+        return
+    for target, fd in enumerate(stdio):
+        if fd is not None:
+            os.dup2(fd, target)          # dup2 clears close-on-exec
+    for fd in set(stdio) - {None}:
+        if fd > 2:
+            os.close(fd)
+    if not launch.stdin and stdio[0] is None:
         _devnull_onto(0)
 
 

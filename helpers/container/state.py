@@ -12,6 +12,7 @@ import time
 
 from .. import fsutil
 from ..errors import Conflict, ContainerNotFound, UsageError
+from ..pids import alive, proc_start_time  # noqa: F401  (re-exported)
 
 _ADJECTIVES = ("admiring", "bold", "brave", "clever", "dazzling", "eager",
                "elegant", "focused", "gallant", "happy", "jolly", "keen",

@@ -20,9 +20,10 @@ def _copy_winsize(src, master):
         pass
 
 
-def relay(master, forward_stdin=True, stdin=0, stdout=1):
+def relay(master, forward_stdin=True, stdin=0, stdout=1, on_output=None):
     """Copy until the container side of the pty is closed by every process
-    in the container (read() on the master then fails with EIO)."""
+    in the container (read() on the master then fails with EIO).
+    ``on_output(data)`` also gets what the container wrote (the log)."""
     restore = None
     if forward_stdin and os.isatty(stdin):
         restore = termios.tcgetattr(stdin)
@@ -49,7 +50,13 @@ def relay(master, forward_stdin=True, stdin=0, stdout=1):
                     raise
                 if not data:
                     break
-                write_all(stdout, data)
+                if on_output:
+                    on_output(data)
+                if stdout is not None:
+                    try:
+                        write_all(stdout, data)
+                    except OSError:
+                        stdout = None       # our reader went away; keep logging
             if reading_stdin and stdin in ready:
                 data = os.read(stdin, 65536)
                 if not data:
@@ -64,3 +71,17 @@ def relay(master, forward_stdin=True, stdin=0, stdout=1):
             termios.tcsetattr(stdin, termios.TCSADRAIN, restore)
         if old_winch is not None:
             signal.signal(signal.SIGWINCH, old_winch)
+
+
+def drain(master, on_output):
+    """Read a pty master until the container side is gone (detached -t)."""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except InterruptedError:
+            continue
+        except OSError:
+            return          # EIO: every slave fd is closed
+        if not data:
+            return
+        on_output(data)

@@ -1,0 +1,304 @@
+"""Supervising a running container: its stdio, Docker's json-file log, its
+exit, its restart policy.
+
+Two ways in:
+- ``run_foreground``: `sandbox run` without -d.  The CLI process itself is
+  the supervisor: it copies the container's output to the terminal and to
+  the log, forwards signals, records the exit.
+- ``start_detached``: `run -d` and `start`.  A supervisor process (what
+  conmon is to podman) is forked from the CLI, leaves its session (setsid),
+  reports "started" or the error back through a pipe, and lives on: it
+  writes the log, records the exit, restarts per policy and cleans up.
+
+There is no daemon: every other command reads state.json, and decides
+whether a "running" container really runs from the supervisor's pid *and*
+start time (state.refresh), so a killed supervisor or a reboot never leaves
+a container "running" forever.
+"""
+
+import os
+import select
+import signal
+import time
+
+from .. import fsutil
+from ..errors import SandboxError
+from . import state
+
+MAX_PARTIAL = 16 * 1024     # Docker's json-file splits lines longer than this
+
+
+def log_path(paths, cid):
+    return os.path.join(paths.container(cid), cid + "-json.log")
+
+
+def timestamp(ns=None):
+    """RFC 3339 with nanoseconds, UTC, as Docker writes in its logs."""
+    ns = time.time_ns() if ns is None else ns
+    sec, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + ".%09dZ" % frac
+
+
+class LogWriter:
+    """Docker's json-file format: one JSON object a line with log, stream
+    and time; a line is an entry, a partial line is kept until its newline
+    (or MAX_PARTIAL bytes, or the end)."""
+
+    def __init__(self, path):
+        import json
+        self._dumps = json.dumps
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                          0o640)
+        self.partial = {"stdout": b"", "stderr": b""}
+
+    def write(self, stream, data):
+        buf = self.partial[stream] + data
+        out = []
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            out.append(self._entry(stream, buf[:nl + 1]))
+            buf = buf[nl + 1:]
+        while len(buf) >= MAX_PARTIAL:
+            out.append(self._entry(stream, buf[:MAX_PARTIAL]))
+            buf = buf[MAX_PARTIAL:]
+        self.partial[stream] = buf
+        if out:
+            fsutil.write_all(self.fd, b"".join(out))
+
+    def _entry(self, stream, chunk):
+        return (self._dumps({"log": chunk.decode("utf-8", "replace"),
+                             "stream": stream, "time": timestamp()},
+                            separators=(",", ":")) + "\n").encode()
+
+    def close(self):
+        rest = [self._entry(s, b) for s, b in self.partial.items() if b]
+        if rest:
+            fsutil.write_all(self.fd, b"".join(rest))
+        os.close(self.fd)
+
+
+def pump(sources, log, tee=None):
+    """Copy the container's output until every writer has closed it.
+    ``sources``: {fd: "stdout"|"stderr"}; ``tee``: {"stdout": fd, ...} to
+    also copy to (the CLI's own stdout/stderr); a tee that fails (a closed
+    pipe) is dropped, the log goes on."""
+    tee = dict(tee or {})
+    poller = select.poll()
+    for fd in sources:
+        poller.register(fd, select.POLLIN)
+    open_fds = set(sources)
+    while open_fds:
+        try:
+            events = poller.poll()
+        except InterruptedError:
+            continue
+        for fd, _ in events:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+                continue
+            stream = sources[fd]
+            log.write(stream, data)
+            out = tee.get(stream)
+            if out is not None:
+                try:
+                    fsutil.write_all(out, data)
+                except OSError:
+                    tee.pop(stream, None)
+
+
+def _started(paths, cid, monitor_pid):
+    def record(pid):
+        state.update_state(paths, cid, durable=False, Status="running", Pid=pid,
+                           PidStart=state.proc_start_time(pid),
+                           MonitorPid=monitor_pid,
+                           MonitorStart=state.proc_start_time(monitor_pid),
+                           StartedAt=state.now_iso(), FinishedAt=None,
+                           ExitCode=0, Error="")
+    return record
+
+
+def record_exit(paths, cid, code, error=""):
+    try:
+        state.update_state(paths, cid, Status="exited", Pid=0, ExitCode=code,
+                           FinishedAt=state.now_iso(), Error=error)
+    except SandboxError:
+        pass      # removed meanwhile (rm -f)
+
+
+# ---------------------------------------------------------------------------
+# Foreground
+# ---------------------------------------------------------------------------
+def run_foreground(paths, container, launch, starter, autoremove):
+    """Start ``launch`` with ``starter`` and supervise it from this process;
+    returns the exit code."""
+    from . import runtime
+    cid = container["id"]
+    log = LogWriter(log_path(paths, cid))
+    try:
+        gpid = starter.start(launch, on_started=_started(paths, cid, os.getpid()))
+    except SandboxError as exc:
+        log.close()
+        finish(paths, container, autoremove, exc.exit_code, exc.message)
+        raise
+    restore = runtime.forward_signals(gpid)
+    try:
+        if starter.master is not None:
+            from .terminal import relay
+            relay(starter.master, forward_stdin=launch.stdin,
+                  on_output=lambda data: log.write("stdout", data))
+        else:
+            pump(container["sources"], log, tee={"stdout": 1, "stderr": 2})
+        code = starter.wait()
+    finally:
+        restore()
+        log.close()
+    finish(paths, container, autoremove, code)
+    return code
+
+
+def finish(paths, container, autoremove, code, error=""):
+    """After the container ended: record it, or remove it (--rm)."""
+    cid = container["id"]
+    if autoremove:
+        state.release_name(paths, container["name"], cid)
+        if os.path.exists(paths.container(cid)):
+            state.remove_tree(paths, cid)
+        return
+    record_exit(paths, cid, code, error)
+
+
+# ---------------------------------------------------------------------------
+# Detached
+# ---------------------------------------------------------------------------
+def preload():
+    """Import, now, everything the supervisor may need later.  A one-file
+    binary's bootloader deletes the unpacked modules when the first process
+    exits; the supervisor outlives it and must never import again."""
+    import json          # noqa: F401
+    import pickle        # noqa: F401
+    import struct        # noqa: F401
+    import subprocess    # noqa: F401  (fuse-overlayfs via helpers.proc)
+    import shlex         # noqa: F401
+    from .. import proc, userns    # noqa: F401
+    from . import rootfs, runtime, security, terminal   # noqa: F401
+
+
+def start_detached(paths, container, launch, options):
+    """Fork the supervisor; return PID 1's host pid once the command runs,
+    or raise the reason it could not start."""
+    preload()
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        code = 0
+        try:
+            os.setsid()
+            nul = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(nul, fd)
+            os.close(nul)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            supervise(paths, container, launch, options, ready_w)
+        except BaseException:      # noqa: BLE001 - nobody to report to
+            code = 1
+        os._exit(code)
+    os.close(ready_w)
+    reply = fsutil.read_all(ready_r).decode(errors="replace")
+    os.close(ready_r)
+    if reply.startswith("ok "):
+        return int(reply[3:])
+    parts = (reply.split("\0") + ["", "", ""])[:3]
+    code = int(parts[0]) if parts[0].isdigit() else 125
+    raise SandboxError(parts[1] or "the container's supervisor died",
+                       hint=parts[2] or None, exit_code=code)
+
+
+def supervise(paths, container, launch, options, ready_w):
+    """The supervisor's life: start, log, record, restart, clean up."""
+    from .runtime import Starter
+    cid = container["id"]
+    policy = options.get("restart", {"Name": "no", "MaximumRetryCount": 0})
+    restarts = 0
+    delay = 0.1
+    me = os.getpid()
+    while True:
+        stdin_r = stdin_w = None
+        if launch.stdin and not launch.tty:
+            stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        stdio = (stdin_r, out_w, err_w) if not launch.tty else (None, None, None)
+        starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio)
+        for fd in (stdin_r, out_w, err_w):
+            if fd is not None:
+                os.close(fd)
+        log = LogWriter(log_path(paths, cid))
+        try:
+            starter.start(launch, on_started=_started(paths, cid, me))
+        except SandboxError as exc:
+            log.close()
+            for fd in (out_r, err_r, stdin_w):
+                if fd is not None:
+                    os.close(fd)
+            if ready_w is not None:
+                os.write(ready_w, ("%d\0%s\0%s" % (exc.exit_code, exc.message,
+                                                   exc.hint or "")).encode())
+                os.close(ready_w)
+                finish(paths, container, launch.autoremove, exc.exit_code, exc.message)
+                return
+            record_exit(paths, cid, exc.exit_code, exc.message)
+            code = exc.exit_code
+        else:
+            if ready_w is not None:
+                os.write(ready_w, ("ok %d" % starter.gpid).encode())
+                os.close(ready_w)
+                ready_w = None
+            if launch.tty:
+                from .terminal import drain
+                drain(starter.master, lambda data: log.write("stdout", data))
+            else:
+                pump({out_r: "stdout", err_r: "stderr"}, log)
+            for fd in (out_r, err_r, stdin_w):
+                if fd is not None:
+                    os.close(fd)
+            code = starter.wait()
+            log.close()
+            if launch.autoremove:
+                finish(paths, container, True, code)
+                return
+            record_exit(paths, cid, code)
+        if not _should_restart(paths, cid, policy, code, restarts):
+            return
+        restarts += 1
+        try:
+            state.update_state(paths, cid, Status="restarting", RestartCount=restarts)
+        except SandboxError:
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 60)   # Docker's back-off: 100 ms, doubling
+        if state.read_state(paths, cid).get("Status") != "restarting":
+            return                   # stopped or removed while we slept
+
+
+def _should_restart(paths, cid, policy, code, restarts):
+    name = policy.get("Name", "no")
+    try:
+        st = state.read_state(paths, cid)
+    except SandboxError:
+        return False
+    if st.get("StopRequested"):
+        return False                 # `stop`/`kill` by the user: stay down
+    if name == "always" or name == "unless-stopped":
+        return True
+    if name == "on-failure" and code != 0:
+        limit = policy.get("MaximumRetryCount", 0)
+        return not limit or restarts < limit
+    return False
