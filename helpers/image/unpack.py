@@ -91,6 +91,12 @@ class _Prefixed:
             return data
         return self._f.read(n)
 
+    def readinto(self, buf):
+        # isal's IGzipFile reads its input with readinto.
+        data = self.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
 
 def decompressed(raw):
     """Wrap ``raw`` (a binary stream) so that reads return the tar bytes,
