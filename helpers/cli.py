@@ -24,13 +24,14 @@ import argparse  # noqa: E402  (must come after the gettext binding above)
 from . import __version__
 from .errors import SandboxError
 
-VERB_MODULES = ("images", "run", "info")
+VERB_MODULES = ("images", "run", "info", "registry")
 # verb -> the module that registers it: only that module is imported (and
 # only its parsers built) for a command, which keeps argparse and the image
 # verbs off the `run` start path.  `--help` and unknown verbs load them all.
 VERBS = {"run": "run", "info": "info", "images": "images", "image": "images",
          "load": "images", "import": "images", "rmi": "images",
-         "tag": "images"}
+         "tag": "images",
+         "pull": "registry", "login": "registry", "logout": "registry"}
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
 
 

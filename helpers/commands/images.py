@@ -137,7 +137,7 @@ def cmd_images(args, paths):
             cfg = store.config(image_id)
         except (NotFound, ValueError):
             continue
-        tags = sorted(k for k, v in repos.items() if v == image_id)
+        tags = sorted(k for k, v in repos.items() if v == image_id and "@" not in k)
         created = _parse_time(cfg.get("created"))
         size = store.size(image_id)
         if not tags:
@@ -352,11 +352,12 @@ def cmd_inspect(args, paths):
 
 def inspect_image(store, image_id):
     """The object `docker image inspect` prints for one image."""
+    from ..image import reference
     cfg = store.config(image_id)
     return {
         "Id": image_id,
         "RepoTags": store.names(image_id),
-        "RepoDigests": [],
+        "RepoDigests": [reference.familiar_name(d) for d in store.digests(image_id)],
         "Parent": cfg.get("parent", ""),
         "Comment": cfg.get("comment", ""),
         "Created": cfg.get("created", ""),

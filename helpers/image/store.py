@@ -165,7 +165,8 @@ class Store:
     def names(self, image_id, full=False):
         """The image's repo tags, familiar ("busybox:latest") unless
         ``full`` ("docker.io/library/busybox:latest")."""
-        tags = sorted(k for k, v in self.repositories().items() if v == image_id)
+        tags = sorted(k for k, v in self.repositories().items()
+                      if v == image_id and "@" not in k)
         return tags if full else [reference.familiar_name(t) for t in tags]
 
     # -- adding images --------------------------------------------------------
@@ -197,6 +198,59 @@ class Store:
 
     def has_layer(self, chain_id):
         return os.path.isdir(self.paths.layer(chain_id))
+
+    def commit_layer(self, pending, chain_id, parent):
+        """Make one verified layer visible on its own (a pull commits each
+        layer as it completes, so that an interrupted pull keeps them).
+        Returns False when the layer was already stored (``pending`` is
+        then discarded)."""
+        with fsutil.locked(self.paths.store_lock):
+            os.makedirs(self.paths.layers, exist_ok=True)
+            final = self.paths.layer(chain_id)
+            if os.path.isdir(final):
+                stored = False
+            else:
+                fsutil.write_json(os.path.join(pending.tmpdir, "meta.json"), {
+                    "diff_id": pending.diff_id, "chain_id": chain_id,
+                    "parent": parent, "size": pending.size})
+                os.chmod(pending.tmpdir, 0o755)
+                os.rename(pending.tmpdir, final)
+                stored = True
+        if not stored:
+            self.discard([pending.tmpdir])
+        return stored
+
+    # -- blobs ------------------------------------------------------------------
+    def has_blob(self, digest):
+        return os.path.isfile(self.paths.blob(digest))
+
+    def blob_tmp(self, digest):
+        """A temp path for a blob being downloaded (gc removes it once its
+        process is dead)."""
+        os.makedirs(self.paths.tmp, exist_ok=True)
+        return os.path.join(self.paths.tmp, "blob-%d-%s" % (
+            os.getpid(), digest.partition(":")[2][:16]))
+
+    def add_blob_file(self, tmp_path, digest):
+        """Rename a verified blob into place."""
+        os.makedirs(self.paths.blobs, exist_ok=True)
+        os.rename(tmp_path, self.paths.blob(digest))
+
+    def digests(self, image_id):
+        """The image's repo digests ("name@sha256:..."), full names."""
+        return sorted(k for k, v in self.repositories().items()
+                      if v == image_id and "@" in k)
+
+    def record_digest(self, image_id, name, digest):
+        """Remember that ``name`` (full repository) served this image as
+        ``digest`` (RepoDigests); one digest per repository and image."""
+        with fsutil.locked(self.paths.store_lock):
+            repos = self.repositories()
+            for k in [k for k, v in repos.items() if v == image_id and
+                      k.partition("@")[0] == name and "@" in k]:
+                del repos[k]
+            repos[name + "@" + digest] = image_id
+            fsutil.write_json(self.paths.repositories, repos)
 
     def add_image(self, config_bytes, layers, manifest=None, tags=()):
         """Commit an image.  ``layers`` has one item per rootfs.diff_ids entry:

@@ -1,0 +1,188 @@
+"""Registry verbs: pull, push, login, logout, and save (image archives).
+
+The registry client and the zstd/ISA-L decompressors are third-party or
+heavy: they are imported here, inside the verbs, never on `run`'s path for
+a local image (DESIGN.md, house style 9)."""
+
+import os
+import sys
+
+from ..errors import SandboxError, UsageError
+
+
+def register(sub):
+    p = sub.add_parser("pull", help="download an image from a registry")
+    _pull_flags(p)
+    p = sub.add_parser("login", help="log in to a registry")
+    p.add_argument("-u", "--username")
+    p.add_argument("-p", "--password")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from stdin")
+    p.add_argument("--tls-verify", type=_bool, default=None, metavar="BOOL")
+    p.add_argument("server", nargs="?", metavar="SERVER")
+    p.set_defaults(func=cmd_login)
+    p = sub.add_parser("logout", help="log out from a registry")
+    p.add_argument("server", nargs="?", metavar="SERVER")
+    p.set_defaults(func=cmd_logout)
+
+
+def _pull_flags(p):
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the image's name")
+    p.add_argument("-a", "--all-tags", action="store_true",
+                   help="every tagged image of the repository")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="platform to pick from a manifest list (default: this host)")
+    p.add_argument("--tls-verify", type=_bool, default=None, metavar="BOOL",
+                   help="verify the registry's certificate (default true; "
+                        "loopback registries speak plain HTTP)")
+    p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
+    p.set_defaults(func=cmd_pull)
+
+
+def _bool(s):
+    v = s.lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise ValueError(s)
+
+
+def _enable_deps():
+    # zstandard and isal live in the venv's site-packages (python -S).
+    from ..deps import enable_site
+    enable_site()
+
+
+def _store(paths):
+    from ..image.store import Store
+    return Store(paths)
+
+
+# -- pull ---------------------------------------------------------------------
+def pull_image(paths, name, quiet=False, platform=None, tls_verify=None, out=None):
+    """Pull for `pull` and for `run`/`create` of a missing image; returns
+    the image id.  Output (Docker's) goes to ``out`` (stdout)."""
+    _enable_deps()
+    from ..image import pull as pull_mod
+    from ..image.progress import Progress
+    progress = Progress("quiet" if quiet else None, out=out)
+    image_id, ref = pull_mod.pull(_store(paths), name, platform, tls_verify, progress)
+    return image_id, ref
+
+
+def cmd_pull(args, paths):
+    from ..image import reference
+    ref = reference.parse(args.name)
+    if args.all_tags:
+        if ref.digest or ":" in args.name.rsplit("/", 1)[-1]:
+            raise UsageError("tag can't be used with --all-tags/-a")
+        names = _all_tags(ref, args.tls_verify)
+    else:
+        names = [args.name]
+    for name in names:
+        _, got = pull_image(paths, name, args.quiet, args.platform, args.tls_verify)
+        if not args.all_tags:
+            print(str(got), flush=True)
+    if args.all_tags:
+        print(ref.name, flush=True)
+
+
+def _all_tags(ref, tls_verify):
+    _enable_deps()
+    import json
+    from ..image import registry
+    client = registry.Client(ref.registry, ref.repository, tls_verify)
+    try:
+        resp = client.request("GET", "/v2/%s/tags/list" % ref.repository)
+        if resp.status != 200:
+            raise client.check(resp, "tags of %s" % ref.familiar())
+        tags = json.loads(resp.read()).get("tags") or []
+        resp.release()
+    finally:
+        client.close()
+    return [str(ref.with_tag(t)) for t in sorted(tags)]
+
+
+# -- login / logout -----------------------------------------------------------
+def cmd_login(args, paths):
+    from ..image import auth, registry
+    server = auth.normalize_registry(args.server)
+    user = args.username
+    password = args.password
+    if args.password_stdin:
+        if args.password:
+            raise UsageError("--password and --password-stdin are mutually exclusive")
+        if not user:
+            raise UsageError("must provide --username with --password-stdin")
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif args.password:
+        sys.stderr.write("WARNING! Using --password via the CLI is insecure. "
+                         "Use --password-stdin.\n")
+    if not user:
+        if not sys.stdin.isatty():
+            raise UsageError("cannot ask for a username: stdin is not a terminal",
+                             hint="sandbox login -u USER --password-stdin " + server)
+        user = input("Username: ").strip()
+    if password is None:
+        if not sys.stdin.isatty():
+            raise UsageError("cannot ask for a password: stdin is not a terminal",
+                             hint="use --password-stdin")
+        import getpass
+        password = getpass.getpass("Password: ")
+    if not user or not password:
+        raise UsageError("a username and a password are required")
+    client = registry.Client(server, "", args.tls_verify, credentials=(user, password))
+    try:
+        verify_login(client)
+    finally:
+        client.close()
+    auth.store(server, user, password)
+    print("Login Succeeded")
+
+
+def verify_login(client):
+    """GET /v2/ with the credentials; a token server is asked for a token
+    without a repository scope, as Docker does."""
+    from ..image import registry
+    resp = client.request("GET", "/v2/")
+    body = resp.read()
+    resp.release()
+    if resp.status == 401:
+        raise registry.Unauthorized("login to %s failed: unauthorized: incorrect "
+                                    "username or password" % client.registry)
+    if resp.status != 200:
+        raise registry.RegistryError("login to %s failed: the registry answered %d: %s"
+                                     % (client.registry, resp.status,
+                                        registry.error_detail(body)[0]))
+
+
+def cmd_logout(args, paths):
+    from ..image import auth
+    server = auth.normalize_registry(args.server)
+    if auth.remove(server):
+        print("Removing login credentials for %s" % server)
+    else:
+        print("Not logged in to %s" % server)
+
+
+# -- run/create of a missing image ------------------------------------------------
+def pull_for_run(paths, name, missing=True):
+    """`run`/`create` with --pull=missing (the image was not found) or
+    --pull=always: pull as Docker does, progress on stderr; errors exit
+    125 as every error of `run` before the container starts."""
+    if missing:
+        from ..image.reference import parse
+        try:
+            shown = str(parse(name))
+        except SandboxError:
+            shown = name
+        sys.stderr.write("Unable to find image '%s' locally\n" % shown)
+        sys.stderr.flush()
+    try:
+        image_id, _ = pull_image(paths, name, out=sys.stderr)
+    except SandboxError as exc:
+        exc.exit_code = 125
+        raise
+    return image_id

@@ -1,0 +1,228 @@
+"""pull (and run's pull) against a real registry: Debian's docker-registry on
+127.0.0.1, plain HTTP, seeded by skopeo and by hand-made manifests."""
+
+import json
+import os
+import signal
+import tarfile
+import time
+
+import pytest
+
+from registrytools import (MT_DOCKER_MANIFEST, MT_OCI_INDEX, RawPusher, Registry,
+                           TamperProxy, gzip_bytes, sha256, skopeo_copy, tar_bytes,
+                           zstd_bytes)
+from conftest import describe
+
+LAYER_GZ = "application/vnd.oci.image.layer.v1.tar+gzip"
+LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+
+
+def busybox_layer(images_dir):
+    """The uncompressed busybox layer tar of busybox.tar (a docker-archive)."""
+    with tarfile.open(os.path.join(images_dir, "busybox.tar")) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))
+        return tf.extractfile(manifest[0]["Layers"][0]).read()
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory, images_dir):
+    r = Registry(str(tmp_path_factory.mktemp("registry")))
+    host = r.host
+    arc = lambda name: "docker-archive:" + os.path.join(images_dir, name)  # noqa: E731
+    skopeo_copy(arc("busybox.tar"), "docker://%s/library/busybox:latest" % host)
+    skopeo_copy(arc("layers.tar"), "docker://%s/layers:latest" % host)
+    skopeo_copy(arc("busybox.tar"), "docker://%s/oci/busybox:latest" % host, "--format", "oci")
+    push = RawPusher(host)
+    base = busybox_layer(images_dir)
+    extra = tar_bytes({"etc/variant": b"zstd\n"})
+    push.image("formats", "zstd", [(base, zstd_bytes(base), LAYER_ZSTD),
+                                   (extra, zstd_bytes(extra), LAYER_ZSTD)])
+    plain = tar_bytes({"etc/variant": b"plain\n"})
+    push.image("formats", "plain", [(base, base, LAYER_TAR), (plain, plain, LAYER_TAR)])
+    broken = tar_bytes({"big": os.urandom(200_000)})
+    gz = gzip_bytes(broken)
+    push.image("formats", "truncated", [(base, gzip_bytes(base), LAYER_GZ),
+                                        (broken, gz[:len(gz) // 2], LAYER_GZ)])
+    # A manifest list: the amd64 entry is busybox; the arm64 entry has the
+    # same layer and a config that says arm64 and a different Cmd.
+    amd = push.image("multi", "amd64", [(base, gzip_bytes(base), LAYER_GZ)],
+                     arch="amd64", cmd=["echo", "amd64"])
+    arm = push.image("multi", "arm64", [(base, gzip_bytes(base), LAYER_GZ)],
+                     arch="arm64", cmd=["echo", "arm64"])
+    index = {"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm["digest"],
+         "size": arm["size"], "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd["digest"],
+         "size": amd["size"], "platform": {"os": "linux", "architecture": "amd64"}}]}
+    r.index_digest, _ = push.manifest("multi", "latest", index, MT_OCI_INDEX)
+    r.amd, r.arm = amd, arm
+    # A big-ish layer (random, does not compress) for the kill -9 test.
+    big = tar_bytes({"blob%d" % i: os.urandom(1 << 20) for i in range(6)})
+    push.image("big", "latest", [(base, gzip_bytes(base), LAYER_GZ),
+                                 (big, gzip_bytes(big), LAYER_GZ)])
+    yield r
+    r.stop()
+
+
+def images_table(sb):
+    out = sb.ok("images").stdout.splitlines()
+    return [line.split() for line in out[1:]]
+
+
+# --- pulls that work -----------------------------------------------------------------
+def test_pull_docker_v2_then_run_and_inspect(sb, reg):
+    name = "%s/library/busybox" % reg.host
+    r = sb.ok("pull", name)
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Using default tag: latest"
+    assert lines[1] == "latest: Pulling from library/busybox"
+    assert any(line.endswith(": Pull complete") for line in lines), r.stdout
+    assert lines[-3].startswith("Digest: sha256:")
+    assert lines[-2] == "Status: Downloaded newer image for %s:latest" % name
+    assert lines[-1] == "%s:latest" % name
+    assert "\x1b" not in r.stdout        # no terminal: no escapes
+    assert sb.ok("run", "--rm", name, "echo", "hello").stdout == "hello\n"
+    info = json.loads(sb.ok("image", "inspect", name).stdout)[0]
+    assert info["RepoTags"] == ["%s:latest" % name]
+    assert info["RepoDigests"] == ["%s@%s" % (name, lines[-3].split()[1])]
+    # Again: nothing downloaded, up to date.
+    r = sb.ok("pull", name + ":latest")
+    assert "Status: Image is up to date for %s:latest" % name in r.stdout
+    assert "Pull complete" not in r.stdout
+
+
+def test_pull_quiet_prints_only_the_name(fresh_sb, reg):
+    r = fresh_sb.ok("pull", "-q", "%s/library/busybox:latest" % reg.host)
+    assert r.stdout == "%s/library/busybox:latest\n" % reg.host
+    assert r.stderr == ""
+
+
+def test_pull_layers_whiteouts_and_reuse(sb, reg):
+    name = "%s/layers" % reg.host
+    r = sb.ok("pull", name)
+    # The busybox layer came with the first test's pull: not fetched again.
+    assert "Already exists" in r.stdout, r.stdout
+    out = sb.ok("run", "--rm", name, "sh", "-c",
+                "ls /data; ls -A /data/dir; stat -c '%u %a' /data/owned1000 /data/suid").stdout
+    assert "gone" not in out.split()
+    assert "owned1000" in out
+    assert "1000 644" in out and "0 4755" in out, out
+
+
+def test_pull_oci_manifest(fresh_sb, reg):
+    name = "%s/oci/busybox" % reg.host
+    fresh_sb.ok("pull", name)
+    assert fresh_sb.ok("run", "--rm", name, "echo", "oci").stdout == "oci\n"
+
+
+@pytest.mark.parametrize("tag,variant", [("zstd", "zstd"), ("plain", "plain")])
+def test_pull_zstd_and_uncompressed_layers(sb, reg, tag, variant):
+    name = "%s/formats:%s" % (reg.host, tag)
+    sb.ok("pull", name)
+    assert sb.ok("run", "--rm", name, "cat", "/etc/variant").stdout == variant + "\n"
+
+
+def test_manifest_list_platform_selection(fresh_sb, reg):
+    name = "%s/multi" % reg.host
+    r = fresh_sb.ok("pull", name)
+    assert "Digest: %s" % reg.index_digest in r.stdout
+    info = json.loads(fresh_sb.ok("image", "inspect", name).stdout)[0]
+    assert info["Architecture"] == "amd64" and info["Id"] == reg.amd["config"]
+    assert info["RepoDigests"] == ["%s@%s" % (name, reg.index_digest)]
+    fresh_sb.ok("pull", "--platform", "linux/arm64", name + ":latest")
+    info = json.loads(fresh_sb.ok("image", "inspect", name).stdout)[0]
+    assert info["Architecture"] == "arm64" and info["Id"] == reg.arm["config"]
+    r = fresh_sb("pull", "--platform", "linux/s390x", name)
+    assert r.returncode == 1
+    assert "no matching manifest for linux/s390x" in r.stderr
+
+
+def test_pull_by_digest(fresh_sb, reg):
+    name = "%s/multi@%s" % (reg.host, reg.amd["digest"])
+    r = fresh_sb.ok("pull", name)
+    assert r.stdout.splitlines()[0] == "%s: Pulling from multi" % reg.amd["digest"]
+    assert fresh_sb.ok("run", "--rm", name).stdout == "amd64\n"
+
+
+def test_run_pulls_a_missing_image(fresh_sb, reg):
+    name = "%s/library/busybox" % reg.host
+    r = fresh_sb("run", "--rm", "--pull=never", name, "true")
+    assert r.returncode == 125 and "Unable to find image" in r.stderr
+    r = fresh_sb.ok("run", "--rm", name, "echo", "pulled")
+    assert r.stdout.endswith("pulled\n")
+    assert "Unable to find image '%s:latest' locally" % name in r.stderr
+    assert "Status: Downloaded newer image" in r.stderr
+
+
+# --- failures ---------------------------------------------------------------------------
+def assert_store_consistent(sb, reg):
+    """`images` works and a following pull and run of busybox are right."""
+    sb.ok("images")
+    name = "%s/library/busybox" % reg.host
+    sb.ok("pull", "-q", name)
+    assert sb.ok("run", "--rm", name, "echo", "ok").stdout == "ok\n"
+
+
+def test_unknown_tag_and_repository(fresh_sb, reg):
+    r = fresh_sb("pull", "%s/library/busybox:nope" % reg.host)
+    assert r.returncode == 1, describe(r)
+    assert "manifest for %s/library/busybox:nope not found" % reg.host in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 2
+    r = fresh_sb("pull", "%s/nosuchrepo" % reg.host)
+    assert r.returncode == 1
+    assert "not found" in r.stderr and "nosuchrepo" in r.stderr
+    assert fresh_sb.ok("images").stdout.count("\n") == 1
+
+
+def test_registry_down_fails_within_seconds(fresh_sb):
+    from registrytools import free_port
+    start = time.monotonic()
+    r = fresh_sb("pull", "127.0.0.1:%d/busybox" % free_port())
+    assert r.returncode == 1
+    assert time.monotonic() - start < 6
+    assert "cannot reach registry" in r.stderr and "Connection refused" in r.stderr
+
+
+def test_digest_mismatch_from_tampering_proxy(fresh_sb, reg):
+    proxy = TamperProxy(reg.host, mode="corrupt")
+    try:
+        r = fresh_sb("pull", "%s/library/busybox" % proxy.host)
+    finally:
+        proxy.stop()
+    assert r.returncode != 0
+    assert "does not match its digest" in r.stderr, r.stderr
+    assert fresh_sb.ok("images").stdout.count("\n") == 1
+    assert not os.listdir(os.path.join(fresh_sb.root, "layers")) if os.path.isdir(
+        os.path.join(fresh_sb.root, "layers")) else True
+    assert_store_consistent(fresh_sb, reg)
+
+
+def test_truncated_gzip_layer(fresh_sb, reg):
+    r = fresh_sb("pull", "%s/formats:truncated" % reg.host)
+    assert r.returncode != 0
+    assert "truncated or corrupt" in r.stderr or "cannot extract layer" in r.stderr, r.stderr
+    assert "formats" not in fresh_sb.ok("images").stdout
+    assert_store_consistent(fresh_sb, reg)
+
+
+def test_kill_9_mid_pull_then_pull_succeeds(fresh_sb, reg):
+    proxy = TamperProxy(reg.host, mode="slow", rate=1_000_000)
+    name = "%s/big" % proxy.host
+    try:
+        p = fresh_sb.popen("pull", name)
+        time.sleep(2.5)
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        assert "big" not in fresh_sb.ok("images").stdout
+        proxy.mode = None
+        r = fresh_sb.ok("pull", name)
+        assert "Status: Downloaded newer image" in r.stdout
+    finally:
+        proxy.stop()
+    assert fresh_sb.ok("run", "--rm", name, "sh", "-c", "ls /blob* | wc -l").stdout == "6\n"
+    # The temp dirs of the killed pull are collected by the next gc.
+    fresh_sb.ok("rmi", name)
+    leftovers = os.listdir(os.path.join(fresh_sb.root, "tmp"))
+    assert leftovers == [], leftovers
