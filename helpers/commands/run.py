@@ -60,6 +60,9 @@ def add_create_flags(p):
     p.add_argument("--network", "--net", default="private", metavar="MODE",
                    help="none (only lo; the default until user-mode "
                         "networking lands) or host")
+    p.add_argument("--pull", choices=("missing", "always", "never"),
+                   default="missing",
+                   help="pull the image before running (default: when missing)")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs="...", metavar="CMD")
 
@@ -132,13 +135,20 @@ def cmd_run(args, paths):
     checked = validate(args)
     from ..image.store import Store
     store = Store(paths)
+    image_id = None
     try:
-        image_id = store.lookup(args.image)
+        if args.pull != "always":
+            image_id = store.lookup(args.image)
     except ImageNotFound:
-        raise SandboxError(
-            "Unable to find image '%s' locally" % _full_name(args.image),
-            hint="load it with `sandbox load -i FILE` or `sandbox import`; "
-                 "pulling from registries comes with `sandbox pull`") from None
+        if args.pull == "never":
+            raise SandboxError(
+                "Unable to find image '%s' locally" % _full_name(args.image),
+                hint="pull it (sandbox pull), load it (sandbox load -i FILE), "
+                     "or drop --pull=never") from None
+    if image_id is None:
+        # The registry client is imported only here, never for a local image.
+        from .registry import pull_for_run
+        image_id = pull_for_run(paths, args.image, missing=args.pull != "always")
     if args.detach:
         container = create(paths, store, image_id, args, checked)
         return start_detached(paths, container, args)
