@@ -511,6 +511,12 @@ class Client:
         if resp.status == 403:
             return Unauthorized("access to %s denied: %s" % (ref, detail or "403"),
                                 hint="check your permissions on the registry")
+        if resp.status == 400 and "HTTPS server" in detail:
+            return RegistryError(
+                "%s: registry %s speaks HTTPS, and loopback registries are "
+                "reached over plain HTTP" % (what, self.registry),
+                hint="put its CA certificate in ~/.config/sandbox/certs.d/%s/"
+                     "ca.crt (or use --tls-verify=false)" % self.registry)
         return RegistryError("%s: registry %s answered %d%s"
                              % (what, self.registry, resp.status,
                                 ": " + detail if detail else ""))
