@@ -31,7 +31,8 @@ VERB_MODULES = ("images", "run", "info", "registry")
 VERBS = {"run": "run", "info": "info", "images": "images", "image": "images",
          "load": "images", "import": "images", "rmi": "images",
          "tag": "images",
-         "pull": "registry", "login": "registry", "logout": "registry"}
+         "pull": "registry", "login": "registry", "logout": "registry",
+         "push": "registry"}
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
 
 

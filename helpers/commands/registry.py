@@ -24,6 +24,7 @@ def register(sub):
     p = sub.add_parser("logout", help="log out from a registry")
     p.add_argument("server", nargs="?", metavar="SERVER")
     p.set_defaults(func=cmd_logout)
+    register_push(sub)
 
 
 def _pull_flags(p):
@@ -186,3 +187,21 @@ def pull_for_run(paths, name, missing=True):
         exc.exit_code = 125
         raise
     return image_id
+
+
+# -- push ---------------------------------------------------------------------------
+def register_push(sub):
+    p = sub.add_parser("push", help="upload an image to a registry")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
+    p.add_argument("--tls-verify", type=_bool, default=None, metavar="BOOL")
+    p.add_argument("name", metavar="NAME[:TAG]")
+    p.set_defaults(func=cmd_push)
+
+
+def cmd_push(args, paths):
+    from ..image import push as push_mod
+    from ..image.progress import Progress
+    progress = Progress("quiet" if args.quiet else None)
+    _, digest, _ = push_mod.push(_store(paths), args.name, args.tls_verify, progress)
+    if args.quiet:
+        print(digest)

@@ -1,0 +1,84 @@
+"""push: to a registry that lacks the blobs (uploads), across repositories
+(mounts), again (already there); then read by independent clients: skopeo
+verifies every digest, podman pulls and runs it."""
+
+import json
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+from registrytools import Registry, skopeo_copy
+
+
+@pytest.fixture(scope="module")
+def regs(tmp_path_factory, images_dir):
+    a = Registry(str(tmp_path_factory.mktemp("src-registry")))
+    skopeo_copy("docker-archive:" + os.path.join(images_dir, "layers.tar"),
+                "docker://%s/layers:latest" % a.host)
+    b = Registry(str(tmp_path_factory.mktemp("dst-registry")))
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def test_push_upload_mount_exists_then_skopeo_and_podman(sb, regs, tmp_path):
+    a, b = regs
+    sb.ok("pull", "-q", "%s/layers" % a.host)
+    v1 = "%s/mine/layers:v1" % b.host
+    sb.ok("tag", "%s/layers" % a.host, v1)
+    r = sb.ok("push", v1)
+    lines = r.stdout.splitlines()
+    assert lines[0] == "The push refers to repository [%s/mine/layers]" % b.host
+    assert sum(line.endswith(": Pushed") for line in lines) == 3, r.stdout
+    assert lines[-1].startswith("v1: digest: sha256:")
+    digest = lines[-1].split()[2]
+    # Another repository of the same registry: the blobs are mounted.
+    v2 = "%s/other/layers:v2" % b.host
+    sb.ok("tag", v1, v2)
+    r = sb.ok("push", v2)
+    assert r.stdout.count("Mounted from mine/layers") == 3, r.stdout
+    r = sb.ok("push", v1)
+    assert r.stdout.count("Layer already exists") == 3, r.stdout
+    info = json.loads(sb.ok("image", "inspect", v1).stdout)[0]
+    assert "%s/mine/layers@%s" % (b.host, digest) in info["RepoDigests"]
+
+    # skopeo checks every blob against its digest while copying.
+    out = str(tmp_path / "copy")
+    r = subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false",
+                        "docker://" + v1, "dir:" + out], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "docker://" + v1],
+                       capture_output=True, text=True)
+    assert json.loads(r.stdout)["Digest"] == digest
+
+    # podman, rootless as the test user, with storage of its own.
+    home = os.path.dirname(sb.root)
+    pod = os.path.join(home, "podman")
+    # podman refuses a runroot path longer than 50 characters.
+    short = tempfile.mkdtemp(prefix="sbpod", dir="/tmp")
+    os.chown(short, sb.uid, sb.gid)
+    xdg = os.path.join(short, "xdg")
+    for d in (pod, xdg):
+        os.makedirs(d, exist_ok=True)
+        os.chown(d, sb.uid, sb.gid)
+        os.chmod(d, 0o700)
+    env = {"XDG_RUNTIME_DIR": xdg}
+    podman = ["podman", "--root", pod + "/root", "--runroot", short + "/run",
+              "--storage-driver", "vfs"]
+    r = sb.run_raw(podman + ["pull", "-q", "--tls-verify=false", v1], env=env, timeout=180)
+    assert r.returncode == 0, r.stderr
+    r = sb.run_raw(podman + ["run", "--rm", "--runtime", "runc", "--network", "none", v1,
+                             "sh", "-c", "cat /data/owned1000; ls /data"], env=env, timeout=180)
+    sb.run_raw(podman + ["system", "reset", "-f"], env=env)
+    subprocess.run(["rm", "-rf", "--one-file-system", short])
+    assert r.returncode == 0, r.stderr
+    assert "gone" not in r.stdout.split()
+    assert "owned1000" in r.stdout
+
+
+def test_push_unknown_image_and_loaded_image(fresh_sb, regs, images_dir):
+    a, b = regs
+    r = fresh_sb("push", "%s/nothing:here" % b.host)
+    assert r.returncode == 1 and "No such image" in r.stderr
