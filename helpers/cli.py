@@ -24,13 +24,18 @@ import argparse  # noqa: E402  (must come after the gettext binding above)
 from . import __version__
 from .errors import SandboxError
 
-VERB_MODULES = ("images", "run", "info", "registry")
+VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "registry")
 # verb -> the module that registers it: only that module is imported (and
 # only its parsers built) for a command, which keeps argparse and the image
 # verbs off the `run` start path.  `--help` and unknown verbs load them all.
-VERBS = {"run": "run", "info": "info", "images": "images", "image": "images",
-         "load": "images", "import": "images", "rmi": "images",
-         "tag": "images",
+VERBS = {"run": "run", "create": "run", "info": "info",
+         "images": "images", "image": "images", "load": "images",
+         "import": "images", "rmi": "images", "tag": "images",
+         "start": "lifecycle", "stop": "lifecycle", "restart": "lifecycle",
+         "kill": "lifecycle", "rm": "lifecycle", "wait": "lifecycle",
+         "rename": "lifecycle", "pause": "lifecycle", "unpause": "lifecycle",
+         "ps": "containers", "logs": "containers", "inspect": "containers",
+         "top": "containers", "container": "containers",
          "pull": "registry", "login": "registry", "logout": "registry",
          "push": "registry"}
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")

@@ -17,6 +17,12 @@ def register(sub):
     p.add_argument("--help", action="help", help="show this help")
     add_create_flags(p)
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("create", help="create a container without starting it",
+                       description="Create a container; `start` runs it.",
+                       add_help=False)
+    p.add_argument("--help", action="help", help="show this help")
+    add_create_flags(p)
+    p.set_defaults(func=cmd_create)
 
 
 def add_create_flags(p):
@@ -28,6 +34,10 @@ def add_create_flags(p):
                    help="no, on-failure[:N], always or unless-stopped")
     p.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
                    help="set a label on the container")
+    p.add_argument("--stop-signal", metavar="SIGNAL",
+                   help="signal `stop` sends first (default: the image's, or SIGTERM)")
+    p.add_argument("--stop-timeout", type=int, metavar="SECONDS",
+                   help="seconds `stop` waits before SIGKILL (default 10)")
     p.add_argument("-i", "--interactive", action="store_true",
                    help="keep stdin open and pass it to the container")
     p.add_argument("-t", "--tty", action="store_true",
@@ -180,6 +190,21 @@ def cmd_run(args, paths):
                 os.close(fd)
 
 
+def cmd_create(args, paths):
+    checked = validate(args)
+    from ..image.store import Store
+    store = Store(paths)
+    try:
+        image_id = store.lookup(args.image)
+    except ImageNotFound:
+        raise SandboxError(
+            "Unable to find image '%s' locally" % _full_name(args.image),
+            hint="load it with `sandbox load -i FILE` or `sandbox import`") from None
+    container = create(paths, store, image_id, args, checked)
+    print(container["id"])
+    return 0
+
+
 def start_detached(paths, container, args):
     """`run -d`: print the full id once the command runs (Docker's -d)."""
     from ..container import monitor
@@ -280,6 +305,8 @@ def create(paths, store, image_id, args, checked):
             "ReadonlyRootfs": bool(args.read_only), "Binds": list(args.volume),
             "Tmpfs": list(args.tmpfs), "SecurityOpt": list(args.security_opt),
             "Hostname": hostname, "WorkingDir": args.workdir or "",
+            "StopSignal": args.stop_signal or img_cfg.get("StopSignal") or "SIGTERM",
+            "StopTimeout": 10 if args.stop_timeout is None else args.stop_timeout,
         }
         state.write_state(paths, cid, record, durable=False)
     except BaseException:

@@ -211,7 +211,14 @@ def start_detached(paths, container, launch, options):
             code = 1
         os._exit(code)
     os.close(ready_w)
-    reply = fsutil.read_all(ready_r).decode(errors="replace")
+    # One line, not EOF: the container's processes hold copies of the pipe.
+    reply = b""
+    while not reply.endswith(b"\n"):
+        chunk = os.read(ready_r, 4096)
+        if not chunk:
+            break
+        reply += chunk
+    reply = reply.decode(errors="replace").rstrip("\n")
     os.close(ready_r)
     if reply.startswith("ok "):
         return int(reply[3:])
@@ -249,8 +256,9 @@ def supervise(paths, container, launch, options, ready_w):
                 if fd is not None:
                     os.close(fd)
             if ready_w is not None:
-                os.write(ready_w, ("%d\0%s\0%s" % (exc.exit_code, exc.message,
-                                                   exc.hint or "")).encode())
+                os.write(ready_w, ("%d\0%s\0%s\n" % (
+                    exc.exit_code, exc.message.replace("\n", " "),
+                    (exc.hint or "").replace("\n", " "))).encode())
                 os.close(ready_w)
                 finish(paths, container, launch.autoremove, exc.exit_code, exc.message)
                 return
@@ -258,7 +266,7 @@ def supervise(paths, container, launch, options, ready_w):
             code = exc.exit_code
         else:
             if ready_w is not None:
-                os.write(ready_w, ("ok %d" % starter.gpid).encode())
+                os.write(ready_w, ("ok %d\n" % starter.gpid).encode())
                 os.close(ready_w)
                 ready_w = None
             if launch.tty:

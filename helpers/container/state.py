@@ -166,3 +166,29 @@ def remove_tree(paths, cid):
             raise
     from ..userns import run_in_userns
     run_in_userns(fsutil.rmtree, path)
+
+
+ACTIVE = ("running", "paused", "restarting")
+
+
+def refresh(paths, cid, st=None):
+    """The record with reality applied: a container whose supervisor is gone
+    (killed, or the machine rebooted) is exited, never running forever.  Its
+    processes died with the supervisor (PR_SET_PDEATHSIG chains C and PID 1
+    to it), hence Docker's code for a SIGKILL."""
+    st = st if st is not None else read_state(paths, cid)
+    if st.get("Status") in ACTIVE and not alive(st.get("MonitorPid"),
+                                                st.get("MonitorStart")):
+        with fsutil.locked(os.path.join(paths.container(cid), "lock")):
+            st = read_state(paths, cid)
+            if st.get("Status") in ACTIVE and not alive(st.get("MonitorPid"),
+                                                        st.get("MonitorStart")):
+                st.update(Status="exited", Pid=0, ExitCode=137,
+                          FinishedAt=now_iso(),
+                          Error="the container's supervisor ended unexpectedly")
+                write_state(paths, cid, st)
+    return st
+
+
+def is_running(st):
+    return st.get("Status") in ACTIVE

@@ -1,0 +1,439 @@
+"""Verbs that look at containers: ps, logs, inspect, top, container prune."""
+
+import json
+import os
+import sys
+import time
+
+from ..errors import NotFound, SandboxError, UsageError
+from .images import _parse_time, created_since, human_duration, tabulate
+
+
+def register(sub):
+    p = sub.add_parser("ps", help="list containers")
+    _ps_flags(p)
+    p = sub.add_parser("logs", help="show a container's output")
+    _logs_flags(p)
+    p = sub.add_parser("inspect", help="low-level information as JSON")
+    _inspect_flags(p)
+    p = sub.add_parser("top", help="the processes of a container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("ps_args", nargs="...", metavar="PS_OPTIONS")
+    p.set_defaults(func=cmd_top)
+
+    c = sub.add_parser("container", help="manage containers")
+    csub = c.add_subparsers(dest="container_verb", metavar="COMMAND")
+    _ps_flags(csub.add_parser("ls", aliases=["list", "ps"], help="list containers"))
+    _logs_flags(csub.add_parser("logs", help="show a container's output"))
+    _inspect_flags(csub.add_parser("inspect", help="low-level information"))
+    p = csub.add_parser("prune", help="remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask")
+    p.add_argument("--filter", action="append", default=[])
+    p.set_defaults(func=cmd_prune)
+
+
+def _ps_flags(p):
+    p.add_argument("-a", "--all", action="store_true", help="also stopped containers")
+    p.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate")
+    p.add_argument("-n", "--last", type=int, default=-1, metavar="N",
+                   help="the N last created containers (all states)")
+    p.add_argument("-l", "--latest", action="store_true",
+                   help="the last created container (all states)")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   metavar="KEY=VALUE", help="name=, id=, status=, label=, ancestor=")
+    p.add_argument("--format", help="a Go template, 'table TEMPLATE' or 'json'")
+    p.add_argument("-s", "--size", action="store_true", help="(accepted; sizes not shown)")
+    p.set_defaults(func=cmd_ps)
+
+
+def _logs_flags(p):
+    p.add_argument("-f", "--follow", action="store_true", help="follow the output")
+    p.add_argument("--tail", "-n", default="all", help="lines from the end")
+    p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    p.add_argument("--since", help="RFC 3339 time, Unix time, or a duration (10m)")
+    p.add_argument("--until", help="RFC 3339 time, Unix time, or a duration (10m)")
+    p.add_argument("--details", action="store_true", help="(accepted)")
+    p.add_argument("container", metavar="CONTAINER")
+    p.set_defaults(func=cmd_logs)
+
+
+def _inspect_flags(p):
+    p.add_argument("-f", "--format", help="a Go template")
+    p.add_argument("--type", choices=("container", "image", "volume", "network"))
+    p.add_argument("-s", "--size", action="store_true", help="(accepted)")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=cmd_inspect)
+
+
+# ---------------------------------------------------------------------------
+# ps
+# ---------------------------------------------------------------------------
+def all_records(paths):
+    from ..container import state
+    out = []
+    for cid in state.list_ids(paths):
+        try:
+            out.append(state.refresh(paths, cid))
+        except (SandboxError, ValueError):
+            continue        # being removed right now
+    out.sort(key=lambda st: st.get("Created") or "", reverse=True)
+    return out
+
+
+def status_text(st, now=None):
+    """Docker's STATUS column."""
+    now = now or time.time()
+    status = st.get("Status")
+
+    def ago(field):
+        t = _parse_time(st.get(field))
+        return human_duration(max(0, now - t.timestamp())) if t else "?"
+    if status == "running":
+        return "Up " + ago("StartedAt")
+    if status == "paused":
+        return "Up %s (Paused)" % ago("StartedAt")
+    if status == "restarting":
+        return "Restarting (%d) %s ago" % (st.get("ExitCode", 0), ago("FinishedAt"))
+    if status == "exited":
+        return "Exited (%d) %s ago" % (st.get("ExitCode", 0), ago("FinishedAt"))
+    return status.capitalize() if status else "Unknown"
+
+
+def command_text(st, spec_args, trunc=True):
+    text = '"%s"' % " ".join(spec_args)
+    if trunc and len(text) > 22:
+        text = text[:20] + '…"'
+    return text
+
+
+def _spec_args(paths, cid):
+    try:
+        with open(os.path.join(paths.container(cid), "config.json"), "rb") as f:
+            return json.loads(f.read())["process"]["args"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def matches(st, filters, image_ids=None):
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise UsageError("bad filter %r" % f, hint="use KEY=VALUE")
+        if key == "name":
+            import re
+            if not re.search(value, st.get("Name", "")):
+                return False
+        elif key == "id":
+            if not st["Id"].startswith(value):
+                return False
+        elif key == "status":
+            if value not in ("created", "restarting", "running", "removing",
+                             "paused", "exited", "dead"):
+                raise UsageError("invalid filter 'status=%s'" % value)
+            if st.get("Status") != value:
+                return False
+        elif key == "label":
+            k, has_v, v = value.partition("=")
+            labels = st.get("Labels") or {}
+            if k not in labels or (has_v and labels[k] != v):
+                return False
+        elif key == "ancestor":
+            if not _ancestor_matches(st, value, image_ids):
+                return False
+        elif key == "exited":
+            if st.get("Status") != "exited" or str(st.get("ExitCode")) != value:
+                return False
+        else:
+            raise UsageError("invalid filter %r" % key,
+                             hint="name, id, status, label, ancestor, exited")
+    return True
+
+
+def _ancestor_matches(st, value, image_ids):
+    if st.get("ImageName") == value or st.get("Image", "").startswith(value) or \
+            st.get("Image", "")[7:].startswith(value):
+        return True
+    return image_ids is not None and st.get("Image") in image_ids
+
+
+def ps_row(paths, st, no_trunc=False):
+    """The fields Docker's ps templates know, as strings."""
+    args = _spec_args(paths, st["Id"])
+    return {
+        "ID": st["Id"] if no_trunc else st["Id"][:12],
+        "Image": st.get("ImageName") or st.get("Image", "")[7:19],
+        "Command": command_text(st, args, trunc=not no_trunc),
+        "CreatedAt": st.get("Created", ""),
+        "RunningFor": created_since(_parse_time(st.get("Created"))).replace(" ago", "")
+        if _parse_time(st.get("Created")) else "",
+        "Status": status_text(st),
+        "State": st.get("Status", ""),
+        "Ports": "",
+        "Names": st.get("Name", ""),
+        "Labels": ",".join("%s=%s" % kv for kv in sorted((st.get("Labels") or {}).items())),
+        "Mounts": ",".join(st.get("Binds") or []),
+        "Networks": st.get("NetworkMode", ""),
+        "Size": "",
+    }
+
+
+def cmd_ps(args, paths):
+    records = all_records(paths)
+    image_ids = None
+    if any(f.startswith("ancestor=") for f in args.filter):
+        image_ids = _ancestor_ids(paths, [f[9:] for f in args.filter
+                                          if f.startswith("ancestor=")])
+    limit = 1 if args.latest else args.last
+    if limit < 0 and not args.all:
+        records = [st for st in records if st.get("Status") in
+                   ("running", "paused", "restarting")]
+    records = [st for st in records if matches(st, args.filter, image_ids)]
+    if limit >= 0:
+        records = records[:limit]
+    if args.quiet:
+        for st in records:
+            print(st["Id"] if args.no_trunc else st["Id"][:12])
+        return 0
+    rows = [ps_row(paths, st, args.no_trunc) for st in records]
+    fmt = args.format
+    if fmt == "json":
+        for r in rows:
+            print(json.dumps(r, separators=(",", ":")))
+        return 0
+    if fmt and not fmt.startswith("table"):
+        from ..gotemplate import render
+        for st, r in zip(records, rows):
+            print(render(fmt, r))
+        return 0
+    columns = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
+               ("CREATED", "CreatedHuman"), ("STATUS", "Status"), ("PORTS", "Ports"),
+               ("NAMES", "Names")]
+    if fmt:                    # "table {{.ID}}\t{{.Names}}"
+        from ..gotemplate import render, table_header
+        body = fmt[len("table"):].strip()
+        lines = [table_header(body).split("\t")]
+        lines += [render(body, r).split("\t") for r in rows]
+        print(tabulate(lines))
+        return 0
+    lines = [[c for c, _ in columns]]
+    for r in rows:
+        r["CreatedHuman"] = (r["RunningFor"] + " ago") if r["RunningFor"] else ""
+        lines.append([r[k] for _, k in columns])
+    print(tabulate(lines))
+    return 0
+
+
+def _ancestor_ids(paths, names):
+    from ..image.store import Store
+    store = Store(paths)
+    ids = set()
+    for n in names:
+        try:
+            ids.add(store.lookup(n))
+        except SandboxError:
+            continue
+    return ids
+
+
+# ---------------------------------------------------------------------------
+# logs
+# ---------------------------------------------------------------------------
+def parse_when(value, now=None):
+    """--since/--until: RFC 3339, Unix seconds, or a duration before now."""
+    if value is None:
+        return None
+    now = now or time.time()
+    v = value.strip()
+    units = {"s": 1, "m": 60, "h": 3600}
+    if v and v[-1] in units and v[:-1].replace(".", "", 1).isdigit():
+        return now - float(v[:-1]) * units[v[-1]]
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    t = _parse_time(v if ("Z" in v or "+" in v[10:]) else v + "Z")
+    if t is None:
+        raise UsageError("invalid time %r" % value,
+                         hint="RFC 3339 (2024-01-02T15:04:05Z), Unix seconds or 10m")
+    return t.timestamp()
+
+
+def cmd_logs(args, paths):
+    from ..container import state
+    cid = state.resolve(paths, args.container)
+    tail = None
+    if args.tail != "all":
+        try:
+            tail = int(args.tail)
+        except ValueError:
+            raise UsageError("invalid --tail %r" % args.tail) from None
+    return follow_logs(paths, cid, tail=tail, since=parse_when(args.since),
+                       until=parse_when(args.until), timestamps=args.timestamps,
+                       follow=args.follow)
+
+
+def _emit(entry, timestamps, since, until):
+    t = None
+    if since is not None or until is not None:
+        parsed = _parse_time(entry.get("time"))
+        t = parsed.timestamp() if parsed else None
+        if t is not None and ((since is not None and t < since) or
+                              (until is not None and t > until)):
+            return
+    text = entry.get("log", "")
+    if timestamps:
+        text = entry.get("time", "") + " " + text
+    out = sys.stderr if entry.get("stream") == "stderr" else sys.stdout
+    out.write(text)
+    out.flush()
+
+
+def follow_logs(paths, cid, tail, since, until, timestamps, follow,
+                return_exit_code=False):
+    """Print the log; with ``follow``, keep printing until the container has
+    stopped and the log is drained."""
+    from ..container import monitor, state
+    path = monitor.log_path(paths, cid)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        f = None
+    try:
+        if f is not None:
+            lines = f.read().splitlines(keepends=True)
+            pending = b""
+            if lines and not lines[-1].endswith(b"\n"):
+                pending = lines.pop()
+            if tail is not None:
+                lines = lines[-tail:] if tail > 0 else []
+            for line in lines:
+                _emit(json.loads(line), timestamps, since, until)
+        if not follow:
+            return 0
+        delay = 0.02
+        while True:
+            if f is None:
+                try:
+                    f = open(path, "rb")
+                    pending = b""
+                except FileNotFoundError:
+                    pass
+            chunk = f.read() if f is not None else b""
+            if chunk:
+                data = pending + chunk
+                lines = data.splitlines(keepends=True)
+                pending = lines.pop() if not lines[-1].endswith(b"\n") else b""
+                for line in lines:
+                    _emit(json.loads(line), timestamps, since, until)
+                delay = 0.02
+                continue
+            try:
+                st = state.refresh(paths, cid)
+            except NotFound:
+                return 0
+            if not state.is_running(st) and st.get("Status") != "created":
+                # One more read: the supervisor closes the log before it
+                # records the exit.
+                chunk = f.read() if f is not None else b""
+                for line in (pending + chunk).splitlines(keepends=True):
+                    if line.endswith(b"\n"):
+                        _emit(json.loads(line), timestamps, since, until)
+                return st.get("ExitCode", 0) if return_exit_code else 0
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+    finally:
+        if f is not None:
+            f.close()
+
+
+# ---------------------------------------------------------------------------
+# inspect
+# ---------------------------------------------------------------------------
+def cmd_inspect(args, paths):
+    from ..container import state
+    from ..container.inspect import container_json
+    results = []
+    failed = False
+    for name in args.names:
+        obj = None
+        if args.type in (None, "container"):
+            try:
+                cid = state.resolve(paths, name)
+                obj = container_json(paths, cid)
+            except NotFound:
+                obj = None
+        if obj is None and args.type in (None, "image"):
+            try:
+                from ..image.store import Store
+                from .images import inspect_image
+                store = Store(paths)
+                obj = inspect_image(store, store.lookup(name))
+            except NotFound:
+                obj = None
+        if obj is None:
+            failed = True
+            sys.stderr.write("Error: No such object: %s\n" % name)
+            continue
+        results.append(obj)
+    if args.format:
+        from ..gotemplate import render
+        for obj in results:
+            print(render(args.format, obj))
+    else:
+        print(json.dumps(results, indent=4))
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------
+# top and prune
+# ---------------------------------------------------------------------------
+def container_pids(pid):
+    """Host pids of every process in the PID namespace of ``pid``."""
+    try:
+        target = os.stat("/proc/%d/ns/pid" % pid).st_ino
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat("/proc/%s/ns/pid" % entry).st_ino == target:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return sorted(pids)
+
+
+def cmd_top(args, paths):
+    from ..container import state
+    cid = state.resolve(paths, args.container)
+    st = state.refresh(paths, cid)
+    if not state.is_running(st):
+        raise SandboxError("container %s is not running" % args.container, exit_code=1)
+    pids = container_pids(st["Pid"])
+    from ..proc import run_checked
+    ps_args = args.ps_args or ["-o", "uid,pid,ppid,c,stime,tty,time,cmd"]
+    res = run_checked(["ps"] + ps_args + ["-p", ",".join(map(str, pids))])
+    sys.stdout.write(res.stdout.decode(errors="replace"))
+    return 0
+
+
+def cmd_prune(args, paths):
+    from ..container import state
+    from .lifecycle import remove
+    removed = []
+    for st in all_records(paths):
+        if state.is_running(st) or not matches(st, [f for f in args.filter
+                                                    if not f.startswith("until=")]):
+            continue
+        try:
+            remove(paths, st["Id"], st)
+            removed.append(st["Id"])
+        except SandboxError:
+            continue
+    print("Deleted Containers:")
+    for cid in removed:
+        print(cid)
+    print("\nTotal reclaimed space: 0B")
+    return 0

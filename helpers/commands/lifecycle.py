@@ -1,0 +1,328 @@
+"""Container lifecycle verbs: create's partner start, stop, kill, restart,
+rm, wait, rename, pause/unpause.  No daemon: each reads the record
+(state.refresh) and acts on the processes directly; the supervisor records
+what happens next."""
+
+import os
+import signal
+import sys
+import time
+
+from ..errors import Conflict, NotFound, SandboxError, UsageError
+
+
+def register(sub):
+    p = sub.add_parser("start", help="start created or stopped containers")
+    p.add_argument("-a", "--attach", action="store_true",
+                   help="follow the output and return the exit code")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="(with -a) pass stdin; needs the container made with -i")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("stop", help="stop running containers")
+    p.add_argument("-t", "--time", "--timeout", type=int, default=None,
+                   metavar="SECONDS", help="seconds to wait before SIGKILL (default 10)")
+    p.add_argument("-s", "--signal", help="signal to send first (default: the "
+                   "image's StopSignal or SIGTERM)")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("restart", help="restart containers")
+    p.add_argument("-t", "--time", "--timeout", type=int, default=None, metavar="SECONDS")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_restart)
+
+    p = sub.add_parser("kill", help="send a signal to containers (default SIGKILL)")
+    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_kill)
+
+    p = sub.add_parser("rm", help="remove containers")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="kill a running container first")
+    p.add_argument("-v", "--volumes", action="store_true",
+                   help="also remove its anonymous volumes")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("wait", help="wait for containers to stop; print exit codes")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_wait)
+
+    p = sub.add_parser("rename", help="rename a container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("new_name", metavar="NEW_NAME")
+    p.set_defaults(func=cmd_rename)
+
+    for verb in ("pause", "unpause"):
+        p = sub.add_parser(verb, help="%s all processes of containers" % verb)
+        p.add_argument("containers", nargs="+", metavar="CONTAINER")
+        p.set_defaults(func=cmd_pause, verb=verb)
+
+
+# ---------------------------------------------------------------------------
+def each(args, action):
+    """Docker's multi-container verbs: act on every name, print each one
+    that worked, report the others, exit 1 if any failed."""
+    failed = False
+    for ref in args.containers:
+        try:
+            out = action(ref)
+        except SandboxError as exc:
+            failed = True
+            sys.stderr.write("Error response from daemon: %s\n" % exc.message)
+            if exc.hint:
+                sys.stderr.write("  hint: %s\n" % exc.hint)
+            continue
+        if out is not None:
+            print(out)
+            sys.stdout.flush()
+    return 1 if failed else 0
+
+
+def load(paths, ref):
+    from ..container import state
+    cid = state.resolve(paths, ref)
+    return cid, state.refresh(paths, cid)
+
+
+def signal_number(name):
+    """"TERM", "SIGTERM", "15" -> 15."""
+    if name is None:
+        return signal.SIGTERM
+    n = str(name).upper()
+    if n.isdigit():
+        return int(n)
+    if not n.startswith("SIG"):
+        n = "SIG" + n
+    try:
+        return int(getattr(signal.Signals, n))
+    except AttributeError:
+        raise UsageError("invalid signal: %s" % name,
+                         hint="a name like TERM, SIGKILL or a number") from None
+
+
+def wait_exited(paths, cid, timeout):
+    """Poll the record until the container is no longer running (the
+    supervisor writes the exit after tearing the container down)."""
+    from ..container import state
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            st = state.refresh(paths, cid)
+        except NotFound:
+            return None
+        if not state.is_running(st):
+            return st
+        if time.monotonic() >= deadline:
+            return st
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def send(st, signum):
+    pid = st.get("Pid")
+    from ..container import state
+    if not pid or not state.alive(pid, st.get("PidStart")):
+        return False
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop(paths, cid, timeout=None, signum=None):
+    """Docker's stop: StopSignal, wait, SIGKILL.  Returns the final record."""
+    from ..container import state
+    st = state.refresh(paths, cid)
+    if not state.is_running(st):
+        return st
+    st = state.update_state(paths, cid, StopRequested=True)
+    if timeout is None:
+        timeout = st.get("StopTimeout", 10)
+    signum = signum or signal_number(st.get("StopSignal") or "TERM")
+    if st.get("Status") == "paused":
+        _thaw_quietly(paths, cid)
+    send(st, signum)
+    st = wait_exited(paths, cid, max(timeout, 0))
+    if st is not None and state.is_running(st):
+        send(st, signal.SIGKILL)
+        st = wait_exited(paths, cid, 30)
+    return st
+
+
+def _thaw_quietly(paths, cid):
+    try:
+        from .. import cgroups
+        cgroups.thaw_container(paths, cid)
+    except Exception:      # noqa: BLE001 - best effort before a kill
+        pass
+
+
+# ---------------------------------------------------------------------------
+def cmd_stop(args, paths):
+    signum = signal_number(args.signal) if args.signal else None
+
+    def action(ref):
+        cid, _ = load(paths, ref)
+        stop(paths, cid, args.time, signum)
+        return ref
+    return each(args, action)
+
+
+def cmd_kill(args, paths):
+    signum = signal_number(args.signal)
+    from ..container import state
+
+    def action(ref):
+        cid, st = load(paths, ref)
+        if not state.is_running(st):
+            raise Conflict("cannot kill container: %s: container %s is not running"
+                           % (ref, cid[:12]), exit_code=1)
+        if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            state.update_state(paths, cid, StopRequested=True)
+        send(st, signum)
+        if signum == signal.SIGKILL:
+            wait_exited(paths, cid, 10)
+        return ref
+    return each(args, action)
+
+
+def cmd_rm(args, paths):
+    from ..container import state
+
+    def action(ref):
+        cid, st = load(paths, ref)
+        if state.is_running(st):
+            if not args.force:
+                raise Conflict(
+                    "cannot remove container \"%s\": container is running: stop "
+                    "the container before removing or force remove" % ref,
+                    hint="sandbox stop %s, or sandbox rm -f %s" % (ref, ref),
+                    exit_code=1)
+            state.update_state(paths, cid, StopRequested=True)
+            send(st, signal.SIGKILL)
+            wait_exited(paths, cid, 30)
+        remove(paths, cid, st, volumes=args.volumes)
+        return ref
+    return each(args, action)
+
+
+def remove(paths, cid, st, volumes=False):
+    from ..container import state
+    state.release_name(paths, st.get("Name", ""), cid)
+    state.remove_tree(paths, cid)
+    if volumes:
+        try:
+            from ..container import volumes as vol
+            vol.remove_anonymous(paths, st)
+        except ImportError:
+            pass
+
+
+def cmd_wait(args, paths):
+    from ..container import state
+
+    def action(ref):
+        cid, st = load(paths, ref)
+        delay = 0.01
+        while state.is_running(st) or st.get("Status") == "created":
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+            try:
+                st = state.refresh(paths, cid)
+            except NotFound:
+                raise NotFound("No such container: %s" % ref) from None
+        return str(st.get("ExitCode", 0))
+    return each(args, action)
+
+
+def cmd_start(args, paths):
+    from ..container import state
+    if args.attach and len(args.containers) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
+
+    def action(ref):
+        cid, st = load(paths, ref)
+        if state.is_running(st):
+            return ref
+        start(paths, cid, st)
+        return None if args.attach else ref
+    code = each(args, action)
+    if code or not args.attach:
+        return code
+    from .containers import follow_logs
+    cid, _ = load(paths, args.containers[0])
+    return follow_logs(paths, cid, tail=None, since=None, until=None,
+                       timestamps=False, follow=True, return_exit_code=True)
+
+
+def start(paths, cid, st):
+    """Start an existing container under a new supervisor."""
+    from ..container import monitor, state
+    from ..container.runtime import Launch
+    from ..fsutil import read_json
+    from ..image.store import Store
+    from ..userns import current_id_map
+    spec = read_json(os.path.join(paths.container(cid), "config.json"))
+    store = Store(paths)
+    layers = store.layer_dirs(st["Image"])
+    launch = Launch(spec, paths.container(cid), layers, st["Driver"],
+                    current_id_map(), autoremove=st.get("AutoRemove", False))
+    state.update_state(paths, cid, StopRequested=False)
+    container = {"id": cid, "name": st["Name"], "record": st}
+    monitor.start_detached(paths, container, launch,
+                           {"restart": st.get("RestartPolicy") or {"Name": "no"}})
+
+
+def cmd_restart(args, paths):
+    def action(ref):
+        cid, _ = load(paths, ref)
+        st = stop(paths, cid, args.time)
+        start(paths, cid, st)
+        return ref
+    return each(args, action)
+
+
+def cmd_rename(args, paths):
+    from ..container import state
+    cid, st = load(paths, args.container)
+    new = args.new_name.lstrip("/")
+    if not state.valid_name(new):
+        raise UsageError("invalid container name %r" % new,
+                         hint="only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    state.reserve_name(paths, new, cid)
+    state.update_state(paths, cid, Name=new)
+    state.release_name(paths, st["Name"], cid)
+    return 0
+
+
+def cmd_pause(args, paths):
+    from ..container import state
+
+    def action(ref):
+        cid, st = load(paths, ref)
+        if not state.is_running(st):
+            raise Conflict("container %s is not running" % ref, exit_code=1)
+        try:
+            from .. import cgroups
+        except ImportError:
+            cgroups = None
+        if cgroups is None or not hasattr(cgroups, "freeze_container"):
+            raise SandboxError(
+                "%s needs the cgroup v2 freezer, and this container has no "
+                "cgroup of its own" % args.verb,
+                hint="on a host with cgroup v2 and a systemd user session "
+                     "containers get a delegated cgroup (see `sandbox info`)",
+                exit_code=1)
+        if args.verb == "pause":
+            cgroups.freeze_container(paths, cid)
+            state.update_state(paths, cid, Status="paused")
+        else:
+            cgroups.thaw_container(paths, cid)
+            state.update_state(paths, cid, Status="running")
+        return ref
+    return each(args, action)

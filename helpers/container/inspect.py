@@ -1,0 +1,164 @@
+"""`inspect` of a container: Docker's JSON shape, derived from the record
+(state.json) and the OCI spec (config.json), the two sources of truth."""
+
+import os
+
+from .. import fsutil
+from . import state
+
+
+def _spec(paths, cid):
+    try:
+        return fsutil.read_json(os.path.join(paths.container(cid), "config.json"))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _zero_time(value):
+    return value or "0001-01-01T00:00:00Z"
+
+
+def container_json(paths, cid):
+    st = state.refresh(paths, cid)
+    spec = _spec(paths, cid)
+    proc = spec.get("process", {})
+    linux = spec.get("linux", {})
+    cdir = paths.container(cid)
+    args = proc.get("args", [])
+    status = st.get("Status", "created")
+    entrypoint = st.get("Entrypoint")
+    image_cfg = _image_config(paths, st.get("Image"))
+    if entrypoint is None:
+        entrypoint = image_cfg.get("Entrypoint")
+    elif entrypoint == "":
+        entrypoint = None
+    else:
+        entrypoint = [entrypoint]
+    cmd = st.get("Cmd") or (image_cfg.get("Cmd") if st.get("Entrypoint") is None else None)
+    mounts = [m for m in spec.get("mounts", []) if m.get("type") == "bind"
+              and m.get("source") not in ("/sys",)]
+    layers = _layers(paths, st.get("Image"))
+    return {
+        "Id": cid,
+        "Created": st.get("Created"),
+        "Path": args[0] if args else "",
+        "Args": args[1:],
+        "State": {
+            "Status": status,
+            "Running": status in ("running", "paused"),
+            "Paused": status == "paused",
+            "Restarting": status == "restarting",
+            "OOMKilled": bool(st.get("OOMKilled", False)),
+            "Dead": status == "dead",
+            "Pid": st.get("Pid", 0) if state.is_running(st) else 0,
+            "ExitCode": st.get("ExitCode", 0),
+            "Error": st.get("Error", ""),
+            "StartedAt": _zero_time(st.get("StartedAt")),
+            "FinishedAt": _zero_time(st.get("FinishedAt")),
+        },
+        "Image": st.get("Image"),
+        "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
+        "HostnamePath": os.path.join(cdir, "hostname"),
+        "HostsPath": os.path.join(cdir, "hosts"),
+        "LogPath": os.path.join(cdir, cid + "-json.log"),
+        "Name": "/" + st.get("Name", ""),
+        "RestartCount": st.get("RestartCount", 0),
+        "Driver": st.get("Driver"),
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": {
+            "Binds": st.get("Binds") or None,
+            "NetworkMode": st.get("NetworkMode", "none"),
+            "PortBindings": {},
+            "RestartPolicy": st.get("RestartPolicy") or {"Name": "no",
+                                                         "MaximumRetryCount": 0},
+            "AutoRemove": bool(st.get("AutoRemove")),
+            "CapAdd": st.get("CapAdd") or None,
+            "CapDrop": st.get("CapDrop") or None,
+            "Privileged": bool(st.get("Privileged")),
+            "ReadonlyRootfs": bool(st.get("ReadonlyRootfs")),
+            "SecurityOpt": st.get("SecurityOpt") or None,
+            "Tmpfs": {t.partition(":")[0]: t.partition(":")[2]
+                      for t in st.get("Tmpfs") or []} or None,
+            "Memory": st.get("Memory", 0),
+            "NanoCpus": st.get("NanoCpus", 0),
+            "PidsLimit": st.get("PidsLimit"),
+            "MaskedPaths": linux.get("maskedPaths", []),
+            "ReadonlyPaths": linux.get("readonlyPaths", []),
+            "UsernsMode": "",
+            "IpcMode": "private",
+            "PidMode": "",
+            "CgroupnsMode": "private",
+            "Init": st.get("Init"),
+        },
+        "GraphDriver": {
+            "Name": st.get("Driver"),
+            "Data": {
+                "LowerDir": ":".join(reversed(layers)),
+                "UpperDir": os.path.join(cdir, "upper"),
+                "MergedDir": os.path.join(cdir, "rootfs"),
+                "WorkDir": os.path.join(cdir, "work"),
+            },
+        },
+        "Mounts": [{"Type": "bind", "Source": m["source"],
+                    "Destination": m["destination"], "Mode": "",
+                    "RW": "ro" not in m.get("options", []),
+                    "Propagation": "rprivate"} for m in mounts
+                   if m["destination"] not in ("/etc/hosts", "/etc/hostname",
+                                               "/etc/resolv.conf")],
+        "Config": {
+            "Hostname": spec.get("hostname", st.get("Hostname", "")),
+            "Domainname": "",
+            "User": st.get("User", ""),
+            "AttachStdin": False,
+            "AttachStdout": False,
+            "AttachStderr": False,
+            "ExposedPorts": image_cfg.get("ExposedPorts"),
+            "Tty": bool(st.get("Tty")),
+            "OpenStdin": bool(st.get("OpenStdin")),
+            "StdinOnce": False,
+            "Env": proc.get("env", []),
+            "Cmd": cmd,
+            "Image": st.get("ImageName"),
+            "Volumes": image_cfg.get("Volumes"),
+            "WorkingDir": proc.get("cwd", ""),
+            "Entrypoint": entrypoint,
+            "OnBuild": None,
+            "Labels": st.get("Labels") or {},
+            "StopSignal": st.get("StopSignal"),
+            "StopTimeout": st.get("StopTimeout"),
+        },
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "",
+            "HairpinMode": False,
+            "Ports": {},
+            "SandboxKey": "",
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "MacAddress": "",
+            "Networks": {},
+        },
+    }
+
+
+def _image_config(paths, image_id):
+    if not image_id:
+        return {}
+    try:
+        from ..image.store import Store
+        return Store(paths).config(image_id).get("config") or {}
+    except Exception:       # noqa: BLE001 - the image may be gone (rmi -f)
+        return {}
+
+
+def _layers(paths, image_id):
+    try:
+        from ..image.store import Store
+        return Store(paths).layer_dirs(image_id)
+    except Exception:       # noqa: BLE001
+        return []
