@@ -24,7 +24,8 @@ import argparse  # noqa: E402  (must come after the gettext binding above)
 from . import __version__
 from .errors import SandboxError
 
-VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "registry")
+VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
+                "registry")
 # verb -> the module that registers it: only that module is imported (and
 # only its parsers built) for a command, which keeps argparse and the image
 # verbs off the `run` start path.  `--help` and unknown verbs load them all.
@@ -35,7 +36,7 @@ VERBS = {"run": "run", "create": "run", "info": "info",
          "kill": "lifecycle", "rm": "lifecycle", "wait": "lifecycle",
          "rename": "lifecycle", "pause": "lifecycle", "unpause": "lifecycle",
          "ps": "containers", "logs": "containers", "inspect": "containers",
-         "top": "containers", "container": "containers",
+         "top": "containers", "container": "containers", "exec": "exec",
          "pull": "registry", "login": "registry", "logout": "registry",
          "push": "registry"}
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")

@@ -397,43 +397,12 @@ def _child_g(launch, err_w, go_r, slave, stdio):
             linux.sethostname(spec["hostname"])
         if launch.new_net:
             linux.interface_up("lo")
-        # Step 6: security, in the only order that works: no_new_privs and
-        # seccomp while we still hold CAP_SYS_ADMIN (seccomp(2) needs it or
-        # no_new_privs), the bounding set before setuid (PR_CAPBSET_DROP
-        # needs CAP_SETPCAP), the user, then the final capability sets.
-        if process.get("noNewPrivileges"):
-            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-        if "seccomp" in linux_cfg and os.uname().machine == "x86_64":
-            linux.seccomp_set_filter(security.seccomp_program())
-        caps = process.get("capabilities", {})
-        keep = security.cap_mask(caps.get("bounding", []))
-        last = linux.cap_last_cap()
-        for cap in range(last + 1):
-            if not keep & (1 << cap):
-                linux.capbset_drop(cap)
-        # Inheritable emptied now: setuid to a non-root user clears only the
-        # effective and permitted sets, and a non-empty inheritable set lets
-        # file capabilities escalate (CVE-2022-24769, fixed the same way in
-        # moby and runc).
-        everything = (1 << (last + 1)) - 1
-        linux.capset(everything, everything, 0)
-        _set_user(process.get("user", {}), launch.idmap)
-        if process.get("user", {}).get("uid", 0) == 0:
-            mask = security.cap_mask(caps.get("effective", []))
-            linux.capset(mask, mask, 0)
-        linux.cap_ambient_clear()
-        os.chdir(cwd)
-        env = process.get("env", [])
-        path = _find_executable(process["args"][0], env)
-        for s in range(1, signal.NSIG):
-            try:
-                signal.signal(s, signal.SIG_DFL)
-            except (OSError, ValueError, RuntimeError):
-                pass
+        # Step 6: security and identity of the process, then its command.
+        path, env = prepare_exec(process, linux_cfg, launch.idmap)
         # Wait for P to have recorded us as running (EOF: P is gone).
         if os.read(go_r, 1) != b"g":
             os._exit(125)
-        os.execve(path, process["args"], _env_dict(env))
+        os.execve(path, process["args"], env)
     except OSError as exc:
         code = _report(err_w, _exec_error(exc))
         os._exit(code)
@@ -441,6 +410,46 @@ def _child_g(launch, err_w, go_r, slave, stdio):
         code = _report(err_w, exc)
         os._exit(code)
     os._exit(125)
+
+
+def prepare_exec(process, linux_cfg, idmap):
+    """The last steps before execve, shared by a container's PID 1 and
+    `exec`: security settings, user, working directory, the command's path
+    (looked up in the container's PATH) and environment, default signal
+    dispositions.  The order is the only one that works: no_new_privs and
+    seccomp while we still hold CAP_SYS_ADMIN (seccomp(2) needs it, or
+    no_new_privs), the bounding set before setuid (PR_CAPBSET_DROP needs
+    CAP_SETPCAP), the user, then the final capability sets."""
+    if process.get("noNewPrivileges"):
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    if "seccomp" in linux_cfg and os.uname().machine == "x86_64":
+        linux.seccomp_set_filter(security.seccomp_program())
+    caps = process.get("capabilities", {})
+    keep = security.cap_mask(caps.get("bounding", []))
+    last = linux.cap_last_cap()
+    for cap in range(last + 1):
+        if not keep & (1 << cap):
+            linux.capbset_drop(cap)
+    # Inheritable emptied now: setuid to a non-root user clears only the
+    # effective and permitted sets, and a non-empty inheritable set lets
+    # file capabilities escalate (CVE-2022-24769, fixed the same way in
+    # moby and runc).
+    everything = (1 << (last + 1)) - 1
+    linux.capset(everything, everything, 0)
+    _set_user(process.get("user", {}), idmap)
+    if process.get("user", {}).get("uid", 0) == 0:
+        mask = security.cap_mask(caps.get("effective", []))
+        linux.capset(mask, mask, 0)
+    linux.cap_ambient_clear()
+    os.chdir(process.get("cwd") or "/")
+    env = process.get("env", [])
+    path = _find_executable(process["args"][0], env)
+    for s in range(1, signal.NSIG):
+        try:
+            signal.signal(s, signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    return path, _env_dict(env)
 
 
 def _exec_error(exc):

@@ -1,0 +1,62 @@
+"""`exec`: run a command in a running container."""
+
+import os
+
+from ..errors import SandboxError, UsageError
+
+
+def register(sub):
+    p = sub.add_parser("exec", help="run a command in a running container")
+    p.add_argument("-i", "--interactive", action="store_true", help="pass stdin")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run the command in the background")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE")
+    p.add_argument("-w", "--workdir", metavar="DIR")
+    p.add_argument("-u", "--user", metavar="USER[:GROUP]")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability of the user namespace")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("command", nargs="...", metavar="CMD")
+    p.set_defaults(func=cmd_exec)
+
+
+def cmd_exec(args, paths):
+    if not args.command:
+        raise UsageError("exec needs a command", hint="sandbox exec CONTAINER CMD [ARG...]")
+    from .. import fsutil
+    from ..container import exec as cexec, security, spec as spec_mod, state
+    from ..userns import current_id_map
+    cid = state.resolve(paths, args.container)
+    st = state.refresh(paths, cid)
+    if not state.is_running(st) or not state.alive(st.get("Pid"), st.get("PidStart")):
+        raise SandboxError("container %s is not running" % args.container,
+                           hint="start it first: sandbox start %s" % args.container,
+                           exit_code=1)
+    if st.get("Status") == "paused":
+        raise SandboxError("container %s is paused, unpause it first" % args.container,
+                           exit_code=1)
+    spec = fsutil.read_json(os.path.join(paths.container(cid), "config.json"))
+    process = dict(spec["process"])
+    env = list(args.env)
+    for f in args.env_file:
+        env = spec_mod.parse_env_file(f) + env
+    process["env"] = spec_mod.merge_env(process.get("env"), env)
+    process["args"] = list(args.command)
+    process["terminal"] = bool(args.tty)
+    if args.workdir:
+        process["cwd"] = args.workdir
+    if args.user is not None:
+        # The container's own /etc/passwd, seen through its PID 1.
+        root = "/proc/%d/root" % st["Pid"]
+        process["user"], _ = spec_mod.resolve_user(args.user, [root])
+    if args.privileged:
+        caps = security.effective_caps([], [], True)
+        process["capabilities"] = {"bounding": caps, "effective": caps,
+                                   "permitted": caps, "inheritable": []}
+    if args.tty and args.interactive and not os.isatty(0):
+        raise UsageError("the input device is not a TTY",
+                         hint="drop -t when stdin is a pipe or file")
+    return cexec.run(st["Pid"], process, spec.get("linux", {}), current_id_map(),
+                     tty=args.tty, stdin=args.interactive, detach=args.detach)

@@ -1,0 +1,135 @@
+"""`exec`: a new process inside a running container.
+
+X (forked from the CLI) joins the container's namespaces through
+/proc/PID/ns of its PID 1: the user namespace first (it owns all the
+others, and joining it grants the capabilities the other setns calls
+need), then mount, UTS, IPC, network, cgroup and PID.  Joining a PID
+namespace only moves the caller's future children, so X forks Y, which is
+inside it; Y takes the container's security settings (the same code as the
+container's PID 1: runtime.prepare_exec) and execs.  X waits and passes Y's
+status on.  Failures travel over the same close-on-exec pipe protocol as in
+runtime.py.
+"""
+
+import os
+
+from .. import linux
+from ..errors import SandboxError
+from . import runtime
+
+# Order matters: user first (see above), mount before the PID namespace so
+# that Y, forked last, starts with the container's root.
+NAMESPACES = (("user", linux.CLONE_NEWUSER), ("mnt", linux.CLONE_NEWNS),
+              ("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC),
+              ("net", linux.CLONE_NEWNET), ("cgroup", linux.CLONE_NEWCGROUP),
+              ("pid", linux.CLONE_NEWPID))
+
+
+def open_namespaces(pid):
+    """fds of the namespaces of ``pid`` that differ from ours (setns into
+    our own namespace would need privileges over it that we lack)."""
+    fds = []
+    try:
+        for name, flag in NAMESPACES:
+            theirs = "/proc/%d/ns/%s" % (pid, name)
+            if os.stat(theirs).st_ino == os.stat("/proc/self/ns/" + name).st_ino:
+                continue
+            fds.append((os.open(theirs, os.O_RDONLY | os.O_CLOEXEC), flag))
+    except OSError as exc:
+        for fd, _ in fds:
+            os.close(fd)
+        raise SandboxError("cannot enter the container: %s" % exc.strerror,
+                           hint="is it still running? (sandbox ps)",
+                           exit_code=126) from None
+    return fds
+
+
+def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False):
+    """Run ``process`` (an OCI process dict) in the container whose PID 1
+    has host pid ``pid``; returns the exit code (0 at once with detach)."""
+    nsfds = open_namespaces(pid)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    master = slave = None
+    if tty and not detach:
+        master, slave = os.openpty()
+        runtime._copy_winsize(master)
+    xpid = os.fork()
+    if xpid == 0:
+        code = 125
+        try:
+            os.close(err_r)
+            os.close(pid_r)
+            if master is not None:
+                os.close(master)
+            for fd, flag in nsfds:
+                linux.setns(fd, flag)
+                os.close(fd)
+            os.chdir("/")
+            ypid = os.fork()
+            if ypid == 0:
+                _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach)
+            os.write(pid_w, str(ypid).encode())
+            os.close(pid_w)
+            os.close(err_w)
+            if slave is not None:
+                os.close(slave)
+            if detach:
+                os._exit(0)
+            code = runtime._wait(ypid)
+        except BaseException as exc:   # noqa: BLE001 - reported to the CLI
+            code = runtime._report(err_w, exc)
+        os._exit(code)
+    for fd, _ in nsfds:
+        os.close(fd)
+    os.close(err_w)
+    os.close(pid_w)
+    if slave is not None:
+        os.close(slave)
+    ypid = runtime._read_int(pid_r)
+    os.close(pid_r)
+    from ..fsutil import read_all
+    failure = read_all(err_r)
+    os.close(err_r)
+    if failure:
+        runtime._wait(xpid)
+        if master is not None:
+            os.close(master)
+        raise runtime._decode_failure(failure)
+    if detach:
+        runtime._wait(xpid)
+        return 0
+    restore = runtime.forward_signals(ypid) if ypid else (lambda: None)
+    try:
+        if master is not None:
+            from .terminal import relay
+            relay(master, forward_stdin=stdin)
+        return runtime._wait(xpid)
+    finally:
+        restore()
+        if master is not None:
+            os.close(master)
+
+
+def _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach):
+    try:
+        os.setsid()
+        if slave is not None:
+            import fcntl
+            import termios
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            for fd in (0, 1, 2):
+                os.dup2(slave, fd)
+            os.close(slave)
+        else:
+            nul = os.open(os.devnull, os.O_RDWR)
+            targets = (0, 1, 2) if detach else ((0,) if not stdin else ())
+            for fd in targets:
+                os.dup2(nul, fd)
+            os.close(nul)
+        path, env = runtime.prepare_exec(process, linux_cfg, idmap)
+        os.execve(path, process["args"], env)
+    except OSError as exc:
+        os._exit(runtime._report(err_w, runtime._exec_error(exc)))
+    except BaseException as exc:   # noqa: BLE001 - reported to the CLI
+        os._exit(runtime._report(err_w, exc))
