@@ -1,0 +1,302 @@
+"""Detached containers and the container verbs, daemonless: run -d, ps,
+logs, stop, kill, rm, wait, exec, inspect, create/start, restart, rename,
+top, prune; the supervisor's death; many CLIs at once."""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+
+def rund(sb, image, *args, name=None, flags=()):
+    cmd = ["run", "-d"] + (["--name", name] if name else []) + list(flags) + [image] + list(args)
+    result = sb.ok(*cmd)
+    cid = result.stdout.strip()
+    assert len(cid) == 64 and all(c in "0123456789abcdef" for c in cid), result.stdout
+    return cid
+
+
+def state_of(sb, ref):
+    return json.loads(sb.ok("inspect", ref).stdout)[0]["State"]
+
+
+def test_run_d_prints_id_and_keeps_running(sb, busybox):
+    started = time.monotonic()
+    cid = rund(sb, busybox, "sleep", "60", name="bg")
+    assert time.monotonic() - started < 10
+    ps = sb.ok("ps").stdout.splitlines()
+    assert ps[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED",
+                             "STATUS", "PORTS", "NAMES"]
+    row = [line for line in ps if line.startswith(cid[:12])]
+    assert row and "Up " in row[0] and row[0].rstrip().endswith("bg")
+    assert sb.ok("ps", "-q", "--no-trunc").stdout.split() == [cid]
+    st = state_of(sb, "bg")
+    assert st["Running"] and st["Status"] == "running" and st["Pid"] > 0
+    # The container's PID 1 is a real process of the test user's namespace.
+    assert os.path.exists("/proc/%d" % st["Pid"])
+    sb.ok("rm", "-f", "bg")
+    assert sb.ok("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_logs_keep_streams_apart_and_follow(sb, busybox):
+    rund(sb, busybox, "sh", "-c", "echo out1; echo err1 >&2; sleep 1; echo out2",
+         name="talker")
+    follow = sb("logs", "-f", "talker", timeout=30)
+    assert follow.stdout == "out1\nout2\n"
+    assert follow.stderr == "err1\n"
+    tail = sb.ok("logs", "--tail", "1", "talker")
+    assert tail.stdout + tail.stderr == "out2\n"
+    ts = sb.ok("logs", "-t", "talker").stdout.splitlines()
+    assert ts[0].endswith(" out1") and ts[0][4] == "-" and ts[0][10] == "T"
+    cid = json.loads(sb.ok("inspect", "talker").stdout)[0]["Id"]
+    with open(os.path.join(sb.root, "containers", cid, cid + "-json.log")) as f:
+        entries = [json.loads(line) for line in f]
+    assert [(e["stream"], e["log"]) for e in entries] == [
+        ("stdout", "out1\n"), ("stderr", "err1\n"), ("stdout", "out2\n")]
+    assert all(e["time"].endswith("Z") for e in entries)
+    since = sb.ok("logs", "--since", "0", "talker")
+    assert since.stdout == "out1\nout2\n"
+    sb.ok("rm", "talker")
+
+
+def test_stop_with_handler_is_fast(sb, busybox):
+    rund(sb, busybox, "sh", "-c", "trap 'exit 0' TERM; echo up; while :; do sleep 0.05; done",
+         name="polite")
+    _wait_log(sb, "polite", "up")
+    started = time.monotonic()
+    sb.ok("stop", "polite")
+    assert time.monotonic() - started < 1.5
+    st = state_of(sb, "polite")
+    assert st["Status"] == "exited" and st["ExitCode"] == 0
+    sb.ok("rm", "polite")
+
+
+def test_stop_t1_of_a_container_ignoring_term_gives_137(sb, busybox):
+    rund(sb, busybox, "sleep", "60", name="stubborn")
+    started = time.monotonic()
+    sb.ok("stop", "-t", "1", "stubborn")
+    elapsed = time.monotonic() - started
+    assert 0.9 < elapsed < 4
+    st = state_of(sb, "stubborn")
+    assert st["ExitCode"] == 137 and st["Status"] == "exited"
+    assert "Exited (137)" in sb.ok("ps", "-a", "--filter", "name=stubborn").stdout
+    sb.ok("rm", "stubborn")
+
+
+def test_kill_wait_and_rm_rules(sb, busybox):
+    rund(sb, busybox, "sh", "-c", "trap 'exit 42' USR1; while :; do sleep 0.05; done",
+         name="victim")
+    refused = sb("rm", "victim")
+    assert refused.returncode == 1 and "running" in refused.stderr
+    waiter = sb.popen("wait", "victim")
+    time.sleep(0.3)
+    sb.ok("kill", "-s", "USR1", "victim")
+    out, _ = waiter.communicate(timeout=20)
+    assert waiter.returncode == 0 and out.strip() == "42"
+    sb.ok("rm", "victim")
+    gone = sb("inspect", "victim")
+    assert gone.returncode == 1
+    missing = sb("stop", "no-such-container")
+    assert missing.returncode == 1 and "No such container: no-such-container" in missing.stderr
+
+
+def _wait_log(sb, name, text, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in sb.ok("logs", name).stdout:
+            return
+        time.sleep(0.05)
+    raise AssertionError("%r never appeared in the log of %s" % (text, name))
+
+
+def test_exec_sees_pid_1_files_env_and_status(sb, busybox):
+    rund(sb, busybox, "sh", "-c", "echo data > /tmp/f; sleep 60", name="host1",
+         flags=["-e", "FROM_RUN=yes"])
+    _wait_for_file(sb, "host1", "/tmp/f")
+    text = sb.ok("exec", "host1", "sh", "-c",
+                 "cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /tmp/f; echo $FROM_RUN; "
+                 "hostname").stdout
+    lines = text.splitlines()
+    assert lines[0].strip() == "sleep 60"          # sh exec'd its last command
+    assert lines[1:3] == ["data", "yes"]
+    assert len(lines[3]) == 12          # the short id as host name
+    assert sb("exec", "host1", "sh", "-c", "exit 9").returncode == 9
+    assert sb("exec", "host1", "no-such").returncode == 127
+    user = sb.ok("exec", "-u", "app", "-w", "/tmp", "-e", "X=1", "host1", "sh", "-c",
+                 "id -u; pwd; echo $X").stdout.split()
+    assert user == ["1000", "/tmp", "1"]
+    piped = sb("exec", "-i", "host1", "cat", input="through stdin\n")
+    assert piped.stdout == "through stdin\n"
+    sb.ok("rm", "-f", "host1")
+    stopped = sb("exec", "host1", "true")
+    assert stopped.returncode == 1
+
+
+def _wait_for_file(sb, name, path, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sb("exec", name, "test", "-e", path).returncode == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("%s never appeared in %s" % (path, name))
+
+
+def test_inspect_shape_and_templates(sb, busybox):
+    rund(sb, busybox, "sleep", "60", name="looked-at",
+         flags=["-e", "A=1", "-l", "tier=db", "--restart", "on-failure:3"])
+    data = json.loads(sb.ok("inspect", "looked-at").stdout)
+    assert isinstance(data, list) and len(data) == 1
+    c = data[0]
+    for key in ("Id", "Created", "Path", "Args", "State", "Image", "ResolvConfPath",
+                "HostnamePath", "HostsPath", "LogPath", "Name", "RestartCount",
+                "Driver", "Platform", "HostConfig", "GraphDriver", "Mounts",
+                "Config", "NetworkSettings"):
+        assert key in c, key
+    assert c["Name"] == "/looked-at" and c["Path"] == "sleep" and c["Args"] == ["60"]
+    assert c["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert c["Config"]["Labels"] == {"tier": "db"}
+    assert os.path.isdir(c["GraphDriver"]["Data"]["UpperDir"])
+    fmt = lambda t: sb.ok("inspect", "-f", t, "looked-at").stdout.strip()   # noqa: E731
+    assert int(fmt("{{.State.Pid}}")) == c["State"]["Pid"]
+    assert fmt("{{.Name}}") == "/looked-at"
+    assert json.loads(fmt("{{json .Config}}"))["Labels"] == {"tier": "db"}
+    # Docker's order: the image's Env, then -e values.
+    assert fmt("{{index .Config.Env 0}}").startswith("PATH=")
+    assert "A=1;" in fmt("{{range .Config.Env}}{{.}};{{end}}")
+    assert fmt("{{if .State.Running}}up{{else}}down{{end}}") == "up"
+    bad = sb("inspect", "-f", "{{.NoSuchField}}", "looked-at")
+    assert bad.returncode != 0 and "NoSuchField" in bad.stderr
+    sb.ok("rm", "-f", "looked-at")
+
+
+def test_ps_filters_and_formats(sb, busybox):
+    rund(sb, busybox, "sleep", "60", name="f-run", flags=["-l", "team=a"])
+    sb.ok("run", "--name", "f-done", busybox, "true")
+    names = lambda *a: sb.ok("ps", *a, "--format", "{{.Names}}").stdout.split()   # noqa: E731
+    assert "f-run" in names() and "f-done" not in names()
+    assert set(names("-a", "--filter", "name=f-")) == {"f-run", "f-done"}
+    assert names("-a", "--filter", "status=exited", "--filter", "name=f-") == ["f-done"]
+    assert names("--filter", "label=team=a") == ["f-run"]
+    assert set(names("-a", "--filter", "ancestor=busybox", "--filter", "name=f-")) == \
+        {"f-done", "f-run"}
+    assert names("-a", "--filter", "ancestor=localhost/nothing") == []
+    assert names("-n", "1") == ["f-done"] and names("-l") == ["f-done"]
+    table = sb.ok("ps", "--format", "table {{.Names}}\\t{{.Status}}").stdout.splitlines()
+    assert table[0].split() == ["NAMES", "STATUS"]
+    js = [json.loads(line) for line in sb.ok("ps", "-a", "--format", "json").stdout.splitlines()]
+    assert {"f-run", "f-done"} <= {j["Names"] for j in js}
+    sb.ok("rm", "-f", "f-run", "f-done")
+
+
+def test_create_start_attach_restart_rename(sb, busybox):
+    cid = sb.ok("create", "--name", "later", busybox, "sh", "-c", "echo ran; exit 3").stdout.strip()
+    assert len(cid) == 64
+    assert state_of(sb, "later")["Status"] == "created"
+    assert "Created" in sb.ok("ps", "-a", "--filter", "name=later").stdout
+    attached = sb("start", "-a", "later")
+    assert attached.returncode == 3 and attached.stdout == "ran\n"
+    sb.ok("rename", "later", "renamed")
+    assert state_of(sb, "renamed")["ExitCode"] == 3
+    assert sb("inspect", "later").returncode == 1
+    sb.ok("start", "renamed")
+    assert sb.ok("wait", "renamed").stdout.strip() == "3"
+    assert sb.ok("logs", "renamed").stdout == "ran\nran\n"
+    rund(sb, busybox, "sh", "-c", "echo boot; sleep 60", name="again")
+    _wait_log(sb, "again", "boot")
+    sb.ok("restart", "-t", "0", "again")
+    _wait_log(sb, "again", "boot\nboot")
+    assert state_of(sb, "again")["Running"]
+    sb.ok("rm", "-f", "renamed", "again")
+
+
+def test_restart_policy_on_failure_is_carried_out(sb, busybox):
+    rund(sb, busybox, "sh", "-c", "echo try; exit 1", name="flaky",
+         flags=["--restart", "on-failure:2"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        c = json.loads(sb.ok("inspect", "flaky").stdout)[0]
+        if c["State"]["Status"] == "exited" and c["RestartCount"] == 2:
+            break
+        time.sleep(0.1)
+    assert c["RestartCount"] == 2 and c["State"]["ExitCode"] == 1
+    assert sb.ok("logs", "flaky").stdout == "try\ntry\ntry\n"
+    conflict = sb("run", "--rm", "--restart", "always", busybox, "true")
+    assert conflict.returncode == 125
+    sb.ok("rm", "flaky")
+
+
+def test_detached_rm_leaves_nothing(fresh_sb, images_dir):
+    fresh_sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"))
+    cid = rund(fresh_sb, "busybox", "sh", "-c", "touch /x; sleep 0.3", flags=["--rm"])
+    deadline = time.monotonic() + 15
+    while os.path.exists(os.path.join(fresh_sb.root, "containers", cid)):
+        assert time.monotonic() < deadline, "the --rm container is still there"
+        time.sleep(0.05)
+    assert fresh_sb.ok("ps", "-a", "-q").stdout == ""
+    with open("/proc/self/mountinfo") as f:
+        assert fresh_sb.root not in f.read()
+
+
+def test_killed_supervisor_shows_exited_and_rm_cleans(sb, busybox):
+    cid = rund(sb, busybox, "sleep", "60", name="orphan")
+    with open(os.path.join(sb.root, "containers", cid, "state.json")) as f:
+        monitor = json.load(f)["MonitorPid"]
+    os.kill(monitor, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        st = state_of(sb, "orphan")
+        if st["Status"] == "exited":
+            break
+        time.sleep(0.05)
+    assert st["Status"] == "exited" and not st["Running"]
+    assert "Exited" in sb.ok("ps", "-a", "--filter", "name=orphan").stdout
+    sb.ok("rm", "orphan")
+    assert not os.path.exists(os.path.join(sb.root, "containers", cid))
+
+
+def test_top_and_prune(sb, busybox):
+    rund(sb, busybox, "sh", "-c", "sleep 60 & sleep 61", name="busy")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        top = sb.ok("top", "busy").stdout
+        if "sleep 61" in top and "sleep 60" in top:
+            break
+        time.sleep(0.05)
+    assert "PID" in top.splitlines()[0] and "sleep 61" in top and "sleep 60" in top
+    sb.ok("run", "--name", "stale", busybox, "true")
+    pruned = sb.ok("container", "prune", "-f").stdout
+    assert "Deleted Containers:" in pruned
+    assert "stale" not in sb.ok("ps", "-a", "--format", "{{.Names}}").stdout
+    assert "busy" in sb.ok("ps", "--format", "{{.Names}}").stdout
+    paused = sb("pause", "busy")
+    assert paused.returncode == 1 and "freezer" in paused.stderr
+    sb.ok("rm", "-f", "busy")
+
+
+def test_twenty_parallel_runs_then_rm_all(fresh_sb, images_dir):
+    fresh_sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"))
+    results = [None] * 20
+
+    def start(i):
+        results[i] = fresh_sb("run", "-d", "--name", "par%d" % i, "busybox", "sleep", "60")
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results if r.returncode]
+    assert len(fresh_sb.ok("ps", "-q").stdout.split()) == 20
+    removers = [threading.Thread(target=lambda i=i: fresh_sb.ok("rm", "-f", "par%d" % i))
+                for i in range(20)]
+    for t in removers:
+        t.start()
+    for t in removers:
+        t.join()
+    assert fresh_sb.ok("ps", "-a", "-q").stdout == ""
+    assert os.listdir(os.path.join(fresh_sb.root, "containers")) == []
+    assert os.listdir(os.path.join(fresh_sb.root, "names")) == []
+    fresh_sb.ok("run", "--rm", "busybox", "true")
