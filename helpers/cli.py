@@ -25,7 +25,7 @@ from . import __version__
 from .errors import SandboxError
 
 VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
-                "registry")
+                "volumes", "registry")
 # verb -> the module that registers it: only that module is imported (and
 # only its parsers built) for a command, which keeps argparse and the image
 # verbs off the `run` start path.  `--help` and unknown verbs load them all.
@@ -37,7 +37,7 @@ VERBS = {"run": "run", "create": "run", "info": "info",
          "rename": "lifecycle", "pause": "lifecycle", "unpause": "lifecycle",
          "ps": "containers", "logs": "containers", "inspect": "containers",
          "top": "containers", "container": "containers", "exec": "exec",
-         "pull": "registry", "login": "registry", "logout": "registry",
+         "volume": "volumes", "pull": "registry", "login": "registry", "logout": "registry",
          "push": "registry"}
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
 

@@ -56,6 +56,10 @@ def add_create_flags(p):
                    help="mount the root filesystem read-only")
     p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]",
                    help="mount a tmpfs")
+    p.add_argument("--mount", action="append", default=[], metavar="SPEC",
+                   help="type=bind|volume|tmpfs,source=...,target=...[,readonly]")
+    p.add_argument("--volumes-from", action="append", default=[],
+                   metavar="CONTAINER[:ro|rw]", help="mount the volumes of a container")
     p.add_argument("-v", "--volume", action="append", default=[],
                    metavar="HOST:CTR[:ro]", help="bind-mount a host path")
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
@@ -109,7 +113,11 @@ def validate(args):
                              hint="supported: no-new-privileges, "
                                   "seccomp=unconfined")
     security.effective_caps(args.cap_add, args.cap_drop, args.privileged)
-    mounts = [spec_mod.parse_volume(v) for v in args.volume]
+    from ..container import volumes
+    volume_specs = [v for v in args.volume if volumes.is_volume_spec(v)]
+    mounts = [spec_mod.parse_volume(v) for v in args.volume if v not in volume_specs]
+    for m in args.mount:
+        volumes.parse_mount(m)          # checked now, resolved at create
     mounts += [spec_mod.parse_tmpfs(t) for t in args.tmpfs]
     env = list(args.env)
     for f in args.env_file:
@@ -128,7 +136,7 @@ def validate(args):
             raise UsageError("invalid label %r" % item, hint="use -l KEY=VALUE")
         labels[k] = v
     return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
-            "restart": restart, "labels": labels}
+            "restart": restart, "labels": labels, "volume_specs": volume_specs}
 
 
 def parse_restart(value):
@@ -233,6 +241,7 @@ def _full_name(name):
 def create(paths, store, image_id, args, checked):
     """Write the container record and its spec; return a dict describing
     it.  On failure, nothing of the container stays behind."""
+    import json
     from .. import fsutil
     from ..container import rootfs, spec as spec_mod, state
     from ..userns import current_id_map, single_map_hint
@@ -275,11 +284,20 @@ def create(paths, store, image_id, args, checked):
         _write_etc_files(cdir, hostname, args.network)
         annotations = {"io.sandbox.name": name, "io.sandbox.image": image_id,
                        "io.sandbox.driver": driver}
+        # Volumes: named (-v NAME:/p, --mount type=volume), anonymous (-v /p,
+        # the image's VOLUME list), and those of --volumes-from.
+        from ..container import volumes
+        vol_mounts, vol_names, fill = volumes.resolve(
+            paths, checked["volume_specs"], args.mount, args.volumes_from,
+            img_cfg.get("Volumes"))
+        user_mounts = checked["mounts"] + vol_mounts
+        if fill:
+            annotations[volumes.FILL_ANNOTATION] = json.dumps(fill)
         spec = spec_mod.build(
             image_config=config, args=args.command or None,
             entrypoint=args.entrypoint, user=user, workdir=args.workdir,
             env=env, hostname=hostname, tty=args.tty, stdin=args.interactive,
-            read_only=args.read_only, mounts=checked["mounts"],
+            read_only=args.read_only, mounts=user_mounts,
             cap_add=args.cap_add, cap_drop=args.cap_drop,
             privileged=args.privileged, no_new_privileges=checked["nnp"],
             network=args.network, idmap=idmap,
@@ -288,7 +306,6 @@ def create(paths, store, image_id, args, checked):
             spec["linux"].pop("seccomp", None)
         # New files of a new container: nothing reads them before it runs,
         # and fsync would only slow the start.
-        import json
         fsutil.write_new(os.path.join(cdir, "config.json"),
                          json.dumps(spec, indent=2) + "\n")
         record = {
@@ -307,6 +324,7 @@ def create(paths, store, image_id, args, checked):
             "Hostname": hostname, "WorkingDir": args.workdir or "",
             "StopSignal": args.stop_signal or img_cfg.get("StopSignal") or "SIGTERM",
             "StopTimeout": 10 if args.stop_timeout is None else args.stop_timeout,
+            "Volumes": vol_names, "UserMounts": user_mounts,
         }
         state.write_state(paths, cid, record, durable=False)
     except BaseException:

@@ -103,10 +103,7 @@ def container_json(paths, cid):
                 "WorkDir": os.path.join(cdir, "work"),
             },
         },
-        "Mounts": [{"Type": "bind", "Source": m["source"],
-                    "Destination": m["destination"], "Mode": "",
-                    "RW": "ro" not in m.get("options", []),
-                    "Propagation": "rprivate"} for m in mounts
+        "Mounts": [_mount_json(paths, m) for m in mounts
                    if m["destination"] not in ("/etc/hosts", "/etc/hostname",
                                                "/etc/resolv.conf")],
         "Config": {
@@ -144,6 +141,18 @@ def container_json(paths, cid):
             "Networks": {},
         },
     }
+
+
+def _mount_json(paths, m):
+    rw = "ro" not in m.get("options", [])
+    source = m["source"]
+    vroot = paths.volumes + os.sep
+    if source.startswith(vroot) and source.endswith(os.sep + "_data"):
+        return {"Type": "volume", "Name": source[len(vroot):-len("/_data")],
+                "Source": source, "Destination": m["destination"],
+                "Driver": "local", "Mode": "", "RW": rw, "Propagation": ""}
+    return {"Type": "bind", "Source": source, "Destination": m["destination"],
+            "Mode": "", "RW": rw, "Propagation": "rprivate"}
 
 
 def _image_config(paths, image_id):

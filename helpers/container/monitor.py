@@ -167,6 +167,9 @@ def finish(paths, container, autoremove, code, error=""):
     """After the container ended: record it, or remove it (--rm)."""
     cid = container["id"]
     if autoremove:
+        # Docker's --rm also removes the container's anonymous volumes.
+        from . import volumes
+        volumes.remove_anonymous(paths, container.get("record") or {})
         state.release_name(paths, container["name"], cid)
         if os.path.exists(paths.container(cid)):
             state.remove_tree(paths, cid)
@@ -187,7 +190,7 @@ def preload():
     import subprocess    # noqa: F401  (fuse-overlayfs via helpers.proc)
     import shlex         # noqa: F401
     from .. import proc, userns    # noqa: F401
-    from . import rootfs, runtime, security, terminal   # noqa: F401
+    from . import rootfs, runtime, security, terminal, volumes   # noqa: F401
 
 
 def start_detached(paths, container, launch, options):

@@ -107,6 +107,14 @@ def copy_layers(layers, target):
         _merge(layer, target)
 
 
+def copy_tree(src, dst):
+    """Copy the tree ``src`` into the existing directory ``dst`` (owners,
+    modes, xattrs, hardlinks, times), ``dst`` taking ``src``'s owner and
+    mode: filling a new volume from the image."""
+    _merge(src, dst)
+    _copy_meta(src, dst, os.lstat(src))
+
+
 def _merge(src_root, dst_root):
     links = {}
     dirs = []

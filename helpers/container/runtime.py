@@ -366,6 +366,11 @@ def _child_g(launch, err_w, go_r, slave, stdio):
         # keep the host's (the daemon reads the layers by their host paths,
         # C removes the container directory at the end).
         linux.unshare(linux.CLONE_NEWNS)
+        # Step 0: empty volumes take the image's content at their path
+        # (before their mounts hide it; as root here, so owners survive).
+        fill = spec.get("annotations", {}).get("io.sandbox.volumes.fill")
+        if fill:
+            _fill_volumes(spec, root, fill)
         # Step 1: mounts inside the new root, parents first (before the
         # pivot because host device nodes and volume sources must still be
         # reachable by their host paths).
@@ -410,6 +415,15 @@ def _child_g(launch, err_w, go_r, slave, stdio):
         code = _report(err_w, exc)
         os._exit(code)
     os._exit(125)
+
+
+def _fill_volumes(spec, root, fill):
+    import json
+    from .volumes import fill_from_image
+    sources = {m["destination"]: m["source"] for m in spec.get("mounts", [])}
+    for dest in json.loads(fill):
+        if dest in sources:
+            fill_from_image(root, dest, sources[dest])
 
 
 def prepare_exec(process, linux_cfg, idmap):

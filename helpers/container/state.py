@@ -154,10 +154,14 @@ def now_iso():
 
 
 def remove_tree(paths, cid):
-    """Delete a container's directory.  Its upper dir holds files owned by
-    subordinate ids that the plain user cannot unlink, so the deletion runs
-    as root of a user namespace with the user's map."""
-    path = paths.container(cid)
+    """Delete a container's directory."""
+    remove_any(paths.container(cid))
+
+
+def remove_any(path):
+    """Delete a tree of ours.  Container upper dirs and volumes hold files
+    owned by subordinate ids that the plain user cannot unlink: then the
+    deletion runs as root of the user namespace."""
     try:
         fsutil.rmtree(path)
         return

@@ -1,0 +1,129 @@
+"""`volume create|ls|inspect|rm|prune`."""
+
+import json
+import sys
+
+from ..errors import SandboxError, UsageError
+
+
+def register(sub):
+    v = sub.add_parser("volume", help="manage volumes")
+    vsub = v.add_subparsers(dest="volume_verb", metavar="COMMAND")
+    p = vsub.add_parser("create", help="create a volume")
+    p.add_argument("name", nargs="?", metavar="VOLUME")
+    p.add_argument("-l", "--label", action="append", default=[], metavar="K=V")
+    p.add_argument("-d", "--driver", default="local", help="only 'local'")
+    p.add_argument("-o", "--opt", action="append", default=[], help="(none supported)")
+    p.set_defaults(func=cmd_create)
+    p = vsub.add_parser("ls", aliases=["list"], help="list volumes")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   metavar="KEY=VALUE", help="dangling=true|false, name=, label=")
+    p.add_argument("--format", help="a Go template or json")
+    p.set_defaults(func=cmd_ls)
+    p = vsub.add_parser("inspect", help="show volumes as JSON")
+    p.add_argument("-f", "--format", help="a Go template")
+    p.add_argument("names", nargs="+", metavar="VOLUME")
+    p.set_defaults(func=cmd_inspect)
+    p = vsub.add_parser("rm", aliases=["remove"], help="remove volumes")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("names", nargs="+", metavar="VOLUME")
+    p.set_defaults(func=cmd_rm)
+    p = vsub.add_parser("prune", help="remove unused anonymous volumes (-a: all unused)")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    p.set_defaults(func=cmd_prune)
+
+
+def cmd_create(args, paths):
+    from ..container import volumes
+    if args.driver != "local":
+        raise UsageError("volume driver %r is not supported" % args.driver, hint="local")
+    labels = dict(item.partition("=")[::2] for item in args.label)
+    print(volumes.create(paths, args.name, labels=labels))
+    return 0
+
+
+def _matches(paths, name, filters):
+    from ..container import volumes
+    for f in filters:
+        key, _, value = f.partition("=")
+        if key == "dangling":
+            dangling = not volumes.users(paths, name)
+            if dangling != (value.lower() in ("true", "1")):
+                return False
+        elif key == "name":
+            if value not in name:
+                return False
+        elif key == "label":
+            k, has_v, v = value.partition("=")
+            labels = volumes.inspect(paths, name).get("Labels") or {}
+            if k not in labels or (has_v and labels[k] != v):
+                return False
+        else:
+            raise UsageError("invalid filter %r" % key, hint="dangling, name, label")
+    return True
+
+
+def cmd_ls(args, paths):
+    from ..container import volumes
+    names = [n for n in volumes.names(paths) if _matches(paths, n, args.filter)]
+    if args.quiet:
+        for n in names:
+            print(n)
+        return 0
+    if args.format:
+        from ..gotemplate import render
+        for n in names:
+            row = {"Name": n, "Driver": "local", "Scope": "local",
+                   "Mountpoint": volumes.data_dir(paths, n), "Labels": ""}
+            print(json.dumps(row) if args.format == "json" else render(args.format, row))
+        return 0
+    from .images import tabulate
+    print(tabulate([["DRIVER", "VOLUME NAME"]] + [["local", n] for n in names]))
+    return 0
+
+
+def cmd_inspect(args, paths):
+    from ..container import volumes
+    out, failed = [], False
+    for n in args.names:
+        try:
+            out.append(volumes.inspect(paths, n))
+        except SandboxError as exc:
+            sys.stderr.write("Error: %s\n" % exc.message)
+            failed = True
+    if args.format:
+        from ..gotemplate import render
+        for obj in out:
+            print(render(args.format, obj))
+    else:
+        print(json.dumps(out, indent=4))
+    return 1 if failed else 0
+
+
+def cmd_rm(args, paths):
+    from ..container import volumes
+    failed = False
+    for n in args.names:
+        try:
+            volumes.remove(paths, n, force=args.force)
+            print(n)
+        except SandboxError as exc:
+            sys.stderr.write("Error response from daemon: %s\n" % exc.message)
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_prune(args, paths):
+    from ..container import volumes
+    print("Deleted Volumes:")
+    for n in volumes.names(paths):
+        if volumes.users(paths, n):
+            continue
+        if not args.all and not volumes.is_anonymous(paths, n):
+            continue
+        volumes.remove(paths, n)
+        print(n)
+    print("\nTotal reclaimed space: 0B")
+    return 0

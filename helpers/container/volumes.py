@@ -1,0 +1,234 @@
+"""Volumes: named and anonymous, as Docker's "local" driver keeps them.
+
+    volumes/<name>/_data        the content, owned as the container sees it
+    volumes/<name>/meta.json    Name, CreatedAt, Labels, Anonymous
+
+Mounting a volume is a bind mount of _data.  A volume that is empty when a
+container mounts it is first filled with what the image has at that path
+(Docker does the same); the copy happens in the container's PID 1 before
+its pivot, as root of the user namespace, so owners and modes survive.
+"""
+
+import os
+import re
+
+from .. import fsutil
+from ..errors import Conflict, NotFound, UsageError
+
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
+FILL_ANNOTATION = "io.sandbox.volumes.fill"
+
+
+def volume_dir(paths, name):
+    return os.path.join(paths.volumes, name)
+
+
+def data_dir(paths, name):
+    return os.path.join(paths.volumes, name, "_data")
+
+
+def exists(paths, name):
+    return os.path.isfile(os.path.join(volume_dir(paths, name), "meta.json"))
+
+
+def create(paths, name=None, labels=None, anonymous=False):
+    """Create (or find) a volume; returns its name."""
+    from . import state
+    if name is None:
+        name = os.urandom(32).hex()
+    if not _NAME.match(name):
+        raise UsageError("invalid volume name %r" % name,
+                         hint="[a-zA-Z0-9][a-zA-Z0-9_.-]* (2+ characters)")
+    d = volume_dir(paths, name)
+    with fsutil.locked(os.path.join(paths.volumes, ".lock")):
+        if exists(paths, name):
+            return name
+        os.makedirs(os.path.join(d, "_data"), exist_ok=True)
+        fsutil.write_json(os.path.join(d, "meta.json"), {
+            "Name": name, "Driver": "local", "CreatedAt": state.now_iso(),
+            "Labels": labels or {}, "Options": {}, "Scope": "local",
+            "Anonymous": bool(anonymous)})
+    return name
+
+
+def inspect(paths, name):
+    try:
+        meta = fsutil.read_json(os.path.join(volume_dir(paths, name), "meta.json"))
+    except FileNotFoundError:
+        raise NotFound("no such volume: %s" % name) from None
+    return {"CreatedAt": meta.get("CreatedAt"), "Driver": "local",
+            "Labels": meta.get("Labels") or None,
+            "Mountpoint": data_dir(paths, name), "Name": name,
+            "Options": meta.get("Options") or None, "Scope": "local"}
+
+
+def names(paths):
+    try:
+        return sorted(n for n in os.listdir(paths.volumes) if exists(paths, n))
+    except FileNotFoundError:
+        return []
+
+
+def is_anonymous(paths, name):
+    try:
+        return bool(fsutil.read_json(os.path.join(volume_dir(paths, name),
+                                                  "meta.json")).get("Anonymous"))
+    except FileNotFoundError:
+        return False
+
+
+def users(paths, name):
+    """Ids of the containers that mount volume ``name``."""
+    from . import state
+    out = []
+    for cid in state.list_ids(paths):
+        try:
+            if name in (state.read_state(paths, cid).get("Volumes") or []):
+                out.append(cid)
+        except (NotFound, ValueError):
+            continue
+    return out
+
+
+def remove(paths, name, force=False):
+    if not exists(paths, name):
+        raise NotFound("no such volume: %s" % name)
+    used = users(paths, name)
+    if used and not force:
+        raise Conflict("remove %s: volume is in use - [%s]" % (name, ", ".join(used)),
+                       hint="remove the containers that use it first", exit_code=1)
+    from .state import remove_any
+    remove_any(volume_dir(paths, name))
+
+
+def remove_anonymous(paths, record):
+    for name in record.get("Volumes") or []:
+        if is_anonymous(paths, name) and not [c for c in users(paths, name)
+                                              if c != record.get("Id")]:
+            from .state import remove_any
+            remove_any(volume_dir(paths, name))
+
+
+# -- from flags to spec mounts ------------------------------------------------
+def _bind(source, dest, readonly):
+    return {"destination": os.path.normpath(dest), "type": "bind",
+            "source": source, "options": ["rbind", "ro" if readonly else "rw"]}
+
+
+def parse_mount(value):
+    """--mount type=bind|volume|tmpfs,source=,target=,readonly,... -> dict."""
+    fields = {}
+    for item in value.split(","):
+        k, sep, v = item.partition("=")
+        k = k.strip().lower()
+        if k in ("readonly", "ro"):
+            fields["readonly"] = v.lower() in ("", "1", "true")
+            continue
+        if not sep:
+            raise UsageError("invalid --mount field %r" % item,
+                             hint="type=bind|volume|tmpfs,source=...,target=...")
+        fields[{"src": "source", "dst": "target", "destination": "target"}.get(k, k)] = v
+    mtype = fields.get("type", "volume")
+    if mtype not in ("bind", "volume", "tmpfs"):
+        raise UsageError("unsupported --mount type %r" % mtype, hint="bind, volume or tmpfs")
+    if not fields.get("target", "").startswith("/"):
+        raise UsageError("--mount needs an absolute target=", hint="target=/path")
+    if mtype == "bind" and not fields.get("source", "").startswith("/"):
+        raise UsageError("--mount type=bind needs an absolute source=")
+    fields["type"] = mtype
+    return fields
+
+
+def resolve(paths, volume_flags, mount_flags, volumes_from, image_volumes):
+    """All user mounts of a new container: (spec mounts, volume names used,
+    anonymous volumes created, destinations to fill from the image).
+    ``volume_flags`` are -v values that name volumes (not host paths)."""
+    from .spec import parse_tmpfs
+    mounts, used, fill = [], [], []
+    taken = set()
+
+    def add_volume(name, dest, readonly, anonymous=False):
+        name = name or os.urandom(32).hex()
+        fresh = not exists(paths, name)
+        name = create(paths, name, anonymous=anonymous)
+        if fresh or not os.listdir(data_dir(paths, name)):
+            fill.append(os.path.normpath(dest))
+        mounts.append(_bind(data_dir(paths, name), dest, readonly))
+        used.append(name)
+        taken.add(os.path.normpath(dest))
+
+    for spec in volume_flags:
+        parts = spec.split(":")
+        if len(parts) == 1:             # -v /path: an anonymous volume
+            add_volume(None, parts[0], False, anonymous=True)
+            continue
+        name, dest = parts[0], parts[1]
+        add_volume(name, dest, len(parts) > 2 and "ro" in parts[2].split(","))
+    for value in mount_flags:
+        m = parse_mount(value)
+        if m["type"] == "bind":
+            mounts.append(_bind(m["source"], m["target"], m.get("readonly")))
+        elif m["type"] == "tmpfs":
+            opts = []
+            if m.get("tmpfs-size"):
+                opts.append("size=" + m["tmpfs-size"])
+            if m.get("tmpfs-mode"):
+                opts.append("mode=" + m["tmpfs-mode"])
+            mounts.append(parse_tmpfs(m["target"] + (":" + ",".join(opts) if opts else "")))
+        else:
+            add_volume(m.get("source") or None, m["target"], m.get("readonly"),
+                       anonymous=not m.get("source"))
+        taken.add(os.path.normpath(m["target"]))
+    for ref in volumes_from:
+        mounts_of, names_of = _volumes_from(paths, ref)
+        for m in mounts_of:
+            if m["destination"] not in taken:
+                mounts.append(m)
+                taken.add(m["destination"])
+        used.extend(n for n in names_of if n not in used)
+    for dest in sorted(image_volumes or {}):
+        if os.path.normpath(dest) not in taken:
+            add_volume(None, dest, False, anonymous=True)
+    return mounts, used, fill
+
+
+def _volumes_from(paths, ref):
+    from . import state
+    cref, _, mode = ref.partition(":")
+    if mode not in ("", "ro", "rw"):
+        raise UsageError("invalid --volumes-from mode %r" % mode, hint="ro or rw")
+    cid = state.resolve(paths, cref)
+    record = state.read_state(paths, cid)
+    out = []
+    for m in record.get("UserMounts") or []:
+        if m.get("type") != "bind":
+            continue                   # Docker passes on volumes and binds only
+        m = dict(m)
+        if mode:
+            m["options"] = ["rbind", mode]
+        out.append(m)
+    return out, record.get("Volumes") or []
+
+
+def is_volume_spec(spec):
+    """-v NAME:/path and -v /path are volumes; -v /host:/path is a bind."""
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return True
+    if parts[0].startswith("/"):
+        return False
+    if not _NAME.match(parts[0]):
+        raise UsageError(
+            '"%s" includes invalid characters for a local volume name, only '
+            '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed' % parts[0],
+            hint="if you intended to pass a host directory, use an absolute path")
+    return True
+
+
+def fill_from_image(rootfs, dest, source_dir):
+    """In PID 1, before the pivot: copy the image's content at ``dest``
+    into an empty volume (``source_dir``'s _data), keeping owners."""
+    from . import rootfs as rootfs_mod
+    src = fsutil.resolve_in_root(rootfs, dest)
+    if os.path.isdir(src) and os.path.isdir(source_dir) and not os.listdir(source_dir):
+        rootfs_mod.copy_tree(src, source_dir)

@@ -1,0 +1,81 @@
+"""Volumes: named, anonymous (-v /path and the image's VOLUME list),
+--mount, --volumes-from, filled from the image, and their verbs."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+
+def test_named_volume_persists_and_starts_filled_from_the_image(sb, busybox):
+    assert sb.ok("volume", "create", "homes").stdout.strip() == "homes"
+    # /home in the image holds app/ owned by 1000: a new volume gets it.
+    first = sb.ok("run", "--rm", "-v", "homes:/home", busybox, "sh", "-c",
+                  "stat -c '%n %u:%g' /home/app; echo kept > /home/note")
+    assert first.stdout == "/home/app 1000:1000\n"
+    second = sb.ok("run", "--rm", "-v", "homes:/elsewhere", busybox, "cat", "/elsewhere/note")
+    assert second.stdout == "kept\n"
+    ro = sb("run", "--rm", "-v", "homes:/h:ro", busybox, "touch", "/h/x")
+    assert ro.returncode != 0
+    info = json.loads(sb.ok("volume", "inspect", "homes").stdout)[0]
+    assert info["Name"] == "homes" and info["Driver"] == "local"
+    assert info["Mountpoint"].endswith("/volumes/homes/_data")
+    assert "homes" in sb.ok("volume", "ls", "-q").stdout.split()
+
+
+def test_volume_in_use_cannot_be_removed(sb, busybox):
+    sb.ok("run", "--name", "user1", "-v", "busyvol:/data", busybox, "true")
+    refused = sb("volume", "rm", "busyvol")
+    assert refused.returncode == 1 and "in use" in refused.stderr
+    mounts = json.loads(sb.ok("inspect", "-f", "{{json .Mounts}}", "user1").stdout)
+    assert mounts[0]["Type"] == "volume" and mounts[0]["Name"] == "busyvol"
+    assert mounts[0]["Destination"] == "/data"
+    sb.ok("rm", "user1")
+    sb.ok("volume", "rm", "busyvol")
+    assert "busyvol" not in sb.ok("volume", "ls", "-q").stdout.split()
+
+
+def test_anonymous_volumes_and_rm_v(sb, busybox):
+    sb.ok("run", "--name", "anon1", "-v", "/scratch", busybox, "sh", "-c",
+          "echo x > /scratch/f")
+    name = json.loads(sb.ok("inspect", "-f", "{{json .Mounts}}", "anon1").stdout)[0]["Name"]
+    assert len(name) == 64
+    path = os.path.join(sb.root, "volumes", name, "_data", "f")
+    assert open(path).read() == "x\n"
+    sb.ok("rm", "-v", "anon1")
+    assert not os.path.exists(os.path.join(sb.root, "volumes", name))
+    sb.ok("run", "--rm", "-v", "/gone-too", busybox, "true")
+    assert all(not json.load(open(os.path.join(sb.root, "volumes", n, "meta.json")))["Anonymous"]
+               for n in os.listdir(os.path.join(sb.root, "volumes"))
+               if os.path.isdir(os.path.join(sb.root, "volumes", n)))
+
+
+def test_mount_flag_and_volumes_from(sb, busybox):
+    host = os.path.join(os.path.dirname(sb.root), "mnt-src")
+    os.makedirs(host, exist_ok=True)
+    os.chown(host, sb.uid, sb.gid)
+    sb.ok("run", "--name", "provider",
+          "--mount", "type=volume,source=shared,target=/shared",
+          "--mount", "type=bind,source=%s,target=/hostdir" % host,
+          "--mount", "type=tmpfs,target=/fast", busybox, "sh", "-c",
+          "echo v > /shared/v; echo h > /hostdir/h; grep -c ' /fast tmpfs' /proc/mounts")
+    assert open(os.path.join(host, "h")).read() == "h\n"
+    out = sb.ok("run", "--rm", "--volumes-from", "provider:ro", busybox, "sh", "-c",
+                "cat /shared/v /hostdir/h; touch /shared/no 2>/dev/null || echo ro")
+    assert out.stdout == "v\nh\nro\n"
+    bad = sb("run", "--rm", "--mount", "type=nfs,target=/x", busybox, "true")
+    assert bad.returncode == 125 and "unsupported --mount type" in bad.stderr
+    sb.ok("rm", "provider")
+
+
+def test_volume_prune(fresh_sb, images_dir):
+    fresh_sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"))
+    fresh_sb.ok("volume", "create", "named-unused")
+    fresh_sb.ok("run", "--name", "keeper", "-v", "/anon-a", "busybox", "true")
+    fresh_sb.ok("rm", "keeper")                     # leaves its anonymous volume
+    pruned = fresh_sb.ok("volume", "prune", "-f").stdout
+    assert "Deleted Volumes:" in pruned
+    assert fresh_sb.ok("volume", "ls", "-q").stdout.split() == ["named-unused"]
+    fresh_sb.ok("volume", "prune", "-a", "-f")
+    assert fresh_sb.ok("volume", "ls", "-q").stdout.split() == []
