@@ -102,6 +102,12 @@ def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
     return _check(libc.prctl(option, arg2, arg3, arg4, arg5))
 
 
+def set_process_name(name):
+    """PR_SET_NAME: the comm shown by ps (15 bytes at most)."""
+    buf = ctypes.create_string_buffer(_b(name)[:15])
+    prctl(PR_SET_NAME, ctypes.addressof(buf))
+
+
 def sethostname(name):
     b = _b(name)
     _check(libc.sethostname(b, len(b)))

@@ -34,6 +34,8 @@ def add_create_flags(p):
                    help="no, on-failure[:N], always or unless-stopped")
     p.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
                    help="set a label on the container")
+    p.add_argument("--init", action="store_true",
+                   help="a minimal init as PID 1 that forwards signals and reaps zombies")
     p.add_argument("--stop-signal", metavar="SIGNAL",
                    help="signal `stop` sends first (default: the image's, or SIGTERM)")
     p.add_argument("--stop-timeout", type=int, metavar="SECONDS",
@@ -293,6 +295,8 @@ def create(paths, store, image_id, args, checked):
         user_mounts = checked["mounts"] + vol_mounts
         if fill:
             annotations[volumes.FILL_ANNOTATION] = json.dumps(fill)
+        if args.init:
+            annotations["io.sandbox.init"] = "true"
         spec = spec_mod.build(
             image_config=config, args=args.command or None,
             entrypoint=args.entrypoint, user=user, workdir=args.workdir,
@@ -325,6 +329,7 @@ def create(paths, store, image_id, args, checked):
             "StopSignal": args.stop_signal or img_cfg.get("StopSignal") or "SIGTERM",
             "StopTimeout": 10 if args.stop_timeout is None else args.stop_timeout,
             "Volumes": vol_names, "UserMounts": user_mounts,
+            "Init": bool(args.init) or None,
         }
         state.write_state(paths, cid, record, durable=False)
     except BaseException:

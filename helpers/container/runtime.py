@@ -407,6 +407,8 @@ def _child_g(launch, err_w, go_r, slave, stdio):
         # Wait for P to have recorded us as running (EOF: P is gone).
         if os.read(go_r, 1) != b"g":
             os._exit(125)
+        if spec.get("annotations", {}).get("io.sandbox.init") == "true":
+            _init(path, process["args"], env, err_w)     # never returns
         os.execve(path, process["args"], env)
     except OSError as exc:
         code = _report(err_w, _exec_error(exc))
@@ -415,6 +417,39 @@ def _child_g(launch, err_w, go_r, slave, stdio):
         code = _report(err_w, exc)
         os._exit(code)
     os._exit(125)
+
+
+def _init(path, args, env, err_w):
+    """--init: stay as PID 1, a minimal reaper (what tini is to Docker).
+    The command runs as our child; the signals PID 1 receives are passed on
+    to it, orphans that the kernel reparents to us are reaped, and we exit
+    with the command's status.  Nothing here may import: we are past the
+    pivot, the host's Python library is out of reach."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.execve(path, args, env)
+        except OSError as exc:
+            os._exit(_report(err_w, _exec_error(exc)))
+        os._exit(127)
+    os.close(err_w)          # P reads EOF when the command has exec'd
+    linux.set_process_name("sandbox-init")
+
+    def forward(signum, _frame):
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+    for s in FORWARDED_SIGNALS + (signal.SIGWINCH, signal.SIGCONT):
+        signal.signal(s, forward)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
 
 
 def _fill_volumes(spec, root, fill):
