@@ -55,6 +55,13 @@ def register(sub):
     p.add_argument("new_name", metavar="NEW_NAME")
     p.set_defaults(func=cmd_rename)
 
+    p = sub.add_parser("attach", help="attach to a running container's stdio")
+    p.add_argument("--no-stdin", action="store_true", help="do not pass stdin")
+    p.add_argument("--sig-proxy", default="true", choices=("true", "false"),
+                   help="pass SIGINT/SIGTERM on to the container (not with -t)")
+    p.add_argument("container", metavar="CONTAINER")
+    p.set_defaults(func=cmd_attach)
+
     for verb in ("pause", "unpause"):
         p = sub.add_parser(verb, help="%s all processes of containers" % verb)
         p.add_argument("containers", nargs="+", metavar="CONTAINER")
@@ -254,8 +261,19 @@ def cmd_start(args, paths):
     code = each(args, action)
     if code or not args.attach:
         return code
+    cid, st = load(paths, args.containers[0])
+    if args.interactive:
+        # stdin goes through the supervisor's attach socket
+        from ..container import attach
+        try:
+            code = attach.attach(attach.socket_path(paths, cid), stdin=True,
+                                 tty=bool(st.get("Tty")))
+        except (FileNotFoundError, ConnectionRefusedError):
+            code = None
+        return code if code is not None else state.refresh(paths, cid).get("ExitCode", 0)
+    # Without stdin: the log from its start, then until the exit (no output
+    # can be missed between the start and the attach).
     from .containers import follow_logs
-    cid, _ = load(paths, args.containers[0])
     return follow_logs(paths, cid, tail=None, since=None, until=None,
                        timestamps=False, follow=True, return_exit_code=True)
 
@@ -276,6 +294,30 @@ def start(paths, cid, st):
     container = {"id": cid, "name": st["Name"], "record": st}
     monitor.start_detached(paths, container, launch,
                            {"restart": st.get("RestartPolicy") or {"Name": "no"}})
+
+
+def cmd_attach(args, paths):
+    from ..container import attach, state
+    cid, st = load(paths, args.container)
+    if not state.is_running(st):
+        raise Conflict("you cannot attach to a stopped container, start it first",
+                       exit_code=1)
+    restore = lambda: None          # noqa: E731
+    if args.sig_proxy == "true" and not st.get("Tty") and st.get("Pid"):
+        from ..container.runtime import forward_signals
+        restore = forward_signals(st["Pid"])
+    try:
+        code = attach.attach(attach.socket_path(paths, cid),
+                             stdin=st.get("OpenStdin") and not args.no_stdin,
+                             tty=bool(st.get("Tty")))
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise SandboxError("container %s has no attach socket (its supervisor is "
+                           "gone)" % args.container, exit_code=1) from None
+    finally:
+        restore()
+    if code is None:
+        code = state.refresh(paths, cid).get("ExitCode", 0)
+    return code
 
 
 def cmd_restart(args, paths):

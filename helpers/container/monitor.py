@@ -189,8 +189,9 @@ def preload():
     import struct        # noqa: F401
     import subprocess    # noqa: F401  (fuse-overlayfs via helpers.proc)
     import shlex         # noqa: F401
+    import socket        # noqa: F401
     from .. import proc, userns    # noqa: F401
-    from . import rootfs, runtime, security, terminal, volumes   # noqa: F401
+    from . import attach, rootfs, runtime, security, terminal, volumes   # noqa: F401
 
 
 def start_detached(paths, container, launch, options):
@@ -233,12 +234,20 @@ def start_detached(paths, container, launch, options):
 
 def supervise(paths, container, launch, options, ready_w):
     """The supervisor's life: start, log, record, restart, clean up."""
+    from .attach import Server, socket_path
+    policy = options.get("restart", {"Name": "no", "MaximumRetryCount": 0})
+    server = Server(socket_path(paths, container["id"]))
+    try:
+        _supervise_loop(paths, container, launch, ready_w, server, policy, os.getpid())
+    finally:
+        server.shutdown()
+
+
+def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
     from .runtime import Starter
     cid = container["id"]
-    policy = options.get("restart", {"Name": "no", "MaximumRetryCount": 0})
     restarts = 0
     delay = 0.1
-    me = os.getpid()
     while True:
         stdin_r = stdin_w = None
         if launch.stdin and not launch.tty:
@@ -246,7 +255,8 @@ def supervise(paths, container, launch, options, ready_w):
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         stdio = (stdin_r, out_w, err_w) if not launch.tty else (None, None, None)
-        starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio)
+        starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
+                          keep=(stdin_w, out_r, err_r))
         for fd in (stdin_r, out_w, err_w):
             if fd is not None:
                 os.close(fd)
@@ -273,15 +283,18 @@ def supervise(paths, container, launch, options, ready_w):
                 os.close(ready_w)
                 ready_w = None
             if launch.tty:
-                from .terminal import drain
-                drain(starter.master, lambda data: log.write("stdout", data))
+                server.serve({starter.master: "stdout"}, log, stdin_fd=starter.master)
             else:
-                pump({out_r: "stdout", err_r: "stderr"}, log)
+                server.serve({out_r: "stdout", err_r: "stderr"}, log, stdin_fd=stdin_w)
             for fd in (out_r, err_r, stdin_w):
                 if fd is not None:
-                    os.close(fd)
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass          # the server closed stdin at its EOF
             code = starter.wait()
             log.close()
+            server.end_clients(code)
             if launch.autoremove:
                 finish(paths, container, True, code)
                 return

@@ -91,10 +91,12 @@ class Starter:
     joins the user namespace while the caller writes it; it then waits for
     the Launch, sent as JSON over a pipe."""
 
-    def __init__(self, idmap, tty=False, stdio=(None, None, None)):
+    def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=()):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
         the caller's own).  With ``tty``, G gets the slave of a new pty and
-        the caller reads ``self.master``."""
+        the caller reads ``self.master``.  ``keep``: the caller's ends of
+        those pipes, closed in the children (a stray copy of a stdin pipe's
+        write end would keep the container from ever seeing EOF)."""
         self.idmap = idmap
         nsfd = shared_userns_fd(idmap)
         self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -110,7 +112,8 @@ class Starter:
         sys.stderr.flush()
         self.cpid = os.fork()
         if self.cpid == 0:
-            for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r):
+            for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r) + tuple(
+                    fd for fd in keep if fd is not None):
                 os.close(fd)
             _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r,
                      self.master, slave, stdio)           # never returns

@@ -320,3 +320,33 @@ def test_init_reaps_and_forwards_signals(sb, busybox):
     stat = sb.ok("exec", "reaper", "sh", "-c", "cat /proc/[0-9]*/stat 2>/dev/null; true").stdout
     assert " Z " not in stat
     sb.ok("rm", "-f", "inited", "reaper")
+
+
+def test_attach_passes_stdin_and_returns_the_exit_code(sb, busybox):
+    rund(sb, busybox, "sh", "-c", "while read l; do echo \"got $l\"; done; echo end; exit 6",
+         name="reader", flags=["-i"])
+    attached = sb("attach", "reader", input="a\nb\n", timeout=30)
+    assert attached.returncode == 6
+    assert attached.stdout == "got a\ngot b\nend\n"
+    sb.ok("rm", "reader")
+    sb.ok("create", "-i", "--name", "starter", busybox, "sh", "-c", "read l; echo \"in $l\"; exit 2")
+    started = sb("start", "-ai", "starter", input="hello\n", timeout=30)
+    assert started.returncode == 2 and started.stdout == "in hello\n"
+    stopped = sb("attach", "starter")
+    assert stopped.returncode == 1 and "stopped container" in stopped.stderr
+    sb.ok("rm", "starter")
+
+
+def test_detached_tty_container_is_attachable(sb, busybox):
+    import pexpect
+    rund(sb, busybox, "sh", name="ttybox", flags=["-i", "-t"])
+    argv = sb.argv("attach", "ttybox")
+    child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=20)
+    child.sendline("echo $((40+2))")
+    child.expect("42")
+    child.sendline("exit 4")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 4
+    assert "42" in sb.ok("logs", "ttybox").stdout
+    sb.ok("rm", "ttybox")

@@ -1,0 +1,173 @@
+"""Attaching to a detached container: the supervisor listens on a unix
+socket in the run root (mode 0700, so only the user gets in) and relays.
+
+Frames from the supervisor: one byte of kind ("1" stdout, "2" stderr,
+"x" exit), four bytes of big-endian length, the payload (for "x": the exit
+code as text).  From the client: raw bytes for the container's stdin; EOF
+closes the container's stdin when the container was made with -i and no
+terminal (as `docker attach` does).
+"""
+
+import os
+import select
+import socket
+import struct
+
+from .. import fsutil
+
+
+def socket_path(paths, cid):
+    # sun_path holds 108 bytes: the short id keeps it well under that.
+    return os.path.join(paths.runroot, "attach", cid[:12] + ".sock")
+
+
+def _frame(kind, data):
+    return kind + struct.pack(">I", len(data)) + data
+
+
+class Server:
+    """The supervisor's side: output fds -> log and attached clients;
+    clients' input -> the container's stdin (a pipe, or the pty master)."""
+
+    def __init__(self, path):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.sock.bind(path)
+        os.chmod(path, 0o600)
+        self.sock.listen(8)
+        self.clients = []
+
+    def serve(self, sources, log, stdin_fd=None, stdin_closes=True):
+        """Until every source is at EOF.  ``sources``: {fd: stream}; for a
+        terminal the master is both a source and ``stdin_fd``."""
+        poller = select.poll()
+        for fd in sources:
+            poller.register(fd, select.POLLIN)
+        poller.register(self.sock.fileno(), select.POLLIN)
+        open_fds = set(sources)
+        by_fd = {}
+        while open_fds:
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            for fd, _ in events:
+                if fd == self.sock.fileno():
+                    conn, _ = self.sock.accept()
+                    self.clients.append(conn)
+                    by_fd[conn.fileno()] = conn
+                    poller.register(conn.fileno(), select.POLLIN)
+                elif fd in sources:
+                    try:
+                        data = os.read(fd, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        poller.unregister(fd)
+                        open_fds.discard(fd)
+                        continue
+                    log.write(sources[fd], data)
+                    self._broadcast(b"1" if sources[fd] == "stdout" else b"2", data)
+                elif fd in by_fd:
+                    conn = by_fd[fd]
+                    try:
+                        data = conn.recv(65536)
+                    except OSError:
+                        data = b""
+                    if data and stdin_fd is not None:
+                        try:
+                            fsutil.write_all(stdin_fd, data)
+                        except OSError:
+                            stdin_fd = None
+                    if not data:
+                        poller.unregister(fd)
+                        del by_fd[fd]
+                        # EOF of the client's stdin (it stays attached for
+                        # the output): close the container's stdin pipe.
+                        if stdin_closes and stdin_fd is not None and \
+                                stdin_fd not in sources:
+                            os.close(stdin_fd)
+                            stdin_fd = None
+
+    def _broadcast(self, kind, data):
+        frame = _frame(kind, data)
+        for conn in list(self.clients):
+            try:
+                conn.sendall(frame)
+            except OSError:
+                self.clients.remove(conn)
+
+    def end_clients(self, exit_code):
+        """The container exited: tell the attached clients, let them go."""
+        self._broadcast(b"x", str(exit_code).encode())
+        for conn in self.clients:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        self.clients = []
+
+    def shutdown(self):
+        for conn in self.clients:
+            conn.close()
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def attach(path, stdin=True, tty=False, on_connected=None):
+    """The CLI's side: relay until the container exits; returns its code
+    (or None when the supervisor went away without one)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    conn.connect(path)
+    if on_connected:
+        on_connected()
+    restore = None
+    if stdin and tty and os.isatty(0):
+        import termios
+        import tty as tty_mod
+        restore = termios.tcgetattr(0)
+        tty_mod.setraw(0)
+    buf = b""
+    code = None
+    try:
+        reading_stdin = stdin
+        while True:
+            fds = [conn] + ([0] if reading_stdin else [])
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if reading_stdin and 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    conn.sendall(data)
+                else:
+                    reading_stdin = False
+                    conn.shutdown(socket.SHUT_WR)
+            if conn in ready:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return code
+                buf += chunk
+                while len(buf) >= 5:
+                    kind, size = buf[:1], struct.unpack(">I", buf[1:5])[0]
+                    if len(buf) < 5 + size:
+                        break
+                    payload, buf = buf[5:5 + size], buf[5 + size:]
+                    if kind == b"x":
+                        code = int(payload or b"0")
+                    else:
+                        fsutil.write_all(1 if kind == b"1" else 2, payload)
+    finally:
+        if restore is not None:
+            import termios
+            termios.tcsetattr(0, termios.TCSADRAIN, restore)
+        conn.close()
