@@ -115,12 +115,7 @@ def _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach):
     try:
         os.setsid()
         if slave is not None:
-            import fcntl
-            import termios
-            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-            for fd in (0, 1, 2):
-                os.dup2(slave, fd)
-            os.close(slave)
+            runtime.take_terminal(slave)
         else:
             nul = os.open(os.devnull, os.O_RDWR)
             targets = (0, 1, 2) if detach else ((0,) if not stdin else ())

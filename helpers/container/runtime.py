@@ -559,15 +559,21 @@ def _find_executable(name, env):
                           hint="check the command name, or the image's PATH")
 
 
+def take_terminal(slave):
+    """In a new session: make the pty slave our controlling terminal and
+    our stdin, stdout and stderr."""
+    import fcntl
+    import termios
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
+
+
 def _setup_stdio(launch, slave, stdio):
     os.setsid()
     if slave is not None:
-        import fcntl
-        import termios
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-        for fd in (0, 1, 2):
-            os.dup2(slave, fd)
-        os.close(slave)
+        take_terminal(slave)
         return
     for target, fd in enumerate(stdio):
         if fd is not None:
