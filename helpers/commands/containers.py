@@ -6,7 +6,7 @@ import sys
 import time
 
 from ..errors import NotFound, SandboxError, UsageError
-from .images import _parse_time, created_since, human_duration, tabulate
+from ..formatting import created_since, human_duration, parse_time, tabulate
 
 
 def register(sub):
@@ -87,7 +87,7 @@ def status_text(st, now=None):
     status = st.get("Status")
 
     def ago(field):
-        t = _parse_time(st.get(field))
+        t = parse_time(st.get(field))
         return human_duration(max(0, now - t.timestamp())) if t else "?"
     if status == "running":
         return "Up " + ago("StartedAt")
@@ -165,8 +165,8 @@ def ps_row(paths, st, no_trunc=False):
         "Image": st.get("ImageName") or st.get("Image", "")[7:19],
         "Command": command_text(st, args, trunc=not no_trunc),
         "CreatedAt": st.get("Created", ""),
-        "RunningFor": created_since(_parse_time(st.get("Created"))).replace(" ago", "")
-        if _parse_time(st.get("Created")) else "",
+        "RunningFor": created_since(parse_time(st.get("Created"))).replace(" ago", "")
+        if parse_time(st.get("Created")) else "",
         "Status": status_text(st),
         "State": st.get("Status", ""),
         "Ports": "",
@@ -252,7 +252,7 @@ def parse_when(value, now=None):
         return float(v)
     except ValueError:
         pass
-    t = _parse_time(v if ("Z" in v or "+" in v[10:]) else v + "Z")
+    t = parse_time(v if ("Z" in v or "+" in v[10:]) else v + "Z")
     if t is None:
         raise UsageError("invalid time %r" % value,
                          hint="RFC 3339 (2024-01-02T15:04:05Z), Unix seconds or 10m")
@@ -276,7 +276,7 @@ def cmd_logs(args, paths):
 def _emit(entry, timestamps, since, until):
     t = None
     if since is not None or until is not None:
-        parsed = _parse_time(entry.get("time"))
+        parsed = parse_time(entry.get("time"))
         t = parsed.timestamp() if parsed else None
         if t is not None and ((since is not None and t < since) or
                               (until is not None and t > until)):

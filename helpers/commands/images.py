@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..errors import Conflict, ImageNotFound, NotFound, SandboxError, UsageError
+from ..formatting import created_since, human_size, parse_time, tabulate
 
 
 def register(sub):
@@ -138,7 +139,7 @@ def cmd_images(args, paths):
         except (NotFound, ValueError):
             continue
         tags = sorted(k for k, v in repos.items() if v == image_id and "@" not in k)
-        created = _parse_time(cfg.get("created"))
+        created = parse_time(cfg.get("created"))
         size = store.size(image_id)
         if not tags:
             if want is None:
@@ -161,79 +162,6 @@ def cmd_images(args, paths):
         table.append((repo, tag, image_id if args.no_trunc else image_id[7:19],
                       created_since(created), human_size(size)))
     print(tabulate(table))
-
-
-def tabulate(rows, minwidth=10, padding=3):
-    """Like Go's tabwriter as the docker CLI sets it up (minwidth 10,
-    padding 3): every column but the last is padded."""
-    widths = [max(minwidth, max(len(r[i]) for r in rows) + padding)
-              for i in range(len(rows[0]) - 1)]
-    return "\n".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1]
-                     for r in rows)
-
-
-def human_size(size):
-    """go-units HumanSizeWithPrecision(size, 3): decimal units."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    size = float(size)
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return "%.3g%s" % (size, units[i])
-
-
-def _parse_time(s):
-    if not s or not isinstance(s, str):
-        return None
-    s = s.strip()
-    if s.endswith("Z"):
-        s = s[:-1] + "+00:00"
-    main, plus, tz = s.partition("+")
-    if not plus and s.count("-") > 2:
-        main, tz = s[:s.rfind("-")], s[s.rfind("-"):]
-        plus = ""
-    if "." in main:
-        head, _, frac = main.partition(".")
-        main = head + "." + frac[:6]      # Python takes microseconds at most
-    try:
-        return datetime.datetime.fromisoformat(main + (("+" + tz) if plus else tz))
-    except ValueError:
-        return None
-
-
-def human_duration(seconds):
-    """go-units HumanDuration."""
-    if seconds < 1:
-        return "Less than a second"
-    if seconds < 2:
-        return "1 second"
-    if seconds < 60:
-        return "%d seconds" % seconds
-    minutes = int(seconds // 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return "%d minutes" % minutes
-    hours = int(round(seconds / 3600))
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return "%d hours" % hours
-    if hours < 24 * 7 * 2:
-        return "%d days" % (hours // 24)
-    if hours < 24 * 30 * 2:
-        return "%d weeks" % (hours // 24 // 7)
-    if hours < 24 * 365 * 2:
-        return "%d months" % (hours // 24 // 30)
-    return "%d years" % (int(seconds // 3600) // 24 // 365)
-
-
-def created_since(created, now=None):
-    if created is None or created.year < 2:
-        return "N/A"
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return human_duration((now - created).total_seconds()) + " ago"
 
 
 # -- tag / rmi --------------------------------------------------------------

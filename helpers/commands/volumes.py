@@ -79,7 +79,7 @@ def cmd_ls(args, paths):
                    "Mountpoint": volumes.data_dir(paths, n), "Labels": ""}
             print(json.dumps(row) if args.format == "json" else render(args.format, row))
         return 0
-    from .images import tabulate
+    from ..formatting import tabulate
     print(tabulate([["DRIVER", "VOLUME NAME"]] + [["local", n] for n in names]))
     return 0
 

@@ -16,13 +16,8 @@ BAR_WIDTH = 50
 
 def human(n):
     """go-units HumanSize as Docker's progress uses it (decimal, 3 digits)."""
-    units = ["B", "kB", "MB", "GB", "TB"]
-    n = float(n)
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000
-        i += 1
-    return "%.3g%s" % (n, units[i])
+    from ..formatting import human_size
+    return human_size(n)
 
 
 class Progress:

@@ -342,6 +342,13 @@ def test_detached_tty_container_is_attachable(sb, busybox):
     rund(sb, busybox, "sh", name="ttybox", flags=["-i", "-t"])
     argv = sb.argv("attach", "ttybox")
     child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=20)
+    # ash asked for the cursor position (ESC [6n) at its first prompt, before
+    # we attached, and takes the next input line as the answer: give it one,
+    # then another to get a fresh prompt.
+    child.sendline("")
+    time.sleep(0.5)
+    child.sendline("")
+    child.expect("# ")
     child.sendline("echo $((40+2))")
     child.expect("42")
     child.sendline("exit 4")

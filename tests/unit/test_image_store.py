@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from helpers.commands import images as cmd
+from helpers import formatting as cmd
 from helpers.errors import ImageNotFound, StoreError, UsageError
 from helpers.image import archive, reference
 from helpers.image.store import Store, chain_ids
@@ -132,12 +132,12 @@ def test_human_duration(seconds, text):
 
 def test_created_since_and_time_parsing():
     now = datetime.datetime(2024, 1, 1, 0, 2, 0, tzinfo=datetime.timezone.utc)
-    t = cmd._parse_time("2024-01-01T00:00:00.123456789Z")
+    t = cmd.parse_time("2024-01-01T00:00:00.123456789Z")
     assert cmd.created_since(t, now) == "About a minute ago"
-    assert cmd._parse_time("2024-01-01T01:00:00+01:00") == \
+    assert cmd.parse_time("2024-01-01T01:00:00+01:00") == \
         datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
-    assert cmd._parse_time("2024-01-01T00:00:00-02:00").hour == 0
-    assert cmd.created_since(cmd._parse_time("0001-01-01T00:00:00Z"), now) == "N/A"
+    assert cmd.parse_time("2024-01-01T00:00:00-02:00").hour == 0
+    assert cmd.created_since(cmd.parse_time("0001-01-01T00:00:00Z"), now) == "N/A"
     assert cmd.created_since(None, now) == "N/A"
 
 

@@ -1,0 +1,77 @@
+"""Docker's ways of showing things: tables aligned as Go's tabwriter, sizes
+and durations as go-units, RFC 3339 times."""
+
+import datetime
+
+
+def tabulate(rows, minwidth=10, padding=3):
+    """Like Go's tabwriter as the docker CLI sets it up (minwidth 10,
+    padding 3): every column but the last is padded."""
+    widths = [max(minwidth, max(len(r[i]) for r in rows) + padding)
+              for i in range(len(rows[0]) - 1)]
+    return "\n".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1]
+                     for r in rows)
+
+
+def human_size(size):
+    """go-units HumanSizeWithPrecision(size, 3): decimal units."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    size = float(size)
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000
+        i += 1
+    return "%.3g%s" % (size, units[i])
+
+
+def parse_time(s):
+    if not s or not isinstance(s, str):
+        return None
+    s = s.strip()
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    main, plus, tz = s.partition("+")
+    if not plus and s.count("-") > 2:
+        main, tz = s[:s.rfind("-")], s[s.rfind("-"):]
+        plus = ""
+    if "." in main:
+        head, _, frac = main.partition(".")
+        main = head + "." + frac[:6]      # Python takes microseconds at most
+    try:
+        return datetime.datetime.fromisoformat(main + (("+" + tz) if plus else tz))
+    except ValueError:
+        return None
+
+
+def human_duration(seconds):
+    """go-units HumanDuration."""
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 2:
+        return "1 second"
+    if seconds < 60:
+        return "%d seconds" % seconds
+    minutes = int(seconds // 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return "%d minutes" % minutes
+    hours = int(round(seconds / 3600))
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return "%d hours" % hours
+    if hours < 24 * 7 * 2:
+        return "%d days" % (hours // 24)
+    if hours < 24 * 30 * 2:
+        return "%d weeks" % (hours // 24 // 7)
+    if hours < 24 * 365 * 2:
+        return "%d months" % (hours // 24 // 30)
+    return "%d years" % (int(seconds // 3600) // 24 // 365)
+
+
+def created_since(created, now=None):
+    if created is None or created.year < 2:
+        return "N/A"
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return human_duration((now - created).total_seconds()) + " ago"
