@@ -1,0 +1,196 @@
+"""`cp [-a] [-L] SRC DEST`: copy between a container and the host, as
+`docker cp` does.  The container side runs inside the container's root
+(helpers/container/cp.py says how and why); this process handles the host
+side as the plain user, and the two exchange a tar stream over a pipe."""
+
+import os
+import sys
+
+from ..errors import SandboxError, UsageError
+
+
+def register(sub):
+    p = sub.add_parser(
+        "cp", help="copy files between a container and the host",
+        description="Copy between a container and the host: "
+                    "CONTAINER:SRC_PATH DEST_PATH|-, or SRC_PATH|- "
+                    "CONTAINER:DEST_PATH.  \"-\" is a tar stream on stdout "
+                    "or stdin.  Works on running and stopped containers.")
+    p.add_argument("-a", "--archive", action="store_true",
+                   help="keep the source's uid/gid (into the container); "
+                        "without it the files belong to the container's root")
+    p.add_argument("-L", "--follow-link", action="store_true",
+                   help="follow a symlink named as SRC_PATH")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="accepted for Docker compatibility (no progress is shown)")
+    p.add_argument("src", metavar="SRC_PATH")
+    p.add_argument("dest", metavar="DEST_PATH")
+    p.set_defaults(func=cmd_cp)
+
+
+def split_arg(arg):
+    """Docker's splitCpArg: "CONTAINER:PATH" -> (CONTAINER, PATH); an
+    absolute path, "./x:y" or a path without ":" is local -> ("", arg)."""
+    if arg.startswith("/"):
+        return "", arg
+    ctr, sep, path = arg.partition(":")
+    if not sep or ctr.startswith("."):
+        return "", arg
+    return ctr, path
+
+
+def container_path(path):
+    """Container paths are relative to its "/" (Docker's rule); the
+    trailing "/" or "/." that carry meaning are kept."""
+    return path if path.startswith("/") else "/" + path
+
+
+def cmd_cp(args, paths):
+    src_ctr, src = split_arg(args.src)
+    dst_ctr, dest = split_arg(args.dest)
+    # Option combinations first, before any side effect (house style 6).
+    if src_ctr and dst_ctr:
+        raise UsageError("copying between containers is not supported",
+                         hint="copy to the host first, then into the other "
+                              "container")
+    if not src_ctr and not dst_ctr:
+        raise UsageError("must specify at least one container source",
+                         hint="sandbox cp CONTAINER:SRC_PATH DEST_PATH, or "
+                              "sandbox cp SRC_PATH CONTAINER:DEST_PATH")
+    if (src_ctr and not src) or (dst_ctr and not dest):
+        raise UsageError("empty container path",
+                         hint="give a path after the colon, e.g. %s:/" %
+                              (src_ctr or dst_ctr))
+    from ..container import state
+    ref = src_ctr or dst_ctr
+    cid = state.resolve(paths, ref)
+    st = state.refresh(paths, cid)
+    if src_ctr:
+        return copy_out(paths, cid, st, ref, container_path(src), dest,
+                        args.follow_link)
+    return copy_in(paths, cid, st, ref, src, container_path(dest),
+                   args.archive, args.follow_link)
+
+
+def _not_in_container(ref):
+    from ..container.cp import CpError
+    return lambda path: CpError("Could not find the file %s in container %s"
+                                % (path, ref))
+
+
+def _not_on_host(path):
+    from ..container.cp import CpError
+    return CpError("lstat %s: no such file or directory" % path)
+
+
+def _host_error(exc):
+    from ..container.cp import CpError, _oserror_text
+    if isinstance(exc, SandboxError):
+        return exc
+    if isinstance(exc, OSError):
+        return CpError(_oserror_text(exc))
+    return CpError("invalid tar archive: %s" % (exc or type(exc).__name__))
+
+
+def _warn_devices(devices):
+    if devices:
+        from ..errors import warn
+        warn("skipped %d device node(s) (e.g. %s): an unprivileged user "
+             "cannot create them" % (len(devices), devices[0]))
+
+
+def copy_out(paths, cid, st, ref, src, dest, follow_link):
+    """CONTAINER:SRC -> a host path, or a tar stream on stdout ("-")."""
+    import tarfile
+    from ..container import cp
+    from ..fsutil import write_all
+    data_r, data_w = os.pipe2(os.O_CLOEXEC)
+
+    def work():
+        with os.fdopen(data_w, "wb") as out:
+            cp.write_archive(out, src, follow_link, _not_in_container(ref),
+                             skip=cp.api_mounts())
+
+    try:
+        pid, err_r = cp.spawn(paths, cid, st, work, data_w)
+    finally:
+        os.close(data_w)
+    mine = None
+    try:
+        with os.fdopen(data_r, "rb") as stream:
+            if dest == "-":
+                sys.stdout.flush()
+                while True:
+                    chunk = stream.read1(cp.CHUNK)
+                    if not chunk:
+                        break
+                    write_all(1, chunk)
+            else:
+                _warn_devices(cp.extract_archive(stream, dest, "none",
+                                                 missing=_not_on_host))
+    except BrokenPipeError:
+        raise           # stdout closed (| head): cli.main ends quietly
+    except (SandboxError, OSError, tarfile.TarError, EOFError) as exc:
+        mine = exc      # the container side may know better: see below
+    theirs = cp.collect(pid, err_r)
+    # The container side's error first: when it fails (no such file), this
+    # side only sees a short stream.
+    if theirs is not None:
+        raise theirs
+    if mine is not None:
+        raise _host_error(mine)
+    return 0
+
+
+def copy_in(paths, cid, st, ref, src, dest, archive, follow_link):
+    """A host path, or a tar stream on stdin ("-") -> CONTAINER:DEST."""
+    import tarfile
+    from ..container import cp
+    from ..fsutil import read_json, write_all
+    from ..userns import current_id_map
+    spec = read_json(os.path.join(paths.container(cid), "config.json"),
+                     default={}) or {}
+    if (spec.get("root") or {}).get("readonly"):
+        raise cp.CpError("container rootfs is marked read-only",
+                         hint="the container was made with --read-only")
+    raw = src == "-"
+    if not raw:
+        # Before anything happens in the container (Docker checks first).
+        cp.source_stat(src, follow_link, _not_on_host)
+    owners = "keep" if archive else "root"
+    idmap = current_id_map()
+    data_r, data_w = os.pipe2(os.O_CLOEXEC)
+
+    def work():
+        with os.fdopen(data_r, "rb") as stream:
+            _warn_devices(cp.extract_archive(stream, dest, owners, idmap, raw=raw,
+                                             missing=_not_in_container(ref)))
+
+    try:
+        pid, err_r = cp.spawn(paths, cid, st, work, data_r)
+    finally:
+        os.close(data_r)
+    mine = None
+    try:
+        with os.fdopen(data_w, "wb") as out:
+            if raw:
+                from ..image.unpack import decompressed
+                stream = decompressed(sys.stdin.buffer)
+                while True:
+                    chunk = stream.read(cp.CHUNK)
+                    if not chunk:
+                        break
+                    write_all(out.fileno(), chunk)
+            else:
+                cp.write_archive(out, src, follow_link, _not_on_host)
+    except BrokenPipeError:
+        pass            # the container side stopped reading: it says why
+    except (SandboxError, OSError, tarfile.TarError, EOFError) as exc:
+        mine = exc
+    theirs = cp.collect(pid, err_r)
+    # This side's error first: the container side then saw a short stream.
+    if mine is not None:
+        raise _host_error(mine)
+    if theirs is not None:
+        raise theirs
+    return 0
