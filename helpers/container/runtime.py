@@ -137,12 +137,17 @@ class Starter:
                     pass
                 setattr(self, name, None)
 
-    def start(self, launch, on_started=None):
+    def start(self, launch, on_started=None, on_forked=None):
         """Send the Launch, let G exec, and return PID 1's host pid once the
         command runs; a failure to start raises (126/127 for the command,
-        125 for setup).  ``on_started(pid)`` is called while G waits at the
-        exec, so the record says "running" before the command can act."""
+        125 for setup).  ``on_forked(cpid)`` is called before C has made its
+        namespaces (it waits for the Launch): the place to move C into the
+        container's cgroup, so that its cgroup namespace is rooted there.
+        ``on_started(pid)`` is called while G waits at the exec, so the
+        record says "running" before the command can act."""
         try:
+            if on_forked:
+                on_forked(self.cpid)
             try:
                 fsutil.write_all(self.launch_w, launch.to_json())
             except BrokenPipeError:
