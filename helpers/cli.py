@@ -38,7 +38,7 @@ VERBS = {"run": "run", "create": "run", "info": "info",
          "attach": "lifecycle",
          "ps": "containers", "logs": "containers", "inspect": "containers",
          "top": "containers", "container": "containers", "exec": "exec",
-         "volume": "volumes", "pull": "registry", "login": "registry", "logout": "registry",
+         "volume": "volumes", "stats": "resources", "update": "resources", "pull": "registry", "login": "registry", "logout": "registry",
          "push": "registry", "cp": "cp"}
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
 

@@ -163,8 +163,9 @@ def stop(paths, cid, timeout=None, signum=None):
 
 def _thaw_quietly(paths, cid):
     try:
-        from .. import cgroups
-        cgroups.thaw_container(paths, cid)
+        from ..container import state
+        st = state.read_state(paths, cid)
+        container_cgroup(paths, cid, st, "unpause").thaw()
     except Exception:      # noqa: BLE001 - best effort before a kill
         pass
 
@@ -342,6 +343,20 @@ def cmd_rename(args, paths):
     return 0
 
 
+def container_cgroup(paths, cid, st, verb):
+    """The container's cgroup, or an error that says why there is none."""
+    from .. import cgroups
+    if not st.get("Cgroup"):
+        ok, reason, hint = cgroups.availability()
+        raise SandboxError(
+            "%s needs the container's own cgroup%s, and this container has "
+            "none: %s" % (verb, " (the cgroup v2 freezer)" if "pause" in verb else "",
+                          reason or "it was created without one"),
+            hint=hint or "create it with --cgroups=required to be sure",
+            exit_code=1)
+    return cgroups.Cgroup.from_dict(st["Cgroup"])
+
+
 def cmd_pause(args, paths):
     from ..container import state
 
@@ -349,22 +364,12 @@ def cmd_pause(args, paths):
         cid, st = load(paths, ref)
         if not state.is_running(st):
             raise Conflict("container %s is not running" % ref, exit_code=1)
-        try:
-            from .. import cgroups
-        except ImportError:
-            cgroups = None
-        if cgroups is None or not hasattr(cgroups, "freeze_container"):
-            raise SandboxError(
-                "%s needs the cgroup v2 freezer, and this container has no "
-                "cgroup of its own" % args.verb,
-                hint="on a host with cgroup v2 and a systemd user session "
-                     "containers get a delegated cgroup (see `sandbox info`)",
-                exit_code=1)
+        cg = container_cgroup(paths, cid, st, args.verb)
         if args.verb == "pause":
-            cgroups.freeze_container(paths, cid)
+            cg.freeze()
             state.update_state(paths, cid, Status="paused")
         else:
-            cgroups.thaw_container(paths, cid)
+            cg.thaw()
             state.update_state(paths, cid, Status="running")
         return ref
     return each(args, action)

@@ -34,6 +34,7 @@ def add_create_flags(p):
                    help="no, on-failure[:N], always or unless-stopped")
     p.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
                    help="set a label on the container")
+    add_limit_flags(p)
     p.add_argument("--init", action="store_true",
                    help="a minimal init as PID 1 that forwards signals and reaps zombies")
     p.add_argument("--stop-signal", metavar="SIGNAL",
@@ -81,6 +82,28 @@ def add_create_flags(p):
                    help="pull the image before running (default: when missing)")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs="...", metavar="CMD")
+
+
+def add_limit_flags(p):
+    """Docker's resource flags (cgroups.py turns them into cgroup v2 files)."""
+    p.add_argument("-m", "--memory", metavar="BYTES", help="memory limit (e.g. 32m)")
+    p.add_argument("--memory-swap", metavar="BYTES",
+                   help="memory plus swap (-1: unlimited swap)")
+    p.add_argument("--memory-reservation", metavar="BYTES", help="soft limit (memory.low)")
+    p.add_argument("--cpus", metavar="N", help="CPUs, e.g. 0.5 (cpu.max)")
+    p.add_argument("-c", "--cpu-shares", metavar="N", help="relative weight (cpu.weight)")
+    p.add_argument("--cpu-period", metavar="US", help="CFS period (cpu.max)")
+    p.add_argument("--cpu-quota", metavar="US", help="CFS quota (cpu.max)")
+    p.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs allowed, e.g. 0-1")
+    p.add_argument("--pids-limit", metavar="N", help="process limit (pids.max)")
+    for flag in ("--device-read-bps", "--device-write-bps", "--device-read-iops",
+                 "--device-write-iops"):
+        p.add_argument(flag, action="append", default=[], metavar="PATH:RATE",
+                       help="io.max for a block device")
+    p.add_argument("--blkio-weight", metavar="N", help="io.weight (10-1000)")
+    p.add_argument("--cgroups", choices=("enabled", "disabled", "required"),
+                   help="required: fail (exit 125) where limits cannot be applied; "
+                        "also \"cgroups\" in ~/.config/sandbox/config.json")
 
 
 # ---------------------------------------------------------------------------
@@ -137,8 +160,14 @@ def validate(args):
         if not k:
             raise UsageError("invalid label %r" % item, hint="use -l KEY=VALUE")
         labels[k] = v
+    # Resource limits: parsed and the host checked now, before any side
+    # effect (a warning, or exit 125 with --cgroups=required).
+    from .. import cgroups
+    limits = cgroups.limits_from_args(args)
+    use_cgroup = cgroups.decide(limits, cgroups.cgroups_mode(args.cgroups))
     return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
-            "restart": restart, "labels": labels, "volume_specs": volume_specs}
+            "restart": restart, "labels": labels, "volume_specs": volume_specs,
+            "limits": limits, "use_cgroup": use_cgroup}
 
 
 def parse_restart(value):
@@ -294,6 +323,11 @@ def create(paths, store, image_id, args, checked):
             paths, checked["volume_specs"], args.mount, args.volumes_from,
             img_cfg.get("Volumes"))
         user_mounts = checked["mounts"] + vol_mounts
+        if checked["use_cgroup"]:
+            # Its own cgroup, seen as the root through the cgroup namespace.
+            user_mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup2",
+                                "source": "cgroup2",
+                                "options": ["nosuid", "noexec", "nodev"]})
         if fill:
             annotations[volumes.FILL_ANNOTATION] = json.dumps(fill)
         if args.init:
@@ -331,6 +365,8 @@ def create(paths, store, image_id, args, checked):
             "StopTimeout": 10 if args.stop_timeout is None else args.stop_timeout,
             "Volumes": vol_names, "UserMounts": user_mounts,
             "Init": bool(args.init) or None,
+            "HostConfigLimits": checked["limits"].host_config(),
+            "UseCgroup": bool(checked["use_cgroup"]),
         }
         state.write_state(paths, cid, record, durable=False)
     except BaseException:

@@ -83,9 +83,7 @@ def container_json(paths, cid):
             "SecurityOpt": st.get("SecurityOpt") or None,
             "Tmpfs": {t.partition(":")[0]: t.partition(":")[2]
                       for t in st.get("Tmpfs") or []} or None,
-            "Memory": st.get("Memory", 0),
-            "NanoCpus": st.get("NanoCpus", 0),
-            "PidsLimit": st.get("PidsLimit"),
+            **_limits(st),
             "MaskedPaths": linux.get("maskedPaths", []),
             "ReadonlyPaths": linux.get("readonlyPaths", []),
             "UsernsMode": "",
@@ -141,6 +139,21 @@ def container_json(paths, cid):
             "Networks": {},
         },
     }
+
+
+def _limits(st):
+    hc = st.get("HostConfigLimits") or {}
+    return {"Memory": hc.get("Memory", 0), "MemorySwap": hc.get("MemorySwap", 0),
+            "MemoryReservation": hc.get("MemoryReservation", 0),
+            "NanoCpus": hc.get("NanoCpus", 0), "CpuShares": hc.get("CpuShares", 0),
+            "CpuPeriod": hc.get("CpuPeriod", 0), "CpuQuota": hc.get("CpuQuota", 0),
+            "CpusetCpus": hc.get("CpusetCpus", ""), "PidsLimit": hc.get("PidsLimit"),
+            "BlkioWeight": hc.get("BlkioWeight", 0),
+            "BlkioDeviceReadBps": hc.get("BlkioDeviceReadBps") or None,
+            "BlkioDeviceWriteBps": hc.get("BlkioDeviceWriteBps") or None,
+            "BlkioDeviceReadIOps": hc.get("BlkioDeviceReadIOps") or None,
+            "BlkioDeviceWriteIOps": hc.get("BlkioDeviceWriteIOps") or None,
+            "CgroupParent": (st.get("Cgroup") or {}).get("path", "")}
 
 
 def _mount_json(paths, m):

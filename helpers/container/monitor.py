@@ -124,12 +124,54 @@ def _started(paths, cid, monitor_pid):
     return record
 
 
-def record_exit(paths, cid, code, error=""):
+def record_exit(paths, cid, code, error="", oom=False):
     try:
         state.update_state(paths, cid, Status="exited", Pid=0, ExitCode=code,
-                           FinishedAt=state.now_iso(), Error=error)
+                           FinishedAt=state.now_iso(), Error=error,
+                           OOMKilled=bool(oom))
     except SandboxError:
         pass      # removed meanwhile (rm -f)
+
+
+class CgroupHook:
+    """The container's cgroup, made when C exists and before it makes its
+    cgroup namespace (Starter.start's on_forked), so the namespace is
+    rooted at the container's own cgroup.  Remembers an fd on memory.events:
+    the scope vanishes with its last process, so OOM is read right when the
+    container's output ends, before C is reaped."""
+
+    def __init__(self, paths, cid, record):
+        self.paths, self.cid = paths, cid
+        self.wanted = bool(record.get("UseCgroup"))
+        self.host_config = record.get("HostConfigLimits") or {}
+        self.cgroup = None
+        self.events_fd = None
+
+    def __call__(self, cpid):
+        if not self.wanted:
+            return
+        from .. import cgroups
+        limits = cgroups.Limits.from_host_config(self.host_config)
+        self.cgroup = cgroups.create(self.cid, cpid, limits)
+        try:
+            self.events_fd = self.cgroup.open_events()
+        except OSError:
+            self.events_fd = None
+        state.update_state(self.paths, self.cid, durable=False,
+                           Cgroup=self.cgroup.to_dict())
+
+    def oom_killed(self):
+        if self.cgroup is None:
+            return False
+        try:
+            return self.cgroup.oom_killed(self.events_fd)
+        except (OSError, ValueError):
+            return False
+
+    def close(self):
+        if self.events_fd is not None:
+            os.close(self.events_fd)
+            self.events_fd = None
 
 
 # ---------------------------------------------------------------------------
@@ -141,10 +183,13 @@ def run_foreground(paths, container, launch, starter, autoremove):
     from . import runtime
     cid = container["id"]
     log = LogWriter(log_path(paths, cid))
+    cg = CgroupHook(paths, cid, container["record"])
     try:
-        gpid = starter.start(launch, on_started=_started(paths, cid, os.getpid()))
+        gpid = starter.start(launch, on_started=_started(paths, cid, os.getpid()),
+                             on_forked=cg)
     except SandboxError as exc:
         log.close()
+        cg.close()
         finish(paths, container, autoremove, exc.exit_code, exc.message)
         raise
     restore = runtime.forward_signals(gpid)
@@ -155,15 +200,17 @@ def run_foreground(paths, container, launch, starter, autoremove):
                   on_output=lambda data: log.write("stdout", data))
         else:
             pump(container["sources"], log, tee={"stdout": 1, "stderr": 2})
+        oom = cg.oom_killed()
         code = starter.wait()
     finally:
         restore()
         log.close()
-    finish(paths, container, autoremove, code)
+        cg.close()
+    finish(paths, container, autoremove, code, oom=oom)
     return code
 
 
-def finish(paths, container, autoremove, code, error=""):
+def finish(paths, container, autoremove, code, error="", oom=False):
     """After the container ended: record it, or remove it (--rm)."""
     cid = container["id"]
     if autoremove:
@@ -174,7 +221,7 @@ def finish(paths, container, autoremove, code, error=""):
         if os.path.exists(paths.container(cid)):
             state.remove_tree(paths, cid)
         return
-    record_exit(paths, cid, code, error)
+    record_exit(paths, cid, code, error, oom)
 
 
 # ---------------------------------------------------------------------------
@@ -191,6 +238,7 @@ def preload():
     import shlex         # noqa: F401
     import socket        # noqa: F401
     from .. import proc, userns    # noqa: F401
+    from .. import cgroups         # noqa: F401
     from . import attach, rootfs, runtime, security, terminal, volumes   # noqa: F401
 
 
@@ -261,10 +309,12 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
             if fd is not None:
                 os.close(fd)
         log = LogWriter(log_path(paths, cid))
+        cg = CgroupHook(paths, cid, container["record"])
         try:
-            starter.start(launch, on_started=_started(paths, cid, me))
+            starter.start(launch, on_started=_started(paths, cid, me), on_forked=cg)
         except SandboxError as exc:
             log.close()
+            cg.close()
             for fd in (out_r, err_r, stdin_w):
                 if fd is not None:
                     os.close(fd)
@@ -292,13 +342,15 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
                         os.close(fd)
                     except OSError:
                         pass          # the server closed stdin at its EOF
+            oom = cg.oom_killed()
             code = starter.wait()
             log.close()
+            cg.close()
             server.end_clients(code)
             if launch.autoremove:
                 finish(paths, container, True, code)
                 return
-            record_exit(paths, cid, code)
+            record_exit(paths, cid, code, oom=oom)
         if not _should_restart(paths, cid, policy, code, restarts):
             return
         restarts += 1

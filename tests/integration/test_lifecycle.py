@@ -357,3 +357,26 @@ def test_detached_tty_container_is_attachable(sb, busybox):
     assert child.exitstatus == 4
     assert "42" in sb.ok("logs", "ttybox").stdout
     sb.ok("rm", "ttybox")
+
+
+def test_limits_on_a_host_without_cgroup_delegation(sb, busybox):
+    """This CI host has the hybrid layout: limits warn and run, or fail with
+    --cgroups=required; pause/stats/update say why they cannot work."""
+    warned = sb("run", "--rm", "--memory", "32m", "--cpus", "0.5", busybox, "true")
+    assert warned.returncode == 0
+    assert warned.stderr.count("WARNING") == 1
+    assert "resource limits are not available here" in warned.stderr
+    assert "--memory, --cpus are ignored" in warned.stderr
+    required = sb("run", "--rm", "--memory", "32m", "--cgroups=required", busybox, "true")
+    assert required.returncode == 125
+    assert "--cgroups=required" in required.stderr and "hint:" in required.stderr
+    bad = sb("run", "--rm", "--memory", "lots", busybox, "true")
+    assert bad.returncode == 125
+    rund(sb, busybox, "sleep", "60", name="limited", flags=["--memory", "64m", "--pids-limit", "20"])
+    hc = json.loads(sb.ok("inspect", "limited").stdout)[0]["HostConfig"]
+    assert hc["Memory"] == 64 * 1024 * 1024 and hc["PidsLimit"] == 20
+    stats = sb.ok("stats", "--no-stream", "limited")
+    assert stats.stdout.splitlines()[0].split()[:2] == ["CONTAINER", "ID"]
+    update = sb("update", "--memory", "128m", "limited")
+    assert update.returncode == 1 and "own cgroup" in update.stderr
+    sb.ok("rm", "-f", "limited")
