@@ -55,6 +55,8 @@ def container_json(paths, cid):
             "Error": st.get("Error", ""),
             "StartedAt": _zero_time(st.get("StartedAt")),
             "FinishedAt": _zero_time(st.get("FinishedAt")),
+            # podman's field: the container's own cgroup, when it has one
+            "CgroupPath": (st.get("Cgroup") or {}).get("path", ""),
         },
         "Image": st.get("Image"),
         "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
@@ -153,7 +155,7 @@ def _limits(st):
             "BlkioDeviceWriteBps": hc.get("BlkioDeviceWriteBps") or None,
             "BlkioDeviceReadIOps": hc.get("BlkioDeviceReadIOps") or None,
             "BlkioDeviceWriteIOps": hc.get("BlkioDeviceWriteIOps") or None,
-            "CgroupParent": (st.get("Cgroup") or {}).get("path", "")}
+            "CgroupParent": ""}
 
 
 def _mount_json(paths, m):
