@@ -84,8 +84,15 @@ def add_create_flags(p):
     p.add_argument("command", nargs="...", metavar="CMD")
 
 
+LIMIT_DESTS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares",
+               "cpu_period", "cpu_quota", "cpuset_cpus", "pids_limit",
+               "device_read_bps", "device_write_bps", "device_read_iops",
+               "device_write_iops", "blkio_weight")
+
+
 def add_limit_flags(p):
-    """Docker's resource flags (cgroups.py turns them into cgroup v2 files)."""
+    """Docker's resource flags (cgroups.py turns them into cgroup v2 files);
+    their dests are LIMIT_DESTS."""
     p.add_argument("-m", "--memory", metavar="BYTES", help="memory limit (e.g. 32m)")
     p.add_argument("--memory-swap", metavar="BYTES",
                    help="memory plus swap (-1: unlimited swap)")
@@ -138,11 +145,13 @@ def validate(args):
                              hint="supported: no-new-privileges, "
                                   "seccomp=unconfined")
     security.effective_caps(args.cap_add, args.cap_drop, args.privileged)
-    from ..container import volumes
-    volume_specs = [v for v in args.volume if volumes.is_volume_spec(v)]
+    volume_specs = []
+    if args.volume or args.mount:
+        from ..container import volumes
+        volume_specs = [v for v in args.volume if volumes.is_volume_spec(v)]
+        for m in args.mount:
+            volumes.parse_mount(m)      # checked now, resolved at create
     mounts = [spec_mod.parse_volume(v) for v in args.volume if v not in volume_specs]
-    for m in args.mount:
-        volumes.parse_mount(m)          # checked now, resolved at create
     mounts += [spec_mod.parse_tmpfs(t) for t in args.tmpfs]
     env = list(args.env)
     for f in args.env_file:
@@ -160,14 +169,26 @@ def validate(args):
         if not k:
             raise UsageError("invalid label %r" % item, hint="use -l KEY=VALUE")
         labels[k] = v
-    # Resource limits: parsed and the host checked now, before any side
-    # effect (a warning, or exit 125 with --cgroups=required).
-    from .. import cgroups
-    limits = cgroups.limits_from_args(args)
-    use_cgroup = cgroups.decide(limits, cgroups.cgroups_mode(args.cgroups))
+    limits, use_cgroup = cgroup_plan(args)
     return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
             "restart": restart, "labels": labels, "volume_specs": volume_specs,
             "limits": limits, "use_cgroup": use_cgroup}
+
+
+def cgroup_plan(args):
+    """(Limits or None, whether the container gets a cgroup): parsed and the
+    host checked now, before any side effect (a warning, or exit 125 with
+    --cgroups=required).  cgroups.py is imported only when it can matter
+    (limit flags, --cgroups, a config file, or a cgroup v2 host): its import
+    costs more than a third of a plain `run` on hosts without cgroup v2."""
+    from ..paths import config_dir
+    asked = args.cgroups or any(getattr(args, d, None) for d in LIMIT_DESTS)
+    if not asked and not os.path.exists("/sys/fs/cgroup/cgroup.controllers") \
+            and not os.path.exists(os.path.join(config_dir(), "config.json")):
+        return None, False
+    from .. import cgroups
+    limits = cgroups.limits_from_args(args)
+    return limits, cgroups.decide(limits, cgroups.cgroups_mode(args.cgroups))
 
 
 def parse_restart(value):
@@ -318,10 +339,13 @@ def create(paths, store, image_id, args, checked):
                        "io.sandbox.driver": driver}
         # Volumes: named (-v NAME:/p, --mount type=volume), anonymous (-v /p,
         # the image's VOLUME list), and those of --volumes-from.
-        from ..container import volumes
-        vol_mounts, vol_names, fill = volumes.resolve(
-            paths, checked["volume_specs"], args.mount, args.volumes_from,
-            img_cfg.get("Volumes"))
+        vol_mounts, vol_names, fill = [], [], []
+        if checked["volume_specs"] or args.mount or args.volumes_from or \
+                img_cfg.get("Volumes"):
+            from ..container import volumes
+            vol_mounts, vol_names, fill = volumes.resolve(
+                paths, checked["volume_specs"], args.mount, args.volumes_from,
+                img_cfg.get("Volumes"))
         user_mounts = checked["mounts"] + vol_mounts
         if checked["use_cgroup"]:
             # Its own cgroup, seen as the root through the cgroup namespace.
@@ -329,7 +353,7 @@ def create(paths, store, image_id, args, checked):
                                 "source": "cgroup2",
                                 "options": ["nosuid", "noexec", "nodev"]})
         if fill:
-            annotations[volumes.FILL_ANNOTATION] = json.dumps(fill)
+            annotations["io.sandbox.volumes.fill"] = json.dumps(fill)
         if args.init:
             annotations["io.sandbox.init"] = "true"
         spec = spec_mod.build(
@@ -365,7 +389,7 @@ def create(paths, store, image_id, args, checked):
             "StopTimeout": 10 if args.stop_timeout is None else args.stop_timeout,
             "Volumes": vol_names, "UserMounts": user_mounts,
             "Init": bool(args.init) or None,
-            "HostConfigLimits": checked["limits"].host_config(),
+            "HostConfigLimits": checked["limits"].host_config() if checked["limits"] else {},
             "UseCgroup": bool(checked["use_cgroup"]),
         }
         state.write_state(paths, cid, record, durable=False)

@@ -16,7 +16,7 @@ from .. import fsutil
 from ..errors import Conflict, NotFound, UsageError
 
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
-FILL_ANNOTATION = "io.sandbox.volumes.fill"
+FILL_ANNOTATION = "io.sandbox.volumes.fill"   # run.py and runtime.py spell it out
 
 
 def volume_dir(paths, name):

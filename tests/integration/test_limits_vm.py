@@ -1,0 +1,164 @@
+"""Resource limits of real containers on a cgroup v2 host with a systemd user
+manager: the qemu guest of scripts/vm-run, where pytest runs as the
+unprivileged test user in its linger session (scripts/test's vm phase).
+Skipped outside the guest; the hybrid host's side (a warning, or exit 125
+with --cgroups=required) is in test_lifecycle.py.
+
+The guest has no test images: the fixture makes a busybox root filesystem
+tar from the guest's busybox-static and `sandbox import`s it.
+"""
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+pytestmark = [
+    pytest.mark.vm,
+    pytest.mark.skipif(os.environ.get("SANDBOX_IN_VM") != "1",
+                       reason="runs inside the qemu guest (scripts/vm-run; scripts/test's vm phase)"),
+]
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class CLI:
+    def __init__(self, root):
+        self.env = dict(os.environ, SANDBOX_ROOT=os.path.join(root, "root"),
+                        SANDBOX_RUNROOT=os.path.join(root, "run"))
+
+    def __call__(self, *args, input=None, timeout=120):
+        return subprocess.run([os.path.join(CHECKOUT, "sandbox")] + list(args),
+                              input=input, capture_output=True, text=True,
+                              env=self.env, timeout=timeout)
+
+    def ok(self, *args, **kw):
+        r = self(*args, **kw)
+        assert r.returncode == 0, "exit %d: %s\n%s%s" % (r.returncode, args, r.stdout, r.stderr)
+        return r
+
+
+def busybox_tar():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add_dir(name, mode=0o755):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+        for d in ("bin", "etc", "tmp", "proc", "sys", "dev", "root"):
+            add_dir(d, 0o1777 if d == "tmp" else 0o755)
+        with open("/bin/busybox", "rb") as f:
+            data = f.read()
+        info = tarfile.TarInfo("bin/busybox")
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
+        applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True,
+                                 text=True).stdout.split()
+        for applet in applets:
+            if applet == "busybox":
+                continue
+            info = tarfile.TarInfo("bin/" + applet)
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(info)
+        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+                           ("etc/group", "root:x:0:\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sandbox")
+    c = CLI(str(root))
+    path = os.path.join(str(root), "busybox.tar")
+    with open(path, "wb") as f:
+        f.write(busybox_tar())
+    c.ok("import", path, "busybox")
+    yield c
+    for cid in c("ps", "-aq").stdout.split():
+        c("rm", "-f", cid)
+
+
+def cgroup_path(cli, name):
+    rec = json.loads(cli.ok("inspect", name).stdout)[0]
+    return rec["State"]["CgroupPath"]
+
+
+def test_limits_land_in_the_containers_cgroup_files(cli):
+    out = cli.ok("run", "--rm", "--memory", "32m", "--cpus", "0.5", "--pids-limit", "20",
+                 "busybox", "sh", "-c",
+                 "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max "
+                 "/sys/fs/cgroup/pids.max; cat /proc/self/cgroup").stdout.splitlines()
+    assert out[:3] == ["33554432", "50000 100000", "20"]
+    assert out[3] == "0::/"                # its own cgroup is its root
+
+
+def test_container_sits_in_a_delegated_scope_and_can_make_sub_cgroups(cli):
+    cli.ok("run", "-d", "--name", "scoped", "--memory", "64m", "busybox", "sleep", "300")
+    path = cgroup_path(cli, "scoped")
+    assert path.endswith(".scope") and "user@%d.service" % os.getuid() in path
+    assert open(os.path.join(path, "memory.max")).read().strip() == str(64 << 20)
+    sub = cli.ok("exec", "scoped", "sh", "-c", "mkdir /sys/fs/cgroup/sub && echo made")
+    assert sub.stdout == "made\n"
+    cli.ok("update", "--memory", "96m", "scoped")
+    assert open(os.path.join(path, "memory.max")).read().strip() == str(96 << 20)
+    stats = cli.ok("stats", "--no-stream", "--format", "{{json .}}", "scoped").stdout
+    row = json.loads(stats)
+    assert row["PIDs"] != "--" and int(row["PIDs"]) >= 1
+    assert row["MemUsage"].endswith("/ 96MiB")
+    cli.ok("rm", "-f", "scoped")
+
+
+def test_memory_hog_is_oom_killed(cli):
+    r = cli("run", "--name", "hog", "--memory", "32m", "--memory-swap", "32m", "busybox",
+            "sh", "-c", "head -c 200m /dev/zero | tail")
+    assert r.returncode == 137, r.stderr
+    state = json.loads(cli.ok("inspect", "hog").stdout)[0]["State"]
+    assert state["OOMKilled"] is True and state["ExitCode"] == 137
+    cli.ok("rm", "hog")
+
+
+def test_fork_bomb_stops_at_pids_max(cli):
+    out = cli.ok("run", "--rm", "--pids-limit", "20", "busybox", "sh", "-c",
+                 "for i in $(seq 60); do sleep 5 & done 2>/dev/null; "
+                 "cat /sys/fs/cgroup/pids.current").stdout.split()
+    assert int(out[-1]) <= 20
+
+
+def test_pause_stops_a_counter_and_unpause_resumes_it(cli):
+    cli.ok("run", "-d", "--name", "counter", "busybox", "sh", "-c",
+           "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done")
+    time.sleep(0.5)
+    cli.ok("pause", "counter")
+    assert json.loads(cli.ok("inspect", "counter").stdout)[0]["State"]["Paused"] is True
+    path = cgroup_path(cli, "counter")
+    assert "frozen 1" in open(os.path.join(path, "cgroup.events")).read()
+    cli.ok("unpause", "counter")
+    a = int(cli.ok("exec", "counter", "cat", "/tmp/n").stdout)
+    time.sleep(0.5)
+    b = int(cli.ok("exec", "counter", "cat", "/tmp/n").stdout)
+    assert b > a
+    cli.ok("rm", "-f", "counter")
+
+
+def test_cpus_half_holds_a_busy_loop_near_half_a_cpu(cli):
+    cli.ok("run", "-d", "--name", "spinner", "--cpus", "0.5", "busybox", "sh", "-c",
+           "while :; do :; done")
+    path = cgroup_path(cli, "spinner")
+
+    def usage():
+        for line in open(os.path.join(path, "cpu.stat")):
+            if line.startswith("usage_usec"):
+                return int(line.split()[1])
+    time.sleep(0.5)
+    u0, t0 = usage(), time.monotonic()
+    time.sleep(3)
+    share = (usage() - u0) / 1e6 / (time.monotonic() - t0)
+    cli.ok("rm", "-f", "spinner")
+    assert 0.3 < share < 0.7, share
