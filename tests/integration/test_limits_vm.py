@@ -125,10 +125,18 @@ def test_memory_hog_is_oom_killed(cli):
 
 
 def test_fork_bomb_stops_at_pids_max(cli):
-    out = cli.ok("run", "--rm", "--pids-limit", "20", "busybox", "sh", "-c",
-                 "for i in $(seq 60); do sleep 5 & done 2>/dev/null; "
-                 "cat /sys/fs/cgroup/pids.current").stdout.split()
-    assert int(out[-1]) <= 20
+    cli.ok("run", "-d", "--name", "bomb", "--pids-limit", "20", "busybox", "sh", "-c",
+           "for i in $(seq 60); do sleep 30 & done 2>/dev/null; sleep 30")
+    path = cgroup_path(cli, "bomb")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        events = dict(line.split() for line in open(os.path.join(path, "pids.events")))
+        if int(events.get("max", 0)) > 0:
+            break
+        time.sleep(0.2)
+    assert int(events["max"]) > 0                  # forks were refused
+    assert int(open(os.path.join(path, "pids.current")).read()) <= 20
+    cli.ok("rm", "-f", "bomb")
 
 
 def test_pause_stops_a_counter_and_unpause_resumes_it(cli):
