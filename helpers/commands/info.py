@@ -14,40 +14,11 @@ def register(sub):
 
 
 def _cgroup_info():
-    """(version string, delegated controllers, problem or None)."""
-    try:
-        mounts = open("/proc/self/mountinfo").read().splitlines()
-    except OSError:
-        mounts = []
-    v1 = any(" - cgroup " in m for m in mounts)
-    v2_mounts = [m.split()[4] for m in mounts if " - cgroup2 " in m]
-    if not v2_mounts:
-        return "1", [], ("cgroup v2 is not mounted: resource limits are "
-                         "unavailable (boot with systemd.unified_cgroup_hierarchy=1)")
-    version = "hybrid (v1 controllers, v2 at %s)" % v2_mounts[0] if v1 else "2"
-    mine = ""
-    try:
-        for line in open("/proc/self/cgroup"):
-            if line.startswith("0::"):
-                mine = line[3:].strip()
-    except OSError:
-        pass
-    base = v2_mounts[0]
-    cg = os.path.join(base, mine.lstrip("/"))
-    try:
-        controllers = open(os.path.join(cg, "cgroup.controllers")).read().split()
-    except OSError:
-        controllers = []
-    writable = os.access(cg, os.W_OK) and os.access(
-        os.path.join(cg, "cgroup.subtree_control"), os.W_OK)
-    if v1:
-        return version, controllers, ("hybrid cgroup layout: limits need the "
-                                      "cpu/memory/pids controllers on cgroup v2")
-    if not writable:
-        return version, controllers, ("this user has no delegated cgroup: run "
-                                      "inside a systemd user session (loginctl "
-                                      "enable-linger $USER)")
-    return version, controllers, None
+    """(version, manager, delegated controllers, problem and fix or None)."""
+    from .. import cgroups
+    info = cgroups.probe()
+    problem = (info.reason_unavailable, info.hint) if info.manager is None else None
+    return info.version, info.manager, list(info.controllers), problem
 
 
 def _helper(name):
@@ -78,11 +49,12 @@ def collect(paths):
         info["storage_driver"] = None
         problems.append(("cannot create a user namespace: %s" % exc,
                          getattr(exc, "hint", None)))
-    version, controllers, problem = _cgroup_info()
+    version, manager, controllers, problem = _cgroup_info()
     info["cgroup_version"] = version
+    info["cgroup_manager"] = manager
     info["cgroup_controllers"] = controllers
     if problem:
-        problems.append((problem, None))
+        problems.append(("no resource limits: " + problem[0], problem[1]))
     helpers = {n: _helper(n) for n in ("newuidmap", "newgidmap", "fuse-overlayfs",
                                        "slirp4netns", "pasta")}
     info["helpers"] = helpers
@@ -110,8 +82,9 @@ def cmd_info(args, paths):
     for note in info.get("storage_driver_notes", []):
         print("  passed over:   %s" % note)
     print("ID map:          %s" % info["idmap"]["description"])
-    print("Cgroups:         %s" % info["cgroup_version"])
-    print("  controllers:   %s" % (" ".join(info["cgroup_controllers"]) or "none"))
+    print("Cgroups:         %s (%s)" % (info["cgroup_version"],
+                                       info["cgroup_manager"] or "no delegation"))
+    print("  delegated:     %s" % (" ".join(info["cgroup_controllers"]) or "none"))
     print("Helpers:")
     for name, path in info["helpers"].items():
         print("  %-14s %s" % (name, path or "missing"))

@@ -170,3 +170,11 @@ def test_cpus_half_holds_a_busy_loop_near_half_a_cpu(cli):
     share = (usage() - u0) / 1e6 / (time.monotonic() - t0)
     cli.ok("rm", "-f", "spinner")
     assert 0.3 < share < 0.7, share
+
+
+def test_info_lists_the_delegated_controllers(cli):
+    text = cli.ok("info").stdout
+    assert "Cgroups:         v2 (systemd)" in text
+    delegated = [line for line in text.splitlines() if line.strip().startswith("delegated:")][0]
+    for controller in ("cpu", "memory", "pids"):
+        assert controller in delegated.split()
