@@ -709,6 +709,25 @@ class Cgroup:
             raise HostError("cannot write %r to %s: %s" % (value, self._file(name), e.strerror),
                             hint=DELEGATE_HINT if e.errno in (2, 13) else None) from None
 
+    def add_process(self, pid, timeout=10.0):
+        """Move ``pid`` in (a process exec'd into the running container):
+        directly when the user may write cgroup.procs of both ends' common
+        ancestor, else by asking systemd (AttachProcessesToUnit), as
+        create() does for a login session's process."""
+        try:
+            with open(self._file("cgroup.procs"), "w") as f:
+                f.write(str(pid))
+            return
+        except OSError:
+            if not self.unit:
+                raise
+        _busctl_call("AttachProcessesToUnit", "ssau", self.unit, "", "1", str(pid))
+        deadline = time.monotonic() + timeout
+        while not (own_cgroup(pid) or "").endswith("/" + self.unit):
+            if time.monotonic() > deadline:
+                raise HostError("systemd did not move process %d into %s" % (pid, self.unit))
+            time.sleep(0.002)
+
     def write_files(self, files):
         for name, value in files.items():
             # The kernel parses one device per write of io.max.

@@ -58,5 +58,10 @@ def cmd_exec(args, paths):
     if args.tty and args.interactive and not os.isatty(0):
         raise UsageError("the input device is not a TTY",
                          hint="drop -t when stdin is a pipe or file")
+    cgroup = None
+    if st.get("Cgroup"):
+        from .. import cgroups
+        cgroup = cgroups.Cgroup.from_dict(st["Cgroup"])
     return cexec.run(st["Pid"], process, spec.get("linux", {}), current_id_map(),
-                     tty=args.tty, stdin=args.interactive, detach=args.detach)
+                     tty=args.tty, stdin=args.interactive, detach=args.detach,
+                     cgroup=cgroup)

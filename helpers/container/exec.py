@@ -44,9 +44,12 @@ def open_namespaces(pid):
     return fds
 
 
-def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False):
+def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
+        cgroup=None):
     """Run ``process`` (an OCI process dict) in the container whose PID 1
-    has host pid ``pid``; returns the exit code (0 at once with detach)."""
+    has host pid ``pid``; returns the exit code (0 at once with detach).
+    ``cgroup``: the container's (a cgroups.Cgroup), joined first, so its
+    limits hold for the command as for the container's own processes."""
     nsfds = open_namespaces(pid)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
@@ -62,6 +65,8 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False):
             os.close(pid_r)
             if master is not None:
                 os.close(master)
+            if cgroup is not None:
+                cgroup.add_process(os.getpid())
             for fd, flag in nsfds:
                 linux.setns(fd, flag)
                 os.close(fd)

@@ -180,3 +180,11 @@ def test_info_lists_the_delegated_controllers(cli):
     delegated = [line for line in text.splitlines() if line.strip().startswith("delegated:")][0]
     for controller in ("cpu", "memory", "pids"):
         assert controller in delegated.split()
+
+
+def test_exec_runs_inside_the_containers_cgroup(cli):
+    cli.ok("run", "-d", "--name", "joined", "--memory", "48m", "busybox", "sleep", "300")
+    out = cli.ok("exec", "joined", "sh", "-c",
+                 "cat /proc/self/cgroup /sys/fs/cgroup/memory.max").stdout.split()
+    assert out == ["0::/", str(48 << 20)]
+    cli.ok("rm", "-f", "joined")
