@@ -146,9 +146,16 @@ def test_pause_stops_a_counter_and_unpause_resumes_it(cli):
            "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done")
     time.sleep(0.5)
     cli.ok("pause", "counter")
-    assert json.loads(cli.ok("inspect", "counter").stdout)[0]["State"]["Paused"] is True
+    rec = json.loads(cli.ok("inspect", "counter").stdout)[0]
+    assert rec["State"]["Paused"] is True
     path = cgroup_path(cli, "counter")
     assert "frozen 1" in open(os.path.join(path, "cgroup.events")).read()
+    # The counter, read from the host through the container's upper layer,
+    # stands still while paused.
+    counter = os.path.join(rec["GraphDriver"]["Data"]["UpperDir"], "tmp", "n")
+    frozen_at = open(counter).read()
+    time.sleep(0.5)
+    assert open(counter).read() == frozen_at
     cli.ok("unpause", "counter")
     a = int(cli.ok("exec", "counter", "cat", "/tmp/n").stdout)
     time.sleep(0.5)
