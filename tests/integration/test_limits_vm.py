@@ -195,3 +195,17 @@ def test_exec_runs_inside_the_containers_cgroup(cli):
                  "cat /proc/self/cgroup /sys/fs/cgroup/memory.max").stdout.split()
     assert out == ["0::/", str(48 << 20)]
     cli.ok("rm", "-f", "joined")
+
+
+def test_delegated_subtree_is_used_without_systemd(cli):
+    """A user who owns a delegated cgroup v2 subtree but has no systemd
+    user manager to talk to (no bus): sandbox makes its cgroups there."""
+    sandbox = os.path.join(CHECKOUT, "sandbox")
+    r = subprocess.run(
+        ["systemd-run", "--user", "--scope", "--quiet", "-p", "Delegate=yes",
+         "env", "-u", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR=/nonexistent",
+         sandbox, "run", "--rm", "--memory", "32m", "--pids-limit", "30", "busybox",
+         "cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max"],
+        capture_output=True, text=True, env=cli.env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["33554432", "30"]
