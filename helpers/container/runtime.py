@@ -67,6 +67,10 @@ class Launch:
         self.stdin = spec.get("annotations", {}).get("io.sandbox.stdin") == "true"
         ns = {n["type"] for n in spec["linux"]["namespaces"]}
         self.new_net = "network" in ns
+        # A "path" on the network entry: join that namespace (OCI runtime
+        # spec, config-linux.md; --network container:NAME).
+        self.net_path = next((n.get("path") for n in spec["linux"]["namespaces"]
+                              if n["type"] == "network"), None)
 
     def to_json(self):
         import json
@@ -298,7 +302,12 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave, stdio):
         launch = Launch.from_json(data, idmap)
         flags = (linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC |
                  linux.CLONE_NEWCGROUP)
-        if launch.new_net:
+        if launch.net_path:
+            # Joined as root of the shared user namespace, which owns it.
+            netfd = os.open(launch.net_path, os.O_RDONLY | os.O_CLOEXEC)
+            linux.setns(netfd, linux.CLONE_NEWNET)
+            os.close(netfd)
+        elif launch.new_net:
             flags |= linux.CLONE_NEWNET
         linux.unshare(flags)
         # Private propagation before any mount, so nothing leaks to the host.
