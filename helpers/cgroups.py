@@ -944,8 +944,7 @@ def _create_subtree(container_id, pid, parent):
                                           "").split())
         if want:
             try:
-                with open(os.path.join(parent, "cgroup.subtree_control"), "w") as f:
-                    f.write(want)
+                _enable_controllers(parent, want)
             except OSError as e:
                 raise HostError(
                     "cannot enable controllers in %s: %s" % (parent, e.strerror),
@@ -956,6 +955,32 @@ def _create_subtree(container_id, pid, parent):
         cg.remove()
         raise
     return cg
+
+
+def _enable_controllers(parent, want):
+    """Write ``want`` to parent's cgroup.subtree_control.  cgroup v2's "no
+    internal processes" rule refuses it (EBUSY) while the parent holds
+    processes itself, typically this very process, started in the root of a
+    delegated scope: then its processes (ours) move to a leaf, "sandbox-leaf",
+    as crun and podman do, and the write is tried again."""
+    control = os.path.join(parent, "cgroup.subtree_control")
+    try:
+        with open(control, "w") as f:
+            f.write(want)
+        return
+    except OSError as e:
+        if e.errno != 16:                       # EBUSY
+            raise
+    leaf = os.path.join(parent, "sandbox-leaf")
+    os.makedirs(leaf, exist_ok=True)
+    for pid in _read(os.path.join(parent, "cgroup.procs"), "").split():
+        try:
+            with open(os.path.join(leaf, "cgroup.procs"), "w") as f:
+                f.write(pid)
+        except ProcessLookupError:
+            continue
+    with open(control, "w") as f:
+        f.write(want)
 
 
 def open_cgroup(d):
