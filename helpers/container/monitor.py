@@ -21,7 +21,7 @@ import select
 import signal
 import time
 
-from .. import fsutil
+from .. import fsutil, network
 from ..errors import SandboxError
 from . import state
 
@@ -115,16 +115,19 @@ def pump(sources, log, tee=None):
 
 def _started(paths, cid, monitor_pid):
     def record(pid):
+        # The network helper joins PID 1's namespace now, before the exec.
+        net = network.attach(paths, cid, pid)
         state.update_state(paths, cid, durable=False, Status="running", Pid=pid,
                            PidStart=state.proc_start_time(pid),
                            MonitorPid=monitor_pid,
                            MonitorStart=state.proc_start_time(monitor_pid),
                            StartedAt=state.now_iso(), FinishedAt=None,
-                           ExitCode=0, Error="")
+                           ExitCode=0, Error="", **net)
     return record
 
 
 def record_exit(paths, cid, code, error="", oom=False):
+    network.release(paths, cid)
     try:
         state.update_state(paths, cid, Status="exited", Pid=0, ExitCode=code,
                            FinishedAt=state.now_iso(), Error=error,
@@ -185,6 +188,7 @@ def run_foreground(paths, container, launch, starter, autoremove):
     log = LogWriter(log_path(paths, cid))
     cg = CgroupHook(paths, cid, container["record"])
     try:
+        network.prepare(paths, launch)
         gpid = starter.start(launch, on_started=_started(paths, cid, os.getpid()),
                              on_forked=cg)
     except SandboxError as exc:
@@ -213,6 +217,7 @@ def run_foreground(paths, container, launch, starter, autoremove):
 def finish(paths, container, autoremove, code, error="", oom=False):
     """After the container ended: record it, or remove it (--rm)."""
     cid = container["id"]
+    network.release(paths, cid)
     if autoremove:
         # Docker's --rm also removes the container's anonymous volumes.
         from . import volumes
@@ -238,6 +243,7 @@ def preload():
     import shlex         # noqa: F401
     import socket        # noqa: F401
     from .. import proc, userns    # noqa: F401
+    network.preload()
     from .. import cgroups         # noqa: F401
     from . import attach, rootfs, runtime, security, terminal, volumes   # noqa: F401
 
@@ -311,6 +317,7 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
         log = LogWriter(log_path(paths, cid))
         cg = CgroupHook(paths, cid, container["record"])
         try:
+            network.prepare(paths, launch)
             starter.start(launch, on_started=_started(paths, cid, me), on_forked=cg)
         except SandboxError as exc:
             log.close()
