@@ -6,7 +6,6 @@ import os
 
 from ..errors import ImageNotFound, SandboxError, UsageError
 
-NETWORK_MODES = ("none", "host", "private")
 
 
 def register(sub):
@@ -74,9 +73,8 @@ def add_create_flags(p):
                         "paths, no seccomp filter")
     p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
                    help="no-new-privileges[:true|false], seccomp=unconfined")
-    p.add_argument("--network", "--net", default="private", metavar="MODE",
-                   help="none (only lo; the default until user-mode "
-                        "networking lands) or host")
+    from .. import network
+    network.add_flags(p)
     p.add_argument("--pull", choices=("missing", "always", "never"),
                    default="missing",
                    help="pull the image before running (default: when missing)")
@@ -122,12 +120,8 @@ def validate(args):
         if not valid_name(args.name):
             raise UsageError("invalid container name %r" % args.name,
                              hint="only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    if args.network == "private":
-        args.network = "none"
-    if args.network not in ("none", "host"):
-        raise UsageError("network %r not found" % args.network,
-                         hint="this version supports --network none and "
-                              "--network host")
+    from .. import network
+    net = network.validate(args)
     nnp = False
     seccomp = True
     for opt in args.security_opt:
@@ -172,7 +166,7 @@ def validate(args):
     limits, use_cgroup = cgroup_plan(args)
     return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
             "restart": restart, "labels": labels, "volume_specs": volume_specs,
-            "limits": limits, "use_cgroup": use_cgroup}
+            "limits": limits, "use_cgroup": use_cgroup, "net": net}
 
 
 def cgroup_plan(args):
@@ -300,8 +294,10 @@ def create(paths, store, image_id, args, checked):
     from ..userns import current_id_map, single_map_hint
     from ..errors import warn
 
+    from .. import network
     config = store.config(image_id)
     layers = store.layer_dirs(image_id, config)
+    net = network.resolve(paths, checked["net"], config)
     idmap = current_id_map()
     if idmap.single:
         warn("this user has no subordinate id range: the container gets a "
@@ -322,7 +318,7 @@ def create(paths, store, image_id, args, checked):
         img_cfg = config.get("config") or {}
         user_spec = args.user if args.user is not None else img_cfg.get("User", "")
         user, home = spec_mod.resolve_user(user_spec, layers)
-        hostname = args.hostname or (os.uname().nodename if args.network == "host"
+        hostname = args.hostname or (os.uname().nodename if net["NetworkMode"] == "host"
                                      else cid[:12])
         env = spec_mod.merge_env(img_cfg.get("Env"), checked["env"])
         keys = {e.partition("=")[0] for e in env}
@@ -334,9 +330,11 @@ def create(paths, store, image_id, args, checked):
         env = [e for e in env if not e.startswith("HOSTNAME=")] + \
             [e for e in extra if e.partition("=")[0] not in keys or
              e.startswith("HOSTNAME=")]
-        _write_etc_files(cdir, hostname, args.network)
+        network.write_files(paths, cdir, hostname, name, net)
         annotations = {"io.sandbox.name": name, "io.sandbox.image": image_id,
                        "io.sandbox.driver": driver}
+        if net["NetworkMode"].startswith("container:"):
+            annotations["io.sandbox.network.container"] = net["NetworkMode"][10:]
         # Volumes: named (-v NAME:/p, --mount type=volume), anonymous (-v /p,
         # the image's VOLUME list), and those of --volumes-from.
         vol_mounts, vol_names, fill = [], [], []
@@ -363,7 +361,7 @@ def create(paths, store, image_id, args, checked):
             read_only=args.read_only, mounts=user_mounts,
             cap_add=args.cap_add, cap_drop=args.cap_drop,
             privileged=args.privileged, no_new_privileges=checked["nnp"],
-            network=args.network, idmap=idmap,
+            network=network.spec_mode(net), idmap=idmap,
             rootfs=os.path.join(cdir, "rootfs"), annotations=annotations)
         if not checked["seccomp"]:
             spec["linux"].pop("seccomp", None)
@@ -376,7 +374,7 @@ def create(paths, store, image_id, args, checked):
             "ImageName": args.image, "Created": state.now_iso(),
             "Driver": driver, "Status": "created", "Pid": 0, "ExitCode": 0,
             "StartedAt": None, "FinishedAt": None, "AutoRemove": bool(args.rm),
-            "NetworkMode": args.network, "Error": "", "RestartCount": 0,
+            "Error": "", "RestartCount": 0,
             "RestartPolicy": checked["restart"], "Labels": checked["labels"],
             "OpenStdin": bool(args.interactive), "Tty": bool(args.tty),
             "User": user_spec or "", "Entrypoint": args.entrypoint,
@@ -391,6 +389,7 @@ def create(paths, store, image_id, args, checked):
             "Init": bool(args.init) or None,
             "HostConfigLimits": checked["limits"].host_config() if checked["limits"] else {},
             "UseCgroup": bool(checked["use_cgroup"]),
+            **net,
         }
         state.write_state(paths, cid, record, durable=False)
     except BaseException:
@@ -402,37 +401,3 @@ def create(paths, store, image_id, args, checked):
         raise
     return {"id": cid, "name": name, "spec": spec, "layers": layers,
             "driver": driver, "idmap": idmap, "dir": cdir, "record": record}
-
-
-def _write_etc_files(cdir, hostname, network):
-    from .. import fsutil
-    if network == "host":
-        hosts = _read("/etc/hosts")
-    else:
-        hosts = ("127.0.0.1\tlocalhost\n"
-                 "::1\tlocalhost ip6-localhost ip6-loopback\n"
-                 "127.0.1.1\t%s\n" % hostname)
-    fsutil.write_new(os.path.join(cdir, "hosts"), hosts)
-    fsutil.write_new(os.path.join(cdir, "hostname"), hostname + "\n")
-    fsutil.write_new(os.path.join(cdir, "resolv.conf"), _resolv_conf())
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _resolv_conf():
-    """The host's resolv.conf without loopback name servers (unreachable
-    from a private network namespace), as Docker does."""
-    out = []
-    for line in _read("/etc/resolv.conf").splitlines():
-        fields = line.split()
-        if fields[:1] == ["nameserver"] and len(fields) > 1 and (
-                fields[1].startswith("127.") or fields[1] == "::1"):
-            continue
-        out.append(line)
-    return "\n".join(out) + "\n"
