@@ -35,3 +35,48 @@ def run_checked(argv, env=None, hint=None, capture=True, timeout=60):
             shlex.join(argv), res.returncode, ": " + detail if detail else ""),
             hint=hint)
     return res
+
+
+def spawn(argv, fds=None, die_with_parent=True):
+    """Start a long-lived helper (slirp4netns, pasta) and return its pid;
+    the caller reaps it.  Clean environment, stdin/stdout from /dev/null;
+    ``fds`` maps target fd -> our fd (stderr included: 2 -> a log file).
+    With ``die_with_parent`` the helper gets SIGKILL when this process
+    dies, so a killed supervisor never leaves one behind (fork + prctl
+    rather than posix_spawn, which has no way to ask for that)."""
+    from . import linux
+    env = dict(CLEAN_ENV)
+    path = argv[0]
+    if "/" not in path:
+        for d in env["PATH"].split(":"):
+            if os.access(os.path.join(d, path), os.X_OK):
+                path = os.path.join(d, path)
+                break
+        else:
+            raise HostError("%s: program not found" % argv[0])
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if die_with_parent:
+                linux.prctl(linux.PR_SET_PDEATHSIG, 9)
+                if os.getppid() != parent:
+                    os._exit(1)
+            # Python ignores SIGPIPE and SIGXFSZ; an exec'd program expects
+            # the defaults (pasta refuses to start with SIGPIPE ignored).
+            import signal
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(sig, signal.SIG_DFL)
+            nul = os.open(os.devnull, os.O_RDWR)
+            targets = {0: nul, 1: nul, 2: nul}
+            targets.update(fds or {})
+            # Move sources out of the way first, so dup2 onto a low
+            # target cannot clobber a source still to be copied.
+            moved = {t: os.dup(s) for t, s in targets.items()}
+            for t, s in moved.items():
+                os.dup2(s, t)       # dup2 clears close-on-exec on the target
+            os.execve(path, argv, env)
+        except BaseException:      # noqa: BLE001 - never unwind into the parent
+            os._exit(127)
+        os._exit(127)
+    return pid

@@ -1,0 +1,285 @@
+"""A container's network: which mode, its flags, and the user-mode helper
+that gives a private network namespace its way out.
+
+Modes (`--network`):
+  pasta[:OPTS]        the default where passt is installed: pasta copies the
+                      host's addresses and routes into the namespace and
+                      forwards published ports itself (-t/-u)
+  slirp4netns[:OPTS]  the default otherwise: 10.0.2.0/24 behind a NAT,
+                      published ports through its API socket (add_hostfwd)
+  none                only `lo`
+  host                the host's network namespace
+  container:NAME      the network namespace of another running container
+
+The flow, for `run`, `run -d` and `start` alike:
+  validate()  flags parsed and checked, no side effect (house style 6)
+  resolve()   at create: container:NAME found, -P's ports, the record fields
+  prepare()   before the container's first process is forked: container:NAME
+              becomes the path of that container's namespace in the spec
+  attach()    while PID 1 waits before its exec: the helper starts on the
+              host side, joined to /proc/PID/ns/net, and is ready before the
+              command runs
+  release()   when the container ended: the helper is stopped (it also dies
+              with the process that started it: PR_SET_PDEATHSIG)
+
+Nothing heavy is imported here: this is on the start path of every `run`.
+"""
+
+import os
+
+from ..errors import HostError, SandboxError, UsageError
+
+HELPERS = ("pasta", "slirp4netns")
+DEFAULT_NAMES = ("private", "bridge", "default")
+TUN = "/dev/net/tun"
+
+# Helpers started by this process (the foreground CLI or a supervisor),
+# by container id: release() stops them.
+_running = {}
+
+
+def add_flags(p):
+    """The network flags of `run` and `create`."""
+    p.add_argument("--network", "--net", default="private", metavar="MODE",
+                   help="pasta[:OPTS] (the default where installed), "
+                        "slirp4netns[:OPTS], none, host or container:NAME")
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   metavar="[IP:][HOSTPORT:]PORT[/PROTO]",
+                   help="publish a container's port (or range) on the host")
+    p.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish every exposed port on a free host port")
+    p.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]",
+                   help="expose a port (or range) without publishing it")
+    p.add_argument("--dns", action="append", default=[], metavar="IP",
+                   help="name server for /etc/resolv.conf")
+    p.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN",
+                   help="search domain for /etc/resolv.conf")
+    p.add_argument("--dns-option", "--dns-opt", action="append", default=[],
+                   metavar="OPT", help="option for /etc/resolv.conf")
+    p.add_argument("--add-host", action="append", default=[],
+                   metavar="HOST:IP", help="add a line to /etc/hosts "
+                   "(IP may be host-gateway)")
+
+
+def which(name):
+    for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+              "/sbin", "/bin"):
+        path = os.path.join(d, name)
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def default_helper():
+    for name in HELPERS:
+        if which(name):
+            return name
+    raise HostError(
+        "no user-mode network helper is installed (pasta or slirp4netns)",
+        hint="install one (Debian/Ubuntu: apt install passt, or apt install "
+             "slirp4netns; scripts/setup-host does), or run with "
+             "--network none or --network host")
+
+
+def parse_mode(value):
+    """``--network`` -> (mode, options): mode is pasta, slirp4netns, none,
+    host or container; options a list (the container's name for
+    container)."""
+    name, sep, rest = value.partition(":")
+    if name in DEFAULT_NAMES and not sep:
+        return default_helper(), []
+    if name in HELPERS:
+        if not which(name):
+            pkg = "passt" if name == "pasta" else name
+            raise HostError("--network %s: %s is not installed" % (name, name),
+                            hint="install it (apt install %s), or choose "
+                                 "another --network" % pkg)
+        return name, [o for o in rest.split(",") if o] if sep else []
+    if name in ("none", "host") and not sep:
+        return name, []
+    if name == "container" and rest:
+        return "container", [rest]
+    raise UsageError(
+        "network %s not found" % value,
+        hint="use pasta[:OPTS], slirp4netns[:OPTS], none, host or "
+             "container:NAME (user-defined networks are not supported yet)")
+
+
+def helper_options(mode, options):
+    """Check a helper's OPTS: (allow_host_loopback, settings, raw args)."""
+    allow = False
+    settings = {}
+    raw = []
+    for opt in options:
+        key, sep, val = opt.partition("=")
+        if key == "allow_host_loopback" and val in ("true", "false"):
+            allow = val == "true"
+        elif mode == "pasta" and opt.startswith("-"):
+            raw.append(opt)          # pasta's own flags, as podman passes them
+        elif mode == "slirp4netns" and key in ("enable_ipv6",) and \
+                val in ("true", "false"):
+            settings[key] = val == "true"
+        elif mode == "slirp4netns" and key == "mtu" and val.isdigit():
+            settings[key] = int(val)
+        elif mode == "slirp4netns" and key == "cidr" and sep:
+            from .slirp import check_cidr
+            settings[key] = check_cidr(val)
+        elif mode == "slirp4netns" and key == "port_handler" and val == "slirp4netns":
+            continue
+        else:
+            known = ("allow_host_loopback=true|false and pasta's own flags "
+                     "(e.g. pasta:--ipv4-only)" if mode == "pasta" else
+                     "allow_host_loopback, enable_ipv6, mtu, cidr, "
+                     "port_handler=slirp4netns")
+            raise UsageError("invalid %s option %r" % (mode, opt),
+                             hint="supported: " + known)
+    return allow, settings, raw
+
+
+def check_tun():
+    """pasta and slirp4netns open /dev/net/tun as the user."""
+    if not os.access(TUN, os.R_OK | os.W_OK):
+        try:
+            mode = "mode %o" % (os.stat(TUN).st_mode & 0o777)
+        except OSError:
+            mode = "missing"
+        raise HostError(
+            "%s is not usable by this user (%s): the network helper needs it"
+            % (TUN, mode),
+            hint="as root: chmod 0666 %s (scripts/setup-host does it, with a "
+                 "udev rule), or run with --network none or --network host" % TUN)
+
+
+def validate(args):
+    """Every network flag checked, before any side effect.  Returns the
+    network part of the container's record (without -P's ports: the
+    image's exposed ports are known at create)."""
+    from . import ports
+    mode, options = parse_mode(args.network)
+    allow, settings, raw = (helper_options(mode, options) if mode in HELPERS
+                            else (False, {}, []))
+    bindings = ports.parse_all(args.publish)
+    exposed = ports.parse_expose(args.expose)
+    if (bindings or args.publish_all) and mode not in HELPERS:
+        raise UsageError(
+            "conflicting options: port publishing and --network %s" % args.network,
+            hint="published ports need pasta or slirp4netns (the default "
+                 "network); with --network host the container's ports are "
+                 "the host's")
+    if mode in HELPERS:
+        check_tun()
+    if mode == "container" and (args.dns or args.dns_search or args.dns_option
+                                or args.add_host or args.hostname):
+        raise UsageError(
+            "conflicting options: --network container:NAME and the "
+            "container's own DNS, hosts or hostname settings",
+            hint="the container shares the other one's network and files")
+    from .files import parse_add_hosts
+    parse_add_hosts(args.add_host)
+    ports.check_bindable(bindings)
+    return {"NetworkMode": mode if mode != "container" else "container:" + options[0],
+            "NetworkOptions": options if mode in HELPERS else [],
+            "AllowHostLoopback": allow, "HelperSettings": settings,
+            "HelperArgs": raw,
+            "PortBindings": ports.to_port_bindings(bindings),
+            "PublishAllPorts": bool(args.publish_all),
+            "ExposedPorts": exposed,
+            "Dns": list(args.dns), "DnsSearch": list(args.dns_search),
+            "DnsOptions": list(args.dns_option),
+            "ExtraHosts": list(args.add_host)}
+
+
+def resolve(paths, net, image_config):
+    """At create: the record fields, with container:NAME found and the
+    image's exposed ports added.  Raises when NAME names nothing."""
+    net = dict(net)
+    if net["NetworkMode"].startswith("container:"):
+        from ..container import state
+        target = state.resolve(paths, net["NetworkMode"].partition(":")[2])
+        net["NetworkMode"] = "container:" + target
+    exposed = dict.fromkeys(((image_config.get("config") or {}).get("ExposedPorts")
+                             or {}))
+    exposed.update(dict.fromkeys(net["ExposedPorts"]))
+    for key in net["PortBindings"]:
+        exposed.setdefault(key)
+    net["ExposedPorts"] = list(exposed)
+    return net
+
+
+def spec_mode(net):
+    """The spec's idea of the mode: host (no network namespace) or not."""
+    return "host" if net["NetworkMode"] == "host" else "private"
+
+
+def write_files(paths, cdir, hostname, name, net):
+    from . import files
+    mode = net["NetworkMode"]
+    if mode.startswith("container:"):
+        files.copy_from(paths.container(mode.partition(":")[2]), cdir)
+        return
+    files.write(cdir, hostname, name, net)
+
+
+# ---------------------------------------------------------------------------
+# Start and end of a container
+# ---------------------------------------------------------------------------
+def prepare(paths, launch):
+    """Before the container's first process: --network container:NAME
+    becomes the path of NAME's network namespace (OCI: a namespace entry
+    with a "path" is joined, not made)."""
+    for ns in launch.spec["linux"]["namespaces"]:
+        if ns["type"] != "network":
+            continue
+        target = launch.spec.get("annotations", {}).get("io.sandbox.network.container")
+        if not target:
+            return
+        from ..container import state
+        try:
+            st = state.refresh(paths, target)
+        except SandboxError:
+            st = {}
+        if not state.is_running(st) or not st.get("Pid"):
+            raise SandboxError(
+                "cannot join the network of container %s: it is not running"
+                % (st.get("Name") or target[:12]),
+                hint="start it first (sandbox start %s)" % (st.get("Name") or target[:12]))
+        ns["path"] = "/proc/%d/ns/net" % st["Pid"]
+        launch.net_path = ns["path"]
+
+
+def attach(paths, cid, pid):
+    """Start the container's network helper for PID 1 (host pid ``pid``),
+    which waits before its exec; return fields for its record."""
+    from ..container import state
+    st = state.read_state(paths, cid)
+    mode = st.get("NetworkMode")
+    if mode not in HELPERS:
+        return {}
+    from . import ports
+    published = ports.allocate(st)
+    rundir = os.path.join(paths.runroot, "net")
+    os.makedirs(rundir, mode=0o700, exist_ok=True)
+    if mode == "pasta":
+        from .pasta import start
+    else:
+        from .slirp import start
+    helper = start(rundir, cid, pid, st, published)
+    _running[cid] = helper
+    return {"NetworkHelper": {"Name": mode, "Pid": helper.pid,
+                              "PidStart": state.proc_start_time(helper.pid)},
+            "Ports": ports.to_ports(published), "NetAddress": helper.address}
+
+
+def release(paths, cid):
+    """Stop the helper this process started for ``cid`` (idempotent)."""
+    helper = _running.pop(cid, None)
+    if helper is not None:
+        helper.stop()
+
+
+def preload():
+    """Modules a detached supervisor needs later (see monitor.preload)."""
+    from . import files, pasta, ports, slirp      # noqa: F401
+    import json     # noqa: F401
+    import select   # noqa: F401
+    import socket   # noqa: F401

@@ -1,0 +1,140 @@
+"""/etc/hosts, /etc/hostname and /etc/resolv.conf of a container: written
+in its directory at create, bind-mounted by the runtime (their paths are
+HostsPath, HostnamePath and ResolvConfPath in inspect)."""
+
+import os
+
+from .. import fsutil
+from ..errors import UsageError
+
+# slirp4netns' defaults (--cidr 10.0.2.0/24): the guest, the gateway (the
+# host, when allow_host_loopback), the DNS forwarder.
+SLIRP_CIDR = "10.0.2.0/24"
+
+
+def parse_add_hosts(items):
+    out = []
+    for item in items:
+        # Docker's HOST:IP; the IP may be IPv6 (more colons) or host-gateway.
+        host, sep, ip = item.partition(":")
+        if not sep or not host or not ip:
+            raise UsageError("invalid --add-host %r" % item,
+                             hint="use --add-host NAME:IP (IP may be host-gateway)")
+        if ip != "host-gateway":
+            import ipaddress
+            try:
+                ipaddress.ip_address(ip.strip("[]"))
+            except ValueError:
+                raise UsageError("invalid IP address in --add-host %r" % item,
+                                 hint="a literal address, or host-gateway") from None
+        out.append((host, ip.strip("[]")))
+    return out
+
+
+def slirp_addresses(cidr=SLIRP_CIDR):
+    """(guest, gateway, dns, prefix length) of a slirp4netns network."""
+    import ipaddress
+    net = ipaddress.ip_network(cidr, strict=False)
+    base = net.network_address
+    return str(base + 100), str(base + 2), str(base + 3), net.prefixlen
+
+
+def gateway(net):
+    """The address the container reaches the host by, if any."""
+    mode = net["NetworkMode"]
+    if mode == "slirp4netns":
+        return slirp_addresses(net.get("HelperSettings", {}).get("cidr", SLIRP_CIDR))[1]
+    if mode == "pasta":
+        return host_gateway()
+    return None
+
+
+def host_gateway():
+    """The host's IPv4 default gateway (pasta gives it to the container)."""
+    try:
+        with open("/proc/net/route") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == "00000000":
+                    gw = int(fields[2], 16)
+                    return ".".join(str((gw >> s) & 255) for s in (0, 8, 16, 24))
+    except (OSError, StopIteration, ValueError):
+        pass
+    return None
+
+
+def write(cdir, hostname, name, net):
+    mode = net["NetworkMode"]
+    if mode == "host":
+        hosts = _read("/etc/hosts")
+    else:
+        names = hostname if name == hostname else "%s %s" % (hostname, name)
+        hosts = ("127.0.0.1\tlocalhost\n"
+                 "::1\tlocalhost ip6-localhost ip6-loopback\n"
+                 "127.0.1.1\t%s\n" % names)
+    extra = parse_add_hosts(net.get("ExtraHosts") or [])
+    if extra:
+        gw = gateway(net)
+        for host, ip in extra:
+            if ip == "host-gateway":
+                if not gw:
+                    raise UsageError("--add-host %s:host-gateway: this network "
+                                     "has no gateway to the host" % host,
+                                     hint="use pasta or slirp4netns")
+                ip = gw
+            hosts += "%s\t%s\n" % (ip, host)
+    fsutil.write_new(os.path.join(cdir, "hosts"), hosts)
+    fsutil.write_new(os.path.join(cdir, "hostname"), hostname + "\n")
+    fsutil.write_new(os.path.join(cdir, "resolv.conf"), resolv_conf(net))
+
+
+def resolv_conf(net):
+    """The helper's DNS forwarder (slirp4netns) or the host's name servers
+    that a private namespace can reach (not loopback ones); --dns,
+    --dns-search and --dns-option replace their part."""
+    mode = net["NetworkMode"]
+    servers, search, options, other = [], [], [], []
+    for line in _read("/etc/resolv.conf").splitlines():
+        fields = line.split()
+        if fields[:1] == ["nameserver"] and len(fields) > 1:
+            if mode != "host" and (fields[1].startswith("127.") or fields[1] == "::1"):
+                continue
+            servers.append(fields[1])
+        elif fields[:1] in (["search"], ["domain"]):
+            search = fields[1:]
+        elif fields[:1] == ["options"]:
+            options.extend(fields[1:])
+        elif line.strip():
+            other.append(line)
+    if mode == "slirp4netns":
+        cidr = net.get("HelperSettings", {}).get("cidr", SLIRP_CIDR)
+        servers = [slirp_addresses(cidr)[2]]
+    if net.get("Dns"):
+        servers = list(net["Dns"])
+    if net.get("DnsSearch"):
+        search = [s for s in net["DnsSearch"] if s != "."]
+    if net.get("DnsOptions"):
+        options = list(net["DnsOptions"])
+    out = other
+    out += ["nameserver " + s for s in servers]
+    if search:
+        out.append("search " + " ".join(search))
+    if options:
+        out.append("options " + " ".join(options))
+    return "\n".join(out) + "\n"
+
+
+def copy_from(src_dir, cdir):
+    """--network container:NAME: the other container's files."""
+    for name in ("hosts", "hostname", "resolv.conf"):
+        fsutil.write_new(os.path.join(cdir, name),
+                         _read(os.path.join(src_dir, name)))
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""

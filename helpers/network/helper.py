@@ -1,0 +1,138 @@
+"""A running user-mode network helper (pasta or slirp4netns): started by
+the container's supervisor (or the foreground CLI) as its child, with
+PR_SET_PDEATHSIG so that it never outlives that process; ready before the
+container's command runs; stopped when the container ends."""
+
+import os
+import select
+import signal
+
+from .. import proc
+from ..errors import HostError
+
+READY_TIMEOUT = 10.0        # seconds: pasta and slirp4netns take ~10-50 ms
+
+
+class Helper:
+    def __init__(self, name, argv, log_path, fds=None, keep=()):
+        """Start ``argv``; ``fds``: target fd -> our fd for it (closed here
+        once the helper has them); ``keep``: fds we hold for the helper's
+        life (slirp4netns' exit-fd: closing it ends the helper)."""
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.address = {}
+        self.files = [log_path]         # removed when it stops
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                      0o600)
+        try:
+            self.pid = proc.spawn(argv, fds={**(fds or {}), 2: log})
+        finally:
+            os.close(log)
+            for fd in (fds or {}).values():
+                os.close(fd)
+        self.pidfd = os.pidfd_open(self.pid)
+        self.keep = list(keep)
+
+    def wait_ready(self, ready_fd, is_ready):
+        """Wait until ``ready_fd`` has data that ``is_ready`` accepts, the
+        helper exits (its log says why), or the timeout passes."""
+        poller = select.poll()
+        poller.register(ready_fd, select.POLLIN)
+        poller.register(self.pidfd, select.POLLIN)
+        import time
+        deadline = time.monotonic() + READY_TIMEOUT
+        data = b""
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.stop()
+                    raise HostError("%s did not become ready within %ds" % (
+                        self.name, READY_TIMEOUT), hint="see " + self.log_path)
+                for fd, _ in poller.poll(left * 1000):
+                    if fd == ready_fd:
+                        chunk = os.read(ready_fd, 64)
+                        data += chunk
+                        if is_ready(data):
+                            return data
+                        if not chunk:
+                            poller.unregister(ready_fd)
+                    elif fd == self.pidfd:
+                        self._failed()
+        finally:
+            os.close(ready_fd)
+
+    def _failed(self):
+        code = self._reap(block=True)
+        import shlex
+        detail = ""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                lines = [l.strip() for l in f if l.strip()
+                         and not l.startswith("Failed to send")]
+            detail = lines[-1] if lines else ""
+        except OSError:
+            pass
+        self._close()
+        raise HostError("%s failed (exit %s)%s" % (
+            shlex.join(self.argv), code, ": " + detail if detail else ""),
+            hint=_hint(detail))
+
+    def _reap(self, block):
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if pid == 0:
+            return None
+        return os.waitstatus_to_exitcode(status)
+
+    def _close(self):
+        for fd in self.keep + [self.pidfd]:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.keep = []
+        self.pidfd = -1
+
+    def stop(self):
+        """End the helper (closing the exit-fd first, then SIGTERM, then
+        SIGKILL after a second) and reap it.  A helper that was killed
+        already is only reaped: this never hangs."""
+        if self.pidfd < 0:
+            return
+        steps = [(signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0)]
+        if self.keep:
+            for fd in self.keep:
+                os.close(fd)
+            self.keep = []
+            steps.insert(0, (None, 0.2))     # it leaves on its own at EOF
+        for sig, wait in steps:
+            if sig is not None:
+                try:
+                    signal.pidfd_send_signal(self.pidfd, sig)
+                except OSError:
+                    pass                     # gone already
+            if select.select([self.pidfd], [], [], wait)[0]:
+                break
+        self._reap(block=True)
+        self._close()
+        for path in self.files:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def _hint(detail):
+    low = detail.lower()
+    if "tun" in low:
+        return "/dev/net/tun must be usable by you: chmod 0666 /dev/net/tun (as root)"
+    if "bind" in low or "address already in use" in low:
+        return "a published host port is taken: choose another one"
+    if "route" in low or "interface" in low:
+        return "the host has no default route for pasta to copy: use " \
+               "--network slirp4netns or --network none"
+    return None

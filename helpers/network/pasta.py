@@ -1,0 +1,53 @@
+"""pasta (from passt): the container's namespace gets a tap interface with
+the host's own addresses and routes, and pasta translates its traffic to
+ordinary sockets of the host.  Published ports are pasta's -t/-u; loopback
+clients are spliced (the server sees 127.0.0.1), other clients keep their
+address.
+
+Readiness: pasta writes its pid file (-P) once the namespace is set up;
+the pid file is a FIFO here, so that write is our ready signal."""
+
+import os
+
+from . import files
+from .helper import Helper
+
+
+def argv_for(pid, st, published, pidfile):
+    argv = ["pasta", "--foreground", "--quiet", "--config-net",
+            "--pid", pidfile,
+            # No forwarding from the container to the host's own ports
+            # (pasta's default "auto" would expose the host's loopback).
+            "-T", "none", "-U", "none"]
+    for proto, flag in (("tcp", "-t"), ("udp", "-u")):
+        specs = ["%s%d:%d" % (ip + "/" if ip else "", host, ctr)
+                 for ip, host, ctr, p in published if p == proto]
+        for spec in specs or ["none"]:
+            argv += [flag, spec]
+    if not st.get("AllowHostLoopback"):
+        # Connections to the gateway address would reach the host's
+        # loopback; Docker and slirp4netns refuse that by default.
+        argv.append("--no-map-gw")
+    argv += st.get("HelperArgs") or []
+    argv.append(str(pid))
+    return argv
+
+
+def start(rundir, cid, pid, st, published):
+    fifo = os.path.join(rundir, cid + ".pasta.pid")
+    try:
+        os.unlink(fifo)
+    except FileNotFoundError:
+        pass
+    os.mkfifo(fifo, 0o600)
+    # Ours is open before pasta's open for writing, so neither blocks.
+    ready = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        helper = Helper("pasta", argv_for(pid, st, published, fifo),
+                        os.path.join(rundir, cid + ".log"))
+        helper.wait_ready(ready, lambda data: data.endswith(b"\n"))
+    finally:
+        os.unlink(fifo)
+    gw = files.host_gateway()
+    helper.address = {"Gateway": gw or ""}
+    return helper
