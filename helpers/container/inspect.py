@@ -4,6 +4,7 @@
 import os
 
 from .. import fsutil
+from ..network import network_settings
 from . import state
 
 
@@ -74,7 +75,11 @@ def container_json(paths, cid):
         "HostConfig": {
             "Binds": st.get("Binds") or None,
             "NetworkMode": st.get("NetworkMode", "none"),
-            "PortBindings": {},
+            "PortBindings": st.get("PortBindings") or {},
+            "PublishAllPorts": bool(st.get("PublishAllPorts")),
+            "Dns": st.get("Dns") or [], "DnsSearch": st.get("DnsSearch") or [],
+            "DnsOptions": st.get("DnsOptions") or [],
+            "ExtraHosts": st.get("ExtraHosts") or None,
             "RestartPolicy": st.get("RestartPolicy") or {"Name": "no",
                                                          "MaximumRetryCount": 0},
             "AutoRemove": bool(st.get("AutoRemove")),
@@ -128,18 +133,7 @@ def container_json(paths, cid):
             "StopSignal": st.get("StopSignal"),
             "StopTimeout": st.get("StopTimeout"),
         },
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "HairpinMode": False,
-            "Ports": {},
-            "SandboxKey": "",
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": network_settings(st, status == "running"),
     }
 
 
