@@ -25,7 +25,7 @@ from . import __version__
 from .errors import SandboxError
 
 VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
-                "volumes", "registry", "cp")
+                "volumes", "registry", "cp", "network")
 # verb -> the module that registers it: only that module is imported (and
 # only its parsers built) for a command, which keeps argparse and the image
 # verbs off the `run` start path.  `--help` and unknown verbs load them all.
@@ -39,7 +39,7 @@ VERBS = {"run": "run", "create": "run", "info": "info",
          "ps": "containers", "logs": "containers", "inspect": "containers",
          "top": "containers", "container": "containers", "exec": "exec",
          "volume": "volumes", "stats": "resources", "update": "resources", "pull": "registry", "login": "registry", "logout": "registry",
-         "push": "registry", "cp": "cp"}
+         "push": "registry", "cp": "cp", "port": "network"}
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
 
 

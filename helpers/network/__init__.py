@@ -283,3 +283,32 @@ def preload():
     import json     # noqa: F401
     import select   # noqa: F401
     import socket   # noqa: F401
+
+
+def network_settings(st, running):
+    """Docker's NetworkSettings for inspect."""
+    ports = {key: None for key in st.get("ExposedPorts") or []}
+    addr = st.get("NetAddress") or {} if running else {}
+    if running:
+        ports.update(st.get("Ports") or {})
+    pid = st.get("Pid") if running else 0
+    return {"Bridge": "", "SandboxID": "", "HairpinMode": False,
+            "Ports": ports,
+            "SandboxKey": "/proc/%d/ns/net" % pid if pid else "",
+            "Gateway": addr.get("Gateway", ""),
+            "IPAddress": addr.get("IPAddress", ""),
+            "IPPrefixLen": addr.get("IPPrefixLen", 0),
+            "MacAddress": "", "Networks": {}}
+
+
+def port_lines(st, which=None):
+    """`port CONTAINER [PORT[/PROTO]]`: Docker's lines."""
+    out = []
+    for key, items in sorted((st.get("Ports") or {}).items(),
+                             key=lambda kv: (int(kv[0].partition("/")[0]), kv[0])):
+        if which and key != which:
+            continue
+        for item in items or []:
+            hp = "%s:%s" % (item["HostIp"], item["HostPort"])
+            out.append(hp if which else "%s -> %s" % (key, hp))
+    return out
