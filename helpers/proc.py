@@ -62,6 +62,9 @@ def spawn(argv, fds=None, die_with_parent=True):
                 linux.prctl(linux.PR_SET_PDEATHSIG, 9)
                 if os.getppid() != parent:
                     os._exit(1)
+            # Out of the terminal's process group: Ctrl-C is for the
+            # container, not for its network.
+            os.setpgid(0, 0)
             # Python ignores SIGPIPE and SIGXFSZ; an exec'd program expects
             # the defaults (pasta refuses to start with SIGPIPE ignored).
             import signal
