@@ -280,9 +280,12 @@ def release(paths, cid):
 def preload():
     """Modules a detached supervisor needs later (see monitor.preload)."""
     from . import files, pasta, ports, slirp      # noqa: F401
+    import ipaddress  # noqa: F401
     import json     # noqa: F401
     import select   # noqa: F401
+    import shlex    # noqa: F401
     import socket   # noqa: F401
+    import time     # noqa: F401
 
 
 def network_settings(st, running):

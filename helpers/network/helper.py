@@ -75,6 +75,11 @@ class Helper:
         except OSError:
             pass
         self._close()
+        for path in self.files:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         raise HostError("%s failed (exit %s)%s" % (
             shlex.join(self.argv), code, ": " + detail if detail else ""),
             hint=_hint(detail))
