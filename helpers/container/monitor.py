@@ -115,14 +115,14 @@ def pump(sources, log, tee=None):
 
 def _started(paths, cid, monitor_pid):
     def record(pid):
-        # The network helper joins PID 1's namespace now, before the exec.
-        net = network.attach(paths, cid, pid)
         state.update_state(paths, cid, durable=False, Status="running", Pid=pid,
                            PidStart=state.proc_start_time(pid),
                            MonitorPid=monitor_pid,
                            MonitorStart=state.proc_start_time(monitor_pid),
                            StartedAt=state.now_iso(), FinishedAt=None,
-                           ExitCode=0, Error="", **net)
+                           ExitCode=0, Error="")
+        # The network helper joins PID 1's namespace now, before the exec.
+        network.attach(paths, cid, pid)
     return record
 
 
