@@ -249,12 +249,19 @@ def prepare(paths, launch):
 
 def attach(paths, cid, pid):
     """Start the container's network helper for PID 1 (host pid ``pid``),
-    which waits before its exec; return fields for its record."""
+    which waits before its exec, and record it.  When PID 1 failed
+    meanwhile (its command is missing: 127), nothing is started and its
+    own error is the one the runtime reports."""
     from ..container import state
-    st = state.read_state(paths, cid)
+    try:
+        st = state.read_state(paths, cid)
+    except SandboxError:
+        if _gone(pid):
+            return          # --rm: C removed it after PID 1's failure
+        raise
     mode = st.get("NetworkMode")
     if mode not in HELPERS:
-        return {}
+        return
     from . import ports
     published = ports.allocate(st)
     rundir = os.path.join(paths.runroot, "net")
@@ -263,11 +270,44 @@ def attach(paths, cid, pid):
         from .pasta import start
     else:
         from .slirp import start
-    helper = start(rundir, cid, pid, st, published)
+    # The helper joins the namespaces through C, PID 1's parent: PID 1 may
+    # have switched to a subordinate uid already (-u), and then its
+    # /proc/PID/ns/* are not ours to open; C stays root of the user
+    # namespace (our own uid) and is in the same network namespace.
+    parent = _parent(pid)
+    try:
+        helper = start(rundir, cid, parent or pid, st, published)
+    except SandboxError:
+        if _gone(pid):
+            return
+        raise
     _running[cid] = helper
-    return {"NetworkHelper": {"Name": mode, "Pid": helper.pid,
-                              "PidStart": state.proc_start_time(helper.pid)},
-            "Ports": ports.to_ports(published), "NetAddress": helper.address}
+    try:
+        state.update_state(paths, cid, durable=False, NetworkHelper={
+            "Name": mode, "Pid": helper.pid,
+            "PidStart": state.proc_start_time(helper.pid)},
+            Ports=ports.to_ports(published), NetAddress=helper.address)
+    except SandboxError:
+        if not _gone(pid):
+            raise
+
+
+def _stat(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+def _parent(pid):
+    fields = _stat(pid)
+    return int(fields[1]) if fields else 0
+
+
+def _gone(pid):
+    fields = _stat(pid)
+    return not fields or fields[0] in ("Z", "X")
 
 
 def release(paths, cid):

@@ -57,7 +57,8 @@ def test_hostname_is_the_short_id_not_the_hosts(sb, busybox):
 
 
 def test_network_namespace_has_only_loopback(sb, busybox):
-    text = out(sb, busybox, "ls /sys/class/net; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-up")
+    text = out(sb, busybox, "ls /sys/class/net; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-up",
+               "--network", "none")
     assert text.split() == ["lo", "lo-up"]
     host = out(sb, busybox, "ls /sys/class/net", "--network", "host").split()
     assert sorted(host) == sorted(os.listdir("/sys/class/net"))
