@@ -127,13 +127,13 @@ def _started(paths, cid, monitor_pid):
 
 
 def record_exit(paths, cid, code, error="", oom=False):
-    network.release(paths, cid)
     try:
         state.update_state(paths, cid, Status="exited", Pid=0, ExitCode=code,
                            FinishedAt=state.now_iso(), Error=error,
                            OOMKilled=bool(oom))
     except SandboxError:
         pass      # removed meanwhile (rm -f)
+    network.release(paths, cid)
 
 
 class CgroupHook:
