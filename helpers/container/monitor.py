@@ -351,6 +351,7 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
                         pass          # the server closed stdin at its EOF
             oom = cg.oom_killed()
             code = starter.wait()
+            network.release(paths, cid)     # its ports are free once it ended
             log.close()
             cg.close()
             server.end_clients(code)
