@@ -209,3 +209,15 @@ def test_delegated_subtree_is_used_without_systemd(cli):
         capture_output=True, text=True, env=cli.env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["33554432", "30"]
+
+
+def test_block_io_limits_go_to_io_max(cli):
+    disk = "/dev/vda"
+    dev = os.stat(disk).st_rdev
+    majmin = "%d:%d" % (os.major(dev), os.minor(dev))
+    out = cli.ok("run", "--rm", "--device-write-bps", disk + ":1mb",
+                 "--device-read-iops", disk + ":100", "--blkio-weight", "300",
+                 "busybox", "cat", "/sys/fs/cgroup/io.max").stdout
+    line = [l for l in out.splitlines() if l.startswith(majmin + " ")][0]
+    fields = dict(f.split("=") for f in line.split()[1:])
+    assert fields["wbps"] == str(1024 * 1024) and fields["riops"] == "100"
