@@ -281,6 +281,7 @@ def attach(paths, cid, pid):
         if _gone(pid):
             return
         raise
+    helper.holds_ports = bool(published)
     _running[cid] = helper
     try:
         state.update_state(paths, cid, durable=False, NetworkHelper={
@@ -315,6 +316,8 @@ def release(paths, cid):
     helper = _running.pop(cid, None)
     if helper is not None:
         helper.stop()
+        from .helper import reap_later
+        reap_later()
 
 
 def preload():
