@@ -27,7 +27,8 @@ def check_cidr(value):
 def start(rundir, cid, pid, st, published):
     settings = st.get("HelperSettings") or {}
     cidr = settings.get("cidr", files.SLIRP_CIDR)
-    api = os.path.join(rundir, cid[:16] + ".sock")
+    # sun_path holds 108 bytes: the short id, as the attach socket.
+    api = os.path.join(rundir, cid[:12] + ".sock")
     try:
         os.unlink(api)
     except FileNotFoundError:
