@@ -242,6 +242,7 @@ def preload():
     import subprocess    # noqa: F401  (fuse-overlayfs via helpers.proc)
     import shlex         # noqa: F401
     import socket        # noqa: F401
+    import traceback     # noqa: F401
     from .. import proc, userns    # noqa: F401
     network.preload()
     from .. import cgroups         # noqa: F401
@@ -265,8 +266,9 @@ def start_detached(paths, container, launch, options):
             os.close(nul)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             supervise(paths, container, launch, options, ready_w)
-        except BaseException:      # noqa: BLE001 - nobody to report to
+        except BaseException as exc:      # noqa: BLE001
             code = 1
+            _supervisor_failed(paths, container, exc, ready_w)
         os._exit(code)
     os.close(ready_w)
     # One line, not EOF: the container's processes hold copies of the pipe.
@@ -284,6 +286,33 @@ def start_detached(paths, container, launch, options):
     code = int(parts[0]) if parts[0].isdigit() else 125
     raise SandboxError(parts[1] or "the container's supervisor died",
                        hint=parts[2] or None, exit_code=code)
+
+
+def _retire(fd):
+    """Close the ready pipe but keep its fd number on /dev/null: a late
+    error report (_supervisor_failed) must not land in a reused fd."""
+    nul = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    os.dup2(nul, fd, inheritable=False)
+    os.close(nul)
+
+
+def _supervisor_failed(paths, container, exc, ready_w):
+    """An unexpected error in the supervisor: tell the CLI if it still
+    waits (the write fails harmlessly once it has its answer), and keep the
+    traceback next to the container's log for whoever looks into it."""
+    import traceback
+    text = "".join(traceback.format_exception(exc))
+    msg = "the container's supervisor failed: %s: %s" % (type(exc).__name__, exc)
+    try:
+        os.write(ready_w, ("125\0%s\0see %s\n" % (
+            msg.replace("\n", " "), "supervisor.log in the container's directory")).encode())
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(paths.container(container["id"]), "supervisor.log"), "a") as f:
+            f.write(state.now_iso() + " " + text)
+    except OSError:
+        pass
 
 
 def supervise(paths, container, launch, options, ready_w):
@@ -329,7 +358,7 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
                 os.write(ready_w, ("%d\0%s\0%s\n" % (
                     exc.exit_code, exc.message.replace("\n", " "),
                     (exc.hint or "").replace("\n", " "))).encode())
-                os.close(ready_w)
+                _retire(ready_w)
                 finish(paths, container, launch.autoremove, exc.exit_code, exc.message)
                 return
             record_exit(paths, cid, exc.exit_code, exc.message)
@@ -337,7 +366,7 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
         else:
             if ready_w is not None:
                 os.write(ready_w, ("ok %d\n" % starter.gpid).encode())
-                os.close(ready_w)
+                _retire(ready_w)
                 ready_w = None
             if launch.tty:
                 server.serve({starter.master: "stdout"}, log, stdin_fd=starter.master)
