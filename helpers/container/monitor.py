@@ -143,8 +143,9 @@ class CgroupHook:
     the scope vanishes with its last process, so OOM is read right when the
     container's output ends, before C is reaped."""
 
-    def __init__(self, paths, cid, record):
+    def __init__(self, paths, cid, record, launch=None):
         self.paths, self.cid = paths, cid
+        self.launch = launch
         self.wanted = bool(record.get("UseCgroup"))
         self.host_config = record.get("HostConfigLimits") or {}
         self.cgroup = None
@@ -154,8 +155,14 @@ class CgroupHook:
         if not self.wanted:
             return
         from .. import cgroups
+        from .runtime import OOM_MARKER
         limits = cgroups.Limits.from_host_config(self.host_config)
         self.cgroup = cgroups.create(self.cid, cpid, limits)
+        marker = os.path.join(self.paths.container(self.cid), OOM_MARKER)
+        if os.path.exists(marker):
+            os.unlink(marker)                # from an earlier run
+        if self.launch is not None:
+            self.launch.cgroup_path = self.cgroup.path
         try:
             self.events_fd = self.cgroup.open_events()
         except OSError:
@@ -164,8 +171,13 @@ class CgroupHook:
                            Cgroup=self.cgroup.to_dict())
 
     def oom_killed(self):
+        """After C has ended: its marker (runtime._note_oom), or what the
+        events fd still says."""
         if self.cgroup is None:
             return False
+        from .runtime import OOM_MARKER
+        if os.path.exists(os.path.join(self.paths.container(self.cid), OOM_MARKER)):
+            return True
         try:
             return self.cgroup.oom_killed(self.events_fd)
         except (OSError, ValueError):
@@ -186,7 +198,7 @@ def run_foreground(paths, container, launch, starter, autoremove):
     from . import runtime
     cid = container["id"]
     log = LogWriter(log_path(paths, cid))
-    cg = CgroupHook(paths, cid, container["record"])
+    cg = CgroupHook(paths, cid, container["record"], launch)
     try:
         network.prepare(paths, launch)
         gpid = starter.start(launch, on_started=_started(paths, cid, os.getpid()),
@@ -204,8 +216,8 @@ def run_foreground(paths, container, launch, starter, autoremove):
                   on_output=lambda data: log.write("stdout", data))
         else:
             pump(container["sources"], log, tee={"stdout": 1, "stderr": 2})
-        oom = cg.oom_killed()
         code = starter.wait()
+        oom = cg.oom_killed()
     finally:
         restore()
         log.close()
@@ -344,7 +356,7 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
             if fd is not None:
                 os.close(fd)
         log = LogWriter(log_path(paths, cid))
-        cg = CgroupHook(paths, cid, container["record"])
+        cg = CgroupHook(paths, cid, container["record"], launch)
         try:
             network.prepare(paths, launch)
             starter.start(launch, on_started=_started(paths, cid, me), on_forked=cg)
@@ -378,8 +390,8 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
                         os.close(fd)
                     except OSError:
                         pass          # the server closed stdin at its EOF
-            oom = cg.oom_killed()
             code = starter.wait()
+            oom = cg.oom_killed()
             network.release(paths, cid)     # its ports are free once it ended
             log.close()
             cg.close()

@@ -77,14 +77,17 @@ class Launch:
         return json.dumps({"spec": self.spec, "cdir": self.cdir,
                            "layers": self.layers, "driver": self.driver,
                            "autoremove": self.autoremove,
-                           "debug": self.debug}).encode()
+                           "debug": self.debug,
+                           "cgroup_path": getattr(self, "cgroup_path", None)}).encode()
 
     @classmethod
     def from_json(cls, data, idmap):
         import json
         d = json.loads(data)
-        return cls(d["spec"], d["cdir"], d["layers"], d["driver"], idmap,
-                   d["autoremove"], d["debug"])
+        launch = cls(d["spec"], d["cdir"], d["layers"], d["driver"], idmap,
+                     d["autoremove"], d["debug"])
+        launch.cgroup_path = d.get("cgroup_path")
+        return launch
 
 
 # ---------------------------------------------------------------------------
@@ -339,6 +342,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave, stdio):
             if fd != 2:
                 _devnull_onto(fd)
         code = _wait(gpid)
+        _note_oom(launch)
         _teardown(launch)
     except BaseException as exc:   # noqa: BLE001 - reported to P
         if err_w is not None:
@@ -350,6 +354,27 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave, stdio):
             pass
     finally:
         os._exit(code)
+
+
+OOM_MARKER = "oom-killed"
+
+
+def _note_oom(launch):
+    """C sits in the container's cgroup, so the cgroup (a systemd scope
+    vanishes with its last process) still exists now that PID 1 is gone:
+    the one moment its memory.events can be read without a race.  The
+    supervisor finds the answer as a marker file."""
+    path = getattr(launch, "cgroup_path", None)
+    if not path:
+        return
+    try:
+        with open(os.path.join(path, "memory.events")) as f:
+            kills = [int(line.split()[1]) for line in f if line.startswith("oom_kill ")]
+    except (OSError, ValueError, IndexError):
+        return
+    if kills and kills[0] > 0:
+        with open(os.path.join(launch.cdir, OOM_MARKER), "w"):
+            pass
 
 
 def _devnull_onto(fd):
