@@ -21,6 +21,16 @@ def socket_path(paths, cid):
     return os.path.join(paths.runroot, "attach", cid[:12] + ".sock")
 
 
+def _sun_path(path):
+    """A path a unix socket can take: sun_path holds 108 bytes, and run
+    roots can sit deep.  A long one goes through /proc/self/fd/N of its
+    directory (podman does the same).  Returns (path, fd to close)."""
+    if len(path.encode()) < 100:
+        return path, None
+    fd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return "/proc/self/fd/%d/%s" % (fd, os.path.basename(path)), fd
+
+
 def _frame(kind, data):
     return kind + struct.pack(">I", len(data)) + data
 
@@ -37,7 +47,12 @@ class Server:
             pass
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        self.sock.bind(path)
+        short, fd = _sun_path(path)
+        try:
+            self.sock.bind(short)
+        finally:
+            if fd is not None:
+                os.close(fd)
         os.chmod(path, 0o600)
         self.sock.listen(8)
         self.clients = []
@@ -126,7 +141,12 @@ def attach(path, stdin=True, tty=False, on_connected=None):
     """The CLI's side: relay until the container exits; returns its code
     (or None when the supervisor went away without one)."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    conn.connect(path)
+    short, fd = _sun_path(path)
+    try:
+        conn.connect(short)
+    finally:
+        if fd is not None:
+            os.close(fd)
     if on_connected:
         on_connected()
     restore = None

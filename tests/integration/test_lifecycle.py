@@ -380,3 +380,17 @@ def test_limits_on_a_host_without_cgroup_delegation(sb, busybox):
     update = sb("update", "--memory", "128m", "limited")
     assert update.returncode == 1 and "own cgroup" in update.stderr
     sb.ok("rm", "-f", "limited")
+
+
+def test_attach_socket_with_a_deep_run_root(sb, busybox):
+    """sun_path holds 108 bytes; run roots can be deeper than that."""
+    deep = os.path.join(sb.runroot, "d" * 60, "e" * 30)
+    os.makedirs(deep, exist_ok=True)
+    for d in (os.path.dirname(deep), deep):
+        os.chown(d, sb.uid, sb.gid)
+    env = {"SANDBOX_RUNROOT": deep}
+    sb.ok("run", "-d", "-i", "--network", "none", "--name", "deep", busybox, "sh", "-c",
+          "read l; echo got $l", env=env)
+    out = sb("attach", "deep", input="hi\n", env=env, timeout=30)
+    assert out.returncode == 0 and out.stdout == "got hi\n"
+    sb.ok("rm", "-f", "deep", env=env)
