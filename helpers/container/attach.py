@@ -21,7 +21,7 @@ def socket_path(paths, cid):
     return os.path.join(paths.runroot, "attach", cid[:12] + ".sock")
 
 
-def _sun_path(path):
+def sun_path(path):
     """A path a unix socket can take: sun_path holds 108 bytes, and run
     roots can sit deep.  A long one goes through /proc/self/fd/N of its
     directory (podman does the same).  Returns (path, fd to close)."""
@@ -47,7 +47,7 @@ class Server:
             pass
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        short, fd = _sun_path(path)
+        short, fd = sun_path(path)
         try:
             self.sock.bind(short)
         finally:
@@ -141,7 +141,7 @@ def attach(path, stdin=True, tty=False, on_connected=None):
     """The CLI's side: relay until the container exits; returns its code
     (or None when the supervisor went away without one)."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    short, fd = _sun_path(path)
+    short, fd = sun_path(path)
     try:
         conn.connect(short)
     finally:

@@ -35,16 +35,26 @@ def start(rundir, cid, pid, st, published):
         pass
     exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    # A deep run root makes a path too long for sun_path: slirp4netns then
+    # binds through its fd 5, the socket's directory (as attach.py does).
+    dir_fd = None
+    api_arg = api
+    if len(api.encode()) >= 100:
+        dir_fd = os.open(rundir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        api_arg = "/proc/self/fd/5/" + os.path.basename(api)
     argv = ["slirp4netns", "--configure", "--mtu=%d" % settings.get("mtu", 65520),
             "--cidr=" + cidr, "--exit-fd=3", "--ready-fd=4",
-            "--enable-seccomp", "--api-socket", api]
+            "--enable-seccomp", "--api-socket", api_arg]
     if not st.get("AllowHostLoopback"):
         argv.append("--disable-host-loopback")
     if settings.get("enable_ipv6"):
         argv.append("--enable-ipv6")
     argv += [str(pid), "tap0"]
+    fds = {3: exit_r, 4: ready_w}
+    if dir_fd is not None:
+        fds[5] = dir_fd
     helper = Helper("slirp4netns", argv, os.path.join(rundir, cid + ".log"),
-                    fds={3: exit_r, 4: ready_w}, keep=(exit_w,))
+                    fds=fds, keep=(exit_w,))
     helper.wait_ready(ready_r, lambda data: b"1" in data)
     guest, gw, _dns, prefix = files.slirp_addresses(cidr)
     helper.address = {"IPAddress": guest, "Gateway": gw, "IPPrefixLen": prefix}
@@ -65,9 +75,15 @@ def add_hostfwd(api, proto, host_ip, host_port, guest_ip, guest_port):
                "arguments": {"proto": proto, "host_addr": host_ip,
                              "host_port": host_port, "guest_addr": guest_ip,
                              "guest_port": guest_port}}
+    from ..container.attach import sun_path
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(5)
-        s.connect(api)
+        short, dir_fd = sun_path(api)
+        try:
+            s.connect(short)
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
         s.sendall(json.dumps(request).encode())
         s.shutdown(socket.SHUT_WR)
         reply = b""
