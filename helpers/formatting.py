@@ -24,6 +24,17 @@ def human_size(size):
     return "%.3g%s" % (size, units[i])
 
 
+def human_binary_size(size):
+    """go-units BytesSize: binary units, as `docker stats` prints memory."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    size = float(size)
+    i = 0
+    while size >= 1024 and i < len(units) - 1:
+        size /= 1024
+        i += 1
+    return "%.4g%s" % (size, units[i])
+
+
 def parse_time(s):
     if not s or not isinstance(s, str):
         return None

@@ -33,7 +33,7 @@ def _rows(paths, cids, interval):
     """Docker's stats fields, with CPU % measured over ``interval``."""
     from .. import cgroups
     from ..container import state
-    from ..formatting import human_size
+    from ..formatting import human_binary_size, human_size
     first = {}
     records = {}
     for cid in cids:
@@ -64,7 +64,7 @@ def _rows(paths, cids, interval):
                 row["CPUPerc"] = "%.2f%%" % _percent(used, elapsed)
                 mem = (now.memory_current or 0) - (now.memory_inactive_file or 0)
                 limit = now.memory_max or _host_memory()
-                row["MemUsage"] = "%s / %s" % (_binary(mem), _binary(limit))
+                row["MemUsage"] = "%s / %s" % (human_binary_size(mem), human_binary_size(limit))
                 row["MemPerc"] = "%.2f%%" % _percent(mem, limit)
                 row["BlockIO"] = "%s / %s" % (human_size(now.io_read_bytes),
                                               human_size(now.io_write_bytes))
@@ -72,17 +72,6 @@ def _rows(paths, cids, interval):
         rows.append(row)
     del ncpu
     return rows
-
-
-def _binary(n):
-    """go-units BytesSize: binary units, as `docker stats` prints memory."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    n = float(n)
-    i = 0
-    while n >= 1024 and i < len(units) - 1:
-        n /= 1024
-        i += 1
-    return "%.4g%s" % (n, units[i])
 
 
 def _host_memory():

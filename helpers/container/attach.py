@@ -31,6 +31,23 @@ def sun_path(path):
     return "/proc/self/fd/%d/%s" % (fd, os.path.basename(path)), fd
 
 
+def connect(path, timeout=None):
+    """A connected unix stream socket to ``path`` (however deep)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    if timeout is not None:
+        conn.settimeout(timeout)
+    short, fd = sun_path(path)
+    try:
+        conn.connect(short)
+    except BaseException:
+        conn.close()
+        raise
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return conn
+
+
 def _frame(kind, data):
     return kind + struct.pack(">I", len(data)) + data
 
@@ -140,13 +157,7 @@ class Server:
 def attach(path, stdin=True, tty=False, on_connected=None):
     """The CLI's side: relay until the container exits; returns its code
     (or None when the supervisor went away without one)."""
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    short, fd = sun_path(path)
-    try:
-        conn.connect(short)
-    finally:
-        if fd is not None:
-            os.close(fd)
+    conn = connect(path)
     if on_connected:
         on_connected()
     restore = None

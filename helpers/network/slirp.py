@@ -75,15 +75,8 @@ def add_hostfwd(api, proto, host_ip, host_port, guest_ip, guest_port):
                "arguments": {"proto": proto, "host_addr": host_ip,
                              "host_port": host_port, "guest_addr": guest_ip,
                              "guest_port": guest_port}}
-    from ..container.attach import sun_path
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(5)
-        short, dir_fd = sun_path(api)
-        try:
-            s.connect(short)
-        finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
+    from ..container.attach import connect
+    with connect(api, timeout=5) as s:
         s.sendall(json.dumps(request).encode())
         s.shutdown(socket.SHUT_WR)
         reply = b""
