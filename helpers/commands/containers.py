@@ -157,6 +157,20 @@ def _ancestor_matches(st, value, image_ids):
     return image_ids is not None and st.get("Image") in image_ids
 
 
+def ports_text(st):
+    """Docker's PORTS column: "0.0.0.0:8080->80/tcp, ..." while running."""
+    if st.get("Status") not in ("running", "paused"):
+        return ""
+    out = []
+    for key, items in sorted((st.get("Ports") or {}).items()):
+        for item in items or []:
+            host = item.get("HostIp") or "0.0.0.0"
+            if ":" in host:
+                host = "[%s]" % host
+            out.append("%s:%s->%s" % (host, item.get("HostPort"), key))
+    return ", ".join(out)
+
+
 def ps_row(paths, st, no_trunc=False):
     """The fields Docker's ps templates know, as strings."""
     args = _spec_args(paths, st["Id"])
@@ -169,7 +183,7 @@ def ps_row(paths, st, no_trunc=False):
         if parse_time(st.get("Created")) else "",
         "Status": status_text(st),
         "State": st.get("Status", ""),
-        "Ports": "",
+        "Ports": ports_text(st),
         "Names": st.get("Name", ""),
         "Labels": ",".join("%s=%s" % kv for kv in sorted((st.get("Labels") or {}).items())),
         "Mounts": ",".join(st.get("Binds") or []),

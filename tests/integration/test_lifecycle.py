@@ -394,3 +394,17 @@ def test_attach_socket_with_a_deep_run_root(sb, busybox):
     out = sb("attach", "deep", input="hi\n", env=env, timeout=30)
     assert out.returncode == 0 and out.stdout == "got hi\n"
     sb.ok("rm", "-f", "deep", env=env)
+
+
+def test_ps_shows_published_ports(sb, busybox):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rund(sb, busybox, "sleep", "60", name="porter", flags=["-p", "127.0.0.1:%d:80" % port])
+    assert sb.ok("ps", "--filter", "name=porter", "--format", "{{.Ports}}").stdout.strip() == \
+        "127.0.0.1:%d->80/tcp" % port
+    assert "127.0.0.1:%d->80/tcp" % port in sb.ok("ps").stdout
+    sb.ok("stop", "-t", "0", "porter")
+    assert sb.ok("ps", "-a", "--filter", "name=porter", "--format", "{{.Ports}}").stdout.strip() == ""
+    sb.ok("rm", "porter")
