@@ -46,6 +46,7 @@ import stat
 import tarfile
 
 from .. import linux
+from ..fsutil import write_all
 from ..errors import SandboxError
 # Imported here, not in W: after W enters the container, no import works.
 from .runtime import _decode_failure, _report, _wait
@@ -462,9 +463,7 @@ class Extractor:
                     chunk = src.read(CHUNK)
                     if not chunk:
                         break
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
+                    write_all(fd, chunk)
                 self.fd_meta(fd, ti, ids)
             finally:
                 os.close(fd)

@@ -29,6 +29,7 @@ import threading
 import time
 
 from ..errors import SandboxError, StoreError, UsageError
+from ..fsutil import write_all
 from . import reference, registry
 from .registry import RegistryError
 from .store import PendingLayer, chain_ids, digest_of
@@ -120,9 +121,7 @@ class Unpacker:
         self.res = res_r
 
     def feed(self, data):
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.w, view):]
+        write_all(self.w, data)
 
     def close_input(self):
         if self.w is not None:
@@ -190,9 +189,7 @@ def _child(nsfd, r, source, res_w, dest, idmap):
         payload, code = (False, StoreError(str(exc) or type(exc).__name__)), 1
     try:
         data = pickle.dumps(payload)
-        view = memoryview(struct.pack("!Q", len(data)) + data)
-        while view:
-            view = view[os.write(res_w, view):]
+        write_all(res_w, struct.pack("!Q", len(data)) + data)
     finally:
         os._exit(code)
 
@@ -481,7 +478,7 @@ class Puller:
                                 % (job.digest, job.size),
                                 hint="the registry or a proxy is corrupting data")
                         sha.update(chunk)
-                        _write_all(fd, chunk)
+                        write_all(fd, chunk)
                         try:
                             job.unpacker.feed(chunk)
                         except BrokenPipeError:
@@ -545,12 +542,6 @@ def _parse_manifest(body, what):
     if "manifests" in doc and doc.get("mediaType", "") not in ("",) + registry.INDEX_TYPES:
         raise RegistryError("%s: unknown manifest type %r" % (what, doc.get("mediaType")))
     return doc
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _repo_display(ref):

@@ -36,6 +36,7 @@ import stat
 import tarfile
 
 from ..errors import StoreError, UnsafeArchive
+from ..fsutil import write_all
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -303,9 +304,7 @@ class _Extractor:
                 chunk = src.read(CHUNK)
                 if not chunk:
                     break
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
+                write_all(fd, chunk)
             self.metadata(fd, ti, uid, gid)
         finally:
             os.close(fd)
