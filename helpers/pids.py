@@ -13,5 +13,15 @@ def proc_start_time(pid):
 
 
 def alive(pid, start):
-    """Is the process that had ``pid`` and ``start`` still there?"""
-    return bool(pid) and start is not None and proc_start_time(pid) == start
+    """Is the process that had ``pid`` and ``start`` still there?  A zombie
+    is not: it has ended, only its parent has not reaped it yet (an init
+    that reaps late, or a parent that is itself stuck)."""
+    if not pid or start is None:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0] not in (b"Z", b"X") and int(fields[19]) == start

@@ -14,7 +14,7 @@ import os
 import pwd
 
 from . import fsutil, linux
-from .pids import proc_start_time
+from .pids import alive, proc_start_time
 from .errors import HostError, SandboxError
 
 NEWUIDMAP = "newuidmap"
@@ -282,7 +282,7 @@ def _valid_keeper(record, idmap):
             or record.get("gid_map") != [list(m) for m in idmap.gid_map]:
         return None
     pid = record.get("pid", 0)
-    if not pid or proc_start_time(pid) != record.get("start"):
+    if not alive(pid, record.get("start")):
         return None
     try:
         fd = os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)
