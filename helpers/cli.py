@@ -39,7 +39,7 @@ VERBS = {"run": "run", "create": "run", "info": "info",
          "ps": "containers", "logs": "containers", "inspect": "containers",
          "top": "containers", "container": "containers", "exec": "exec",
          "volume": "volumes", "stats": "resources", "update": "resources", "pull": "registry", "login": "registry", "logout": "registry",
-         "push": "registry", "cp": "cp", "port": "network"}
+         "push": "registry", "cp": "cp", "port": "network", "network": "network"}
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
 
 

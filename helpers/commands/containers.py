@@ -385,6 +385,15 @@ def cmd_inspect(args, paths):
                 obj = inspect_image(store, store.lookup(name))
             except NotFound:
                 obj = None
+        if obj is None and args.type in (None, "volume"):
+            from ..container import volumes
+            if volumes.exists(paths, name):
+                obj = volumes.inspect(paths, name)
+        if obj is None and args.type in (None, "network"):
+            from ..network import usernet
+            from .network import _find, network_json
+            if name in usernet.PREDEFINED or usernet.find(paths, name):
+                obj = network_json(paths, _find(paths, name))
         if obj is None:
             failed = True
             sys.stderr.write("Error: No such object: %s\n" % name)

@@ -244,7 +244,7 @@ def finish(paths, container, autoremove, code, error="", oom=False):
 # ---------------------------------------------------------------------------
 # Detached
 # ---------------------------------------------------------------------------
-def preload():
+def preload(record=None):
     """Import, now, everything the supervisor may need later.  A one-file
     binary's bootloader deletes the unpacked modules when the first process
     exits; the supervisor outlives it and must never import again."""
@@ -256,7 +256,7 @@ def preload():
     import socket        # noqa: F401
     import traceback     # noqa: F401
     from .. import proc, userns    # noqa: F401
-    network.preload()
+    network.preload(record)
     from .. import cgroups         # noqa: F401
     from . import attach, rootfs, runtime, security, terminal, volumes   # noqa: F401
 
@@ -264,7 +264,7 @@ def preload():
 def start_detached(paths, container, launch, options):
     """Fork the supervisor; return PID 1's host pid once the command runs,
     or raise the reason it could not start."""
-    preload()
+    preload(container.get("record"))
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:

@@ -109,6 +109,16 @@ def update_state(paths, cid, durable=True, **changes):
         return state
 
 
+def modify(paths, cid, change, durable=True):
+    """``change(state)`` edits the record in place, under the container's
+    lock (for changes that depend on what is there now)."""
+    with fsutil.locked(os.path.join(paths.container(cid), "lock")):
+        state = read_state(paths, cid)
+        change(state)
+        write_state(paths, cid, state, durable)
+        return state
+
+
 def list_ids(paths):
     try:
         return sorted(e for e in os.listdir(paths.containers)

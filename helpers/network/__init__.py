@@ -10,6 +10,11 @@ Modes (`--network`):
   none                only `lo`
   host                the host's network namespace
   container:NAME      the network namespace of another running container
+  NAME                a user-defined network (`network create`): the
+                      container is plugged into the network's bridge in the
+                      user's network keeper (bridge.py, usernet.py), and
+                      still gets its own pasta/slirp4netns for the way out
+                      and for published ports (none on --internal networks)
 
 The flow, for `run`, `run -d` and `start` alike:
   validate()  flags parsed and checked, no side effect (house style 6)
@@ -42,7 +47,13 @@ def add_flags(p):
     """The network flags of `run` and `create`."""
     p.add_argument("--network", "--net", default="private", metavar="MODE",
                    help="pasta[:OPTS] (the default where installed), "
-                        "slirp4netns[:OPTS], none, host or container:NAME")
+                        "slirp4netns[:OPTS], none, host, container:NAME or "
+                        "the name of a user-defined network")
+    p.add_argument("--network-alias", "--net-alias", action="append", default=[],
+                   metavar="ALIAS", help="another name of the container on "
+                   "its user-defined network")
+    p.add_argument("--ip", metavar="IPV4",
+                   help="the container's address on its user-defined network")
     p.add_argument("-p", "--publish", action="append", default=[],
                    metavar="[IP:][HOSTPORT:]PORT[/PROTO]",
                    help="publish a container's port (or range) on the host")
@@ -99,10 +110,20 @@ def parse_mode(value):
         return name, []
     if name == "container" and rest:
         return "container", [rest]
+    from .usernet import NAME_RE
+    if not sep and NAME_RE.match(name):
+        return "user", [name]
     raise UsageError(
         "network %s not found" % value,
-        hint="use pasta[:OPTS], slirp4netns[:OPTS], none, host or "
-             "container:NAME (user-defined networks are not supported yet)")
+        hint="use pasta[:OPTS], slirp4netns[:OPTS], none, host, "
+             "container:NAME or a network from `sandbox network ls`")
+
+
+def helper_of(st):
+    """The user-mode helper a container's record asks for, if any: its
+    mode, or the way out of a container on user-defined networks."""
+    mode = st.get("NetworkMode")
+    return mode if mode in HELPERS else st.get("OutboundHelper") or None
 
 
 def helper_options(mode, options):
@@ -160,7 +181,12 @@ def validate(args):
                             else (False, {}, []))
     bindings = ports.parse_all(args.publish)
     exposed = ports.parse_expose(args.expose)
-    if (bindings or args.publish_all) and mode not in HELPERS:
+    if (args.network_alias or args.ip) and mode != "user":
+        raise UsageError(
+            "--network-alias and --ip are only for user-defined networks",
+            hint="create one (sandbox network create NAME) and run with "
+                 "--network NAME")
+    if (bindings or args.publish_all) and mode not in HELPERS + ("user",):
         raise UsageError(
             "conflicting options: port publishing and --network %s" % args.network,
             hint="published ports need pasta or slirp4netns (the default "
@@ -177,6 +203,18 @@ def validate(args):
     from .files import parse_add_hosts
     parse_add_hosts(args.add_host)
     ports.check_bindable(bindings)
+    if mode == "user":
+        return {"NetworkMode": options[0], "NetworkOptions": [],
+                "Networks": {options[0]: {
+                    "Aliases": list(args.network_alias),
+                    "IPAMConfig": {"IPv4Address": args.ip} if args.ip else None}},
+                "AllowHostLoopback": False, "HelperSettings": {}, "HelperArgs": [],
+                "PortBindings": ports.to_port_bindings(bindings),
+                "PublishAllPorts": bool(args.publish_all),
+                "ExposedPorts": exposed,
+                "Dns": list(args.dns), "DnsSearch": list(args.dns_search),
+                "DnsOptions": list(args.dns_option),
+                "ExtraHosts": list(args.add_host)}
     return {"NetworkMode": mode if mode != "container" else "container:" + options[0],
             "NetworkOptions": options if mode in HELPERS else [],
             "AllowHostLoopback": allow, "HelperSettings": settings,
@@ -193,6 +231,24 @@ def resolve(paths, net, image_config):
     """At create: the record fields, with container:NAME found and the
     image's exposed ports added.  Raises when NAME names nothing."""
     net = dict(net)
+    if net.get("Networks"):
+        from . import usernet
+        name = net["NetworkMode"]
+        rec = usernet.get(paths, name)
+        net["NetworkMode"] = rec["Name"]
+        ipam = net["Networks"][name]["IPAMConfig"]
+        if ipam:
+            usernet.check_ip(rec, ipam["IPv4Address"])
+        if rec["Internal"]:
+            if net["PortBindings"] or net["PublishAllPorts"]:
+                raise UsageError(
+                    "network %s is internal: no port can be published" % name,
+                    hint="leave out -p/-P, or use a network created "
+                         "without --internal")
+            net["OutboundHelper"] = ""
+        else:
+            net["OutboundHelper"] = default_helper()
+            check_tun()
     if net["NetworkMode"].startswith("container:"):
         from ..container import state
         target = state.resolve(paths, net["NetworkMode"].partition(":")[2])
@@ -259,8 +315,10 @@ def attach(paths, cid, pid):
         if _gone(pid):
             return          # --rm: C removed it after PID 1's failure
         raise
-    mode = st.get("NetworkMode")
-    if mode not in HELPERS:
+    if st.get("Networks"):
+        _plug_user_networks(paths, cid, _parent(pid) or pid, st["Networks"])
+    mode = helper_of(st)
+    if mode is None:
         return
     from . import ports
     published = ports.allocate(st)
@@ -293,6 +351,96 @@ def attach(paths, cid, pid):
             raise
 
 
+def _plug_user_networks(paths, cid, ctr_pid, networks):
+    """Addresses on user-defined ``networks`` ({name: endpoint config}),
+    veth pairs into their bridges, the peers' /etc/hosts brought up to
+    date."""
+    from . import bridge, usernet
+    from ..container import state
+    endpoints, settings = [], {}
+    for name, conf in networks.items():
+        rec = usernet.get(paths, name)
+        ip = usernet.allocate(paths, rec, cid,
+                              ((conf or {}).get("IPAMConfig") or {}).get("IPv4Address"))
+        ep = usernet.endpoint(rec, ip)
+        endpoints.append(ep)
+        settings[name] = {"NetworkID": rec["Id"], "IPAddress": ip,
+                          "IPPrefixLen": ep["PrefixLen"], "Gateway": rec["Gateway"],
+                          "MacAddress": ep["MacAddress"]}
+    names = bridge.plug(paths, ctr_pid, cid, endpoints)
+    for name, ep in zip(networks, endpoints):
+        settings[name]["IfName"] = names[ep["Id"]]
+    state.modify(paths, cid, lambda st: st.setdefault("NetEndpoints", {})
+                 .update(settings), durable=False)
+    usernet.sync_hosts(paths)
+
+
+def connect(paths, cid, name, conf):
+    """`network connect`: a running container is plugged now; a stopped one
+    is on the network from its next start."""
+    from . import usernet
+    from ..container import state
+    rec = usernet.get(paths, name)
+    st = state.refresh(paths, cid)
+    mode = st.get("NetworkMode") or ""
+    if mode in ("none", "host") or mode.startswith("container:"):
+        raise SandboxError(
+            "container %s uses --network %s and cannot be connected to "
+            "another network" % (st.get("Name"), mode), exit_code=1,
+            hint="run it with the default network or a user-defined one")
+    if rec["Name"] in (st.get("Networks") or {}):
+        raise SandboxError("container %s is already connected to network %s"
+                           % (st.get("Name"), rec["Name"]), exit_code=1)
+    if state.is_running(st):
+        _plug_user_networks(paths, cid, _parent(st["Pid"]) or st["Pid"],
+                            {rec["Name"]: conf})
+    state.modify(paths, cid, lambda st: st.setdefault("Networks", {})
+                 .update({rec["Name"]: conf}))
+
+
+def disconnect(paths, cid, name):
+    from . import bridge, usernet
+    from ..container import state
+    rec = usernet.get(paths, name)
+    st = state.refresh(paths, cid)
+    networks = dict(st.get("Networks") or {})
+    if rec["Name"] not in networks:
+        raise SandboxError("container %s is not connected to network %s"
+                           % (st.get("Name"), rec["Name"]), exit_code=1)
+    del networks[rec["Name"]]
+    if state.is_running(st) and rec["Name"] in (st.get("NetEndpoints") or {}):
+        bridge.unplug(paths, cid, [rec["Id"]])
+        usernet.release(paths, rec, cid)
+    def change(st):
+        st["Networks"] = networks
+        (st.get("NetEndpoints") or {}).pop(rec["Name"], None)
+    st = state.modify(paths, cid, change)
+    if not st.get("NetEndpoints"):
+        usernet.drop_from_hosts(paths, cid)
+    usernet.sync_hosts(paths)
+
+
+def _release_user_networks(paths, cid):
+    from ..container import state
+    try:
+        st = state.read_state(paths, cid)
+    except SandboxError:
+        st = {}
+    if not st.get("Networks"):
+        return
+    from . import usernet
+    for name in st["Networks"]:
+        rec = usernet.find(paths, name)
+        if rec:
+            usernet.release(paths, rec, cid)
+    if st.get("NetEndpoints"):
+        try:
+            state.update_state(paths, cid, durable=False, NetEndpoints={})
+        except SandboxError:
+            pass
+        usernet.sync_hosts(paths)
+
+
 def _stat(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -313,6 +461,10 @@ def _gone(pid):
 
 def release(paths, cid):
     """Stop the helper this process started for ``cid`` (idempotent)."""
+    try:
+        _release_user_networks(paths, cid)
+    except SandboxError:
+        pass
     helper = _running.pop(cid, None)
     if helper is not None:
         helper.stop()
@@ -320,9 +472,13 @@ def release(paths, cid):
         reap_later()
 
 
-def preload():
-    """Modules a detached supervisor needs later (see monitor.preload)."""
+def preload(record=None):
+    """Modules a detached supervisor needs later (see monitor.preload);
+    pyroute2 (~0.13 s) only for a container on user-defined networks."""
     from . import files, pasta, ports, slirp      # noqa: F401
+    if (record or {}).get("Networks"):
+        from . import bridge, usernet      # noqa: F401
+        bridge.preload()
     import ipaddress  # noqa: F401
     import json     # noqa: F401
     import select   # noqa: F401
@@ -338,13 +494,28 @@ def network_settings(st, running):
     if running:
         ports.update(st.get("Ports") or {})
     pid = st.get("Pid") if running else 0
+    networks = {}
+    endpoints = (st.get("NetEndpoints") or {}) if running else {}
+    for name, conf in (st.get("Networks") or {}).items():
+        ep = endpoints.get(name) or {}
+        networks[name] = {
+            "IPAMConfig": (conf or {}).get("IPAMConfig"), "Links": None,
+            "Aliases": (conf or {}).get("Aliases") or None,
+            "MacAddress": ep.get("MacAddress", ""),
+            "NetworkID": ep.get("NetworkID", ""),
+            "EndpointID": ep.get("NetworkID", "")[:32] + st.get("Id", "")[:32]
+            if ep else "",
+            "Gateway": ep.get("Gateway", ""), "IPAddress": ep.get("IPAddress", ""),
+            "IPPrefixLen": ep.get("IPPrefixLen", 0), "IPv6Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DriverOpts": None, "DNSNames": None}
     return {"Bridge": "", "SandboxID": "", "HairpinMode": False,
             "Ports": ports,
             "SandboxKey": "/proc/%d/ns/net" % pid if pid else "",
             "Gateway": addr.get("Gateway", ""),
             "IPAddress": addr.get("IPAddress", ""),
             "IPPrefixLen": addr.get("IPPrefixLen", 0),
-            "MacAddress": "", "Networks": {}}
+            "MacAddress": "", "Networks": networks}
 
 
 def port_lines(st, which=None):

@@ -41,12 +41,18 @@ def slirp_addresses(cidr=SLIRP_CIDR):
 
 def gateway(net):
     """The address the container reaches the host by, if any."""
-    mode = net["NetworkMode"]
+    mode = _helper(net)
     if mode == "slirp4netns":
         return slirp_addresses(net.get("HelperSettings", {}).get("cidr", SLIRP_CIDR))[1]
     if mode == "pasta":
         return host_gateway()
     return None
+
+
+def _helper(net):
+    """pasta or slirp4netns when the container has one (its mode, or the
+    way out of a container on user-defined networks)."""
+    return net.get("OutboundHelper") or net["NetworkMode"]
 
 
 def host_gateway():
@@ -93,7 +99,7 @@ def resolv_conf(net):
     """The helper's DNS forwarder (slirp4netns) or the host's name servers
     that a private namespace can reach (not loopback ones); --dns,
     --dns-search and --dns-option replace their part."""
-    mode = net["NetworkMode"]
+    mode = _helper(net) or net["NetworkMode"]
     servers, search, options, other = [], [], [], []
     for line in _read("/etc/resolv.conf").splitlines():
         fields = line.split()

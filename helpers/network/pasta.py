@@ -28,6 +28,10 @@ def argv_for(pid, st, published, pidfile):
         # Connections to the gateway address would reach the host's
         # loopback; Docker and slirp4netns refuse that by default.
         argv.append("--no-map-gw")
+    if st.get("Networks"):
+        # eth0 is the container's first user-defined network (as Docker
+        # names it); pasta's interface would take the host's name.
+        argv += ["--ns-ifname", "tap0"]
     argv += st.get("HelperArgs") or []
     argv.append(str(pid))
     return argv

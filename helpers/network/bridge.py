@@ -1,0 +1,255 @@
+"""The per-user network namespace that holds the bridges of user-defined
+networks, and the veth pairs that plug containers into them (pyroute2).
+
+One `sandbox-netns` process per user (an exec'd `sleep infinity`, like the
+user namespace's keeper in userns.py) holds a network namespace owned by
+the user's shared user namespace; its record is $RUNROOT/netns.json (pid,
+start time).  A bridge per network (`sb-<id>`, the gateway address on it)
+is made there on first use; nothing forwards between bridges (ip_forward
+is 0 in a new namespace), so networks cannot reach each other.  A
+container is plugged with a veth pair: one end on the bridge, the other
+made directly in the container's namespace as ethN.  When the container's
+namespace goes, the kernel deletes the pair.
+
+Everything that talks netlink runs in a child forked into the user
+namespace (userns.run_in_userns): CAP_NET_ADMIN over both namespaces is
+what its root has there."""
+
+import os
+
+from .. import fsutil, linux, userns
+from ..errors import HostError
+from ..pids import alive, proc_start_time
+
+KEEPER_NAME = "sandbox-netns"
+
+
+def _record_path(paths):
+    return os.path.join(paths.runroot, "netns.json")
+
+
+def _same_userns(pid, userns_fd):
+    try:
+        return os.stat("/proc/%d/ns/user" % pid).st_ino == os.fstat(userns_fd).st_ino
+    except OSError:
+        return False
+
+
+def _valid(record, userns_fd):
+    pid = record.get("pid")
+    if not alive(pid, record.get("start")):
+        return None
+    return pid if _same_userns(pid, userns_fd) else None
+
+
+def keeper_pid(paths):
+    """The pid of the user's network keeper, started if needed."""
+    path = _record_path(paths)
+    nsfd = userns.shared_userns_fd()
+    try:
+        pid = _valid(fsutil.read_json(path, default={}), nsfd)
+        if pid:
+            return pid
+        os.makedirs(paths.runroot, mode=0o700, exist_ok=True)
+        with fsutil.locked(path + ".lock"):
+            old = fsutil.read_json(path, default={})
+            pid = _valid(old, nsfd)
+            if pid:
+                return pid
+            if alive(old.get("pid"), old.get("start")):
+                # A keeper of a user namespace that was made again: its
+                # bridges are out of our reach now.
+                try:
+                    os.kill(old["pid"], 9)
+                except OSError:
+                    pass
+            pid = _start_keeper(nsfd)
+            fsutil.write_json(path, {"pid": pid, "start": proc_start_time(pid)},
+                              mode=0o600)
+            return pid
+    finally:
+        os.close(nsfd)
+
+
+def _start_keeper(nsfd):
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(err_r)
+            os.setsid()
+            os.chdir("/")
+            nul = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(nul, fd)
+            userns.join_userns(os.dup(nsfd))
+            linux.unshare(linux.CLONE_NEWNET)
+            linux.interface_up("lo")
+            for sleeper in ("/usr/bin/sleep", "/bin/sleep"):
+                if os.access(sleeper, os.X_OK):
+                    os.execv(sleeper, [KEEPER_NAME, "infinity"])
+            raise OSError("sleep(1) not found")
+        except BaseException as exc:   # noqa: BLE001 - reported to the parent
+            try:
+                os.write(err_w, str(exc).encode() or b"failed")
+            except OSError:
+                pass
+        os._exit(1)
+    os.close(err_w)
+    failure = fsutil.read_all(err_r)          # EOF at the exec of sleep
+    os.close(err_r)
+    if failure:
+        os.waitpid(pid, 0)
+        raise HostError("cannot create the network namespace of user-defined "
+                        "networks: " + failure.decode(errors="replace"))
+    return pid
+
+
+# ---------------------------------------------------------------------------
+# netlink (in a child inside the user namespace)
+# ---------------------------------------------------------------------------
+def preload():
+    """For a supervisor (monitor.preload): what plug() will import."""
+    _iproute_class()
+    import importlib.util  # noqa: F401
+    import pickle  # noqa: F401
+
+
+def _iproute():
+    return _iproute_class()()
+
+
+def _iproute_class():
+    """pyroute2's IPRoute without the package's __init__, which imports
+    every netlink family pyroute2 knows (~35 ms more)."""
+    import importlib.util
+    import sys
+    from ..deps import enable_site
+    enable_site()
+    if "pyroute2" not in sys.modules:
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is None:
+            raise HostError("pyroute2 is not installed",
+                            hint="run scripts/setup-host (it installs the "
+                                 "Python dependencies)")
+        sys.modules["pyroute2"] = importlib.util.module_from_spec(spec)
+    from pyroute2.iproute.linux import IPRoute
+    return IPRoute
+
+
+def bridge_name(net_id):
+    return "sb-" + net_id[:12]
+
+
+def host_end(cid, net_id):
+    return "v" + cid[:7] + net_id[:6]
+
+
+def _link_index(ipr, name):
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def _ensure_bridge(ipr, net):
+    name = bridge_name(net["Id"])
+    idx = _link_index(ipr, name)
+    if idx is None:
+        ipr.link("add", ifname=name, kind="bridge")
+        idx = _link_index(ipr, name)
+        gw, prefix = net["Gateway"], net["PrefixLen"]
+        ipr.addr("add", index=idx, address=gw, prefixlen=prefix)
+        ipr.link("set", index=idx, state="up")
+    return idx
+
+
+def _free_ifnames(ipr, count):
+    """The first ``count`` ethN names not taken in the current namespace."""
+    taken = {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+    out, n = [], 0
+    while len(out) < count:
+        if "eth%d" % n not in taken:
+            out.append("eth%d" % n)
+        n += 1
+    return out
+
+
+def _plug(keeper, ctr_pid, cid, endpoints):
+    """In the user namespace: for each endpoint (a dict with the network's
+    Id, Gateway, PrefixLen and the container's IPAddress, MacAddress),
+    a veth pair from the network's bridge into the container's namespace.
+    Returns {network id: interface name in the container}."""
+    keeper_fd = os.open("/proc/%d/ns/net" % keeper, os.O_RDONLY | os.O_CLOEXEC)
+    ctr_fd = os.open("/proc/%d/ns/net" % ctr_pid, os.O_RDONLY | os.O_CLOEXEC)
+    linux.setns(ctr_fd, linux.CLONE_NEWNET)
+    with _iproute() as ipr:
+        names = dict(zip((ep["Id"] for ep in endpoints),
+                         _free_ifnames(ipr, len(endpoints))))
+    linux.setns(keeper_fd, linux.CLONE_NEWNET)
+    with _iproute() as ipr:
+        for ep in endpoints:
+            br = _ensure_bridge(ipr, ep)
+            host = host_end(cid, ep["Id"])
+            old = _link_index(ipr, host)
+            if old is not None:
+                ipr.link("del", index=old)
+            ipr.link("add", ifname=host, kind="veth",
+                     peer={"ifname": names[ep["Id"]], "net_ns_fd": ctr_fd,
+                           "address": ep["MacAddress"]})
+            idx = _link_index(ipr, host)
+            ipr.link("set", index=idx, master=br, state="up")
+    linux.setns(ctr_fd, linux.CLONE_NEWNET)
+    with _iproute() as ipr:
+        for ep in endpoints:
+            idx = _link_index(ipr, names[ep["Id"]])
+            ipr.addr("add", index=idx, address=ep["IPAddress"],
+                     prefixlen=ep["PrefixLen"])
+            ipr.link("set", index=idx, state="up")
+    return names
+
+
+def plug(paths, ctr_pid, cid, endpoints):
+    """Plug the container whose network namespace is that of host pid
+    ``ctr_pid`` into the networks of ``endpoints``."""
+    if not endpoints:
+        return {}
+    keeper = keeper_pid(paths)
+    return userns.run_in_userns(_plug, keeper, ctr_pid, cid, endpoints)
+
+
+def _unplug(keeper, cid, net_ids):
+    linux.setns(os.open("/proc/%d/ns/net" % keeper, os.O_RDONLY | os.O_CLOEXEC),
+                linux.CLONE_NEWNET)
+    with _iproute() as ipr:
+        for net_id in net_ids:
+            idx = _link_index(ipr, host_end(cid, net_id))
+            if idx is not None:
+                ipr.link("del", index=idx)      # its peer goes with it
+
+
+def unplug(paths, cid, net_ids):
+    """Take the container off these networks (it keeps running)."""
+    keeper = keeper_pid(paths)
+    userns.run_in_userns(_unplug, keeper, cid, list(net_ids))
+
+
+def _drop_bridge(keeper, net_id):
+    linux.setns(os.open("/proc/%d/ns/net" % keeper, os.O_RDONLY | os.O_CLOEXEC),
+                linux.CLONE_NEWNET)
+    with _iproute() as ipr:
+        idx = _link_index(ipr, bridge_name(net_id))
+        if idx is not None:
+            ipr.link("del", index=idx)
+
+
+def drop_bridge(paths, net_id):
+    """`network rm`: its bridge goes too (if the keeper runs at all)."""
+    try:
+        nsfd = userns.shared_userns_fd()
+    except (OSError, ValueError):
+        return
+    try:
+        pid = _valid(fsutil.read_json(_record_path(paths), default={}), nsfd)
+    finally:
+        os.close(nsfd)
+    if pid:
+        userns.run_in_userns(_drop_bridge, pid, net_id)

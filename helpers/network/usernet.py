@@ -1,0 +1,357 @@
+"""User-defined networks: their records, addresses and the peers each
+container finds in its /etc/hosts.
+
+  $ROOT/networks/<name>.json      the network (Docker's `network inspect`
+                                  shape, less what is computed)
+  $RUNROOT/networks/<id>.json     leases: address -> container id (they
+                                  vanish on reboot with the containers)
+
+A container on user networks keeps, in its record, "Networks": {name:
+{"Aliases": [...], "IPAMConfig": {"IPv4Address": "..."}}} (what was asked),
+and, while it runs, in its state "NetEndpoints": {name: {IPAddress,
+MacAddress, Gateway, IPPrefixLen, NetworkID, IfName}}.
+
+Nothing here talks netlink (bridge.py does) or imports anything heavy."""
+
+import ipaddress
+import os
+import re
+
+from .. import fsutil
+from ..errors import SandboxError, UsageError
+
+# Docker's predefined networks: `network ls` shows them, `network rm`
+# refuses them, `--network` takes them (bridge is the user-mode default).
+PREDEFINED = {"bridge": "bridge", "host": "host", "none": "null"}
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Where `network create` without --subnet takes /24s from (as podman).
+POOL = ipaddress.ip_network("10.89.0.0/16")
+HOSTS_MARK = "# sandbox: peers on user-defined networks\n"
+
+
+def _path(paths, name):
+    return os.path.join(paths.networks, name + ".json")
+
+
+def _lock(paths):
+    return fsutil.locked(os.path.join(paths.networks, ".lock"))
+
+
+def list_all(paths):
+    """The user-defined networks, by name."""
+    out = []
+    try:
+        names = sorted(n[:-5] for n in os.listdir(paths.networks)
+                       if n.endswith(".json"))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        rec = fsutil.read_json(_path(paths, name), default={})
+        if rec:
+            out.append(rec)
+    return out
+
+
+def find(paths, ref):
+    """A network by name, full id or unique id prefix; None if none."""
+    if NAME_RE.match(ref):
+        rec = fsutil.read_json(_path(paths, ref), default={})
+        if rec:
+            return rec
+    hits = [n for n in list_all(paths) if n["Id"].startswith(ref)] \
+        if re.match(r"^[0-9a-f]{1,64}$", ref) else []
+    if len(hits) > 1:
+        raise UsageError("network %s is ambiguous (%d matches)" % (ref, len(hits)),
+                         hint="give more of the id, or the name")
+    return hits[0] if hits else None
+
+
+def get(paths, ref):
+    rec = find(paths, ref)
+    if rec is None:
+        raise SandboxError("network %s not found" % ref,
+                           hint="see `sandbox network ls`; create it with "
+                                "`sandbox network create %s`" % ref)
+    return rec
+
+
+def _host_networks():
+    """The host's own routes and addresses: a subnet on top of them would
+    make the host (and pasta's copy of its routes) unreachable."""
+    out = []
+    try:
+        with open("/proc/net/route") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                dest, mask = int(fields[1], 16), int(fields[7], 16)
+                if mask == 0:
+                    continue
+                to_ip = lambda v: ".".join(str((v >> s) & 255) for s in (0, 8, 16, 24))
+                out.append(ipaddress.ip_network("%s/%s" % (to_ip(dest), to_ip(mask)),
+                                                strict=False))
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    return out
+
+
+def _clash(paths, subnet):
+    """What ``subnet`` overlaps: a network's name, "the host", or None."""
+    for rec in list_all(paths):
+        if ipaddress.ip_network(rec["Subnet"]).overlaps(subnet):
+            return "network %s (%s)" % (rec["Name"], rec["Subnet"])
+    for net in _host_networks():
+        if net.overlaps(subnet):
+            return "the host's network %s" % net
+    return None
+
+
+def _pick_subnet(paths):
+    for subnet in POOL.subnets(new_prefix=24):
+        if subnet.network_address.packed[2] == 0:
+            continue            # 10.89.0.0/24: kept for podman's default
+        if not _clash(paths, subnet):
+            return subnet
+    raise SandboxError("no free /24 left in %s for a new network" % POOL,
+                       hint="give one with --subnet, or remove unused "
+                            "networks (sandbox network prune)")
+
+
+def create(paths, name, subnet=None, gateway=None, internal=False,
+           labels=None, driver="bridge", options=None):
+    if name in PREDEFINED:
+        raise UsageError("%s is a pre-defined network and cannot be created" % name,
+                         hint="choose another name")
+    if not NAME_RE.match(name):
+        raise UsageError("invalid network name %r" % name,
+                         hint="letters, digits, '_', '.' and '-', starting "
+                              "with a letter or digit")
+    if driver != "bridge":
+        raise UsageError("network driver %r is not supported" % driver,
+                         hint="rootless networks use the bridge driver")
+    if subnet:
+        try:
+            net = ipaddress.ip_network(subnet, strict=False)
+        except ValueError:
+            raise UsageError("invalid subnet %r" % subnet,
+                             hint="use CIDR notation, e.g. 10.90.1.0/24") from None
+        if net.version != 4 or net.prefixlen > 30:
+            raise UsageError("subnet %s: need an IPv4 subnet of /30 or larger" % net,
+                             hint="e.g. --subnet 10.90.1.0/24")
+    if gateway:
+        try:
+            gw = ipaddress.ip_address(gateway)
+        except ValueError:
+            raise UsageError("invalid gateway %r" % gateway,
+                             hint="an IPv4 address inside the subnet") from None
+        if not subnet:
+            raise UsageError("--gateway needs --subnet",
+                             hint="give the subnet the gateway belongs to")
+    os.makedirs(paths.networks, mode=0o700, exist_ok=True)
+    with _lock(paths):
+        if os.path.exists(_path(paths, name)):
+            raise SandboxError("network with name %s already exists" % name,
+                               hint="choose another name, or remove it first")
+        if subnet:
+            where = _clash(paths, net)
+            if where:
+                raise SandboxError(
+                    "subnet %s overlaps with %s" % (net, where),
+                    hint="choose another --subnet")
+        else:
+            net = _pick_subnet(paths)
+        hosts = list(net.hosts())
+        gw = ipaddress.ip_address(gateway) if gateway else hosts[0]
+        if gw not in hosts:
+            raise UsageError("gateway %s is not a host address of %s" % (gw, net),
+                             hint="choose an address inside the subnet")
+        from ..container.state import new_id, now_iso
+        rec = {"Name": name, "Id": new_id(), "Created": now_iso(),
+               "Driver": "bridge", "Subnet": str(net), "Gateway": str(gw),
+               "Internal": bool(internal), "Labels": dict(labels or {}),
+               "Options": dict(options or {})}
+        fsutil.write_json(_path(paths, name), rec, mode=0o600)
+    return rec
+
+
+def remove(paths, rec):
+    """Delete a network's record (callers check it is unused)."""
+    with _lock(paths):
+        try:
+            os.unlink(_path(paths, rec["Name"]))
+        except FileNotFoundError:
+            pass
+    try:
+        os.unlink(_lease_path(paths, rec))
+    except FileNotFoundError:
+        pass
+
+
+def users(paths, rec, running_only=False):
+    """Container ids whose record names this network (or only those that
+    run and are plugged into it)."""
+    from ..container import state
+    out = []
+    for cid in state.list_ids(paths):
+        try:
+            st = state.refresh(paths, cid)
+        except SandboxError:
+            continue
+        if running_only:
+            if state.is_running(st) and rec["Name"] in (st.get("NetEndpoints") or {}):
+                out.append(cid)
+        elif rec["Name"] in (st.get("Networks") or {}):
+            out.append(cid)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Addresses
+# ---------------------------------------------------------------------------
+def _lease_path(paths, rec):
+    return os.path.join(paths.runroot, "networks", rec["Id"] + ".json")
+
+
+def _live(paths, cid):
+    from ..container import state
+    try:
+        return state.is_running(state.refresh(paths, cid))
+    except SandboxError:
+        return False
+
+
+def check_ip(rec, requested):
+    """A --ip for network ``rec``: an address of its subnet, not its own."""
+    net = ipaddress.ip_network(rec["Subnet"])
+    try:
+        want = ipaddress.ip_address(requested)
+    except ValueError:
+        raise UsageError("invalid --ip %r" % requested,
+                         hint="an IPv4 address in %s" % net) from None
+    if want not in net or want in (net.network_address, net.broadcast_address,
+                                   ipaddress.ip_address(rec["Gateway"])):
+        raise UsageError("--ip %s is not a host address of network %s (%s)"
+                         % (want, rec["Name"], net),
+                         hint="choose an address inside the subnet, not its "
+                              "gateway")
+    return want
+
+
+def allocate(paths, rec, cid, requested=None):
+    """An address of ``rec`` for container ``cid`` (``requested`` if given
+    and free).  Leases of containers that no longer run are taken back."""
+    want = check_ip(rec, requested) if requested else None
+    path = _lease_path(paths, rec)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with fsutil.locked(path + ".lock"):
+        leases = fsutil.read_json(path, default={})
+        leases = {ip: owner for ip, owner in leases.items()
+                  if owner == cid or _live(paths, owner)}
+        mine = [ip for ip, owner in leases.items() if owner == cid]
+        for ip in mine:
+            del leases[ip]
+        if requested:
+            if str(want) in leases:
+                raise SandboxError("address %s is already in use on network %s"
+                                   % (want, rec["Name"]),
+                                   hint="choose another --ip, or leave it out")
+            ip = str(want)
+        else:
+            net = ipaddress.ip_network(rec["Subnet"])
+            taken = set(leases) | {rec["Gateway"]}
+            ip = next((str(h) for h in net.hosts() if str(h) not in taken), None)
+            if ip is None:
+                raise SandboxError("network %s has no free address left" % rec["Name"],
+                                   hint="remove containers from it, or use a "
+                                        "network with a larger subnet")
+        leases[ip] = cid
+        fsutil.write_json(path, leases, mode=0o600, durable=False)
+    return ip
+
+
+def release(paths, rec, cid):
+    path = _lease_path(paths, rec)
+    if not os.path.exists(path):
+        return
+    with fsutil.locked(path + ".lock"):
+        leases = fsutil.read_json(path, default={})
+        kept = {ip: owner for ip, owner in leases.items() if owner != cid}
+        if kept != leases:
+            fsutil.write_json(path, kept, mode=0o600, durable=False)
+
+
+def mac_for(ip):
+    """Docker's MAC for an address: 02:42 and the address's four bytes."""
+    return "02:42:" + ":".join("%02x" % b for b in ipaddress.ip_address(ip).packed)
+
+
+def endpoint(rec, ip):
+    net = ipaddress.ip_network(rec["Subnet"])
+    return {"Id": rec["Id"], "Gateway": rec["Gateway"], "PrefixLen": net.prefixlen,
+            "IPAddress": ip, "MacAddress": mac_for(ip)}
+
+
+# ---------------------------------------------------------------------------
+# /etc/hosts of the containers on a network
+# ---------------------------------------------------------------------------
+def _peer_lines(paths, cid, st, everyone):
+    """Lines for container ``cid``: its own address and its peers', with
+    names and aliases, on each of its networks."""
+    mine = st.get("NetEndpoints") or {}
+    lines = []
+    for other_id, other in everyone.items():
+        for netname, ep in sorted((other.get("NetEndpoints") or {}).items()):
+            if netname not in mine:
+                continue
+            names = [other.get("Name", "")]
+            if other.get("Hostname") and other["Hostname"] not in names:
+                names.append(other["Hostname"])
+            names += [a for a in ((other.get("Networks") or {}).get(netname) or {})
+                      .get("Aliases") or [] if a not in names]
+            lines.append("%s\t%s\n" % (ep["IPAddress"], " ".join(n for n in names if n)))
+    return lines
+
+
+def sync_hosts(paths):
+    """Rewrite the peers part of /etc/hosts of every running container on a
+    user network.  The file is bind-mounted, so it is written in place
+    (same inode), not replaced."""
+    from ..container import state
+    everyone = {}
+    for cid in state.list_ids(paths):
+        try:
+            st = state.refresh(paths, cid)
+        except SandboxError:
+            continue
+        if state.is_running(st) and st.get("NetEndpoints"):
+            everyone[cid] = st
+    with _lock(paths):
+        for cid, st in everyone.items():
+            hosts = os.path.join(paths.container(cid), "hosts")
+            try:
+                with open(hosts, "r+") as f:
+                    text = f.read()
+                    base = text.partition(HOSTS_MARK)[0]
+                    new = base + HOSTS_MARK + "".join(_peer_lines(paths, cid, st,
+                                                                  everyone))
+                    if new != text:
+                        f.seek(0)
+                        f.write(new)
+                        f.truncate()
+            except OSError:
+                continue
+
+
+def drop_from_hosts(paths, cid):
+    """A container that left every network: its hosts file loses the
+    peers part."""
+    hosts = os.path.join(paths.container(cid), "hosts")
+    try:
+        with open(hosts, "r+") as f:
+            text = f.read()
+            if HOSTS_MARK in text:
+                f.seek(0)
+                f.write(text.partition(HOSTS_MARK)[0])
+                f.truncate()
+    except OSError:
+        pass

@@ -1,0 +1,269 @@
+"""User-defined networks: `network create|ls|inspect|rm|connect|disconnect|
+prune`, `--network NAME`, `--network-alias`, `--ip`, name resolution between
+peers, isolation between networks, published ports into them.
+
+Every container's traffic stays inside namespaces the test user made (the
+per-user network namespace with the bridges, the containers' own), or on
+the host's loopback for published ports.  busybox wget -T crashes here, so
+`timeout` bounds each fetch."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import describe
+from test_network import free_port, wait_http
+
+
+def serve(sb, busybox, name, network, *flags):
+    """A detached busybox httpd answering "hello from NAME" on port 80."""
+    return sb.ok("run", "-d", "--name", name, "--network", network, *flags,
+                 busybox, "sh", "-c",
+                 "mkdir -p /www && echo hello from %s > /www/index.html && "
+                 "exec httpd -f -v -p 80 -h /www" % name).stdout.strip()
+
+
+def fetch(sb, container, host, timeout=3):
+    return sb("exec", container, "timeout", str(timeout), "wget", "-q", "-O", "-",
+              "http://%s/index.html" % host)
+
+
+def fetch_until(sb, container, host, want, tries=40):
+    for _ in range(tries):
+        result = fetch(sb, container, host)
+        if want in result.stdout:
+            return result
+        time.sleep(0.1)
+    raise AssertionError("%s never got %r from %s: %s" % (container, want, host,
+                                                          describe(result)))
+
+
+def inspect(sb, ref, fmt="{{json .}}", kind=None):
+    args = ["inspect"] + (["--type", kind] if kind else []) + ["-f", fmt, ref]
+    return json.loads(sb.ok(*args).stdout)
+
+
+@pytest.fixture
+def nets(sb):
+    """Names of networks a test creates; removed (with their users) after."""
+    made = []
+    yield made
+    for cid in sb.ok("ps", "-aq").stdout.split():
+        sb("rm", "-f", cid)
+    for name in made:
+        sb("network", "rm", "-f", name)
+
+
+def new_net(sb, nets, name, *flags):
+    out = sb.ok("network", "create", *flags, name).stdout.strip()
+    nets.append(name)
+    assert len(out) == 64, out
+    return out
+
+
+def test_peers_by_name_and_alias_and_isolation(sb, busybox, nets):
+    new_net(sb, nets, "front")
+    new_net(sb, nets, "back")
+    serve(sb, busybox, "web", "front", "--network-alias", "www")
+    sb.ok("run", "-d", "--name", "client", "--network", "front", busybox,
+          "sleep", "300")
+    sb.ok("run", "-d", "--name", "other", "--network", "back", busybox,
+          "sleep", "300")
+    fetch_until(sb, "client", "web", "hello from web")
+    result = fetch(sb, "client", "www")
+    assert "hello from web" in result.stdout, describe(result)
+
+    web_ip = inspect(sb, "web", "{{json .NetworkSettings.Networks.front.IPAddress}}")
+    client_ip = inspect(sb, "client",
+                        "{{json .NetworkSettings.Networks.front.IPAddress}}")
+    # Another network's container: neither the name nor the address works.
+    result = fetch(sb, "other", "web")
+    assert result.returncode != 0 and "hello" not in result.stdout, describe(result)
+    result = fetch(sb, "other", web_ip)
+    assert "hello" not in result.stdout, describe(result)
+    other_ip = inspect(sb, "other", "{{json .NetworkSettings.Networks.back.IPAddress}}")
+    log = sb.ok("logs", "web").stderr + sb.ok("logs", "web").stdout
+    assert client_ip in log, log           # the server sees its peer's address
+    assert other_ip not in log, log
+
+    hosts = sb.ok("exec", "client", "cat", "/etc/hosts").stdout
+    assert "%s\tweb" % web_ip in hosts and "www" in hosts, hosts
+    assert "other" not in hosts, hosts
+
+
+def test_inspect_shapes(sb, busybox, nets):
+    net_id = new_net(sb, nets, "shape", "--subnet", "10.123.4.0/24",
+                     "--gateway", "10.123.4.254", "--label", "team=a")
+    cid = sb.ok("run", "-d", "--name", "shaped", "--network", "shape",
+                "--ip", "10.123.4.9", "--network-alias", "db", busybox,
+                "sleep", "300").stdout.strip()
+    ep = inspect(sb, cid, "{{json .NetworkSettings.Networks.shape}}")
+    assert ep["IPAddress"] == "10.123.4.9" and ep["IPPrefixLen"] == 24
+    assert ep["Gateway"] == "10.123.4.254" and ep["NetworkID"] == net_id
+    assert ep["MacAddress"] == "02:42:0a:7b:04:09"
+    assert ep["Aliases"] == ["db"]
+    assert ep["IPAMConfig"] == {"IPv4Address": "10.123.4.9"}
+    assert inspect(sb, cid, "{{json .HostConfig.NetworkMode}}") == "shape"
+
+    net = json.loads(sb.ok("network", "inspect", "shape").stdout)[0]
+    assert net["Id"] == net_id and net["Driver"] == "bridge"
+    assert net["IPAM"]["Config"] == [{"Subnet": "10.123.4.0/24",
+                                      "Gateway": "10.123.4.254"}]
+    assert net["Labels"] == {"team": "a"} and net["Internal"] is False
+    assert net["Containers"][cid]["IPv4Address"] == "10.123.4.9/24"
+    assert net["Containers"][cid]["Name"] == "shaped"
+    out = sb.ok("inspect", "--type", "network", "-f", "{{.Id}}", "shape").stdout
+    assert out.strip() == net_id
+
+    # Inside: eth0 with that address, the gateway on the bridge answers.
+    result = sb.ok("exec", cid, "sh", "-c", "ip -o -4 addr show eth0; "
+                   "ping -c1 -W2 10.123.4.254 >/dev/null && echo gw-ok")
+    assert "10.123.4.9/24" in result.stdout and "gw-ok" in result.stdout, \
+        describe(result)
+
+    ls = sb.ok("network", "ls").stdout.splitlines()
+    assert ls[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
+    names = [line.split()[1] for line in ls[1:]]
+    assert names[:3] == ["bridge", "host", "none"] and "shape" in names
+    assert sb.ok("network", "ls", "-q", "--filter", "name=shape").stdout.strip() \
+        == net_id[:12]
+    assert sb.ok("network", "ls", "--filter", "type=custom", "--format",
+                 "{{.Name}} {{.Driver}}").stdout.split("\n")[0] == "shape bridge"
+
+
+def test_published_port_reaches_container_on_user_network(sb, busybox, nets):
+    new_net(sb, nets, "pub")
+    port = free_port()
+    serve(sb, busybox, "pubweb", "pub", "-p", "127.0.0.1:%d:80" % port)
+    assert "hello from pubweb" in wait_http(port)
+    assert sb.ok("port", "pubweb", "80").stdout.strip() == "127.0.0.1:%d" % port
+
+
+def test_internal_network_has_no_way_out(sb, busybox, nets):
+    new_net(sb, nets, "inside", "--internal")
+    result = sb.ok("run", "--rm", "--network", "inside", busybox, "sh", "-c",
+                   "ip -o link | cut -d: -f2; echo routes; ip route")
+    links = result.stdout.split("routes")[0].split()
+    assert sorted(l.partition("@")[0] for l in links) == ["eth0", "lo"], describe(result)
+    assert "default" not in result.stdout.split("routes")[1], describe(result)
+    result = sb("run", "--rm", "--network", "inside", "-p", "8080:80", busybox, "true")
+    assert result.returncode == 125 and "internal" in result.stderr, describe(result)
+
+
+def test_connect_and_disconnect_a_running_container(sb, busybox, nets):
+    new_net(sb, nets, "red")
+    new_net(sb, nets, "blue")
+    serve(sb, busybox, "redweb", "red")
+    sb.ok("run", "-d", "--name", "hopper", "--network", "blue", busybox,
+          "sleep", "300")
+    assert fetch(sb, "hopper", "redweb").returncode != 0
+    sb.ok("network", "connect", "--alias", "hop", "red", "hopper")
+    fetch_until(sb, "hopper", "redweb", "hello from redweb")
+    links = sb.ok("exec", "hopper", "ip", "-o", "link").stdout
+    assert "eth1" in links, links
+    # The server's side sees the newcomer by its alias.
+    hosts = sb.ok("exec", "redweb", "cat", "/etc/hosts").stdout
+    assert "hop" in hosts and "hopper" in hosts, hosts
+    net = json.loads(sb.ok("network", "inspect", "red").stdout)[0]
+    assert sorted(c["Name"] for c in net["Containers"].values()) == ["hopper", "redweb"]
+
+    result = sb("network", "connect", "red", "hopper")
+    assert result.returncode == 1 and "already connected" in result.stderr
+
+    sb.ok("network", "disconnect", "red", "hopper")
+    links = sb.ok("exec", "hopper", "ip", "-o", "link").stdout
+    assert "eth1" not in links, links
+    assert fetch(sb, "hopper", "redweb").returncode != 0
+    hosts = sb.ok("exec", "redweb", "cat", "/etc/hosts").stdout
+    assert "hopper" not in hosts, hosts
+    result = sb("network", "disconnect", "red", "hopper")
+    assert result.returncode == 1 and "not connected" in result.stderr
+
+
+def test_connect_default_network_container_and_stopped_one(sb, busybox, nets):
+    new_net(sb, nets, "late")
+    serve(sb, busybox, "lateweb", "late")
+    # A container on the default network keeps its way out and gains eth.
+    sb.ok("run", "-d", "--name", "plain", busybox, "sleep", "300")
+    sb.ok("network", "connect", "late", "plain")
+    fetch_until(sb, "plain", "lateweb", "hello from lateweb")
+    # A stopped container is on the network from its next start.
+    sb.ok("create", "--name", "sleeper", busybox, "sleep", "300")
+    sb.ok("network", "connect", "late", "sleeper")
+    sb.ok("start", "sleeper")
+    fetch_until(sb, "sleeper", "lateweb", "hello from lateweb")
+    for mode in ("none", "host"):
+        sb.ok("create", "--name", "m-" + mode, "--network", mode, busybox, "true")
+        result = sb("network", "connect", "late", "m-" + mode)
+        assert result.returncode == 1 and mode in result.stderr, describe(result)
+
+
+def test_addresses_are_released_and_reused(sb, busybox, nets):
+    new_net(sb, nets, "tiny", "--subnet", "10.124.0.0/30")   # one address
+    sb.ok("run", "-d", "--name", "first", "--network", "tiny", busybox, "sleep", "300")
+    assert inspect(sb, "first", "{{json .NetworkSettings.Networks.tiny.IPAddress}}") \
+        == "10.124.0.2"
+    result = sb("run", "--rm", "--network", "tiny", busybox, "true")
+    assert result.returncode != 0 and "no free address" in result.stderr, describe(result)
+    sb.ok("stop", "-t", "1", "first")
+    sb.ok("run", "--rm", "--network", "tiny", busybox, "true")
+    # A supervisor killed outright: its lease is taken back too.
+    sb.ok("start", "first")
+    cid = sb.ok("inspect", "-f", "{{.Id}}", "first").stdout.strip()
+    with open("%s/containers/%s/state.json" % (sb.root, cid)) as f:
+        monitor = json.load(f)["MonitorPid"]
+    os.kill(monitor, signal.SIGKILL)
+    time.sleep(0.3)
+    sb.ok("run", "--rm", "--network", "tiny", busybox, "true")
+
+
+def test_static_ip_clash_and_bad_values(sb, busybox, nets):
+    new_net(sb, nets, "fixed", "--subnet", "10.125.0.0/24")
+    sb.ok("run", "-d", "--name", "holder", "--network", "fixed", "--ip",
+          "10.125.0.50", busybox, "sleep", "300")
+    result = sb("run", "--rm", "--network", "fixed", "--ip", "10.125.0.50",
+                busybox, "true")
+    assert result.returncode != 0 and "already in use" in result.stderr, describe(result)
+    for bad, word in (("10.126.0.5", "not a host address"), ("10.125.0.0", "not a host"),
+                      ("nonsense", "invalid --ip")):
+        result = sb("run", "--rm", "--network", "fixed", "--ip", bad, busybox, "true")
+        assert result.returncode == 125 and word in result.stderr, describe(result)
+    result = sb("run", "--rm", "--ip", "10.125.0.9", busybox, "true")
+    assert result.returncode == 125 and "user-defined" in result.stderr
+
+
+def test_network_verbs_errors_and_prune(sb, busybox, nets):
+    new_net(sb, nets, "keep", "--subnet", "10.127.0.0/24")
+    for args, code, word in (
+            (["network", "create", "keep"], 125, "already exists"),
+            (["network", "create", "--subnet", "10.127.0.128/25", "x1"], 125, "overlaps"),
+            (["network", "create", "--subnet", "nope", "x2"], 125, "invalid subnet"),
+            (["network", "create", "bridge"], 125, "pre-defined"),
+            (["network", "create", "-d", "overlay", "x3"], 125, "not supported"),
+            (["network", "rm", "host"], 1, "pre-defined"),
+            (["network", "rm", "ghost"], 1, "not found"),
+            (["network", "inspect", "ghost"], 1, "not found"),
+            (["run", "--rm", "--network", "ghost", busybox, "true"], 125, "not found")):
+        result = sb(*args)
+        assert result.returncode == code and word in result.stderr, describe(result)
+    # The host's own subnet is refused.
+    host_net = sb.run_raw(["ip", "-4", "-o", "route", "show", "scope", "link"]).stdout.split()
+    if host_net:
+        result = sb("network", "create", "--subnet", host_net[0], "x4")
+        assert result.returncode == 125 and "host" in result.stderr, describe(result)
+
+    sb.ok("run", "-d", "--name", "user", "--network", "keep", busybox, "sleep", "300")
+    result = sb("network", "rm", "keep")
+    assert result.returncode == 1 and "active endpoints" in result.stderr
+    new_net(sb, nets, "unused")
+    out = sb.ok("network", "prune", "-f").stdout
+    assert "unused" in out and "keep" not in out, out
+    names = sb.ok("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert "unused" not in names and "keep" in names
+    sb.ok("rm", "-f", "user")
+    sb.ok("network", "rm", "keep")
+    assert "keep" not in sb.ok("network", "ls").stdout
+    sb.ok("network", "rm", "-f", "keep")           # -f: gone already is fine
