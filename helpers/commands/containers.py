@@ -187,7 +187,7 @@ def ps_row(paths, st, no_trunc=False):
         "Names": st.get("Name", ""),
         "Labels": ",".join("%s=%s" % kv for kv in sorted((st.get("Labels") or {}).items())),
         "Mounts": ",".join(st.get("Binds") or []),
-        "Networks": st.get("NetworkMode", ""),
+        "Networks": ",".join(st.get("Networks") or {}) or st.get("NetworkMode", ""),
         "Size": "",
     }
 
