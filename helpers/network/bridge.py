@@ -15,6 +15,7 @@ Everything that talks netlink runs in a child forked into the user
 namespace (userns.run_in_userns): CAP_NET_ADMIN over both namespaces is
 what its root has there."""
 
+import errno
 import os
 
 from .. import fsutil, linux, userns
@@ -151,13 +152,25 @@ def _link_index(ipr, name):
 
 
 def _ensure_bridge(ipr, net):
+    """The network's bridge, made on first use.  Two containers may start
+    at once on a new network: whoever comes second finds the bridge (or
+    its address) there already, which is fine."""
+    from pyroute2.netlink.exceptions import NetlinkError
     name = bridge_name(net["Id"])
     idx = _link_index(ipr, name)
     if idx is None:
-        ipr.link("add", ifname=name, kind="bridge")
+        try:
+            ipr.link("add", ifname=name, kind="bridge")
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
         idx = _link_index(ipr, name)
-        gw, prefix = net["Gateway"], net["PrefixLen"]
-        ipr.addr("add", index=idx, address=gw, prefixlen=prefix)
+        try:
+            ipr.addr("add", index=idx, address=net["Gateway"],
+                     prefixlen=net["PrefixLen"])
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
         ipr.link("set", index=idx, state="up")
     return idx
 

@@ -267,3 +267,20 @@ def test_network_verbs_errors_and_prune(sb, busybox, nets):
     sb.ok("network", "rm", "keep")
     assert "keep" not in sb.ok("network", "ls").stdout
     sb.ok("network", "rm", "-f", "keep")           # -f: gone already is fine
+
+
+def test_containers_starting_at_once_on_a_new_network(sb, busybox, nets):
+    """The first users of a network race to make its bridge and to lease
+    addresses: every one of them must start, each with its own address."""
+    new_net(sb, nets, "rush")
+    procs = [sb.popen("run", "-d", "--name", "rush%d" % i, "--network", "rush",
+                      busybox, "sleep", "300") for i in range(4)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    addrs = {inspect(sb, "rush%d" % i,
+                     "{{json .NetworkSettings.Networks.rush.IPAddress}}")
+             for i in range(4)}
+    assert len(addrs) == 4 and "" not in addrs, addrs
+    fetch_result = sb("exec", "rush0", "ping", "-c1", "-W2", "rush3")
+    assert fetch_result.returncode == 0, describe(fetch_result)
