@@ -113,7 +113,7 @@ def layer_with(sb, rel):
 
 def store_is_empty(sb):
     leftovers = []
-    for sub in ("layers", "images", "tmp"):
+    for sub in ("layers", "images", "tmp", "blobs/sha256"):
         d = os.path.join(sb.root, sub)
         if os.path.isdir(d):
             leftovers += [os.path.join(sub, n) for n in os.listdir(d)]
