@@ -108,3 +108,14 @@ def format_rows(fmt, rows, headers=None):
     lines += [render(body, r).split("\t") for r in rows]
     width = max(len(line) for line in lines)
     return tabulate([line + [""] * (width - len(line)) for line in lines])
+
+
+def print_rows(fmt, rows, headers=None):
+    """Print ``rows`` as --format ``fmt`` asks (see format_rows); False
+    when the command should print its default table instead."""
+    text = format_rows(fmt, rows, headers)
+    if text is None:
+        return False
+    if text:
+        print(text)
+    return True

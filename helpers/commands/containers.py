@@ -6,7 +6,7 @@ import sys
 import time
 
 from ..errors import NotFound, SandboxError, UsageError
-from ..formatting import (created_since, format_rows, human_duration, parse_time,
+from ..formatting import (created_since, human_duration, parse_time, print_rows,
                           tabulate)
 
 
@@ -214,10 +214,7 @@ def cmd_ps(args, paths):
     columns = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
                ("CREATED", "CreatedHuman"), ("STATUS", "Status"), ("PORTS", "Ports"),
                ("NAMES", "Names")]
-    text = format_rows(args.format, rows)
-    if text is not None:
-        if text:
-            print(text)
+    if print_rows(args.format, rows):
         return 0
     lines = [[c for c, _ in columns]]
     for r in rows:

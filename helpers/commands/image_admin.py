@@ -6,7 +6,8 @@ import os
 import sys
 
 from ..errors import SandboxError, UsageError
-from ..formatting import created_since, format_rows, human_size, parse_time, tabulate
+from ..formatting import created_since, human_size, parse_time, print_rows, tabulate
+from .registry import parse_bool
 
 
 def save_flags(p):
@@ -22,7 +23,7 @@ def save_flags(p):
 def history_flags(p):
     p.add_argument("--no-trunc", action="store_true", help="do not truncate output")
     p.add_argument("-q", "--quiet", action="store_true", help="only show image ids")
-    p.add_argument("-H", "--human", type=_bool, default=True, metavar="BOOL",
+    p.add_argument("-H", "--human", type=parse_bool, default=True, metavar="BOOL",
                    help="sizes and dates in human readable form (default true)")
     p.add_argument("--format", help="a Go template, 'table TEMPLATE' or 'json'")
     p.add_argument("image", metavar="IMAGE")
@@ -34,14 +35,6 @@ def prune_flags(p):
                    help="remove every image no container uses, not just dangling ones")
     p.add_argument("-f", "--force", action="store_true", help="do not prompt")
     p.set_defaults(func=cmd_prune)
-
-
-def _bool(s):
-    if s.lower() in ("true", "1", "yes"):
-        return True
-    if s.lower() in ("false", "0", "no"):
-        return False
-    raise ValueError(s)
 
 
 def _store(paths):
@@ -119,10 +112,7 @@ def cmd_history(args, paths):
     if args.quiet:
         print("\n".join(r["ID"] for r in rows))
         return
-    text = format_rows(args.format, rows, {"ID": "IMAGE", "CreatedBy": "CREATED BY"})
-    if text is not None:
-        if text:
-            print(text)
+    if print_rows(args.format, rows, {"ID": "IMAGE", "CreatedBy": "CREATED BY"}):
         return
     keys = ("ID", "CreatedSince", "CreatedBy", "Size", "Comment")
     table = [("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT")]

@@ -8,7 +8,7 @@ import sys
 
 from ..errors import Conflict, ImageNotFound, NotFound, SandboxError, UsageError
 from . import image_admin as admin
-from ..formatting import created_since, format_rows, human_size, parse_time, tabulate
+from ..formatting import created_since, human_size, parse_time, print_rows, tabulate
 
 
 def register(sub):
@@ -249,10 +249,7 @@ def cmd_images(args, paths):
             print(r["ID"])
         return
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    text = format_rows(args.format, public, {"ID": "IMAGE ID"})
-    if text is not None:
-        if text:
-            print(text)
+    if print_rows(args.format, public, {"ID": "IMAGE ID"}):
         return
     columns = ["Repository", "Tag"] + (["Digest"] if args.digests else []) + \
         ["ID", "CreatedSince", "Size"]

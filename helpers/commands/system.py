@@ -7,7 +7,7 @@ import os
 import stat
 
 from ..errors import SandboxError
-from ..formatting import created_since, human_size, parse_time, tabulate
+from ..formatting import created_since, human_size, parse_time, print_rows, tabulate
 
 
 def register(sub):
@@ -59,15 +59,11 @@ def usage(paths):
     """Everything `system df` shows, as rows and details."""
     from ..container import state, volumes
     from ..image.store import Store
+    from .containers import all_records
     from .image_admin import containers_by_image
     store = Store(paths)
     by_image = containers_by_image(paths)
-    records = []
-    for cid in state.list_ids(paths):
-        try:
-            records.append(state.refresh(paths, cid))
-        except (SandboxError, ValueError):
-            continue
+    records = all_records(paths)
     vol_names = volumes.names(paths)
     sizes = _sizes([os.path.join(paths.container(st["Id"]), "upper") for st in records]
                    + [volumes.data_dir(paths, n) for n in vol_names])
@@ -124,14 +120,8 @@ def usage(paths):
 
 def cmd_df(args, paths):
     summary, images, containers, vols, store = usage(paths)
-    if args.format:
-        from ..formatting import format_rows
-        text = format_rows(args.format, summary,
-                           {"TotalCount": "TOTAL", "Type": "TYPE"})
-        if text is not None:
-            if text:
-                print(text)
-            return
+    if print_rows(args.format, summary, {"TotalCount": "TOTAL", "Type": "TYPE"}):
+        return
     if not args.verbose:
         table = [("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE")]
         table += [(r["Type"], r["TotalCount"], r["Active"], r["Size"], r["Reclaimable"])

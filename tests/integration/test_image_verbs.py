@@ -16,6 +16,7 @@ import tempfile
 import pexpect
 import pytest
 
+import imagetools as it
 from conftest import Runner
 
 pytestmark = pytest.mark.skipif(not shutil.which("skopeo"), reason="needs skopeo")
@@ -293,26 +294,17 @@ def test_images_filters_and_formats(fresh_sb, images_dir):
 
 
 # -- rmi and image prune collect layers and blobs ----------------------------------------------
-def store_contents(runner):
-    out = []
-    for sub in ("layers", "images", "blobs/sha256", "tmp"):
-        d = os.path.join(runner.root, sub)
-        if os.path.isdir(d):
-            out += [sub + "/" + n for n in os.listdir(d)]
-    return out
-
-
 def test_rmi_collects_layers_and_blobs(fresh_sb, images_dir):
     fresh_sb.ok("load", "-i", os.path.join(images_dir, "layers.tar"))
     fresh_sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"))
     assert len(os.listdir(os.path.join(fresh_sb.root, "blobs", "sha256"))) == 3
     fresh_sb.ok("rmi", LAYERS)
     # busybox's layer and blob are shared with layers' bottom layer: kept.
-    left = store_contents(fresh_sb)
+    left = it.store_leftovers(fresh_sb.root)
     assert len([x for x in left if x.startswith("layers/")]) == 1
     assert len([x for x in left if x.startswith("blobs/")]) == 1
     fresh_sb.ok("rmi", "busybox")
-    assert store_contents(fresh_sb) == []
+    assert it.store_leftovers(fresh_sb.root) == []
 
 
 def test_image_prune(fresh_sb, images_dir):
@@ -343,7 +335,7 @@ def test_image_prune(fresh_sb, images_dir):
     fresh_sb.ok("rm", "user")
     r = fresh_sb.ok("image", "prune", "-af")
     assert "untagged: localhost/layers:latest" in r.stdout
-    assert store_contents(fresh_sb) == []
+    assert it.store_leftovers(fresh_sb.root) == []
 
 
 # -- system df ----------------------------------------------------------------------------
