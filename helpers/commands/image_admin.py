@@ -58,13 +58,16 @@ def cmd_save(args, paths):
     tmp = os.path.join(os.path.dirname(out), ".%s.tmp-%d" % (os.path.basename(out),
                                                               os.getpid()))
     try:
-        with open(tmp, "wb") as f:
+        f = open(tmp, "wb")
+    except OSError as exc:
+        raise UsageError("cannot write %s: %s" % (args.output, exc.strerror)) from None
+    try:
+        with f:
             save.save(store, args.images, f, args.format)
-        os.rename(tmp, out)         # no half-written archive under its name
-    except FileNotFoundError as exc:
-        raise UsageError("cannot write %s: %s" % (args.output, exc.strerror)) from None
-    except PermissionError as exc:
-        raise UsageError("cannot write %s: %s" % (args.output, exc.strerror)) from None
+        try:
+            os.rename(tmp, out)         # no half-written archive under its name
+        except OSError as exc:
+            raise UsageError("cannot write %s: %s" % (args.output, exc.strerror)) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -181,6 +181,11 @@ def test_save_refuses_a_terminal_and_unknown_images(sb, loaded, work):
     assert not os.path.exists(out) and os.listdir(work) == []
     r = sb("save", "--format", "zip", "busybox")
     assert r.returncode == 125
+    r = sb("save", "-o", "/nonexistent/dir/x.tar", "busybox")
+    assert r.returncode == 125 and "cannot write /nonexistent/dir/x.tar" in r.stderr
+    r = sb("save", "-o", work, "busybox")             # a directory
+    assert r.returncode == 125 and "cannot write" in r.stderr
+    assert os.listdir(work) == []
 
 
 def test_save_without_blobs_regenerates_layers_with_whiteouts(fresh_sb, images_dir, work):

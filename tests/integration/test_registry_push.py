@@ -107,6 +107,9 @@ def test_push_of_loaded_and_imported_images(fresh_sb, regs, images_dir, tmp_path
         assert r.returncode == 0, r.stderr
         info = json.loads(r.stdout)
         assert info["Digest"] == digest
+        rows = fresh_sb.ok("images", "--digests", "--format",
+                           "{{.Repository}} {{.Digest}}", target.rsplit(":", 1)[0]).stdout
+        assert rows.split() == [target.rsplit(":", 1)[0], digest]
         inspect = json.loads(fresh_sb.ok("image", "inspect", source).stdout)[0]
         assert len(info["Layers"]) == len(inspect["RootFS"]["Layers"])
         # The config skopeo fetched is ours, byte for byte: same image id.
