@@ -25,13 +25,14 @@ from . import __version__
 from .errors import SandboxError
 
 VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
-                "volumes", "registry", "cp", "network")
+                "volumes", "registry", "cp", "network", "resources", "system")
 # verb -> the module that registers it: only that module is imported (and
 # only its parsers built) for a command, which keeps argparse and the image
 # verbs off the `run` start path.  `--help` and unknown verbs load them all.
 VERBS = {"run": "run", "create": "run", "info": "info",
          "images": "images", "image": "images", "load": "images",
          "import": "images", "rmi": "images", "tag": "images",
+         "save": "images", "history": "images", "system": "system",
          "start": "lifecycle", "stop": "lifecycle", "restart": "lifecycle",
          "kill": "lifecycle", "rm": "lifecycle", "wait": "lifecycle",
          "rename": "lifecycle", "pause": "lifecycle", "unpause": "lifecycle",

@@ -86,3 +86,36 @@ def created_since(created, now=None):
         return "N/A"
     now = now or datetime.datetime.now(datetime.timezone.utc)
     return human_duration((now - created).total_seconds()) + " ago"
+
+
+def format_rows(fmt, rows, headers=None):
+    """A listing's --format (ps, images, history): "json" (one object a
+    line), "table TEMPLATE" (a header row, columns aligned) or a template
+    per row, each rendered with a row dict as dot.  Returns the text, or
+    None for no format or a bare "table" (the command's default columns)."""
+    if not fmt:
+        return None
+    if fmt == "json":
+        import json
+        return "\n".join(json.dumps(r, separators=(",", ":")) for r in rows)
+    from .gotemplate import render, split_table, table_header
+    is_table, body = split_table(fmt)
+    if not is_table:
+        return "\n".join(render(body, r) for r in rows)
+    if not body:
+        return None
+    lines = [table_header(body, headers).split("\t")]
+    lines += [render(body, r).split("\t") for r in rows]
+    width = max(len(line) for line in lines)
+    return tabulate([line + [""] * (width - len(line)) for line in lines])
+
+
+def print_rows(fmt, rows, headers=None):
+    """Print ``rows`` as --format ``fmt`` asks (see format_rows); False
+    when the command should print its default table instead."""
+    text = format_rows(fmt, rows, headers)
+    if text is None:
+        return False
+    if text:
+        print(text)
+    return True

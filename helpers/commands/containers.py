@@ -6,7 +6,8 @@ import sys
 import time
 
 from ..errors import NotFound, SandboxError, UsageError
-from ..formatting import created_since, human_duration, parse_time, tabulate
+from ..formatting import (created_since, human_duration, parse_time, print_rows,
+                          tabulate)
 
 
 def register(sub):
@@ -210,25 +211,10 @@ def cmd_ps(args, paths):
             print(st["Id"] if args.no_trunc else st["Id"][:12])
         return 0
     rows = [ps_row(paths, st, args.no_trunc) for st in records]
-    fmt = args.format
-    if fmt == "json":
-        for r in rows:
-            print(json.dumps(r, separators=(",", ":")))
-        return 0
-    if fmt and not fmt.startswith("table"):
-        from ..gotemplate import render
-        for st, r in zip(records, rows):
-            print(render(fmt, r))
-        return 0
     columns = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
                ("CREATED", "CreatedHuman"), ("STATUS", "Status"), ("PORTS", "Ports"),
                ("NAMES", "Names")]
-    if fmt:                    # "table {{.ID}}\t{{.Names}}"
-        from ..gotemplate import render, table_header
-        body = fmt[len("table"):].strip()
-        lines = [table_header(body).split("\t")]
-        lines += [render(body, r).split("\t") for r in rows]
-        print(tabulate(lines))
+    if print_rows(args.format, rows):
         return 0
     lines = [[c for c, _ in columns]]
     for r in rows:

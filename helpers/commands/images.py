@@ -1,12 +1,14 @@
 """Image verbs: images, load, import, rmi, tag, image {ls,inspect,rm,tag,
-load,import}.  Output follows Docker's (columns, messages, JSON keys)."""
+load,import}, and the registration of save, history and image prune
+(image_admin.py).  Output follows Docker's (columns, messages, JSON keys)."""
 
 import datetime
 import json
 import sys
 
 from ..errors import Conflict, ImageNotFound, NotFound, SandboxError, UsageError
-from ..formatting import created_since, human_size, parse_time, tabulate
+from . import image_admin as admin
+from ..formatting import created_since, human_size, parse_time, print_rows, tabulate
 
 
 def register(sub):
@@ -20,18 +22,23 @@ def register(sub):
     _rm_flags(p)
     p = sub.add_parser("tag", help="create a tag TARGET that refers to SOURCE")
     _tag_flags(p)
+    admin.save_flags(sub.add_parser("save", help="write images to a tar archive"))
+    admin.history_flags(sub.add_parser("history", help="show the history of an image"))
 
     img = sub.add_parser("image", help="manage images")
     isub = img.add_subparsers(dest="image_verb", metavar="COMMAND")
     _ls_flags(isub.add_parser("ls", aliases=["list"], help="list images"))
     p = isub.add_parser("inspect", help="show images as JSON")
-    p.add_argument("-f", "--format", help="(not supported yet)")
+    p.add_argument("-f", "--format", help="a Go template, e.g. '{{.Id}}'")
     p.add_argument("names", nargs="+", metavar="IMAGE")
     p.set_defaults(func=cmd_inspect)
     _rm_flags(isub.add_parser("rm", aliases=["remove"], help="remove images"))
     _tag_flags(isub.add_parser("tag", help="tag an image"))
     _load_flags(isub.add_parser("load", help="load images from a tar archive"))
     _import_flags(isub.add_parser("import", help="import a root filesystem tar"))
+    admin.save_flags(isub.add_parser("save", help="write images to a tar archive"))
+    admin.history_flags(isub.add_parser("history", help="show the history of an image"))
+    admin.prune_flags(isub.add_parser("prune", help="remove unused images"))
 
 
 def _ls_flags(p):
@@ -39,6 +46,11 @@ def _ls_flags(p):
     p.add_argument("-a", "--all", action="store_true",
                    help="show all images (there are no intermediate images)")
     p.add_argument("--no-trunc", action="store_true", help="full image ids")
+    p.add_argument("--digests", action="store_true", help="show the DIGEST column")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   metavar="KEY=VALUE", help="dangling=true|false, reference="
+                   "PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]")
+    p.add_argument("--format", help="a Go template, 'table TEMPLATE' or 'json'")
     p.add_argument("repository", nargs="?", help="only this repository[:tag]")
     p.set_defaults(func=cmd_images)
 
@@ -125,42 +137,125 @@ def _gc_quietly(paths):
 
 
 # -- images ---------------------------------------------------------------
-def cmd_images(args, paths):
+IMAGE_FILTERS = ("dangling", "reference", "before", "since", "label")
+
+
+def parse_filters(values, allowed):
+    """--filter KEY=VALUE flags -> {key: [values]}; unknown keys are
+    refused before anything is read, as Docker does."""
+    out = {}
+    for f in values or []:
+        key, eq, value = f.partition("=")
+        if not eq or key not in allowed:
+            raise UsageError("invalid filter %r" % f,
+                             hint="filters: " + ", ".join(k + "=..." for k in allowed))
+        out.setdefault(key, []).append(value)
+    for v in out.get("dangling", []):
+        if v.lower() not in ("true", "false", "1", "0"):
+            raise UsageError("invalid filter 'dangling=%s'" % v,
+                             hint="dangling=true or dangling=false")
+    return out
+
+
+def _created_of(store, name):
+    cfg = store.config(store.lookup(name))
+    return parse_time(cfg.get("created")) or _EPOCH
+
+
+_EPOCH = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+
+def _label_match(labels, wanted):
+    for w in wanted:
+        k, eq, v = w.partition("=")
+        if k not in labels or (eq and labels[k] != v):
+            return False
+    return True
+
+
+def image_rows(store, filters, want=None, no_trunc=False):
+    """One row per (image, tag) as `docker images` lists them, newest
+    first; a row is the dict --format templates see."""
+    from fnmatch import fnmatchcase
     from ..image import reference
-    store = _store(paths)
     repos = store.repositories()
-    want = None
-    if args.repository:
-        want = reference.parse(args.repository, default_tag=False)
+    dangling = [v.lower() in ("true", "1") for v in filters.get("dangling", [])]
+    before = [_created_of(store, n) for n in filters.get("before", [])]
+    since = [_created_of(store, n) for n in filters.get("since", [])]
     rows = []
     for image_id in store.image_ids():
         try:
             cfg = store.config(image_id)
         except (NotFound, ValueError):
             continue
-        tags = sorted(k for k, v in repos.items() if v == image_id and "@" not in k)
-        created = parse_time(cfg.get("created"))
-        size = store.size(image_id)
-        if not tags:
-            if want is None:
-                rows.append(("<none>", "<none>", image_id, created, size))
+        created = parse_time(cfg.get("created")) or _EPOCH
+        if any(created >= b for b in before) or any(created <= s for s in since):
             continue
-        for t in tags:
-            ref = reference.parse(t)
-            if want and (ref.name != want.name or (want.tag and ref.tag != want.tag)):
+        if not _label_match((cfg.get("config") or {}).get("Labels") or {},
+                            filters.get("label", [])):
+            continue
+        tags = sorted(k for k, v in repos.items() if v == image_id and "@" not in k)
+        digests = {k.partition("@")[0]: k.partition("@")[2]
+                   for k, v in repos.items() if v == image_id and "@" in k}
+        if dangling and dangling[-1] != (not tags):
+            continue
+        pairs = [(reference.parse(t), t) for t in tags]
+        if "reference" in filters:
+            pairs = [(r, t) for r, t in pairs if any(
+                fnmatchcase(r.familiar_string(), p) or fnmatchcase(r.familiar(), p)
+                for p in filters["reference"])]
+            if not pairs:
                 continue
-            rows.append((ref.familiar(), ref.tag or "<none>", image_id, created, size))
-    # Newest first, as Docker sorts.
-    rows.sort(key=lambda r: (r[3] or datetime.datetime.min.replace(
-        tzinfo=datetime.timezone.utc)), reverse=True)
+        if want is not None:
+            pairs = [(r, t) for r, t in pairs if r.name == want.name and
+                     (not want.tag or r.tag == want.tag)]
+            if not pairs:
+                continue
+        size = store.size(image_id)
+        base = {
+            "Containers": "N/A", "CreatedAt": _go_time(created),
+            "CreatedSince": created_since(None if created is _EPOCH else created),
+            "ID": image_id if no_trunc else image_id[7:19],
+            "SharedSize": "N/A", "Size": human_size(size), "UniqueSize": "N/A",
+            "VirtualSize": human_size(size), "_created": created, "_id": image_id,
+        }
+        if not pairs:
+            repo_digests = sorted(digests.items()) or [(None, None)]
+            for name, digest in repo_digests:
+                repo = reference.parse(name, default_tag=False).familiar() \
+                    if name else "<none>"
+                rows.append(dict(base, Repository=repo, Tag="<none>",
+                                 Digest=digest or "<none>"))
+            continue
+        for ref, _ in pairs:
+            rows.append(dict(base, Repository=ref.familiar(), Tag=ref.tag or "<none>",
+                             Digest=digests.get(ref.name) or "<none>"))
+    rows.sort(key=lambda r: r["_created"], reverse=True)     # newest first, as Docker
+    return rows
+
+
+def _go_time(t):
+    """Go's time.Time.String() of a UTC time, as Docker's CreatedAt."""
+    return t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC") if t is not _EPOCH else ""
+
+
+def cmd_images(args, paths):
+    from ..image import reference
+    filters = parse_filters(args.filter, IMAGE_FILTERS)
+    want = reference.parse(args.repository, default_tag=False) if args.repository else None
+    rows = image_rows(_store(paths), filters, want, args.no_trunc)
     if args.quiet:
         for r in rows:
-            print(r[2] if args.no_trunc else r[2][7:19])
+            print(r["ID"])
         return
-    table = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
-    for repo, tag, image_id, created, size in rows:
-        table.append((repo, tag, image_id if args.no_trunc else image_id[7:19],
-                      created_since(created), human_size(size)))
+    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    if print_rows(args.format, public, {"ID": "IMAGE ID"}):
+        return
+    columns = ["Repository", "Tag"] + (["Digest"] if args.digests else []) + \
+        ["ID", "CreatedSince", "Size"]
+    table = [["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) +
+             ["IMAGE ID", "CREATED", "SIZE"]]
+    table += [[r[c] for c in columns] for r in rows]
     print(tabulate(table))
 
 
@@ -265,8 +360,6 @@ def _short(in_use):
 
 # -- inspect ----------------------------------------------------------------
 def cmd_inspect(args, paths):
-    if args.format:
-        raise UsageError("--format is not supported yet by image inspect")
     store = _store(paths)
     out, missing = [], []
     for name in args.names:
@@ -274,7 +367,12 @@ def cmd_inspect(args, paths):
             out.append(inspect_image(store, store.lookup(name)))
         except ImageNotFound:
             missing.append(name)
-    print(json.dumps(out, indent=4), flush=True)
+    if args.format:
+        from ..gotemplate import render
+        for obj in out:
+            print(render(args.format, obj), flush=True)
+    else:
+        print(json.dumps(out, indent=4), flush=True)
     _raise_all([ImageNotFound("No such image: %s" % n) for n in missing])
 
 

@@ -18,7 +18,7 @@ def register(sub):
     p.add_argument("-p", "--password")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from stdin")
-    p.add_argument("--tls-verify", type=_bool, default=None, metavar="BOOL")
+    p.add_argument("--tls-verify", type=parse_bool, default=None, metavar="BOOL")
     p.add_argument("server", nargs="?", metavar="SERVER")
     p.set_defaults(func=cmd_login)
     p = sub.add_parser("logout", help="log out from a registry")
@@ -34,14 +34,14 @@ def _pull_flags(p):
                    help="every tagged image of the repository")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                    help="platform to pick from a manifest list (default: this host)")
-    p.add_argument("--tls-verify", type=_bool, default=None, metavar="BOOL",
+    p.add_argument("--tls-verify", type=parse_bool, default=None, metavar="BOOL",
                    help="verify the registry's certificate (default true; "
                         "loopback registries speak plain HTTP)")
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
     p.set_defaults(func=cmd_pull)
 
 
-def _bool(s):
+def parse_bool(s):
     v = s.lower()
     if v in ("true", "1", "yes"):
         return True
@@ -193,7 +193,7 @@ def pull_for_run(paths, name, missing=True):
 def register_push(sub):
     p = sub.add_parser("push", help="upload an image to a registry")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
-    p.add_argument("--tls-verify", type=_bool, default=None, metavar="BOOL")
+    p.add_argument("--tls-verify", type=parse_bool, default=None, metavar="BOOL")
     p.add_argument("name", metavar="NAME[:TAG]")
     p.set_defaults(func=cmd_push)
 

@@ -32,7 +32,7 @@ import tempfile
 
 from ..errors import StoreError, UsageError
 from . import reference
-from .store import digest_of
+from .store import chain_ids, digest_of
 
 MANIFEST_JSON = "manifest.json"
 OCI_INDEX = "index.json"
@@ -44,6 +44,9 @@ INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
 DOCKER_MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm",
          "armv6l": "arm", "i686": "386", "i386": "386", "ppc64le": "ppc64le",
@@ -211,19 +214,89 @@ def _load_docker(store, arch, entry):
     if len(diff_ids) != len(layers):
         raise StoreError("image archive: %s lists %d layers, its config %d"
                          % (MANIFEST_JSON, len(layers), len(diff_ids)))
-    # Kept for push/save: a Docker v2 manifest of the uncompressed layers.
-    manifest = {
+    sources = [arch.opener(name) for name in layers]
+    staged = []
+    try:
+        descs = [_keep_layer_blob(store, src, diff_id, chain_id, staged)
+                 for src, diff_id, chain_id in zip(sources, diff_ids,
+                                                   chain_ids(diff_ids))]
+        # Kept for push and save: a Docker v2 manifest of the layers as the
+        # archive holds them (their blobs are kept too).
+        manifest = docker_manifest(config_bytes, descs)
+        image_id, moved = store.add_image(config_bytes, sources, manifest, tags,
+                                          blobs=staged)
+    except BaseException:
+        _unlink_staged(staged)
+        raise
+    return image_id, tags, moved
+
+
+def docker_manifest(config_bytes, layer_descs):
+    """The Docker v2 manifest (bytes) of a config and its layer blobs."""
+    return json.dumps({
         "schemaVersion": 2, "mediaType": DOCKER_MANIFEST_V2,
         "config": {"mediaType": DOCKER_CONFIG, "digest": digest_of(config_bytes),
                    "size": len(config_bytes)},
-        "layers": [{"mediaType": DOCKER_LAYER_TAR, "digest": d,
-                    "size": arch.member(name).size}
-                   for d, name in zip(diff_ids, layers)],
-    }
-    sources = [arch.opener(name) for name in layers]
-    image_id, moved = store.add_image(config_bytes, sources,
-                                      json.dumps(manifest, indent=2).encode(), tags)
-    return image_id, tags, moved
+        "layers": layer_descs,
+    }, indent=2).encode()
+
+
+def layer_media_type(head, oci=False):
+    """The media type of a layer blob whose first bytes are ``head``."""
+    from .unpack import GZIP_MAGIC, ZSTD_MAGIC
+    if head.startswith(GZIP_MAGIC):
+        return OCI_LAYER + "+gzip" if oci else DOCKER_LAYER_TAR + ".gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return OCI_LAYER + "+zstd" if oci else DOCKER_LAYER_TAR + ".zstd"
+    return OCI_LAYER if oci else DOCKER_LAYER_TAR
+
+
+def _keep_layer_blob(store, opener, diff_id, chain_id, staged, digest=None):
+    """Keep an archive's layer as a blob (appended to ``staged``) unless
+    the store has it; returns its Docker manifest descriptor.  ``digest``:
+    the blob's digest when the archive says it (OCI layouts)."""
+    with opener() as raw:
+        head = raw.read(16)
+    media_type = layer_media_type(head)
+    known = digest or (diff_id if media_type == DOCKER_LAYER_TAR else None)
+    if known and store.has_blob(known):
+        return {"mediaType": media_type, "digest": known,
+                "size": os.path.getsize(store.paths.blob(known))}
+    with opener() as raw:
+        blob = store.stage_blob(raw, digest)
+    staged.append(blob)
+    # The blob must hold what the config says.  Uncompressed, its digest
+    # is the diff_id; compressed, extraction checks the same bytes, unless
+    # the layer is stored already and nothing else will read them.
+    if media_type == DOCKER_LAYER_TAR:
+        got = blob.digest
+    elif store.has_layer(chain_id):
+        got = _diff_id_of(blob.tmp)
+    else:
+        got = diff_id
+    if got != diff_id:
+        raise StoreError("layer content does not match the image config: diff_id "
+                         "is %s, expected %s" % (got, diff_id),
+                         hint="the archive is corrupt or was tampered with")
+    return {"mediaType": media_type, "digest": blob.digest, "size": blob.size}
+
+
+def _diff_id_of(path):
+    """sha256 of a (compressed) layer blob's tar stream."""
+    import hashlib
+    from .unpack import decompressed
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        stream = decompressed(f)
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            sha.update(chunk)
+    return "sha256:" + sha.hexdigest()
+
+
+def _unlink_staged(staged):
+    for blob in staged:
+        with contextlib.suppress(OSError):
+            os.unlink(blob.tmp)
 
 
 def _parse_config(config_bytes):
@@ -269,7 +342,17 @@ def _load_oci(store, arch):
                              "config %d" % (len(layer_descs), len(diff_ids)))
         sources = [arch.opener(_blob_name(ld.get("digest"))) for ld in layer_descs]
         tags = [name] if name else []
-        image_id, moved = store.add_image(config_bytes, sources, manifest_bytes, tags)
+        staged = []
+        try:
+            # The manifest's blobs are kept as they are, for push and save.
+            for src, ld, diff_id, chain_id in zip(sources, layer_descs, diff_ids,
+                                                  chain_ids(diff_ids)):
+                _keep_layer_blob(store, src, diff_id, chain_id, staged, ld["digest"])
+            image_id, moved = store.add_image(config_bytes, sources, manifest_bytes,
+                                              tags, blobs=staged)
+        except BaseException:
+            _unlink_staged(staged)
+            raise
         results.append((image_id, tags, moved))
     if not results:
         raise StoreError("image archive: index.json lists no image")
@@ -380,23 +463,25 @@ def _pairs(rest):
 
 def import_rootfs(store, source, name=None, message=None, changes=None):
     """`docker import`: one layer from a root filesystem tar (plain or
-    gzip; a path, or "-" for stdin).  Returns (image_id, [(tag, old id)])."""
+    gzip; a path, or "-" for stdin).  Returns (image_id, [(tag, old id)]).
+    The tar is kept as the layer's blob (push and save need it): it is
+    copied into the store first and extracted from there."""
     tags = [reference.parse(name)] if name else []
     container_config = apply_changes({"Env": None, "Cmd": None}, changes)
     if source == "-":
-        def open_stream():
-            # The child is a fork: fd 0 is the same stdin, read it in place.
-            return io.open(0, "rb", closefd=False)
+        blob = store.stage_blob(io.open(0, "rb", closefd=False))
         src_name = "-"
     else:
         if not os.path.isfile(source):
             raise UsageError("cannot import %s: no such file" % source)
-        path = os.path.abspath(source)
-
-        def open_stream():
-            return open(path, "rb")
+        with open(source, "rb") as f:
+            blob = store.stage_blob(f)
         src_name = source
-    layer = store.unpack_layer(open_stream)
+    try:
+        layer = store.unpack_layer(lambda: open(blob.tmp, "rb"))
+    except BaseException:
+        _unlink_staged([blob])
+        raise
     try:
         created = now_rfc3339()
         comment = message or "Imported from " + src_name
@@ -411,6 +496,10 @@ def import_rootfs(store, source, name=None, message=None, changes=None):
         }
     except BaseException:
         store.discard([layer.tmpdir])
+        _unlink_staged([blob])
         raise
     config_bytes = json.dumps(config, separators=(",", ":")).encode()
-    return store.add_image(config_bytes, [layer], None, tags)
+    manifest = docker_manifest(config_bytes, [{
+        "mediaType": layer_media_type(blob.head), "digest": blob.digest,
+        "size": blob.size}])
+    return store.add_image(config_bytes, [layer], manifest, tags, blobs=[blob])

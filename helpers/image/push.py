@@ -61,7 +61,8 @@ def _manifest_bytes(store, image_id):
             return f.read()
     except FileNotFoundError:
         raise StoreError("image %s has no manifest in the store" % image_id[7:19],
-                         hint="images made by import cannot be pushed yet") from None
+                         hint="it was loaded or imported by an older sandbox: "
+                              "load, import or pull it again") from None
 
 
 def _push_blob(store, client, desc, data, sources, progress, is_layer):
@@ -80,8 +81,8 @@ def _push_blob(store, client, desc, data, sources, progress, is_layer):
     path = store.paths.blob(digest)
     if data is None and not os.path.isfile(path):
         raise StoreError("layer blob %s is not in the store" % digest,
-                         hint="images loaded from docker archives keep no "
-                              "compressed layers yet; pull the image instead")
+                         hint="the image was loaded by an older sandbox, which "
+                              "kept no layer blobs: load or pull it again")
     if is_layer:
         progress.layer(short, "Preparing")
     location = None

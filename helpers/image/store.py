@@ -67,6 +67,17 @@ class PendingLayer:
         self.size = size
 
 
+class StagedBlob:
+    """A blob copied into ``paths.tmp`` and hashed, not yet committed;
+    ``head`` holds its first bytes (to tell its compression)."""
+
+    def __init__(self, tmp, digest, size, head):
+        self.tmp = tmp
+        self.digest = digest
+        self.size = size
+        self.head = head
+
+
 class Store:
     def __init__(self, paths):
         self.paths = paths
@@ -231,6 +242,37 @@ class Store:
         return os.path.join(self.paths.tmp, "blob-%d-%s" % (
             os.getpid(), digest.partition(":")[2][:16]))
 
+    def stage_blob(self, raw, digest=None):
+        """Copy the stream ``raw`` into ``paths.tmp`` while hashing it ->
+        StagedBlob.  With ``digest``, a blob that hashes otherwise is
+        refused (StoreError) and nothing is left behind."""
+        import hashlib
+        import tempfile
+        os.makedirs(self.paths.tmp, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="blob-%d-" % os.getpid(), dir=self.paths.tmp)
+        sha, size, head = hashlib.sha256(), 0, b""
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    chunk = raw.read(1 << 20)
+                    if not chunk:
+                        break
+                    if not head:
+                        head = chunk[:16]
+                    sha.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            got = "sha256:" + sha.hexdigest()
+            if digest and got != digest:
+                raise StoreError("blob %s does not match its digest (got %s)"
+                                 % (digest, got), hint="the archive is corrupt")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.chmod(tmp, 0o644)
+        return StagedBlob(tmp, got, size, head)
+
     def add_blob_file(self, tmp_path, digest):
         """Rename a verified blob into place."""
         os.makedirs(self.paths.blobs, exist_ok=True)
@@ -252,12 +294,14 @@ class Store:
             repos[name + "@" + digest] = image_id
             fsutil.write_json(self.paths.repositories, repos)
 
-    def add_image(self, config_bytes, layers, manifest=None, tags=()):
+    def add_image(self, config_bytes, layers, manifest=None, tags=(), blobs=()):
         """Commit an image.  ``layers`` has one item per rootfs.diff_ids entry:
         a PendingLayer, None (reuse the stored layer with that chain id) or a
         callable returning the layer stream (extracted here unless stored).
-        ``tags`` are Reference objects or strings.  Returns (image_id,
-        [(tag, previous image id)]) for tags that moved."""
+        ``tags`` are Reference objects or strings; ``blobs`` StagedBlobs
+        (the manifest's layers, for push and save), committed under the
+        same lock so that gc cannot take them before the image holds them.
+        Returns (image_id, [(tag, previous image id)]) for tags that moved."""
         config = json.loads(config_bytes)
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
         if len(diff_ids) != len(layers):
@@ -279,17 +323,25 @@ class Store:
             leftovers = []
             with fsutil.locked(self.paths.store_lock):
                 moved = self._commit(image_id, config_bytes, manifest, tags,
-                                     diff_ids, cids, pending, leftovers)
+                                     diff_ids, cids, pending, leftovers, blobs)
         except BaseException:
             self.discard([p.tmpdir for p in pending.values()])
+            for b in blobs:
+                with contextlib.suppress(OSError):
+                    os.unlink(b.tmp)
             raise
         self.discard(leftovers)
         return image_id, moved
 
     def _commit(self, image_id, config_bytes, manifest, tags, diff_ids, cids,
-                pending, leftovers):
+                pending, leftovers, blobs):
         os.makedirs(self.paths.layers, exist_ok=True)
         os.makedirs(self.paths.images, exist_ok=True)
+        for b in blobs:
+            if self.has_blob(b.digest):
+                os.unlink(b.tmp)
+            else:
+                self.add_blob_file(b.tmp, b.digest)
         for i, cid in enumerate(cids):
             final = self.paths.layer(cid)
             p = pending.get(i)

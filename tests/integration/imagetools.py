@@ -270,3 +270,19 @@ def device_layer(out):
         dev.devmajor, dev.devminor = 1, 3
         tf.addfile(dev)
     return out
+
+
+def store_leftovers(root):
+    """What a sandbox store at ``root`` still holds of images: layers,
+    image records, blobs, temp files and tags ([] when empty)."""
+    leftovers = []
+    for sub in ("layers", "images", "tmp", "blobs/sha256"):
+        d = os.path.join(root, sub)
+        if os.path.isdir(d):
+            leftovers += [os.path.join(sub, n) for n in os.listdir(d)]
+    repos = os.path.join(root, "repositories.json")
+    if os.path.exists(repos):
+        with open(repos) as f:
+            if json.load(f):
+                leftovers.append("repositories.json")
+    return leftovers

@@ -112,17 +112,7 @@ def layer_with(sb, rel):
 
 
 def store_is_empty(sb):
-    leftovers = []
-    for sub in ("layers", "images", "tmp"):
-        d = os.path.join(sb.root, sub)
-        if os.path.isdir(d):
-            leftovers += [os.path.join(sub, n) for n in os.listdir(d)]
-    repos = os.path.join(sb.root, "repositories.json")
-    if os.path.exists(repos):
-        with open(repos) as f:
-            if json.load(f):
-                leftovers.append("repositories.json")
-    return leftovers
+    return it.store_leftovers(sb.root)
 
 
 # -- load ----------------------------------------------------------------------

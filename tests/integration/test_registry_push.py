@@ -2,6 +2,7 @@
 (mounts), again (already there); then read by independent clients: skopeo
 verifies every digest, podman pulls and runs it."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import tempfile
 
 import pytest
 
+from conftest import Runner
 from registrytools import Registry, skopeo_copy
 
 
@@ -82,3 +84,44 @@ def test_push_unknown_image_and_loaded_image(fresh_sb, regs, images_dir):
     a, b = regs
     r = fresh_sb("push", "%s/nothing:here" % b.host)
     assert r.returncode == 1 and "No such image" in r.stderr
+
+
+def test_push_of_loaded_and_imported_images(fresh_sb, regs, images_dir, tmp_path):
+    """load and import keep the layer blobs: their images push, and skopeo
+    pulls them back with every digest verified."""
+    a, b = regs
+    fresh_sb.ok("load", "-i", os.path.join(images_dir, "layers.tar"))
+    fresh_sb.ok("import", "-m", "imported", os.path.join(images_dir, "busybox.tar"), "imp")
+    for source, target in (("localhost/layers", "%s/loaded/layers:v1" % b.host),
+                           ("imp", "%s/loaded/imp:v1" % b.host)):
+        fresh_sb.ok("tag", source, target)
+        r = fresh_sb.ok("push", target)
+        digest = r.stdout.splitlines()[-1].split()[2]
+        out = str(tmp_path / target.rsplit("/", 1)[-1].replace(":", "-"))
+        r = subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false",
+                            "docker://" + target, "dir:" + out],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "docker://" + target],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        info = json.loads(r.stdout)
+        assert info["Digest"] == digest
+        rows = fresh_sb.ok("images", "--digests", "--format",
+                           "{{.Repository}} {{.Digest}}", target.rsplit(":", 1)[0]).stdout
+        assert rows.split() == [target.rsplit(":", 1)[0], digest]
+        inspect = json.loads(fresh_sb.ok("image", "inspect", source).stdout)[0]
+        assert len(info["Layers"]) == len(inspect["RootFS"]["Layers"])
+        # The config skopeo fetched is ours, byte for byte: same image id.
+        with open(os.path.join(out, inspect["Id"][7:]), "rb") as f:
+            assert "sha256:" + hashlib.sha256(f.read()).hexdigest() == inspect["Id"]
+    # Pulled back by sandbox into a store of its own: the same image id.
+    other = Runner(fresh_sb.user, "pull-back")
+    try:
+        other.ok("pull", "-q", "%s/loaded/layers:v1" % b.host)
+        got = json.loads(other.ok("image", "inspect", "%s/loaded/layers:v1" % b.host)
+                         .stdout)[0]["Id"]
+        assert got == json.loads(fresh_sb.ok("image", "inspect", "localhost/layers")
+                                 .stdout)[0]["Id"]
+    finally:
+        other.close()

@@ -1,0 +1,197 @@
+"""Image verbs beyond listing and naming: save, history, image prune.
+images.py registers them (top level and under `image`); output follows
+Docker's (columns, messages, the prune prompt)."""
+
+import os
+import sys
+
+from ..errors import SandboxError, UsageError
+from ..formatting import created_since, human_size, parse_time, print_rows, tabulate
+from .registry import parse_bool
+
+
+def save_flags(p):
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write to a file instead of stdout")
+    p.add_argument("--format", default="docker-archive",
+                   choices=("docker-archive", "oci-archive"),
+                   help="archive format (default docker-archive)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_save)
+
+
+def history_flags(p):
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    p.add_argument("-q", "--quiet", action="store_true", help="only show image ids")
+    p.add_argument("-H", "--human", type=parse_bool, default=True, metavar="BOOL",
+                   help="sizes and dates in human readable form (default true)")
+    p.add_argument("--format", help="a Go template, 'table TEMPLATE' or 'json'")
+    p.add_argument("image", metavar="IMAGE")
+    p.set_defaults(func=cmd_history)
+
+
+def prune_flags(p):
+    p.add_argument("-a", "--all", action="store_true",
+                   help="remove every image no container uses, not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt")
+    p.set_defaults(func=cmd_prune)
+
+
+def _store(paths):
+    from ..image.store import Store
+    return Store(paths)
+
+
+# -- save ---------------------------------------------------------------------------
+def cmd_save(args, paths):
+    from ..image import save
+    # Checked before anything is read, like Docker.
+    if not args.output and sys.stdout.isatty():
+        raise UsageError("cowardly refusing to save to a terminal. Use the -o "
+                         "flag or redirect")
+    store = _store(paths)
+    if not args.output:
+        save.save(store, args.images, sys.stdout.buffer, args.format)
+        sys.stdout.buffer.flush()
+        return
+    out = os.path.abspath(args.output)
+    tmp = os.path.join(os.path.dirname(out), ".%s.tmp-%d" % (os.path.basename(out),
+                                                              os.getpid()))
+    try:
+        f = open(tmp, "wb")
+    except OSError as exc:
+        raise UsageError("cannot write %s: %s" % (args.output, exc.strerror)) from None
+    try:
+        with f:
+            save.save(store, args.images, f, args.format)
+        try:
+            os.rename(tmp, out)         # no half-written archive under its name
+        except OSError as exc:
+            raise UsageError("cannot write %s: %s" % (args.output, exc.strerror)) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# -- history ------------------------------------------------------------------------
+def history_rows(store, image_id, no_trunc=False, human=True):
+    """Docker's history rows, newest first: the top entry shows the image
+    id, older ones "<missing>" (their images are not in the store);
+    entries that made a layer show its size."""
+    cfg = store.config(image_id)
+    history = [h for h in cfg.get("history") or [] if isinstance(h, dict)]
+    cids = store.chain_ids(image_id)
+    if not history:     # configs without history: one entry per layer
+        history = [{"created": cfg.get("created")} for _ in cids] or \
+            [{"created": cfg.get("created"), "empty_layer": True}]
+    layer = 0
+    rows = []
+    for h in history:
+        size = 0
+        if not h.get("empty_layer") and layer < len(cids):
+            size = store.layer_meta(cids[layer]).get("size", 0)
+            layer += 1
+        created = parse_time(h.get("created"))
+        created_by = (h.get("created_by") or "").replace("\t", " ")
+        if not no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "\u2026"
+        rows.append({
+            "ID": "<missing>",
+            "CreatedSince": created_since(created) if human else
+            (h.get("created") or ""),
+            "CreatedAt": h.get("created") or "",
+            "CreatedBy": created_by,
+            "Size": human_size(size) if human else str(size),
+            "Comment": h.get("comment") or "",
+        })
+    rows.reverse()
+    rows[0]["ID"] = image_id if no_trunc else image_id[7:19]
+    return rows
+
+
+def cmd_history(args, paths):
+    store = _store(paths)
+    rows = history_rows(store, store.lookup(args.image), args.no_trunc, args.human)
+    if args.quiet:
+        print("\n".join(r["ID"] for r in rows))
+        return
+    if print_rows(args.format, rows, {"ID": "IMAGE", "CreatedBy": "CREATED BY"}):
+        return
+    keys = ("ID", "CreatedSince", "CreatedBy", "Size", "Comment")
+    table = [("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT")]
+    table += [tuple(r[k] for k in keys) for r in rows]
+    print(tabulate(table))
+
+
+# -- image prune --------------------------------------------------------------------
+DANGLING_WARNING = "WARNING! This will remove all dangling images."
+ALL_WARNING = ("WARNING! This will remove all images without at least one "
+               "container associated to them.")
+
+
+def confirm(warning):
+    """Docker's PromptForConfirmation: the question on stdout, one line of
+    stdin; only y or Y is a yes (also when stdin is not a terminal)."""
+    sys.stdout.write(warning + "\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    return answer.strip() in ("y", "Y")
+
+
+def store_usage(store):
+    """Bytes the image store holds: layer contents plus blobs."""
+    total = 0
+    for name in _listdir(store.paths.layers):
+        total += store.layer_meta("sha256:" + name).get("size", 0)
+    for name in _listdir(store.paths.blobs):
+        try:
+            total += os.lstat(os.path.join(store.paths.blobs, name)).st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def containers_by_image(paths):
+    """{image id: [container ids]} for every container record."""
+    from ..container.state import list_ids, read_state
+    out = {}
+    for cid in list_ids(paths):
+        try:
+            image = read_state(paths, cid).get("Image")
+        except (SandboxError, ValueError):
+            continue
+        if image:
+            out.setdefault(image, []).append(cid)
+    return out
+
+
+def cmd_prune(args, paths):
+    from ..image import reference
+    if not args.force and not confirm(ALL_WARNING if args.all else DANGLING_WARNING):
+        print("Total reclaimed space: 0B")
+        return
+    store = _store(paths)
+    used = containers_by_image(paths)
+    repos = store.repositories()
+    before = store_usage(store)
+    lines = []
+    for image_id in store.image_ids():
+        if image_id in used:
+            continue        # Docker never prunes what a container uses
+        refs = sorted(k for k, v in repos.items() if v == image_id)
+        if not args.all and any("@" not in r for r in refs):
+            continue        # tagged: not dangling
+        removed = store.delete_image(image_id)
+        lines += ["untagged: " + reference.familiar_name(r) for r in removed]
+        lines.append("deleted: " + image_id)
+    store.gc()
+    if lines:
+        print("Deleted Images:\n" + "\n".join(lines) + "\n")
+    print("Total reclaimed space: " + human_size(max(0, before - store_usage(store))))

@@ -1,0 +1,163 @@
+"""`system df [-v]`: disk usage of images, containers, volumes and the
+build cache, as Docker's columns.  Container upper dirs and volumes hold
+files owned by subordinate ids in directories the user may not enter, so
+their sizes are summed in the user namespace (one fork for all)."""
+
+import os
+import stat
+
+from ..errors import SandboxError
+from ..formatting import created_since, human_size, parse_time, print_rows, tabulate
+
+
+def register(sub):
+    p = sub.add_parser("system", help="manage sandbox")
+    ssub = p.add_subparsers(dest="system_verb", metavar="COMMAND")
+    df = ssub.add_parser("df", help="show disk usage")
+    df.add_argument("-v", "--verbose", action="store_true",
+                    help="show usage per image, container and volume")
+    df.add_argument("--format", help="a Go template, 'table TEMPLATE' or 'json'")
+    df.set_defaults(func=cmd_df)
+
+
+def tree_size(path):
+    """Bytes of the files under ``path`` (hardlinks once), like Docker's
+    directory.Size; 0 when it does not exist."""
+    total, seen = 0, set()
+    stack = [path]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for e in entries:
+            st = e.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(e.path)
+            elif (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def _sizes(dirs):
+    """{dir: tree_size(dir)}, computed as root of the user namespace."""
+    dirs = [d for d in dirs if os.path.isdir(d)]
+    if not dirs:
+        return {}
+    from .. import userns
+    return userns.run_in_userns(lambda: {d: tree_size(d) for d in dirs})
+
+
+def _percent(part, total):
+    if total <= 0:
+        return human_size(part)
+    return "%s (%d%%)" % (human_size(part), int(100 * part / total))
+
+
+def usage(paths):
+    """Everything `system df` shows, as rows and details."""
+    from ..container import state, volumes
+    from ..image.store import Store
+    from .containers import all_records
+    from .image_admin import containers_by_image
+    store = Store(paths)
+    by_image = containers_by_image(paths)
+    records = all_records(paths)
+    vol_names = volumes.names(paths)
+    sizes = _sizes([os.path.join(paths.container(st["Id"]), "upper") for st in records]
+                   + [volumes.data_dir(paths, n) for n in vol_names])
+
+    images, layer_users = [], {}
+    for image_id in store.image_ids():
+        try:
+            cids = store.chain_ids(image_id)
+            cfg = store.config(image_id)
+        except (SandboxError, ValueError):
+            continue
+        for c in cids:
+            layer_users.setdefault(c, set()).add(image_id)
+        images.append((image_id, cfg, cids))
+    layer_size = {c: store.layer_meta(c).get("size", 0) for c in layer_users}
+    total = sum(layer_size.values())
+    active_layers = {c for image_id, _, cids in images if image_id in by_image for c in cids}
+    image_rows = []
+    for image_id, cfg, cids in images:
+        shared = sum(layer_size[c] for c in cids if len(layer_users[c]) > 1)
+        size = sum(layer_size[c] for c in cids)
+        image_rows.append({"id": image_id, "cfg": cfg, "size": size, "shared": shared,
+                           "containers": len(by_image.get(image_id, []))})
+
+    containers = []
+    for st in records:
+        containers.append({"st": st, "size": sizes.get(
+            os.path.join(paths.container(st["Id"]), "upper"), 0),
+            "running": state.is_running(st)})
+    vols = [{"name": n, "links": len(volumes.users(paths, n)),
+             "size": sizes.get(volumes.data_dir(paths, n), 0)} for n in vol_names]
+
+    c_total = sum(c["size"] for c in containers)
+    v_total = sum(v["size"] for v in vols)
+    summary = [
+        {"Type": "Images", "TotalCount": str(len(images)),
+         "Active": str(sum(1 for i in images if i[0] in by_image)),
+         "Size": human_size(total),
+         "Reclaimable": _percent(total - sum(layer_size[c] for c in active_layers), total)},
+        {"Type": "Containers", "TotalCount": str(len(containers)),
+         "Active": str(sum(1 for c in containers if c["running"])),
+         "Size": human_size(c_total),
+         "Reclaimable": _percent(sum(c["size"] for c in containers if not c["running"]),
+                                 c_total)},
+        {"Type": "Local Volumes", "TotalCount": str(len(vols)),
+         "Active": str(sum(1 for v in vols if v["links"])),
+         "Size": human_size(v_total),
+         "Reclaimable": _percent(sum(v["size"] for v in vols if not v["links"]), v_total)},
+        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B",
+         "Reclaimable": "0B"},
+    ]
+    return summary, image_rows, containers, vols, store
+
+
+def cmd_df(args, paths):
+    summary, images, containers, vols, store = usage(paths)
+    if print_rows(args.format, summary, {"TotalCount": "TOTAL", "Type": "TYPE"}):
+        return
+    if not args.verbose:
+        table = [("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE")]
+        table += [(r["Type"], r["TotalCount"], r["Active"], r["Size"], r["Reclaimable"])
+                  for r in summary]
+        print(tabulate(table))
+        return
+    print(verbose_text(paths, images, containers, vols, store))
+
+
+def verbose_text(paths, images, containers, vols, store):
+    from ..image import reference
+    from .containers import ps_row
+    out = ["Images space usage:", ""]
+    table = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE",
+              "UNIQUE SIZE", "CONTAINERS")]
+    for img in images:
+        created = created_since(parse_time(img["cfg"].get("created")))
+        names = [reference.parse(t) for t in store.names(img["id"], full=True)] or [None]
+        for ref in names:
+            table.append((ref.familiar() if ref else "<none>",
+                          ref.tag if ref else "<none>", img["id"][7:19], created,
+                          human_size(img["size"]), human_size(img["shared"]),
+                          human_size(img["size"] - img["shared"]),
+                          str(img["containers"])))
+    out += [tabulate(table), "", "Containers space usage:", ""]
+    table = [("CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED",
+              "STATUS", "NAMES")]
+    for c in containers:
+        r = ps_row(paths, c["st"])
+        table.append((r["ID"], r["Image"], r["Command"],
+                      str(len(c["st"].get("Volumes") or [])), human_size(c["size"]),
+                      created_since(parse_time(r["CreatedAt"])), r["Status"], r["Names"]))
+    out += [tabulate(table), "", "Local Volumes space usage:", ""]
+    table = [("VOLUME NAME", "LINKS", "SIZE")]
+    table += [(v["name"], str(v["links"]), human_size(v["size"])) for v in vols]
+    out += [tabulate(table), "", "Build cache usage: 0B", "",
+            tabulate([("CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED",
+                       "USAGE", "SHARED")])]
+    return "\n".join(out)
