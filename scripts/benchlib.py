@@ -158,6 +158,36 @@ def stats(samples):
             "stdev_ms": statistics.stdev(ms) if len(ms) > 1 else 0.0, "runs": len(ms)}
 
 
+def timings(tools, result):
+    """{name: stats(...) + argv + samples_ms} of the tools of a drive()
+    result that did not fail."""
+    figures = {}
+    for tool in tools:
+        name = tool["name"]
+        if name in result["failed"]:
+            continue
+        figures[name] = dict(stats(result["samples"][name]), argv=tool["argv"],
+                             samples_ms=[round(s * 1000, 3) for s in result["samples"][name]])
+    return figures
+
+
+def print_timings(tools, figures, label, ratio_head, ours_of):
+    """The table of timings(): one row a tool, its last column the median
+    of ours_of(name) (a tool name, or None) over the tool's."""
+    print("%-11s %9s %8s %8s %8s %13s" % (label, "median ms", "min", "p90", "max", ratio_head))
+    for tool in tools:
+        name = tool["name"]
+        if name not in figures:
+            print("%-11s %s" % (name, "FAILED"))
+            continue
+        fig = figures[name]
+        ours = ours_of(name)
+        ratio = ("%.2f" % (figures[ours]["median_ms"] / fig["median_ms"])
+                 if ours in figures else "-")
+        print("%-11s %9.1f %8.1f %8.1f %8.1f %13s"
+              % (name, fig["median_ms"], fig["min_ms"], fig["p90_ms"], fig["max_ms"], ratio))
+
+
 def kill_user_leftovers(user, tmp):
     """SIGKILL the test user's processes that belong to this bench: podman's
     pause process (catatonit) and anything whose environment points into
