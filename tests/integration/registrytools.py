@@ -6,8 +6,11 @@ helpers around it (run as root, by pytest):
   make_ca(dir)                 a test CA and a certificate for 127.0.0.1
   TokenIssuer(dir, users)      a small token server for `auth: token`
                                (RS256 JWTs signed with openssl, x5c header)
-  TamperProxy(upstream)        a proxy that corrupts, truncates or slows
-                               blob downloads
+  TamperProxy(upstream)        a proxy that corrupts or slows blob downloads,
+                               answers 429/5xx, drops connections, delays,
+                               and logs every request
+  BlobServer(root)             blob storage on another host (127.0.0.2) that
+                               a Registry(redirect=...) sends blob GETs to
   skopeo_copy(src, dest, ...)  seed with skopeo, an independent client
   RawPusher(base)              push hand-made manifests, configs and layers
                                (zstd, uncompressed, truncated gzip, indexes)
@@ -25,6 +28,7 @@ import json
 import os
 import socket
 import socketserver
+import struct
 import subprocess
 import tarfile
 import threading
@@ -82,7 +86,11 @@ def make_ca(d, name="test"):
 
 # --- the registry -----------------------------------------------------------------
 class Registry:
-    def __init__(self, tmp, tls=None, htpasswd=None, token=None):
+    """``redirect``: a base URL (a BlobServer's) that blob GETs and HEADs
+    are answered with a 307 to, by the registry's `redirect` storage
+    middleware (as registries backed by S3 do)."""
+
+    def __init__(self, tmp, tls=None, htpasswd=None, token=None, redirect=None):
         self.dir = tmp
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
@@ -99,6 +107,9 @@ class Registry:
             lines += ["auth:", "  token:", "    realm: %s" % token.realm,
                       "    service: %s" % token.service, "    issuer: %s" % token.issuer,
                       "    rootcertbundle: %s" % token.cert]
+        if redirect:
+            lines += ["middleware:", "  storage:", "    - name: redirect",
+                      "      options: {baseurl: %s}" % redirect]
         self.config = os.path.join(tmp, "config.yml")
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -299,10 +310,22 @@ class TokenIssuer:
 class TamperProxy:
     """Forwards to a plain-HTTP registry.  ``mode``: None (pass through),
     "corrupt" (flip one byte of every blob body larger than 1 kB),
-    "slow" (blob bodies trickle at ``rate`` bytes/s)."""
+    "slow" (blob bodies trickle at ``rate`` bytes/s).
+
+    Faults for the requests whose path contains ``match``, the next
+    ``times`` of them (None: all):
+      fail(match, status, times, retry_after)  answer ``status`` instead
+      drop(match, at, times, reset)   close the connection once the body
+                                      reaches byte ``at`` of the blob (a FIN,
+                                      or a RST with reset=True)
+      delay(match, seconds, times)    wait before forwarding
+    ``log``: (method, path, headers, status) of every request answered."""
 
     def __init__(self, upstream, mode=None, rate=200_000):
         self.upstream, self.mode, self.rate = upstream, mode, rate
+        self.log = []
+        self._faults = []
+        self._lock = threading.Lock()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -323,13 +346,59 @@ class TamperProxy:
         self.host = "127.0.0.1:%d" % self.port
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def fail(self, match, status, times=1, retry_after=None):
+        self._faults.append({"kind": "fail", "match": match, "times": times,
+                             "status": status, "retry_after": retry_after})
+
+    def drop(self, match, at, times=1, reset=False):
+        self._faults.append({"kind": "drop", "match": match, "times": times,
+                             "at": at, "reset": reset})
+
+    def delay(self, match, seconds, times=None):
+        self._faults.append({"kind": "delay", "match": match, "times": times,
+                             "seconds": seconds})
+
+    def clear(self):
+        self._faults.clear()
+        self.log.clear()
+
+    def requests(self, match, status=None):
+        """The logged requests whose path contains ``match``."""
+        return [e for e in self.log if match in e[1] and status in (None, e[3])]
+
+    def _take(self, kind, path):
+        with self._lock:
+            for f in self._faults:
+                if f["kind"] == kind and f["match"] in path and f["times"] != 0:
+                    if f["times"] is not None:
+                        f["times"] -= 1
+                    return f
+        return None
+
     def _forward(self, h, method):
-        conn = http.client.HTTPConnection(self.upstream, timeout=30)
         headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "connection")}
+        delay = self._take("delay", h.path)
+        if delay:
+            time.sleep(delay["seconds"])
+        fail = self._take("fail", h.path)
+        if fail:
+            self.log.append((method, h.path, headers, fail["status"]))
+            body = json.dumps({"errors": [{"code": "UNAVAILABLE",
+                                           "message": "injected by the test"}]}).encode()
+            h.send_response(fail["status"])
+            if fail["retry_after"] is not None:
+                h.send_header("Retry-After", str(fail["retry_after"]))
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+            return
+        conn = http.client.HTTPConnection(self.upstream, timeout=30)
         conn.request(method, h.path, headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         conn.close()
+        self.log.append((method, h.path, headers, resp.status))
         is_blob = "/blobs/sha256:" in h.path and len(body) > 1024
         if is_blob and self.mode == "corrupt":
             i = len(body) // 2
@@ -342,8 +411,20 @@ class TamperProxy:
         h.end_headers()
         if method == "HEAD":
             return
+        drop = self._take("drop", h.path) if resp.status in (200, 206) else None
         try:
-            if is_blob and self.mode == "slow":
+            if drop:
+                # Content-Range: bytes START-END/SIZE on a 206.
+                start = int((resp.getheader("Content-Range") or "bytes 0-").split()[1]
+                            .split("-")[0])
+                h.wfile.write(body[:max(0, drop["at"] - start)])
+                h.wfile.flush()
+                if drop["reset"]:
+                    h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                            struct.pack("ii", 1, 0))
+                h.connection.close()
+                h.close_connection = True
+            elif is_blob and self.mode == "slow":
                 step = max(1, self.rate // 20)
                 for i in range(0, len(body), step):
                     h.wfile.write(body[i:i + step])
@@ -353,6 +434,66 @@ class TamperProxy:
                 h.wfile.write(body)
         except OSError:
             pass
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- blob storage on another host --------------------------------------------------------
+class BlobServer:
+    """Serves the files of a registry's filesystem storage (``root``, the
+    Registry's data dir) at the paths its redirect middleware sends
+    clients to, from 127.0.0.2: another host than the registry's
+    127.0.0.1.  Honours ``Range: bytes=N-``.  ``log``: (method, path,
+    headers) of every request."""
+
+    def __init__(self, root):
+        self.root = root
+        self.log = []
+        blobs = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                blobs._serve(self, "GET")
+
+            def do_HEAD(self):
+                blobs._serve(self, "HEAD")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.2", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = "http://127.0.0.2:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _serve(self, h, method):
+        path = urllib.parse.urlsplit(h.path).path
+        self.log.append((method, path, dict(h.headers.items())))
+        try:
+            with open(os.path.join(self.root, path.lstrip("/")), "rb") as f:
+                data = f.read()
+        except OSError:
+            h.send_response(404)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        rng = h.headers.get("Range", "")
+        start = int(rng[6:].split("-")[0]) if rng.startswith("bytes=") else 0
+        h.send_response(206 if start else 200)
+        if start:
+            h.send_header("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))
+        h.send_header("Content-Length", str(len(data) - start))
+        h.end_headers()
+        if method == "GET":
+            h.wfile.write(data[start:])
+
+    def requests(self, digest):
+        """The logged requests for the blob ``digest``."""
+        return [e for e in self.log if digest.partition(":")[2] in e[1]]
 
     def stop(self):
         self.server.shutdown()
