@@ -17,8 +17,9 @@ the spec section or Docker behaviour it follows:
   is fetched, anonymously or with the user's credentials, and reused until
   it expires) or ``Basic`` (the credentials are sent).  Credentials never
   follow a redirect to another host (blob storage on S3 and the like).
-- Retries with exponential backoff on 429, 5xx and dropped connections;
-  a connection refused three times fails within about two seconds.
+- Retries with exponential backoff on 429, 5xx and dropped connections
+  (or after the answer's Retry-After, at most 10 s); a connection refused
+  three times fails within about two seconds.
 """
 
 import base64
@@ -48,6 +49,7 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
 RETRIES = 3                 # attempts after the first
 BACKOFF = 0.25              # seconds, doubled each retry
+MAX_RETRY_AFTER = 10.0      # the longest Retry-After we wait for, per retry
 CHUNK = 1 << 20
 MAX_MANIFEST = 4 << 20      # the spec's recommended limit is 4 MiB
 
@@ -207,7 +209,9 @@ class Response:
         if self._conn is None:
             return
         conn, self._conn = self._conn, None
-        if self.raw.isclosed() and not self.raw.will_close:
+        # Pooled only when the body came to its end: a connection that
+        # dropped half-way (length left over) is dead.
+        if self.raw.isclosed() and not self.raw.will_close and not self.raw.length:
             self._client._put_conn(self._key, conn)
         else:
             conn.close()
@@ -333,10 +337,7 @@ class Client:
                 continue
             if (status == 429 or status >= 500) and attempt < RETRIES and \
                     (ok is None or status not in ok):
-                delay = BACKOFF * (2 ** attempt)
-                retry_after = resp.headers.get("Retry-After", "")
-                if retry_after.isdigit():
-                    delay = min(float(retry_after), 10.0)
+                delay = retry_delay(resp.headers.get("Retry-After"), attempt)
                 resp.read()
                 resp.release()
                 time.sleep(delay)
@@ -473,14 +474,7 @@ class Client:
                 raise RegistryError("the token server of %s sent no token"
                                     % self.registry)
             self._auth_header = "Bearer " + token
-            expires = doc.get("expires_in") or 60
-            try:
-                expires = max(float(expires), 10.0)
-            except (TypeError, ValueError):
-                expires = 60.0
-            # Renew a little early: a request must not carry a token that
-            # expires on its way.
-            self._auth_expires = time.monotonic() + expires - 5
+            self._auth_expires = time.monotonic() + token_lifetime(doc.get("expires_in"))
             return
         raise self._unreachable(parts.netloc, last) if isinstance(last, OSError) \
             else last
@@ -517,9 +511,12 @@ class Client:
                 "reached over plain HTTP" % (what, self.registry),
                 hint="put its CA certificate in ~/.config/sandbox/certs.d/%s/"
                      "ca.crt (or use --tls-verify=false)" % self.registry)
+        hint = None
+        if resp.status == 429 or resp.status >= 500:
+            hint = "still %d after %d retries; try again later" % (resp.status, RETRIES)
         return RegistryError("%s: registry %s answered %d%s"
                              % (what, self.registry, resp.status,
-                                ": " + detail if detail else ""))
+                                ": " + detail if detail else ""), hint=hint)
 
     def get_manifest(self, ref_str, what):
         """(bytes, media type, digest header or None) of a manifest."""
@@ -553,6 +550,35 @@ class Client:
         resp.read()
         resp.release()
         return data
+
+
+def retry_delay(retry_after, attempt):
+    """Seconds to wait before retry ``attempt`` (0-based) of a 429 or 5xx:
+    the answer's Retry-After (seconds or an HTTP-date, RFC 9110 section
+    10.2.3), at most MAX_RETRY_AFTER, else exponential backoff."""
+    value = (retry_after or "").strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    if value:
+        import email.utils
+        try:
+            when = email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            when = None
+        if when is not None:
+            return min(max(when - time.time(), 0.0), MAX_RETRY_AFTER)
+    return BACKOFF * (2 ** attempt)
+
+
+def token_lifetime(expires_in):
+    """Seconds a bearer token is reused: its ``expires_in`` (the spec's
+    default 60 when absent), less a margin so that no request carries a
+    token that expires on its way; at least one second."""
+    try:
+        lifetime = float(expires_in) if expires_in else 60.0
+    except (TypeError, ValueError):
+        lifetime = 60.0
+    return max(lifetime - min(5.0, lifetime / 4), 1.0)
 
 
 def _basic(user, password):
