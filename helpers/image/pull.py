@@ -445,14 +445,15 @@ class Puller:
 
     def _download(self, job):
         """Stream one blob into the child's pipe and a temp blob file;
-        resume with a Range request when the connection drops."""
+        resume with a Range request, after a backoff, when the connection
+        drops (reset, or closed before the end of the body)."""
         sha = hashlib.sha256()
         got = 0
         tmp = self.store.blob_tmp(job.digest)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         self.progress.layer(job.short, "Downloading", 0, job.size)
         try:
-            tries = 0
+            drops = 0
             while True:
                 resp = self.client.get_blob(job.digest, got)
                 if got and resp.status == 200:
@@ -462,48 +463,18 @@ class Puller:
                         if not chunk:
                             break
                         skip -= len(chunk)
-                try:
-                    while True:
-                        if self.cancel.is_set():
-                            resp.close()
-                            raise _Cancelled("cancelled")
-                        chunk = resp.raw.read1(registry.CHUNK)
-                        if not chunk:
-                            break
-                        got += len(chunk)
-                        if got > job.size:
-                            resp.close()
-                            raise RegistryError(
-                                "blob %s is larger than its manifest says (%d bytes)"
-                                % (job.digest, job.size),
-                                hint="the registry or a proxy is corrupting data")
-                        sha.update(chunk)
-                        write_all(fd, chunk)
-                        try:
-                            job.unpacker.feed(chunk)
-                        except BrokenPipeError:
-                            # The child gave up: its error says why.
-                            resp.close()
-                            job.unpacker.result()
-                            raise StoreError("the layer unpacker stopped early")
-                        self.progress.layer(job.short, "Downloading", got)
-                except (OSError, registry.http.client.HTTPException) as exc:
-                    resp.close()
-                    if isinstance(exc, SandboxError):
-                        raise
-                    tries += 1
-                    if tries > RESUME_TRIES:
-                        raise self.client._unreachable(self.client.host, exc) from None
-                    time.sleep(registry.BACKOFF * 2 ** tries)
-                    continue
-                resp.release()
-                if got < job.size:
-                    tries += 1
-                    if tries > RESUME_TRIES:
-                        raise RegistryError("blob %s: the registry sent %d of %d bytes"
-                                            % (job.digest, got, job.size))
-                    continue
-                break
+                got = self._copy_body(job, resp, got, sha, fd)
+                if got == job.size:
+                    break
+                drops += 1
+                if drops > RESUME_TRIES:
+                    raise RegistryError(
+                        "blob %s: the download from %s dropped %d times, the last "
+                        "at byte %d of %d" % (job.digest, self.client.registry,
+                                              drops, got, job.size),
+                        hint="the network or a proxy cuts the connection; layers "
+                             "already complete are kept for the next pull")
+                time.sleep(registry.BACKOFF * 2 ** drops)
             self.progress.layer(job.short, "Verifying Checksum")
             if "sha256:" + sha.hexdigest() != job.digest:
                 raise RegistryError("blob %s does not match its digest (got sha256:%s)"
@@ -521,6 +492,40 @@ class Puller:
                     os.unlink(tmp)
                 except OSError:
                     pass
+
+    def _copy_body(self, job, resp, got, sha, fd):
+        """Copy ``resp``'s body into the temp blob ``fd``, the hash and the
+        unpacker until it ends or the connection drops; returns the bytes
+        of the blob had so far."""
+        while True:
+            if self.cancel.is_set():
+                resp.close()
+                raise _Cancelled("cancelled")
+            try:
+                chunk = resp.raw.read1(registry.CHUNK)
+            except (OSError, registry.http.client.HTTPException):
+                resp.close()        # a reset: the caller resumes
+                return got
+            if not chunk:
+                resp.release()      # the end, or a close before it
+                return got
+            got += len(chunk)
+            if got > job.size:
+                resp.close()
+                raise RegistryError(
+                    "blob %s is larger than its manifest says (%d bytes)"
+                    % (job.digest, job.size),
+                    hint="the registry or a proxy is corrupting data")
+            sha.update(chunk)
+            write_all(fd, chunk)
+            try:
+                job.unpacker.feed(chunk)
+            except BrokenPipeError:
+                # The child gave up: its error says why.
+                resp.close()
+                job.unpacker.result()
+                raise StoreError("the layer unpacker stopped early") from None
+            self.progress.layer(job.short, "Downloading", got)
 
 
 class _Cancelled(StoreError):
