@@ -306,6 +306,29 @@ class TokenIssuer:
         self.server.server_close()
 
 
+# --- small HTTP servers ------------------------------------------------------------------
+def serve_http(address, handle):
+    """A running threaded HTTP/1.1 server on ``address`` and a free port
+    that calls ``handle(handler, method)`` for each GET and HEAD."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            handle(self, "GET")
+
+        def do_HEAD(self):
+            handle(self, "HEAD")
+
+    server = socketserver.ThreadingTCPServer((address, 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 # --- tampering proxy --------------------------------------------------------------------
 class TamperProxy:
     """Forwards to a plain-HTTP registry.  ``mode``: None (pass through),
@@ -326,25 +349,9 @@ class TamperProxy:
         self.log = []
         self._faults = []
         self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                proxy._forward(self, "GET")
-
-            def do_HEAD(self):
-                proxy._forward(self, "HEAD")
-
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_http("127.0.0.1", self._forward)
         self.port = self.server.server_address[1]
         self.host = "127.0.0.1:%d" % self.port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def fail(self, match, status, times=1, retry_after=None):
         self._faults.append({"kind": "fail", "match": match, "times": times,
@@ -451,24 +458,8 @@ class BlobServer:
     def __init__(self, root):
         self.root = root
         self.log = []
-        blobs = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                blobs._serve(self, "GET")
-
-            def do_HEAD(self):
-                blobs._serve(self, "HEAD")
-
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.2", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_http("127.0.0.2", self._serve)
         self.base = "http://127.0.0.2:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def _serve(self, h, method):
         path = urllib.parse.urlsplit(h.path).path
