@@ -1,23 +1,18 @@
 """Progress of pulls and pushes, as Docker prints it.
 
-Three modes: ``tty`` (one line per layer, redrawn in place ten times a
-second, with a bar, bytes and speed), ``plain`` (one line per status change,
-no byte counts: logs and pipes stay readable) and ``quiet`` (nothing; the
-verb prints only its final line).  Plain ANSI escapes are enough for this;
-no progress library is loaded.  Thread-safe: download threads report.
+Three modes: ``tty`` (one bar per layer with bytes and speed, drawn by
+tqdm, redrawn in place), ``plain`` (one line per status change, no byte
+counts: logs and pipes stay readable) and ``quiet`` (nothing; the verb
+prints only its final line).  tqdm is imported only in ``tty`` mode.
+Thread-safe: download threads report.
 """
 
 import sys
 import threading
-import time
 
 BAR_WIDTH = 50
-
-
-def human(n):
-    """go-units HumanSize as Docker's progress uses it (decimal, 3 digits)."""
-    from ..formatting import human_size
-    return human_size(n)
+BYTES_STATUSES = ("Downloading", "Pushing", "Extracting")
+BAR_FORMAT = "{desc} [{bar:%d}] {n_fmt}B/{total_fmt}B {rate_fmt}" % BAR_WIDTH
 
 
 class Progress:
@@ -27,97 +22,72 @@ class Progress:
             mode = "tty" if _isatty(self.out) else "plain"
         self.mode = mode
         self._lock = threading.Lock()
-        self._order = []
-        self._rows = {}          # id -> [status, current, total, start time]
-        self._drawn = 0
-        self._thread = None
-        self._stop = threading.Event()
+        self._rows = {}          # id -> status (plain), or a tqdm bar (tty)
+        self._tqdm = None
+        if mode == "tty":
+            from ..deps import enable_site
+            enable_site()
+            from tqdm import tqdm
+            self._tqdm = tqdm
 
     # -- plain lines -------------------------------------------------------
     def line(self, text):
         if self.mode == "quiet":
             return
         with self._lock:
-            self._clear_block()
-            self.out.write(text + "\n")
-            self.out.flush()
-            self._redraw()
+            if self._tqdm is not None and self._rows:
+                self._tqdm.write(text, file=self.out)
+            else:
+                self.out.write(text + "\n")
+                self.out.flush()
 
     # -- per-layer rows -------------------------------------------------------
     def layer(self, lid, status, current=None, total=None):
         if self.mode == "quiet":
             return
         with self._lock:
-            row = self._rows.get(lid)
-            if row is None:
-                row = self._rows[lid] = [status, 0, None, time.monotonic()]
-                self._order.append(lid)
-                changed = True
-            else:
-                changed = row[0] != status
-            if status in ("Downloading", "Pushing") and row[0] != status:
-                row[3] = time.monotonic()
-            row[0] = status
-            if current is not None:
-                row[1] = current
-            if total is not None:
-                row[2] = total
             if self.mode == "plain":
-                if changed and status not in ("Downloading", "Pushing", "Extracting"):
+                changed = self._rows.get(lid) != status
+                self._rows[lid] = status
+                if changed and status not in BYTES_STATUSES:
                     self.out.write("%s: %s\n" % (lid, status))
                     self.out.flush()
-            elif changed:
-                self._redraw()
+                return
+            bar = self._rows.get(lid)
+            if bar is None:
+                bar = self._rows[lid] = self._tqdm(
+                    file=self.out, position=len(self._rows), leave=True,
+                    unit="B", unit_scale=True, unit_divisor=1000,
+                    bar_format="{desc}", mininterval=0.1, dynamic_ncols=True)
+                bar.status = None
+            if total is not None:
+                bar.total = total
+            if status != bar.status:
+                bar.status = status
+                bar.set_description_str("%s: %s" % (lid, status), refresh=False)
+                if status in BYTES_STATUSES and bar.total:
+                    if status != "Extracting":
+                        bar.reset(total=bar.total)     # speed from this start
+                    bar.bar_format = BAR_FORMAT
+                else:
+                    bar.bar_format = "{desc}"
+            if current is not None and current > bar.n:
+                bar.update(current - bar.n)
+            else:
+                bar.refresh()
 
     def start(self):
-        if self.mode == "tty" and self._thread is None:
-            self._thread = threading.Thread(target=self._ticker, daemon=True)
-            self._thread.start()
+        """(The bars draw themselves: nothing to start.)"""
 
     def stop(self):
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(1)
-            self._thread = None
-        if self.mode == "tty":
-            with self._lock:
-                self._redraw()
-                self._drawn = 0          # the block stays as the final state
-
-    def _ticker(self):
-        while not self._stop.wait(0.1):
-            with self._lock:
-                self._redraw()
-
-    def _render(self, lid):
-        status, cur, total, start = self._rows[lid]
-        text = "%s: %s" % (lid, status)
-        if status in ("Downloading", "Pushing", "Extracting") and total:
-            frac = min(1.0, cur / total) if total else 0
-            filled = int(frac * BAR_WIDTH)
-            bar = "=" * filled + (">" if filled < BAR_WIDTH else "") + \
-                " " * max(0, BAR_WIDTH - filled - 1)
-            elapsed = max(time.monotonic() - start, 1e-3)
-            text += " [%s] %8s/%s %s/s" % (bar, human(cur), human(total),
-                                          human(cur / elapsed))
-        return text
-
-    def _clear_block(self):
-        if self.mode == "tty" and self._drawn:
-            self.out.write("\x1b[%dA\x1b[J" % self._drawn)
-            self._drawn = 0
-
-    def _redraw(self):
-        if self.mode != "tty":
-            return
-        buf = []
-        if self._drawn:
-            buf.append("\x1b[%dA" % self._drawn)
-        for lid in self._order:
-            buf.append("\x1b[2K" + self._render(lid) + "\n")
-        self.out.write("".join(buf))
-        self.out.flush()
-        self._drawn = len(self._order)
+        """Leave every bar at its last state, the cursor below them."""
+        with self._lock:
+            if self.mode == "tty":
+                for bar in self._rows.values():
+                    bar.refresh()
+                for bar in self._rows.values():
+                    bar.close()
+                self._rows = {}
 
 
 def _isatty(f):

@@ -226,3 +226,29 @@ def test_kill_9_mid_pull_then_pull_succeeds(fresh_sb, reg):
     fresh_sb.ok("rmi", name)
     leftovers = os.listdir(os.path.join(fresh_sb.root, "tmp"))
     assert leftovers == [], leftovers
+
+
+@pytest.mark.terminal
+def test_pull_on_a_terminal_draws_bars_with_bytes_and_speed(fresh_sb, reg):
+    """On a terminal: one bar per layer with bytes and speed while it
+    downloads, Docker's status words, the closing lines; without one
+    (every other pull test) plain lines only."""
+    import pexpect
+    proxy = TamperProxy(reg.host, mode="slow", rate=4_000_000)
+    name = "%s/big" % proxy.host
+    try:
+        argv = fresh_sb.argv("pull", name)
+        child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=60,
+                              dimensions=(24, 120))
+        child.expect(r"Downloading \[[^\]]*\] +[0-9.]+[kM]B/[0-9.]+MB +[0-9.]+[kM]B/s")
+        child.expect(pexpect.EOF)
+        child.close()
+        out = child.before
+        # Without a terminal: plain lines, no bar.
+        r = fresh_sb.ok("pull", name)
+    finally:
+        proxy.stop()
+    assert child.exitstatus == 0, out
+    assert "Pull complete" in out and "Download complete" in out, out
+    assert "Digest: sha256:" in out and "Status: Downloaded newer image for " in out, out
+    assert "[" not in r.stdout and "Image is up to date" in r.stdout, r.stdout
