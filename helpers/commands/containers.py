@@ -428,12 +428,14 @@ def cmd_top(args, paths):
     return 0
 
 
-def cmd_prune(args, paths):
+def prune_containers(paths, filters=()):
+    """Remove every container that does not run (and matches ``filters``);
+    returns their ids."""
     from ..container import state
     from .lifecycle import remove
     removed = []
     for st in all_records(paths):
-        if state.is_running(st) or not matches(st, [f for f in args.filter
+        if state.is_running(st) or not matches(st, [f for f in filters
                                                     if not f.startswith("until=")]):
             continue
         try:
@@ -441,8 +443,16 @@ def cmd_prune(args, paths):
             removed.append(st["Id"])
         except SandboxError:
             continue
-    print("Deleted Containers:")
-    for cid in removed:
-        print(cid)
-    print("\nTotal reclaimed space: 0B")
+    return removed
+
+
+def cmd_prune(args, paths):
+    from .image_admin import confirm
+    if not args.force and not confirm(
+            "WARNING! This will remove all stopped containers."):
+        return 0
+    removed = prune_containers(paths, args.filter)
+    if removed:
+        print("Deleted Containers:\n" + "\n".join(removed) + "\n")
+    print("Total reclaimed space: 0B")
     return 0

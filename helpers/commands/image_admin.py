@@ -173,10 +173,20 @@ def containers_by_image(paths):
 
 
 def cmd_prune(args, paths):
-    from ..image import reference
     if not args.force and not confirm(ALL_WARNING if args.all else DANGLING_WARNING):
         print("Total reclaimed space: 0B")
         return
+    lines, reclaimed = prune_images(paths, args.all)
+    if lines:
+        print("Deleted Images:\n" + "\n".join(lines) + "\n")
+    print("Total reclaimed space: " + human_size(reclaimed))
+
+
+def prune_images(paths, all_images=False):
+    """Remove dangling images (every image no container uses, with
+    ``all_images``); returns (Docker's untagged:/deleted: lines, bytes
+    reclaimed)."""
+    from ..image import reference
     store = _store(paths)
     used = containers_by_image(paths)
     repos = store.repositories()
@@ -186,12 +196,10 @@ def cmd_prune(args, paths):
         if image_id in used:
             continue        # Docker never prunes what a container uses
         refs = sorted(k for k, v in repos.items() if v == image_id)
-        if not args.all and any("@" not in r for r in refs):
+        if not all_images and any("@" not in r for r in refs):
             continue        # tagged: not dangling
         removed = store.delete_image(image_id)
         lines += ["untagged: " + reference.familiar_name(r) for r in removed]
         lines.append("deleted: " + image_id)
     store.gc()
-    if lines:
-        print("Deleted Images:\n" + "\n".join(lines) + "\n")
-    print("Total reclaimed space: " + human_size(max(0, before - store_usage(store))))
+    return lines, max(0, before - store_usage(store))

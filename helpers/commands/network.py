@@ -289,26 +289,27 @@ def cmd_disconnect(args, paths):
     return 0
 
 
-def cmd_prune(args, paths):
+def prune_networks(paths, filters=()):
+    """Remove the user-defined networks no container names; their names."""
     from ..network import usernet
-    if not args.force:
-        sys.stderr.write("WARNING! This will remove all custom networks not "
-                         "used by at least one container.\nAre you sure you "
-                         "want to continue? [y/N] ")
-        sys.stderr.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
     removed = []
     for rec in usernet.list_all(paths):
-        if not _matches(rec, args.filter) or usernet.users(paths, rec):
+        if not _matches(rec, filters) or usernet.users(paths, rec):
             continue
         try:
             _remove(paths, rec)
             removed.append(rec["Name"])
         except SandboxError:
             continue
+    return removed
+
+
+def cmd_prune(args, paths):
+    from .image_admin import confirm
+    if not args.force and not confirm("WARNING! This will remove all custom "
+                                      "networks not used by at least one container."):
+        return 0
+    removed = prune_networks(paths, args.filter)
     if removed:
-        print("Deleted Networks:")
-        for name in removed:
-            print(name)
+        print("Deleted Networks:\n" + "\n".join(removed))
     return 0

@@ -18,6 +18,42 @@ def register(sub):
                     help="show usage per image, container and volume")
     df.add_argument("--format", help="a Go template, 'table TEMPLATE' or 'json'")
     df.set_defaults(func=cmd_df)
+    pr = ssub.add_parser("prune", help="remove stopped containers, unused "
+                         "networks, dangling images (and more with -a, --volumes)")
+    pr.add_argument("-a", "--all", action="store_true",
+                    help="every image no container uses, not only dangling ones")
+    pr.add_argument("-f", "--force", action="store_true", help="do not prompt")
+    pr.add_argument("--volumes", action="store_true",
+                    help="also anonymous volumes no container uses")
+    pr.set_defaults(func=cmd_prune)
+
+
+def cmd_prune(args, paths):
+    """Docker's `system prune`: the four prunes in its order, one question."""
+    from .containers import prune_containers
+    from .image_admin import confirm, prune_images
+    from .network import prune_networks
+    from .volumes import prune_volumes
+    items = ["all stopped containers",
+             "all networks not used by at least one container"]
+    if args.volumes:
+        items.append("all anonymous volumes not used by at least one container")
+    items += ["all images without at least one container associated to them"
+              if args.all else "all dangling images", "unused build cache"]
+    if not args.force and not confirm("WARNING! This will remove:\n" + "".join(
+            "  - %s\n" % item for item in items)):
+        return 0
+    for title, names in (("Deleted Containers", prune_containers(paths)),
+                         ("Deleted Networks", prune_networks(paths)),
+                         ("Deleted Volumes", prune_volumes(paths) if args.volumes
+                          else [])):
+        if names:
+            print("%s:\n%s\n" % (title, "\n".join(names)))
+    lines, reclaimed = prune_images(paths, args.all)
+    if lines:
+        print("Deleted Images:\n" + "\n".join(lines) + "\n")
+    print("Total reclaimed space: " + human_size(reclaimed))
+    return 0
 
 
 def tree_size(path):

@@ -115,15 +115,29 @@ def cmd_rm(args, paths):
     return 1 if failed else 0
 
 
-def cmd_prune(args, paths):
+def prune_volumes(paths, all_volumes=False):
+    """Remove the anonymous volumes no container uses (every unused one
+    with ``all_volumes``); returns their names."""
     from ..container import volumes
-    print("Deleted Volumes:")
+    removed = []
     for n in volumes.names(paths):
         if volumes.users(paths, n):
             continue
-        if not args.all and not volumes.is_anonymous(paths, n):
+        if not all_volumes and not volumes.is_anonymous(paths, n):
             continue
         volumes.remove(paths, n)
-        print(n)
-    print("\nTotal reclaimed space: 0B")
+        removed.append(n)
+    return removed
+
+
+def cmd_prune(args, paths):
+    from .image_admin import confirm
+    if not args.force and not confirm(
+            "WARNING! This will remove %s local volumes not used by at least "
+            "one container." % ("all" if args.all else "anonymous")):
+        return 0
+    removed = prune_volumes(paths, args.all)
+    if removed:
+        print("Deleted Volumes:\n" + "\n".join(removed) + "\n")
+    print("Total reclaimed space: 0B")
     return 0
