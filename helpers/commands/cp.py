@@ -103,6 +103,7 @@ def copy_out(paths, cid, st, ref, src, dest, follow_link):
     """CONTAINER:SRC -> a host path, or a tar stream on stdout ("-")."""
     import tarfile
     from ..container import cp
+    from ..container.cp_extract import extract_archive
     from ..fsutil import write_all
     data_r, data_w = os.pipe2(os.O_CLOEXEC)
 
@@ -126,8 +127,8 @@ def copy_out(paths, cid, st, ref, src, dest, follow_link):
                         break
                     write_all(1, chunk)
             else:
-                _warn_devices(cp.extract_archive(stream, dest, "none",
-                                                 missing=_not_on_host))
+                _warn_devices(extract_archive(stream, dest, "none",
+                                              missing=_not_on_host))
     except BrokenPipeError:
         raise           # stdout closed (| head): cli.main ends quietly
     except (SandboxError, OSError, tarfile.TarError, EOFError) as exc:
@@ -146,6 +147,8 @@ def copy_in(paths, cid, st, ref, src, dest, archive, follow_link):
     """A host path, or a tar stream on stdin ("-") -> CONTAINER:DEST."""
     import tarfile
     from ..container import cp
+    # Imported now: W, which extracts, can import nothing in the container.
+    from ..container.cp_extract import extract_archive
     from ..fsutil import read_json, write_all
     from ..userns import current_id_map
     spec = read_json(os.path.join(paths.container(cid), "config.json"),
@@ -163,8 +166,8 @@ def copy_in(paths, cid, st, ref, src, dest, archive, follow_link):
 
     def work():
         with os.fdopen(data_r, "rb") as stream:
-            _warn_devices(cp.extract_archive(stream, dest, owners, idmap, raw=raw,
-                                             missing=_not_in_container(ref)))
+            _warn_devices(extract_archive(stream, dest, owners, idmap, raw=raw,
+                                          missing=_not_in_container(ref)))
 
     try:
         pid, err_r = cp.spawn(paths, cid, st, work, data_r)
