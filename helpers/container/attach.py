@@ -77,54 +77,45 @@ class Server:
     def serve(self, sources, log, stdin_fd=None, stdin_closes=True):
         """Until every source is at EOF.  ``sources``: {fd: stream}; for a
         terminal the master is both a source and ``stdin_fd``."""
+        from .monitor import drain_sources
         poller = select.poll()
-        for fd in sources:
-            poller.register(fd, select.POLLIN)
         poller.register(self.sock.fileno(), select.POLLIN)
-        open_fds = set(sources)
         by_fd = {}
-        while open_fds:
+        stdin = [stdin_fd]
+
+        def output(stream, data):
+            log.write(stream, data)
+            self._broadcast(b"1" if stream == "stdout" else b"2", data)
+
+        def other(fd):
+            if fd == self.sock.fileno():
+                conn, _ = self.sock.accept()
+                self.clients.append(conn)
+                by_fd[conn.fileno()] = conn
+                poller.register(conn.fileno(), select.POLLIN)
+                return
+            conn = by_fd.get(fd)
+            if conn is None:
+                return
             try:
-                events = poller.poll()
-            except InterruptedError:
-                continue
-            for fd, _ in events:
-                if fd == self.sock.fileno():
-                    conn, _ = self.sock.accept()
-                    self.clients.append(conn)
-                    by_fd[conn.fileno()] = conn
-                    poller.register(conn.fileno(), select.POLLIN)
-                elif fd in sources:
-                    try:
-                        data = os.read(fd, 65536)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        poller.unregister(fd)
-                        open_fds.discard(fd)
-                        continue
-                    log.write(sources[fd], data)
-                    self._broadcast(b"1" if sources[fd] == "stdout" else b"2", data)
-                elif fd in by_fd:
-                    conn = by_fd[fd]
-                    try:
-                        data = conn.recv(65536)
-                    except OSError:
-                        data = b""
-                    if data and stdin_fd is not None:
-                        try:
-                            fsutil.write_all(stdin_fd, data)
-                        except OSError:
-                            stdin_fd = None
-                    if not data:
-                        poller.unregister(fd)
-                        del by_fd[fd]
-                        # EOF of the client's stdin (it stays attached for
-                        # the output): close the container's stdin pipe.
-                        if stdin_closes and stdin_fd is not None and \
-                                stdin_fd not in sources:
-                            os.close(stdin_fd)
-                            stdin_fd = None
+                data = conn.recv(65536)
+            except OSError:
+                data = b""
+            if data and stdin[0] is not None:
+                try:
+                    fsutil.write_all(stdin[0], data)
+                except OSError:
+                    stdin[0] = None
+            if not data:
+                poller.unregister(fd)
+                del by_fd[fd]
+                # EOF of the client's stdin (it stays attached for the
+                # output): close the container's stdin pipe.
+                if stdin_closes and stdin[0] is not None and stdin[0] not in sources:
+                    os.close(stdin[0])
+                    stdin[0] = None
+
+        drain_sources(sources, output, poller, other)
 
     def _broadcast(self, kind, data):
         frame = _frame(kind, data)

@@ -85,7 +85,23 @@ def pump(sources, log, tee=None):
     also copy to (the CLI's own stdout/stderr); a tee that fails (a closed
     pipe) is dropped, the log goes on."""
     tee = dict(tee or {})
-    poller = select.poll()
+
+    def output(stream, data):
+        log.write(stream, data)
+        out = tee.get(stream)
+        if out is not None:
+            try:
+                fsutil.write_all(out, data)
+            except OSError:
+                tee.pop(stream, None)
+    drain_sources(sources, output)
+
+
+def drain_sources(sources, on_output, poller=None, on_other=None):
+    """Read ``sources`` ({fd: stream name}) until each is at EOF, calling
+    ``on_output(stream, data)``.  ``poller``: one with more fds registered
+    (they go to ``on_other(fd)``, which may register and unregister)."""
+    poller = poller or select.poll()
     for fd in sources:
         poller.register(fd, select.POLLIN)
     open_fds = set(sources)
@@ -95,6 +111,11 @@ def pump(sources, log, tee=None):
         except InterruptedError:
             continue
         for fd, _ in events:
+            if fd not in sources:
+                on_other(fd)
+                continue
+            if fd not in open_fds:
+                continue
             try:
                 data = os.read(fd, 65536)
             except OSError:
@@ -103,14 +124,7 @@ def pump(sources, log, tee=None):
                 poller.unregister(fd)
                 open_fds.discard(fd)
                 continue
-            stream = sources[fd]
-            log.write(stream, data)
-            out = tee.get(stream)
-            if out is not None:
-                try:
-                    fsutil.write_all(out, data)
-                except OSError:
-                    tee.pop(stream, None)
+            on_output(sources[fd], data)
 
 
 def _started(paths, cid, monitor_pid):
