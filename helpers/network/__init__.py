@@ -358,10 +358,12 @@ def _plug_user_networks(paths, cid, ctr_pid, networks):
     from . import bridge, usernet
     from ..container import state
     endpoints, settings = [], {}
+    hints = state.read_state(paths, cid).get("NetAddressHints") or {}
     for name, conf in networks.items():
         rec = usernet.get(paths, name)
         ip = usernet.allocate(paths, rec, cid,
-                              ((conf or {}).get("IPAMConfig") or {}).get("IPv4Address"))
+                              ((conf or {}).get("IPAMConfig") or {}).get("IPv4Address"),
+                              prefer=hints.get(name))
         ep = usernet.endpoint(rec, ip)
         endpoints.append(ep)
         settings[name] = {"NetworkID": rec["Id"], "IPAddress": ip,
@@ -370,8 +372,11 @@ def _plug_user_networks(paths, cid, ctr_pid, networks):
     names = bridge.plug(paths, ctr_pid, cid, endpoints)
     for name, ep in zip(networks, endpoints):
         settings[name]["IfName"] = names[ep["Id"]]
-    state.modify(paths, cid, lambda st: st.setdefault("NetEndpoints", {})
-                 .update(settings), durable=False)
+    def change(st):
+        st.setdefault("NetEndpoints", {}).update(settings)
+        st.setdefault("NetAddressHints", {}).update(
+            {name: ep["IPAddress"] for name, ep in settings.items()})
+    state.modify(paths, cid, change, durable=False)
     usernet.sync_hosts(paths)
 
 

@@ -237,9 +237,11 @@ def check_ip(rec, requested):
     return want
 
 
-def allocate(paths, rec, cid, requested=None):
-    """An address of ``rec`` for container ``cid`` (``requested`` if given
-    and free).  Leases of containers that no longer run are taken back."""
+def allocate(paths, rec, cid, requested=None, prefer=None):
+    """An address of ``rec`` for container ``cid``: ``requested`` (--ip)
+    or an error; else ``prefer`` (its address of the last run) when free,
+    so a restarted container keeps its address; else the first free one.
+    Leases of containers that no longer run are taken back."""
     want = check_ip(rec, requested) if requested else None
     path = _lease_path(paths, rec)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -259,7 +261,11 @@ def allocate(paths, rec, cid, requested=None):
         else:
             net = ipaddress.ip_network(rec["Subnet"])
             taken = set(leases) | {rec["Gateway"]}
-            ip = next((str(h) for h in net.hosts() if str(h) not in taken), None)
+            hosts = (str(h) for h in net.hosts())
+            if prefer and prefer not in taken and \
+                    ipaddress.ip_address(prefer) in net:
+                hosts = iter([prefer])
+            ip = next((h for h in hosts if h not in taken), None)
             if ip is None:
                 raise SandboxError("network %s has no free address left" % rec["Name"],
                                    hint="remove containers from it, or use a "

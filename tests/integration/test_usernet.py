@@ -284,3 +284,16 @@ def test_containers_starting_at_once_on_a_new_network(sb, busybox, nets):
     assert len(addrs) == 4 and "" not in addrs, addrs
     fetch_result = sb("exec", "rush0", "ping", "-c1", "-W2", "rush3")
     assert fetch_result.returncode == 0, describe(fetch_result)
+
+
+def test_a_restarted_container_keeps_its_address(sb, busybox, nets):
+    new_net(sb, nets, "sticky")
+    ip = "{{json .NetworkSettings.Networks.sticky.IPAddress}}"
+    for name in ("first", "second"):
+        sb.ok("run", "-d", "--name", name, "--network", "sticky", busybox, "sleep", "300")
+    before = inspect(sb, "second", ip)
+    sb.ok("stop", "-t", "0", "first", "second")
+    sb.ok("start", "second")          # the first address is free: not taken
+    assert inspect(sb, "second", ip) == before
+    sb.ok("restart", "-t", "0", "second")
+    assert inspect(sb, "second", ip) == before
