@@ -255,13 +255,20 @@ def _drop_bridge(keeper, net_id):
 
 
 def drop_bridge(paths, net_id):
-    """`network rm`: its bridge goes too (if the keeper runs at all)."""
+    """`network rm`: its bridge goes too (if the keeper runs at all; no
+    keeper, no bridge, and no user namespace is made just to find out)."""
+    try:
+        record = fsutil.read_json(_record_path(paths), default={})
+    except ValueError:
+        return
+    if not alive(record.get("pid"), record.get("start")):
+        return
     try:
         nsfd = userns.shared_userns_fd()
     except (OSError, ValueError):
         return
     try:
-        pid = _valid(fsutil.read_json(_record_path(paths), default={}), nsfd)
+        pid = _valid(record, nsfd)
     finally:
         os.close(nsfd)
     if pid:

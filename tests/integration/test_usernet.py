@@ -57,6 +57,17 @@ def nets(sb):
         sb("network", "rm", "-f", name)
 
 
+def keeper_links(sb):
+    """Interface names in the user's network keeper (bridges, veth ends)."""
+    with open(os.path.join(sb.runroot, "netns.json")) as f:
+        pid = json.load(f)["pid"]
+    result = sb.run_raw(["nsenter", "-t", str(pid), "-U", "-n",
+                         "--preserve-credentials", "ip", "-o", "link"])
+    assert result.returncode == 0, describe(result)
+    return [line.split(":")[1].strip().partition("@")[0]
+            for line in result.stdout.splitlines()]
+
+
 def new_net(sb, nets, name, *flags):
     out = sb.ok("network", "create", *flags, name).stdout.strip()
     nets.append(name)
@@ -263,9 +274,12 @@ def test_network_verbs_errors_and_prune(sb, busybox, nets):
     assert "unused" in out and "keep" not in out, out
     names = sb.ok("network", "ls", "--format", "{{.Name}}").stdout.split()
     assert "unused" not in names and "keep" in names
+    keep_id = sb.ok("network", "inspect", "-f", "{{.Id}}", "keep").stdout.strip()
+    assert "sb-" + keep_id[:12] in keeper_links(sb)
     sb.ok("rm", "-f", "user")
     sb.ok("network", "rm", "keep")
     assert "keep" not in sb.ok("network", "ls").stdout
+    assert "sb-" + keep_id[:12] not in keeper_links(sb)      # its bridge went too
     sb.ok("network", "rm", "-f", "keep")           # -f: gone already is fine
 
 
