@@ -110,6 +110,18 @@ def format_rows(fmt, rows, headers=None):
     return tabulate([line + [""] * (width - len(line)) for line in lines])
 
 
+def print_objects(fmt, objects):
+    """What every `inspect` prints: each object through the Go template
+    ``fmt`` (-f), or all of them as one indented JSON list."""
+    if fmt:
+        from .gotemplate import render
+        for obj in objects:
+            print(render(fmt, obj), flush=True)
+    else:
+        import json
+        print(json.dumps(objects, indent=4), flush=True)
+
+
 def print_rows(fmt, rows, headers=None):
     """Print ``rows`` as --format ``fmt`` asks (see format_rows); False
     when the command should print its default table instead."""

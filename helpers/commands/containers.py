@@ -6,8 +6,8 @@ import sys
 import time
 
 from ..errors import NotFound, SandboxError, UsageError
-from ..formatting import (created_since, human_duration, parse_time, print_rows,
-                          tabulate)
+from ..formatting import (created_since, human_duration, parse_time, print_objects,
+                          print_rows, tabulate)
 
 
 def register(sub):
@@ -385,12 +385,7 @@ def cmd_inspect(args, paths):
             sys.stderr.write("Error: No such object: %s\n" % name)
             continue
         results.append(obj)
-    if args.format:
-        from ..gotemplate import render
-        for obj in results:
-            print(render(args.format, obj))
-    else:
-        print(json.dumps(results, indent=4))
+    print_objects(args.format, results)
     return 1 if failed else 0
 
 

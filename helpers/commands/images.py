@@ -3,12 +3,12 @@ load,import}, and the registration of save, history and image prune
 (image_admin.py).  Output follows Docker's (columns, messages, JSON keys)."""
 
 import datetime
-import json
 import sys
 
 from ..errors import Conflict, ImageNotFound, NotFound, SandboxError, UsageError
 from . import image_admin as admin
-from ..formatting import created_since, human_size, parse_time, print_rows, tabulate
+from ..formatting import (created_since, human_size, parse_time, print_objects,
+                          print_rows, tabulate)
 
 
 def register(sub):
@@ -367,12 +367,7 @@ def cmd_inspect(args, paths):
             out.append(inspect_image(store, store.lookup(name)))
         except ImageNotFound:
             missing.append(name)
-    if args.format:
-        from ..gotemplate import render
-        for obj in out:
-            print(render(args.format, obj), flush=True)
-    else:
-        print(json.dumps(out, indent=4), flush=True)
+    print_objects(args.format, out)
     _raise_all([ImageNotFound("No such image: %s" % n) for n in missing])
 
 

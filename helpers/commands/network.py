@@ -3,10 +3,10 @@ disconnect|prune` for user-defined networks (helpers/network/usernet.py
 keeps their records; bridge.py plugs containers in)."""
 
 import hashlib
-import json
 import sys
 
 from ..errors import SandboxError, UsageError
+from ..formatting import print_objects
 
 
 def register(sub):
@@ -197,18 +197,14 @@ def cmd_ls(args, paths):
         for rec in recs:
             print(short(rec["Id"]))
         return 0
-    if args.format:
-        from ..gotemplate import render
-        for rec in recs:
-            row = {"ID": short(rec["Id"]), "Name": rec["Name"],
-                   "Driver": rec["Driver"], "Scope": "local",
-                   "Internal": str(rec["Internal"]).lower(),
-                   "CreatedAt": rec["Created"],
-                   "Labels": ",".join("%s=%s" % kv for kv in rec["Labels"].items())}
-            print(json.dumps(row) if args.format == "json"
-                  else render(args.format, row))
+    from ..formatting import print_rows, tabulate
+    rows = [{"ID": short(rec["Id"]), "Name": rec["Name"], "Driver": rec["Driver"],
+             "Scope": "local", "Internal": str(rec["Internal"]).lower(),
+             "CreatedAt": rec["Created"],
+             "Labels": ",".join("%s=%s" % kv for kv in rec["Labels"].items())}
+            for rec in recs]
+    if print_rows(args.format, rows, {"ID": "NETWORK ID"}):
         return 0
-    from ..formatting import tabulate
     print(tabulate([["NETWORK ID", "NAME", "DRIVER", "SCOPE"]] +
                    [[short(r["Id"]), r["Name"], r["Driver"], "local"] for r in recs]))
     return 0
@@ -222,12 +218,7 @@ def cmd_inspect(args, paths):
         except SandboxError as exc:
             sys.stderr.write("Error: %s\n" % exc.message)
             failed = True
-    if args.format:
-        from ..gotemplate import render
-        for obj in out:
-            print(render(args.format, obj))
-    else:
-        print(json.dumps(out, indent=4))
+    print_objects(args.format, out)
     return 1 if failed else 0
 
 

@@ -1,9 +1,9 @@
 """`volume create|ls|inspect|rm|prune`."""
 
-import json
 import sys
 
 from ..errors import SandboxError, UsageError
+from ..formatting import print_objects
 
 
 def register(sub):
@@ -72,14 +72,11 @@ def cmd_ls(args, paths):
         for n in names:
             print(n)
         return 0
-    if args.format:
-        from ..gotemplate import render
-        for n in names:
-            row = {"Name": n, "Driver": "local", "Scope": "local",
-                   "Mountpoint": volumes.data_dir(paths, n), "Labels": ""}
-            print(json.dumps(row) if args.format == "json" else render(args.format, row))
+    from ..formatting import print_rows, tabulate
+    rows = [{"Name": n, "Driver": "local", "Scope": "local",
+             "Mountpoint": volumes.data_dir(paths, n), "Labels": ""} for n in names]
+    if print_rows(args.format, rows, {"Name": "VOLUME NAME"}):
         return 0
-    from ..formatting import tabulate
     print(tabulate([["DRIVER", "VOLUME NAME"]] + [["local", n] for n in names]))
     return 0
 
@@ -93,12 +90,7 @@ def cmd_inspect(args, paths):
         except SandboxError as exc:
             sys.stderr.write("Error: %s\n" % exc.message)
             failed = True
-    if args.format:
-        from ..gotemplate import render
-        for obj in out:
-            print(render(args.format, obj))
-    else:
-        print(json.dumps(out, indent=4))
+    print_objects(args.format, out)
     return 1 if failed else 0
 
 
