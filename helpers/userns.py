@@ -323,27 +323,48 @@ def shared_userns_fd(idmap=None):
 
 
 def _start_keeper(idmap):
-    """Fork the holder: it unshares a user namespace, waits for the maps,
-    and execs `sleep infinity` (nothing of Python stays resident)."""
+    """The holder: it unshares a user namespace and waits for the maps."""
     sync = Sync()
+
+    def enter():
+        sync.in_child()
+        try:
+            enter_new_userns(sync)
+        except OSError as exc:
+            raise unshare_error(exc) if exc.errno in (1, 28, 22) else exc
+
+    def map_it(pid):
+        sync.in_parent()
+        try:
+            parent_map_child(sync, pid, idmap)
+        finally:
+            sync.close_parent()
+
+    return spawn_keeper(KEEPER_NAME, enter, map_it,
+                        what="cannot create the user namespace")
+
+
+def spawn_keeper(name, enter, in_parent=None, what="cannot start a keeper"):
+    """Fork a process that holds namespaces and nothing else: it leaves the
+    terminal's session, runs ``enter()`` (which makes or joins them), and
+    execs `sleep infinity` named ``name``, so nothing of Python stays
+    resident.  ``in_parent(pid)`` runs here meanwhile (the id maps); if it
+    fails, the child is killed.  A failure in the child is raised here as a
+    HostError that starts with ``what``.  Returns the pid."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
-            sync.in_child()
             os.close(err_r)
             os.setsid()                  # no terminal signals reach it
             os.chdir("/")
             nul = os.open("/dev/null", os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(nul, fd)
-            try:
-                enter_new_userns(sync)
-            except OSError as exc:
-                raise unshare_error(exc) if exc.errno in (1, 28, 22) else exc
+            enter()
             for sleeper in ("/usr/bin/sleep", "/bin/sleep"):
                 if os.access(sleeper, os.X_OK):
-                    os.execv(sleeper, [KEEPER_NAME, "infinity"])
+                    os.execv(sleeper, [name, "infinity"])
             import signal
             while True:
                 signal.pause()
@@ -351,27 +372,25 @@ def _start_keeper(idmap):
             msg = exc.message if isinstance(exc, SandboxError) else str(exc)
             hint = getattr(exc, "hint", None) or ""
             try:
-                os.write(err_w, ("%s\0%s" % (msg, hint)).encode())
+                os.write(err_w, ("%s\0%s" % (msg or "failed", hint)).encode())
             except OSError:
                 pass
         os._exit(1)
-    sync.in_parent()
     os.close(err_w)
-    try:
-        parent_map_child(sync, pid, idmap)
-    except BaseException:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        raise
-    finally:
-        sync.close_parent()
+    if in_parent is not None:
+        try:
+            in_parent(pid)
+        except BaseException:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(err_r)
+            raise
     failure = fsutil.read_all(err_r)          # EOF at the exec of sleep
     os.close(err_r)
     if failure:
         os.waitpid(pid, 0)
         msg, _, hint = failure.decode(errors="replace").partition("\0")
-        raise HostError("cannot create the user namespace: " + msg,
-                        hint=hint or None)
+        raise HostError("%s: %s" % (what, msg), hint=hint or None)
     return pid
 
 

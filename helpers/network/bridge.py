@@ -73,37 +73,12 @@ def keeper_pid(paths):
 
 
 def _start_keeper(nsfd):
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(err_r)
-            os.setsid()
-            os.chdir("/")
-            nul = os.open("/dev/null", os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(nul, fd)
-            userns.join_userns(os.dup(nsfd))
-            linux.unshare(linux.CLONE_NEWNET)
-            linux.interface_up("lo")
-            for sleeper in ("/usr/bin/sleep", "/bin/sleep"):
-                if os.access(sleeper, os.X_OK):
-                    os.execv(sleeper, [KEEPER_NAME, "infinity"])
-            raise OSError("sleep(1) not found")
-        except BaseException as exc:   # noqa: BLE001 - reported to the parent
-            try:
-                os.write(err_w, str(exc).encode() or b"failed")
-            except OSError:
-                pass
-        os._exit(1)
-    os.close(err_w)
-    failure = fsutil.read_all(err_r)          # EOF at the exec of sleep
-    os.close(err_r)
-    if failure:
-        os.waitpid(pid, 0)
-        raise HostError("cannot create the network namespace of user-defined "
-                        "networks: " + failure.decode(errors="replace"))
-    return pid
+    def enter():
+        userns.join_userns(os.dup(nsfd))
+        linux.unshare(linux.CLONE_NEWNET)
+        linux.interface_up("lo")
+    return userns.spawn_keeper(KEEPER_NAME, enter, what="cannot create the "
+                               "network namespace of user-defined networks")
 
 
 # ---------------------------------------------------------------------------
