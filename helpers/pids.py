@@ -2,26 +2,35 @@
 every record that points at a process keeps both."""
 
 
-def proc_start_time(pid):
-    """Field 22 of /proc/PID/stat (clock ticks since boot), or None."""
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (so field 3 of
+    proc(5), the state, is [0]; the parent pid [1]; the start time [19]),
+    or None when there is no such process."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as f:
             data = f.read()
     except OSError:
         return None
-    return int(data[data.rindex(b")") + 2:].split()[19])
+    return data[data.rindex(b")") + 2:].split()
+
+
+def proc_start_time(pid):
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None."""
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def ended(fields):
+    """Do these stat fields belong to no process, or to one that has ended
+    (a zombie: only its parent has not reaped it yet, an init that reaps
+    late, or a parent that is itself stuck)?"""
+    return not fields or fields[0] in (b"Z", b"X")
 
 
 def alive(pid, start):
     """Is the process that had ``pid`` and ``start`` still there?  A zombie
-    is not: it has ended, only its parent has not reaped it yet (an init
-    that reaps late, or a parent that is itself stuck)."""
+    is not."""
     if not pid or start is None:
         return False
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    fields = data[data.rindex(b")") + 2:].split()
-    return fields[0] not in (b"Z", b"X") and int(fields[19]) == start
+    fields = stat_fields(pid)
+    return not ended(fields) and int(fields[19]) == start

@@ -55,19 +55,29 @@ def _helper(net):
     return net.get("OutboundHelper") or net["NetworkMode"]
 
 
-def host_gateway():
-    """The host's IPv4 default gateway (pasta gives it to the container)."""
+def host_routes():
+    """The host's IPv4 routes from /proc/net/route: (destination, gateway,
+    mask), each a dotted address."""
+    def dotted(hex_le):
+        v = int(hex_le, 16)
+        return ".".join(str((v >> s) & 255) for s in (0, 8, 16, 24))
+    routes = []
     try:
         with open("/proc/net/route") as f:
             next(f)
             for line in f:
                 fields = line.split()
-                if len(fields) > 2 and fields[1] == "00000000":
-                    gw = int(fields[2], 16)
-                    return ".".join(str((gw >> s) & 255) for s in (0, 8, 16, 24))
+                if len(fields) > 7:
+                    routes.append((dotted(fields[1]), dotted(fields[2]),
+                                   dotted(fields[7])))
     except (OSError, StopIteration, ValueError):
         pass
-    return None
+    return routes
+
+
+def host_gateway():
+    """The host's IPv4 default gateway (pasta gives it to the container)."""
+    return next((gw for dest, gw, _ in host_routes() if dest == "0.0.0.0"), None)
 
 
 def write(cdir, hostname, name, net):

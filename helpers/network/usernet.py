@@ -78,21 +78,9 @@ def get(paths, ref):
 def _host_networks():
     """The host's own routes and addresses: a subnet on top of them would
     make the host (and pasta's copy of its routes) unreachable."""
-    out = []
-    try:
-        with open("/proc/net/route") as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                dest, mask = int(fields[1], 16), int(fields[7], 16)
-                if mask == 0:
-                    continue
-                to_ip = lambda v: ".".join(str((v >> s) & 255) for s in (0, 8, 16, 24))
-                out.append(ipaddress.ip_network("%s/%s" % (to_ip(dest), to_ip(mask)),
-                                                strict=False))
-    except (OSError, StopIteration, ValueError, IndexError):
-        pass
-    return out
+    from .files import host_routes
+    return [ipaddress.ip_network("%s/%s" % (dest, mask), strict=False)
+            for dest, _, mask in host_routes() if mask != "0.0.0.0"]
 
 
 def _clash(paths, subnet):
