@@ -114,8 +114,6 @@ def drain_sources(sources, on_output, poller=None, on_other=None):
             if fd not in sources:
                 on_other(fd)
                 continue
-            if fd not in open_fds:
-                continue
             try:
                 data = os.read(fd, 65536)
             except OSError:

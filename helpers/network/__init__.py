@@ -203,28 +203,22 @@ def validate(args):
     from .files import parse_add_hosts
     parse_add_hosts(args.add_host)
     ports.check_bindable(bindings)
+    name = {"container": "container:%s", "user": "%s"}.get(mode)
+    net = {"NetworkMode": name % options[0] if name else mode,
+           "NetworkOptions": options if mode in HELPERS else [],
+           "AllowHostLoopback": allow, "HelperSettings": settings,
+           "HelperArgs": raw,
+           "PortBindings": ports.to_port_bindings(bindings),
+           "PublishAllPorts": bool(args.publish_all),
+           "ExposedPorts": exposed,
+           "Dns": list(args.dns), "DnsSearch": list(args.dns_search),
+           "DnsOptions": list(args.dns_option),
+           "ExtraHosts": list(args.add_host)}
     if mode == "user":
-        return {"NetworkMode": options[0], "NetworkOptions": [],
-                "Networks": {options[0]: {
-                    "Aliases": list(args.network_alias),
-                    "IPAMConfig": {"IPv4Address": args.ip} if args.ip else None}},
-                "AllowHostLoopback": False, "HelperSettings": {}, "HelperArgs": [],
-                "PortBindings": ports.to_port_bindings(bindings),
-                "PublishAllPorts": bool(args.publish_all),
-                "ExposedPorts": exposed,
-                "Dns": list(args.dns), "DnsSearch": list(args.dns_search),
-                "DnsOptions": list(args.dns_option),
-                "ExtraHosts": list(args.add_host)}
-    return {"NetworkMode": mode if mode != "container" else "container:" + options[0],
-            "NetworkOptions": options if mode in HELPERS else [],
-            "AllowHostLoopback": allow, "HelperSettings": settings,
-            "HelperArgs": raw,
-            "PortBindings": ports.to_port_bindings(bindings),
-            "PublishAllPorts": bool(args.publish_all),
-            "ExposedPorts": exposed,
-            "Dns": list(args.dns), "DnsSearch": list(args.dns_search),
-            "DnsOptions": list(args.dns_option),
-            "ExtraHosts": list(args.add_host)}
+        net["Networks"] = {options[0]: {
+            "Aliases": list(args.network_alias),
+            "IPAMConfig": {"IPv4Address": args.ip} if args.ip else None}}
+    return net
 
 
 def resolve(paths, net, image_config):
@@ -446,22 +440,15 @@ def _release_user_networks(paths, cid):
         usernet.sync_hosts(paths)
 
 
-def _stat(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-
-
 def _parent(pid):
-    fields = _stat(pid)
+    from ..pids import stat_fields
+    fields = stat_fields(pid)
     return int(fields[1]) if fields else 0
 
 
 def _gone(pid):
-    fields = _stat(pid)
-    return not fields or fields[0] in ("Z", "X")
+    from ..pids import ended, stat_fields
+    return ended(stat_fields(pid))
 
 
 def release(paths, cid):
