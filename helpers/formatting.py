@@ -13,26 +13,24 @@ def tabulate(rows, minwidth=10, padding=3):
                      for r in rows)
 
 
-def human_size(size):
-    """go-units HumanSizeWithPrecision(size, 3): decimal units."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+def _scaled(size, base, units, digits):
+    """go-units' CustomSize: ``size`` in the largest unit below it."""
     size = float(size)
     i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
+    while size >= base and i < len(units) - 1:
+        size /= base
         i += 1
-    return "%.3g%s" % (size, units[i])
+    return "%.*g%s" % (digits, size, units[i])
+
+
+def human_size(size):
+    """go-units HumanSizeWithPrecision(size, 3): decimal units."""
+    return _scaled(size, 1000, ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"], 3)
 
 
 def human_binary_size(size):
     """go-units BytesSize: binary units, as `docker stats` prints memory."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    size = float(size)
-    i = 0
-    while size >= 1024 and i < len(units) - 1:
-        size /= 1024
-        i += 1
-    return "%.4g%s" % (size, units[i])
+    return _scaled(size, 1024, ["B", "KiB", "MiB", "GiB", "TiB"], 4)
 
 
 def parse_time(s):
