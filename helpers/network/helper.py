@@ -76,11 +76,6 @@ class Helper:
         except OSError:
             pass
         self._close()
-        for path in self.files:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
         raise HostError("%s failed (exit %s)%s" % (
             shlex.join(self.argv), code, ": " + detail if detail else ""),
             hint=_hint(detail))
@@ -95,6 +90,7 @@ class Helper:
         return os.waitstatus_to_exitcode(status)
 
     def _close(self):
+        """Close our fds for the helper and remove its files."""
         for fd in self.keep + [self.pidfd]:
             try:
                 os.close(fd)
@@ -102,6 +98,11 @@ class Helper:
                 pass
         self.keep = []
         self.pidfd = -1
+        for path in self.files:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     def stop(self):
         """End the helper and reap it; never hangs, also when it was killed
@@ -121,11 +122,6 @@ class Helper:
         elif self._reap(block=False) is None:
             _unreaped.append(self.pid)
         self._close()
-        for path in self.files:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
 
 _unreaped = []
