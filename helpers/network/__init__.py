@@ -310,7 +310,7 @@ def attach(paths, cid, pid):
             return          # --rm: C removed it after PID 1's failure
         raise
     if st.get("Networks"):
-        _plug_user_networks(paths, cid, _parent(pid) or pid, st["Networks"])
+        _plug_user_networks(paths, cid, _parent(pid) or pid, st, st["Networks"])
     mode = helper_of(st)
     if mode is None:
         return
@@ -345,14 +345,14 @@ def attach(paths, cid, pid):
             raise
 
 
-def _plug_user_networks(paths, cid, ctr_pid, networks):
+def _plug_user_networks(paths, cid, ctr_pid, st, networks):
     """Addresses on user-defined ``networks`` ({name: endpoint config}),
     veth pairs into their bridges, the peers' /etc/hosts brought up to
-    date."""
+    date.  ``st``: the container's record (its addresses of the last run)."""
     from . import bridge, usernet
     from ..container import state
     endpoints, settings = [], {}
-    hints = state.read_state(paths, cid).get("NetAddressHints") or {}
+    hints = st.get("NetAddressHints") or {}
     for name, conf in networks.items():
         rec = usernet.get(paths, name)
         ip = usernet.allocate(paths, rec, cid,
@@ -391,7 +391,7 @@ def connect(paths, cid, name, conf):
         raise SandboxError("container %s is already connected to network %s"
                            % (st.get("Name"), rec["Name"]), exit_code=1)
     if state.is_running(st):
-        _plug_user_networks(paths, cid, _parent(st["Pid"]) or st["Pid"],
+        _plug_user_networks(paths, cid, _parent(st["Pid"]) or st["Pid"], st,
                             {rec["Name"]: conf})
     state.modify(paths, cid, lambda st: st.setdefault("Networks", {})
                  .update({rec["Name"]: conf}))
