@@ -2,24 +2,14 @@
 
 This is the one place that prints errors and chooses exit codes.  Each verb
 lives in a module under ``helpers/commands`` that exposes ``register(sub)``
-(adds its argparse sub-parsers, each with ``set_defaults(func=...)``); the
+(adds its sub-parsers, helpers/options.py, each with ``set_defaults(func=...)``); the
 verb function gets ``(args, paths)`` and returns an exit code (or None for
 0).  Verb modules import their heavy dependencies lazily (DESIGN.md, house
 style 9): ``run`` of a local image must not import the registry client.
 """
 
-import gettext
 import os
 import sys
-
-# argparse looks every message up in gettext's catalogs, which imports
-# `locale` and stats translation files on each of dozens of calls: 5 ms of
-# a start that should take tens.  Docker's messages are English only, so
-# bind argparse to identity functions before it is imported.
-gettext.gettext = lambda message: message
-gettext.ngettext = lambda singular, plural, n: singular if n == 1 else plural
-
-import argparse  # noqa: E402  (must come after the gettext binding above)
 
 from . import __version__
 from .errors import SandboxError
@@ -27,8 +17,8 @@ from .errors import SandboxError
 VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
                 "volumes", "registry", "cp", "network", "resources", "system")
 # verb -> the module that registers it: only that module is imported (and
-# only its parsers built) for a command, which keeps argparse and the image
-# verbs off the `run` start path.  `--help` and unknown verbs load them all.
+# only its parsers built) for a command, which keeps the image verbs off the
+# `run` start path.  `--help` and unknown verbs load them all.
 VERBS = {"run": "run", "create": "run", "info": "info",
          "images": "images", "image": "images", "load": "images",
          "import": "images", "rmi": "images", "tag": "images",
@@ -42,32 +32,6 @@ VERBS = {"run": "run", "create": "run", "info": "info",
          "volume": "volumes", "stats": "resources", "update": "resources", "pull": "registry", "login": "registry", "logout": "registry",
          "push": "registry", "cp": "cp", "port": "network", "network": "network"}
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
-
-
-class Formatter(argparse.HelpFormatter):
-    """argparse's formatter imports shutil (bz2, lzma) for the terminal
-    width, on every add_argument; os has the same call."""
-
-    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
-        if width is None:
-            try:
-                width = os.get_terminal_size(sys.stdout.fileno()).columns - 2
-            except (OSError, ValueError):
-                width = 78
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse exits 2 on bad flags; Docker exits 125."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", Formatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        sys.stderr.write("sandbox: %s\n  hint: see '%s --help'\n" % (message, self.prog))
-        sys.exit(125)
 
 
 def find_verb(argv):
@@ -87,6 +51,7 @@ def find_verb(argv):
 
 
 def build_parser(verb=None):
+    from .options import Parser
     parser = Parser(
         prog="sandbox",
         description="Rootless, daemonless containers with Docker's verbs.")
@@ -114,7 +79,7 @@ def main(argv=None):
     parser = build_parser(find_verb(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
+        getattr(args, "_parser", parser).print_help(sys.stderr)
         return 125 if args.verb is None else 0
     from .paths import Paths
     paths = Paths(args.root, args.runroot)
