@@ -67,7 +67,9 @@ def spawn(argv, fds=None, die_with_parent=True):
             os.setpgid(0, 0)
             # Python ignores SIGPIPE and SIGXFSZ; an exec'd program expects
             # the defaults (pasta refuses to start with SIGPIPE ignored).
-            import signal
+            # (_signal: the C module under `signal`, whose wrapper imports
+            # enum, milliseconds before the helper can exec.)
+            import _signal as signal
             for sig in (signal.SIGPIPE, signal.SIGXFSZ):
                 signal.signal(sig, signal.SIG_DFL)
             nul = os.open(os.devnull, os.O_RDWR)

@@ -18,7 +18,9 @@ a container "running" forever.
 
 import os
 import select
-import signal
+# _signal is the C module under `signal`: the same functions and int
+# constants, without the wrapper's enum import (milliseconds of start).
+import _signal as signal
 import time
 
 from .. import fsutil, network

@@ -22,7 +22,9 @@ through os._exit (house style 5).
 
 import errno
 import os
-import signal
+# _signal is the C module under `signal`: the same functions and int
+# constants, without the wrapper's enum import (milliseconds of start).
+import _signal as signal
 import stat
 import sys
 
