@@ -3,7 +3,6 @@ pasta, systemd-run, ...): clean environment, stdin from /dev/null, and a
 failure raised with the exact command line (DESIGN.md, house style 7)."""
 
 import os
-import shlex
 
 from .errors import HostError
 
@@ -12,6 +11,9 @@ CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 
 def run_checked(argv, env=None, hint=None, capture=True, timeout=60):
+    # Imported here: spawn() is on the start path of every container with a
+    # network helper, and shlex brings re and collections.
+    import shlex
     import subprocess
     full_env = dict(CLEAN_ENV)
     if env:
