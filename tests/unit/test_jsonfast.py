@@ -116,7 +116,7 @@ def test_dumps_errors_like_json():
 
 
 def test_non_string_keys_like_json():
-    obj = {1: "int", 2.5: "float", True: "bool", None: "null", "s": {3: []}}
+    obj = {1: "int", 2.5: "float", False: "bool", None: "null", "s": {3: []}}
     assert jsonfast.dumps(obj) == json.dumps(obj)
     assert jsonfast.dumps(obj, indent=2) == json.dumps(obj, indent=2)
 
