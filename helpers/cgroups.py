@@ -50,12 +50,11 @@ then written to the files directly, which also serves the delegated-subtree
 case and values systemd rounds.
 """
 
-import dataclasses
 import os
-import re
 import time
 
 from .errors import HostError, UsageError
+from .record import REQUIRED, Record
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 UINT64_MAX = 2**64 - 1
@@ -99,32 +98,30 @@ _IO_KEYS = {"device_read_bps": "rbps", "device_write_bps": "wbps",
             "device_read_iops": "riops", "device_write_iops": "wiops"}
 
 
-@dataclasses.dataclass(frozen=True)
-class Throttle:
+class Throttle(Record):
     """One --device-{read,write}-{bps,iops} value."""
-    path: str          # as given (HostConfig keeps it)
-    device: str        # "MAJ:MIN" of the whole disk (io.max takes no partitions)
-    rate: int
+    FIELDS = (("path", REQUIRED),      # as given (HostConfig keeps it)
+              ("device", REQUIRED),    # "MAJ:MIN" of the whole disk (io.max takes no partitions)
+              ("rate", REQUIRED))      # int
 
 
-@dataclasses.dataclass(frozen=True)
-class Limits:
+class Limits(Record):
     """Validated limits; None (or ()) means "not set".  Sizes are bytes,
     times microseconds, as in Docker's HostConfig."""
-    memory: int | None = None
-    memory_swap: int | None = None            # memory + swap; -1 = unlimited
-    memory_reservation: int | None = None
-    nano_cpus: int | None = None              # --cpus * 1e9
-    cpu_shares: int | None = None
-    cpu_period: int | None = None
-    cpu_quota: int | None = None              # -1 = unlimited
-    cpuset_cpus: str | None = None
-    pids_limit: int | None = None             # <= 0 = unlimited
-    blkio_weight: int | None = None
-    device_read_bps: tuple = ()
-    device_write_bps: tuple = ()
-    device_read_iops: tuple = ()
-    device_write_iops: tuple = ()
+    FIELDS = (("memory", None),
+              ("memory_swap", None),             # memory + swap; -1 = unlimited
+              ("memory_reservation", None),
+              ("nano_cpus", None),               # --cpus * 1e9
+              ("cpu_shares", None),
+              ("cpu_period", None),
+              ("cpu_quota", None),               # -1 = unlimited
+              ("cpuset_cpus", None),             # str
+              ("pids_limit", None),              # <= 0 = unlimited
+              ("blkio_weight", None),
+              ("device_read_bps", ()),           # tuples of Throttles
+              ("device_write_bps", ()),
+              ("device_read_iops", ()),
+              ("device_write_iops", ()))
 
     def __bool__(self):
         return bool(self.flags())
@@ -184,15 +181,15 @@ class Limits:
             device_write_iops=rates("BlkioDeviceWriteIOps"), ncpu=10**6)
 
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-
-
 def ram_in_bytes(value):
     """Docker's RAMInBytes (go-units): "32m", "1.5g", "512", "10MiB";
     binary multiples; truncates to whole bytes."""
     if isinstance(value, int):
         return value
-    m = _SIZE.match(str(value).strip())
+    # Imported here: only flag values are text (records hold ints), and re
+    # would cost milliseconds to every run of a cgroup v2 host.
+    import re
+    m = re.match(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$", str(value).strip())
     if not m:
         raise ValueError("invalid size: '%s'" % value)
     power = " kmgtp".index(m.group(2).lower()) if m.group(2) else 0
@@ -487,14 +484,13 @@ def unit_properties(limits, defaults=True):
 
 # --- what this host offers ----------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class CgroupInfo:
-    version: str                 # "v2", "hybrid", "v1" or "none"
-    manager: str | None          # "systemd", "delegated" or None
-    controllers: tuple = ()      # controllers a new cgroup can get
-    parent: str | None = None    # user@UID.service (systemd) or the delegated cgroup
-    reason_unavailable: str | None = None
-    hint: str | None = None
+class CgroupInfo(Record):
+    FIELDS = (("version", REQUIRED),       # "v2", "hybrid", "v1" or "none"
+              ("manager", REQUIRED),       # "systemd", "delegated" or None
+              ("controllers", ()),         # controllers a new cgroup can get
+              ("parent", None),            # user@UID.service (systemd) or the delegated cgroup
+              ("reason_unavailable", None),
+              ("hint", None))
 
 
 def _mounts():
@@ -611,13 +607,13 @@ def cgroups_mode(cli_value=None, config_path=None):
     ~/.config/sandbox/config.json, else "enabled"."""
     value = cli_value
     if value is None:
-        import json
+        from . import jsonfast
         path = config_path or os.path.join(
             os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"),
             "sandbox", "config.json")
         try:
             with open(path) as f:
-                value = json.load(f).get("cgroups")
+                value = jsonfast.loads(f.read()).get("cgroups")
         except FileNotFoundError:
             value = None
         except (OSError, ValueError, AttributeError) as e:
@@ -657,19 +653,18 @@ def decide(limits, mode="enabled", info=None):
 
 # --- one container's cgroup ----------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class Stats:
-    cpu_usage_usec: int
-    cpu_user_usec: int
-    cpu_system_usec: int
-    memory_current: int | None       # bytes, None without the memory controller
-    memory_max: int | None           # None = no limit
-    memory_inactive_file: int | None  # Docker subtracts it from usage
-    pids_current: int | None
-    pids_max: int | None
-    io_read_bytes: int
-    io_write_bytes: int
-    oom_kill: int
+class Stats(Record):
+    FIELDS = (("cpu_usage_usec", REQUIRED),
+              ("cpu_user_usec", REQUIRED),
+              ("cpu_system_usec", REQUIRED),
+              ("memory_current", REQUIRED),        # bytes, None without the memory controller
+              ("memory_max", REQUIRED),            # None = no limit
+              ("memory_inactive_file", REQUIRED),  # Docker subtracts it from usage
+              ("pids_current", REQUIRED),
+              ("pids_max", REQUIRED),
+              ("io_read_bytes", REQUIRED),
+              ("io_write_bytes", REQUIRED),
+              ("oom_kill", REQUIRED))
 
 
 class Cgroup:

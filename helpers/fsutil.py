@@ -1,11 +1,11 @@
 """Atomic writes, file locks and symlink-safe path resolution."""
 
-import contextlib
 import errno
 import fcntl
-import json
 import os
 import stat
+
+from . import jsonfast
 
 
 def write_all(fd, data):
@@ -42,8 +42,10 @@ def atomic_write(path, data, mode=0o644, durable=True):
             os.fsync(fd)
     except BaseException:
         os.close(fd)
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
         raise
     os.close(fd)
     os.rename(tmp, path)
@@ -64,31 +66,46 @@ def write_new(path, data, mode=0o644):
 
 
 def write_json(path, obj, mode=0o644, durable=True):
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", mode,
-                 durable)
+    atomic_write(path, jsonfast.dumps(obj, indent=2) + "\n", mode, durable)
 
 
 def read_json(path, default=None):
-    """Read a JSON file; ``default`` if it does not exist."""
+    """Read a JSON file; ``default`` if it does not exist.  Malformed JSON
+    raises ValueError (json.JSONDecodeError)."""
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read())
+            return jsonfast.loads(f.read())
     except FileNotFoundError:
         if default is not None:
             return default
         raise
 
 
-@contextlib.contextmanager
-def locked(path, shared=False):
-    """Hold an flock on ``path`` (created if missing) for the with-block."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        yield fd
-    finally:
-        os.close(fd)
+class locked:
+    """``with locked(path) as fd``: hold an flock on ``path`` (created if
+    missing) for the with-block.  A class, not contextlib.contextmanager:
+    contextlib imports collections and functools, milliseconds that every
+    command holding a container's lock would pay."""
+
+    def __init__(self, path, shared=False):
+        self.path = path
+        self.shared = shared
+        self.fd = None
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return fd
+
+    def __exit__(self, *exc_info):
+        os.close(self.fd)
+        self.fd = None
 
 
 def resolve_in_root(root, path, follow_last=True):

@@ -3,7 +3,6 @@ pasta, systemd-run, ...): clean environment, stdin from /dev/null, and a
 failure raised with the exact command line (DESIGN.md, house style 7)."""
 
 import os
-import shlex
 
 from .errors import HostError
 
@@ -12,6 +11,9 @@ CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 
 def run_checked(argv, env=None, hint=None, capture=True, timeout=60):
+    # Imported here: spawn() is on the start path of every container with a
+    # network helper, and shlex brings re and collections.
+    import shlex
     import subprocess
     full_env = dict(CLEAN_ENV)
     if env:
@@ -67,7 +69,9 @@ def spawn(argv, fds=None, die_with_parent=True):
             os.setpgid(0, 0)
             # Python ignores SIGPIPE and SIGXFSZ; an exec'd program expects
             # the defaults (pasta refuses to start with SIGPIPE ignored).
-            import signal
+            # (_signal: the C module under `signal`, whose wrapper imports
+            # enum, milliseconds before the helper can exec.)
+            import _signal as signal
             for sig in (signal.SIGPIPE, signal.SIGXFSZ):
                 signal.signal(sig, signal.SIG_DFL)
             nul = os.open(os.devnull, os.O_RDWR)

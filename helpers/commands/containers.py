@@ -1,10 +1,10 @@
 """Verbs that look at containers: ps, logs, inspect, top, container prune."""
 
-import json
 import os
 import sys
 import time
 
+from .. import jsonfast
 from ..errors import NotFound, SandboxError, UsageError
 from ..formatting import (created_since, human_duration, parse_time, print_objects,
                           print_rows, tabulate)
@@ -111,7 +111,7 @@ def command_text(st, spec_args, trunc=True):
 def _spec_args(paths, cid):
     try:
         with open(os.path.join(paths.container(cid), "config.json"), "rb") as f:
-            return json.loads(f.read())["process"]["args"]
+            return jsonfast.loads(f.read())["process"]["args"]
     except (OSError, ValueError, KeyError):
         return []
 
@@ -308,7 +308,7 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
             if tail is not None:
                 lines = lines[-tail:] if tail > 0 else []
             for line in lines:
-                _emit(json.loads(line), timestamps, since, until)
+                _emit(jsonfast.loads(line), timestamps, since, until)
         if not follow:
             return 0
         delay = 0.02
@@ -325,7 +325,7 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
                 lines = data.splitlines(keepends=True)
                 pending = lines.pop() if not lines[-1].endswith(b"\n") else b""
                 for line in lines:
-                    _emit(json.loads(line), timestamps, since, until)
+                    _emit(jsonfast.loads(line), timestamps, since, until)
                 delay = 0.02
                 continue
             try:
@@ -338,7 +338,7 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
                 chunk = f.read() if f is not None else b""
                 for line in (pending + chunk).splitlines(keepends=True):
                     if line.endswith(b"\n"):
-                        _emit(json.loads(line), timestamps, since, until)
+                        _emit(jsonfast.loads(line), timestamps, since, until)
                 return st.get("ExitCode", 0) if return_exit_code else 0
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)

@@ -4,7 +4,8 @@ rm, wait, rename, pause/unpause.  No daemon: each reads the record
 what happens next."""
 
 import os
-import signal
+# _signal: the C module under `signal`, without its wrapper's enum import.
+import _signal as signal
 import sys
 import time
 
@@ -103,11 +104,13 @@ def signal_number(name):
         return int(n)
     if not n.startswith("SIG"):
         n = "SIG" + n
-    try:
-        return int(getattr(signal.Signals, n))
-    except AttributeError:
+    # The SIG* names of _signal are the members of signal.Signals; SIG_DFL,
+    # SIG_IGN and SIG_BLOCK & co. are no signals.
+    number = None if n.startswith("SIG_") else getattr(signal, n, None)
+    if number is None:
         raise UsageError("invalid signal: %s" % name,
-                         hint="a name like TERM, SIGKILL or a number") from None
+                         hint="a name like TERM, SIGKILL or a number")
+    return number
 
 
 def wait_exited(paths, cid, timeout):

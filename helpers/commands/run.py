@@ -288,8 +288,7 @@ def _full_name(name):
 def create(paths, store, image_id, args, checked):
     """Write the container record and its spec; return a dict describing
     it.  On failure, nothing of the container stays behind."""
-    import json
-    from .. import fsutil
+    from .. import fsutil, jsonfast
     from ..container import rootfs, spec as spec_mod, state
     from ..userns import current_id_map, single_map_hint
     from ..errors import warn
@@ -351,7 +350,7 @@ def create(paths, store, image_id, args, checked):
                                 "source": "cgroup2",
                                 "options": ["nosuid", "noexec", "nodev"]})
         if fill:
-            annotations["io.sandbox.volumes.fill"] = json.dumps(fill)
+            annotations["io.sandbox.volumes.fill"] = jsonfast.dumps(fill)
         if args.init:
             annotations["io.sandbox.init"] = "true"
         spec = spec_mod.build(
@@ -368,7 +367,7 @@ def create(paths, store, image_id, args, checked):
         # New files of a new container: nothing reads them before it runs,
         # and fsync would only slow the start.
         fsutil.write_new(os.path.join(cdir, "config.json"),
-                         json.dumps(spec, indent=2) + "\n")
+                         jsonfast.dumps(spec, indent=2) + "\n")
         record = {
             "Id": cid, "Name": name, "Image": image_id,
             "ImageName": args.image, "Created": state.now_iso(),

@@ -18,10 +18,12 @@ a container "running" forever.
 
 import os
 import select
-import signal
+# _signal is the C module under `signal`: the same functions and int
+# constants, without the wrapper's enum import (milliseconds of start).
+import _signal as signal
 import time
 
-from .. import fsutil, network
+from .. import fsutil, jsonfast, network
 from ..errors import SandboxError
 from . import state
 
@@ -45,8 +47,6 @@ class LogWriter:
     (or MAX_PARTIAL bytes, or the end)."""
 
     def __init__(self, path):
-        import json
-        self._dumps = json.dumps
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                           0o640)
         self.partial = {"stdout": b"", "stderr": b""}
@@ -68,9 +68,9 @@ class LogWriter:
             fsutil.write_all(self.fd, b"".join(out))
 
     def _entry(self, stream, chunk):
-        return (self._dumps({"log": chunk.decode("utf-8", "replace"),
-                             "stream": stream, "time": timestamp()},
-                            separators=(",", ":")) + "\n").encode()
+        return (jsonfast.dumps({"log": chunk.decode("utf-8", "replace"),
+                                "stream": stream, "time": timestamp()},
+                               separators=(",", ":")) + "\n").encode()
 
     def close(self):
         rest = [self._entry(s, b) for s, b in self.partial.items() if b]

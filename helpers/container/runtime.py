@@ -22,11 +22,13 @@ through os._exit (house style 5).
 
 import errno
 import os
-import signal
+# _signal is the C module under `signal`: the same functions and int
+# constants, without the wrapper's enum import (milliseconds of start).
+import _signal as signal
 import stat
 import sys
 
-from .. import fsutil, linux
+from .. import fsutil, jsonfast, linux
 from ..errors import (CannotExecute, CommandNotFound, HostError, SandboxError,
                       UsageError)
 from ..userns import join_userns, shared_userns_fd
@@ -73,17 +75,15 @@ class Launch:
                               if n["type"] == "network"), None)
 
     def to_json(self):
-        import json
-        return json.dumps({"spec": self.spec, "cdir": self.cdir,
-                           "layers": self.layers, "driver": self.driver,
-                           "autoremove": self.autoremove,
-                           "debug": self.debug,
-                           "cgroup_path": getattr(self, "cgroup_path", None)}).encode()
+        return jsonfast.dumps({"spec": self.spec, "cdir": self.cdir,
+                               "layers": self.layers, "driver": self.driver,
+                               "autoremove": self.autoremove,
+                               "debug": self.debug,
+                               "cgroup_path": getattr(self, "cgroup_path", None)}).encode()
 
     @classmethod
     def from_json(cls, data, idmap):
-        import json
-        d = json.loads(data)
+        d = jsonfast.loads(data)
         launch = cls(d["spec"], d["cdir"], d["layers"], d["driver"], idmap,
                      d["autoremove"], d["debug"])
         launch.cgroup_path = d.get("cgroup_path")
@@ -495,10 +495,9 @@ def _init(path, args, env, err_w):
 
 
 def _fill_volumes(spec, root, fill):
-    import json
     from .volumes import fill_from_image
     sources = {m["destination"]: m["source"] for m in spec.get("mounts", [])}
-    for dest in json.loads(fill):
+    for dest in jsonfast.loads(fill):
         if dest in sources:
             fill_from_image(root, dest, sources[dest])
 

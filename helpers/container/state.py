@@ -32,9 +32,14 @@ def new_id():
     return os.urandom(32).hex()
 
 
+_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_CHARS = _NAME_START | frozenset("_.-")
+
+
 def valid_name(name):
-    import re
-    return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) is not None
+    """Docker's rule for container (and volume) names,
+    [a-zA-Z0-9][a-zA-Z0-9_.-]*, checked without importing re."""
+    return bool(name) and name[0] in _NAME_START and _NAME_CHARS.issuperset(name)
 
 
 def reserve_name(paths, name, cid):

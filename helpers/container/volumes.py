@@ -10,12 +10,10 @@ its pivot, as root of the user namespace, so owners and modes survive.
 """
 
 import os
-import re
 
 from .. import fsutil
 from ..errors import Conflict, NotFound, UsageError
-
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
+from .state import valid_name      # volumes are named like containers
 FILL_ANNOTATION = "io.sandbox.volumes.fill"   # run.py and runtime.py spell it out
 
 
@@ -36,7 +34,7 @@ def create(paths, name=None, labels=None, anonymous=False):
     from . import state
     if name is None:
         name = os.urandom(32).hex()
-    if not _NAME.match(name):
+    if not valid_name(name):
         raise UsageError("invalid volume name %r" % name,
                          hint="[a-zA-Z0-9][a-zA-Z0-9_.-]* (2+ characters)")
     d = volume_dir(paths, name)
@@ -217,7 +215,7 @@ def is_volume_spec(spec):
         return True
     if parts[0].startswith("/"):
         return False
-    if not _NAME.match(parts[0]):
+    if not valid_name(parts[0]):
         raise UsageError(
             '"%s" includes invalid characters for a local volume name, only '
             '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed' % parts[0],

@@ -19,17 +19,11 @@ chain_id(L1) = diff_id(L1), chain_id(Ln) = sha256(chain_id(Ln-1) + " " +
 diff_id(Ln)); the same layer on the same parents is stored once.
 """
 
-import contextlib
-import json
 import os
-import re
 
-from .. import fsutil
+from .. import fsutil, jsonfast
 from ..errors import ImageNotFound, StoreError
 from . import reference
-
-_HEX = re.compile(r"[0-9a-f]+\Z")
-_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def chain_ids(diff_ids):
@@ -93,7 +87,7 @@ class Store:
         except FileNotFoundError:
             return []
         return sorted("sha256:" + n[:-5] for n in names
-                      if n.endswith(".json") and _HEX64.match(n[:-5]))
+                      if n.endswith(".json") and reference.is_hex(n[:-5], 64))
 
     def exists(self, image_id):
         return os.path.exists(self.paths.image_config(image_id))
@@ -104,7 +98,7 @@ class Store:
         id, then a tag, then an id prefix."""
         s = name_or_id
         bare = s[len("sha256:"):] if s.startswith("sha256:") else s
-        if _HEX64.match(bare) and self.exists("sha256:" + bare):
+        if reference.is_hex(bare, 64) and self.exists("sha256:" + bare):
             return "sha256:" + bare
         try:
             ref = reference.parse(s)
@@ -114,7 +108,7 @@ class Store:
             image_id = self.repositories().get(str(ref))
             if image_id and self.exists(image_id):
                 return image_id
-        if bare and _HEX.match(bare):
+        if reference.is_hex(bare):
             matches = [i for i in self.image_ids() if i[7:].startswith(bare)]
             if len(matches) == 1:
                 return matches[0]
@@ -132,12 +126,12 @@ class Store:
             raise ImageNotFound("No such image: %s" % image_id) from None
 
     def config(self, image_id):
-        return json.loads(self.config_bytes(image_id))
+        return jsonfast.loads(self.config_bytes(image_id))
 
     def manifest(self, image_id):
         try:
             with open(self.paths.image_manifest(image_id), "rb") as f:
-                return json.loads(f.read())
+                return jsonfast.loads(f.read())
         except FileNotFoundError:
             return None
 
@@ -267,8 +261,10 @@ class Store:
                 raise StoreError("blob %s does not match its digest (got %s)"
                                  % (digest, got), hint="the archive is corrupt")
         except BaseException:
-            with contextlib.suppress(OSError):
+            try:
                 os.unlink(tmp)
+            except OSError:
+                pass
             raise
         os.chmod(tmp, 0o644)
         return StagedBlob(tmp, got, size, head)
@@ -302,7 +298,7 @@ class Store:
         (the manifest's layers, for push and save), committed under the
         same lock so that gc cannot take them before the image holds them.
         Returns (image_id, [(tag, previous image id)]) for tags that moved."""
-        config = json.loads(config_bytes)
+        config = jsonfast.loads(config_bytes)
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
         if len(diff_ids) != len(layers):
             raise StoreError("the image config lists %d layers, the archive %d"
@@ -327,8 +323,10 @@ class Store:
         except BaseException:
             self.discard([p.tmpdir for p in pending.values()])
             for b in blobs:
-                with contextlib.suppress(OSError):
+                try:
                     os.unlink(b.tmp)
+                except OSError:
+                    pass
             raise
         self.discard(leftovers)
         return image_id, moved
@@ -386,8 +384,10 @@ class Store:
             unpack.remove_in_userns(*tmpdirs)
         except Exception:   # noqa: BLE001 - best effort; gc() retries later
             for d in tmpdirs:
-                with contextlib.suppress(OSError):
+                try:
                     fsutil.rmtree(d)
+                except OSError:
+                    pass
 
     def write_blob(self, data):
         """Store ``data`` under its digest; returns the digest."""
@@ -430,8 +430,10 @@ class Store:
                 fsutil.write_json(self.paths.repositories, repos)
             for path in (self.paths.image_manifest(image_id),
                          self.paths.image_config(image_id)):
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     os.unlink(path)
+                except FileNotFoundError:
+                    pass
         return tags
 
     def gc(self):
@@ -461,8 +463,10 @@ class Store:
                 removed.append("sha256:" + hexid)
             for hexid in _listdir(self.paths.blobs):
                 if hexid not in keep_blobs:
-                    with contextlib.suppress(FileNotFoundError):
+                    try:
                         os.unlink(os.path.join(self.paths.blobs, hexid))
+                    except FileNotFoundError:
+                        pass
             for name in _listdir(self.paths.tmp):
                 parts = name.split("-")
                 if len(parts) >= 3 and parts[1].isdigit() and \

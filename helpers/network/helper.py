@@ -5,7 +5,9 @@ container's command runs; stopped when the container ends."""
 
 import os
 import select
-import signal
+# _signal is the C module under `signal`: the same functions and int
+# constants, without the wrapper's enum import (milliseconds of start).
+import _signal as signal
 
 from .. import proc
 from ..errors import HostError

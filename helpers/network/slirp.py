@@ -69,15 +69,15 @@ def start(rundir, cid, pid, st, published):
 
 
 def add_hostfwd(api, proto, host_ip, host_port, guest_ip, guest_port):
-    import json
     import socket
+    from .. import jsonfast
     request = {"execute": "add_hostfwd",
                "arguments": {"proto": proto, "host_addr": host_ip,
                              "host_port": host_port, "guest_addr": guest_ip,
                              "guest_port": guest_port}}
     from ..container.attach import connect
     with connect(api, timeout=5) as s:
-        s.sendall(json.dumps(request).encode())
+        s.sendall(jsonfast.dumps(request).encode())
         s.shutdown(socket.SHUT_WR)
         reply = b""
         while True:
@@ -86,7 +86,7 @@ def add_hostfwd(api, proto, host_ip, host_port, guest_ip, guest_port):
                 break
             reply += chunk
     try:
-        answer = json.loads(reply or b"{}")
+        answer = jsonfast.loads(reply or b"{}")
     except ValueError:
         answer = {"error": {"desc": reply.decode(errors="replace")}}
     if "error" in answer:

@@ -81,3 +81,54 @@ def test_with_tag_and_equality():
     assert a.with_tag("2") == reference.parse("busybox:2")
     assert hash(reference.parse("busybox")) == hash(reference.parse("docker.io/library/busybox:latest"))
     assert reference.familiar_name("docker.io/myorg/app:v2") == "myorg/app:v2"
+
+
+# The grammar is checked by hand (no `re` on the start path); these are the
+# regular expressions of Docker's grammar the checks must agree with.
+REGEXPS = {
+    "_is_path_component": r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z",
+    "_is_domain": r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+                  r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
+                  r"|\[[a-fA-F0-9:]+\])(?::[0-9]+)?\Z",
+    "_is_tag": r"[\w][\w.-]{0,127}\Z",
+    "_is_digest": r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}\Z",
+}
+ALPHABETS = {
+    "_is_path_component": "a0._-A/é",
+    "_is_domain": "aZ0.-:[]f",
+    "_is_tag": "a_.-:é٣\n",
+    "_is_digest": "aZ0-_+.:",
+}
+
+
+def _samples(alphabet, exhaustive, seed):
+    import itertools
+    import random
+    yield from ("".join(p) for n in range(exhaustive + 1)
+                for p in itertools.product(alphabet, repeat=n))
+    rng = random.Random(seed)
+    for _ in range(20000):
+        yield "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 24)))
+
+
+@pytest.mark.parametrize("name", sorted(REGEXPS))
+def test_grammar_matches_the_regexps(name):
+    import re
+    pattern = re.compile(REGEXPS[name])
+    check = getattr(reference, name)
+    for text in _samples(ALPHABETS[name], 5 if name != "_is_domain" else 4, name):
+        assert check(text) == bool(pattern.match(text)), text
+
+
+def test_grammar_edges():
+    import re
+    tag = re.compile(REGEXPS["_is_tag"])
+    digest = re.compile(REGEXPS["_is_digest"])
+    for text in ("t" * 128, "t" * 129, "_" + "a" * 127, "x\u0663", "\u0663x"):
+        assert reference._is_tag(text) == bool(tag.match(text)), text
+    for text in ("sha256:" + "a" * 31, "sha256:" + "a" * 32, "sha256:" + "aB" * 40,
+                 "sha256:" + "a" * 31 + ":", "a-b+c.d_e:" + "0" * 32, "a--b:" + "0" * 32):
+        assert reference._is_digest(text) == bool(digest.match(text)), text
+    assert reference.is_hex(HEX, 64) and reference.is_hex("0a") and \
+        not reference.is_hex("") and not reference.is_hex("A" * 64, 64) and \
+        not reference.is_hex(HEX[:63], 64)
