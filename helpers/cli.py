@@ -67,10 +67,12 @@ def build_parser(verb=None):
     parser.add_argument("--debug", action="store_true",
                         help="print each setup step")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
-    import importlib
     modules = [VERBS[verb]] if verb in VERBS else VERB_MODULES
     for name in modules:
-        importlib.import_module("helpers.commands." + name).register(sub)
+        # __import__, not importlib (whose package imports warnings).
+        module = "helpers.commands." + name
+        __import__(module)
+        sys.modules[module].register(sub)
     return parser
 
 

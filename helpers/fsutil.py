@@ -66,7 +66,7 @@ def write_new(path, data, mode=0o644):
 
 
 def write_json(path, obj, mode=0o644, durable=True):
-    atomic_write(path, jsonfast.dumps(obj, indent=2) + "\n", mode, durable)
+    atomic_write(path, jsonfast.dumps(obj, separators=(",", ":")) + "\n", mode, durable)
 
 
 def read_json(path, default=None):

@@ -5,10 +5,9 @@ json.encoder each compile patterns at import), and ``re`` pulls enum,
 functools and collections: ~10 ms before a container record is read.  The
 C module ``_json`` under it does the actual parsing and encoding and
 imports nothing, so these functions drive it directly.  They return what
-``json.loads(s)`` and ``json.dumps(obj, indent=..., separators=...)`` return
+``json.loads(s)`` and ``json.dumps(obj, separators=...)`` return
 (tests/unit/test_jsonfast.py checks it); anything unusual (a BOM or UTF-16
-input, malformed JSON, a non-str dict key with indent, a cycle, a Python
-without ``_json``) is handed to the ``json`` package itself, so errors are
+input, malformed JSON, a Python without ``_json``) is handed to the ``json`` package itself, so errors are
 its exact exceptions (json.JSONDecodeError, a ValueError, and TypeError).
 """
 
@@ -45,13 +44,6 @@ def _default(obj):
 
 if _json is not None:
     _scan_once = _json.make_scanner(_DecoderContext())
-    # The encoder for scalars (the leaves of an indented document).
-    _encode_leaf = _json.make_encoder(None, _default, _json.encode_basestring_ascii,
-                                      None, ": ", ", ", False, False, True)
-
-
-class _Fallback(Exception):
-    """Raised inside dumps for input the json package must handle."""
 
 
 def loads(s):
@@ -75,54 +67,13 @@ def loads(s):
     return obj
 
 
-def dumps(obj, indent=None, separators=None):
-    """json.dumps(obj, indent=indent, separators=separators), ASCII output.
-    ``indent`` is a number of spaces or None."""
+def dumps(obj, separators=None):
+    """json.dumps(obj, separators=separators), ASCII output.  No indent:
+    the files we write for ourselves are compact, as Docker's are; pretty
+    output for people (inspect) uses the json package."""
     if _json is None:
-        return _json_package().dumps(obj, indent=indent, separators=separators)
-    if indent is None:
-        item_sep, key_sep = separators or (", ", ": ")
-        encode = _json.make_encoder({}, _default, _json.encode_basestring_ascii,
-                                    None, key_sep, item_sep, False, False, True)
-        return "".join(encode(obj, 0))
-    # _json's encoder has no indentation (json.dumps switches to its pure
-    # Python encoder for it): containers here, scalars through _json.
-    item_sep, key_sep = separators or (",", ": ")
-    out = []
-    try:
-        _indented(obj, " " * indent, "\n", item_sep, key_sep, out, set())
-    except _Fallback:
-        return _json_package().dumps(obj, indent=indent, separators=separators)
-    return "".join(out)
-
-
-def _indented(obj, step, newline, item_sep, key_sep, out, open_ids):
-    """Append json.dumps(obj, indent=len(step)) to ``out``; ``newline`` is
-    "\\n" plus the current indentation, ``open_ids`` the containers we are
-    inside (a cycle goes to the json package, for its ValueError)."""
-    if isinstance(obj, (list, tuple, dict)):
-        if not obj:
-            out.append("{}" if isinstance(obj, dict) else "[]")
-            return
-        if id(obj) in open_ids:
-            raise _Fallback
-        open_ids.add(id(obj))
-        inner = newline + step
-        if isinstance(obj, dict):
-            out.append("{")
-            for i, (key, value) in enumerate(obj.items()):
-                if not isinstance(key, str):
-                    raise _Fallback           # json's own key conversions
-                out.append((item_sep + inner if i else inner) +
-                           _json.encode_basestring_ascii(key) + key_sep)
-                _indented(value, step, inner, item_sep, key_sep, out, open_ids)
-            out.append(newline + "}")
-        else:
-            out.append("[")
-            for i, value in enumerate(obj):
-                out.append(item_sep + inner if i else inner)
-                _indented(value, step, inner, item_sep, key_sep, out, open_ids)
-            out.append(newline + "]")
-        open_ids.discard(id(obj))
-    else:
-        out.extend(_encode_leaf(obj, 0))
+        return _json_package().dumps(obj, separators=separators)
+    item_sep, key_sep = separators or (", ", ": ")
+    encode = _json.make_encoder({}, _default, _json.encode_basestring_ascii,
+                                None, key_sep, item_sep, False, False, True)
+    return "".join(encode(obj, 0))

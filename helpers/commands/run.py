@@ -367,7 +367,7 @@ def create(paths, store, image_id, args, checked):
         # New files of a new container: nothing reads them before it runs,
         # and fsync would only slow the start.
         fsutil.write_new(os.path.join(cdir, "config.json"),
-                         jsonfast.dumps(spec, indent=2) + "\n")
+                         jsonfast.dumps(spec, separators=(",", ":")) + "\n")
         record = {
             "Id": cid, "Name": name, "Image": image_id,
             "ImageName": args.image, "Created": state.now_iso(),
