@@ -317,7 +317,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave, stdio):
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         os.makedirs(launch.rootfs, exist_ok=True)
         rootfs_mod.mount_rootfs(launch.driver, launch.layers, launch.cdir,
-                                launch.rootfs)
+                                launch.rootfs, volatile=launch.autoremove)
         # The PID namespace last: its first child becomes PID 1, so no helper
         # (fuse-overlayfs) may be forked after this.
         linux.unshare(linux.CLONE_NEWPID)

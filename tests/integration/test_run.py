@@ -264,6 +264,15 @@ def test_rm_leaves_nothing(fresh_sb, images_dir):
     fresh_sb.ok("run", "--rm", "--name", "gone", "busybox", "true")
 
 
+def test_rm_containers_get_a_volatile_overlay(sb, busybox):
+    """--rm: the upper layer is thrown away, so the kernel need not sync it
+    (overlay's volatile option); a kept container's is synced as usual."""
+    script = "grep ' / / ' /proc/self/mountinfo"
+    assert "volatile" in out(sb, busybox, script)
+    kept = sb.ok("run", busybox, "sh", "-c", script)
+    assert "userxattr" in kept.stdout and "volatile" not in kept.stdout
+
+
 def test_name_clash_is_refused(sb, busybox):
     sb.ok("run", "--name", "taken", busybox, "true")
     again = sb("run", "--name", "taken", busybox, "true")
