@@ -18,6 +18,7 @@ a container "running" forever.
 
 import os
 import select
+import sys
 # _signal is the C module under `signal`: the same functions and int
 # constants, without the wrapper's enum import (milliseconds of start).
 import _signal as signal
@@ -259,7 +260,10 @@ def finish(paths, container, autoremove, code, error="", oom=False):
 def preload(record=None):
     """Import, now, everything the supervisor may need later.  A one-file
     binary's bootloader deletes the unpacked modules when the first process
-    exits; the supervisor outlives it and must never import again."""
+    exits; the supervisor outlives it and must never import again.  Only
+    the frozen binary needs this: from a checkout the supervisor imports
+    what it uses when it uses it, which keeps `run -d` quicker and the idle
+    supervisor smaller (every module it holds is memory)."""
     import json          # noqa: F401
     import pickle        # noqa: F401
     import struct        # noqa: F401
@@ -276,7 +280,8 @@ def preload(record=None):
 def start_detached(paths, container, launch, options):
     """Fork the supervisor; return PID 1's host pid once the command runs,
     or raise the reason it could not start."""
-    preload(container.get("record"))
+    if getattr(sys, "frozen", False):
+        preload(container.get("record"))
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
