@@ -224,8 +224,10 @@ def cmd_run(args, paths):
     err_r, err_w = os.pipe2(os.O_CLOEXEC) if not args.tty else (None, None)
     # Fork the container's first process now: it joins the user namespace
     # while we write the record.
+    from .. import network
     starter = Starter(current_id_map(), tty=args.tty, stdio=(None, out_w, err_w),
-                      keep=(out_r, err_r))
+                      keep=(out_r, err_r),
+                      early_net=network.early_netns(checked["net"]))
     for fd in (out_w, err_w):
         if fd is not None:
             os.close(fd)

@@ -215,7 +215,8 @@ def run_foreground(paths, container, launch, starter, autoremove):
     try:
         network.prepare(paths, launch)
         gpid = starter.start(launch, on_started=_started(paths, cid, os.getpid()),
-                             on_forked=cg)
+                             on_forked=cg,
+                             on_netns=lambda cpid: network.spawn_early(paths, cid, cpid))
     except SandboxError as exc:
         log.close()
         cg.close()
@@ -368,7 +369,8 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         stdio = (stdin_r, out_w, err_w) if not launch.tty else (None, None, None)
         starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
-                          keep=(stdin_w, out_r, err_r))
+                          keep=(stdin_w, out_r, err_r),
+                          early_net=network.early_netns(container["record"]))
         for fd in (stdin_r, out_w, err_w):
             if fd is not None:
                 os.close(fd)
@@ -376,7 +378,8 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
         cg = CgroupHook(paths, cid, container["record"], launch)
         try:
             network.prepare(paths, launch)
-            starter.start(launch, on_started=_started(paths, cid, me), on_forked=cg)
+            starter.start(launch, on_started=_started(paths, cid, me), on_forked=cg,
+                          on_netns=lambda cpid: network.spawn_early(paths, cid, cpid))
         except SandboxError as exc:
             log.close()
             cg.close()
@@ -384,11 +387,16 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
                 if fd is not None:
                     os.close(fd)
             if ready_w is not None:
-                os.write(ready_w, ("%d\0%s\0%s\n" % (
-                    exc.exit_code, exc.message.replace("\n", " "),
-                    (exc.hint or "").replace("\n", " "))).encode())
-                _retire(ready_w)
-                finish(paths, container, launch.autoremove, exc.exit_code, exc.message)
+                # Cleaned up (its network helper stopped, its ports free)
+                # before the CLI hears of the failure and returns.
+                try:
+                    finish(paths, container, launch.autoremove, exc.exit_code,
+                           exc.message)
+                finally:
+                    os.write(ready_w, ("%d\0%s\0%s\n" % (
+                        exc.exit_code, exc.message.replace("\n", " "),
+                        (exc.hint or "").replace("\n", " "))).encode())
+                    _retire(ready_w)
                 return
             record_exit(paths, cid, exc.exit_code, exc.message)
             code = exc.exit_code

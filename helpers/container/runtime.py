@@ -98,14 +98,19 @@ class Starter:
     joins the user namespace while the caller writes it; it then waits for
     the Launch, sent as JSON over a pipe."""
 
-    def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=()):
+    def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=(),
+                 early_net=False):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
         the caller's own).  With ``tty``, G gets the slave of a new pty and
         the caller reads ``self.master``.  ``keep``: the caller's ends of
         those pipes, closed in the children (a stray copy of a stdin pipe's
-        write end would keep the container from ever seeing EOF)."""
+        write end would keep the container from ever seeing EOF).
+        ``early_net``: the container gets a network namespace of its own
+        (network.early_netns); C makes it at once, so that start() can have
+        the network helper started while the container is set up."""
         self.idmap = idmap
         nsfd = shared_userns_fd(idmap)
+        self.net_r, net_w = os.pipe2(os.O_CLOEXEC) if early_net else (None, None)
         self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
         self.pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
         go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
@@ -119,13 +124,15 @@ class Starter:
         sys.stderr.flush()
         self.cpid = os.fork()
         if self.cpid == 0:
-            for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r) + tuple(
-                    fd for fd in keep if fd is not None):
-                os.close(fd)
-            _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r,
+            for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r,
+                       self.net_r) + tuple(keep):
+                if fd is not None:
+                    os.close(fd)
+            _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w,
                      self.master, slave, stdio)           # never returns
-        for fd in (nsfd, err_w, pid_w, go_r, launch_r):
-            os.close(fd)
+        for fd in (nsfd, err_w, pid_w, go_r, launch_r, net_w):
+            if fd is not None:
+                os.close(fd)
         if slave is not None:
             os.close(slave)
 
@@ -135,7 +142,7 @@ class Starter:
         self._close()
 
     def _close(self):
-        for name in ("pid_r", "go_w", "launch_w", "err_r", "master"):
+        for name in ("pid_r", "go_w", "launch_w", "err_r", "master", "net_r"):
             fd = getattr(self, name)
             if fd is not None:
                 try:
@@ -144,14 +151,16 @@ class Starter:
                     pass
                 setattr(self, name, None)
 
-    def start(self, launch, on_started=None, on_forked=None):
+    def start(self, launch, on_started=None, on_forked=None, on_netns=None):
         """Send the Launch, let G exec, and return PID 1's host pid once the
         command runs; a failure to start raises (126/127 for the command,
         125 for setup).  ``on_forked(cpid)`` is called before C has made its
         namespaces (it waits for the Launch): the place to move C into the
         container's cgroup, so that its cgroup namespace is rooted there.
-        ``on_started(pid)`` is called while G waits at the exec, so the
-        record says "running" before the command can act."""
+        ``on_netns(cpid)`` (with early_net) once C has its network namespace
+        and the Launch, while C sets up the container.  ``on_started(pid)`` is called while G
+        waits at the exec, so the record says "running" before the command
+        can act."""
         try:
             if on_forked:
                 on_forked(self.cpid)
@@ -161,6 +170,15 @@ class Starter:
                 pass        # C died; the error pipe says why
             os.close(self.launch_w)
             self.launch_w = None
+            if self.net_r is not None:
+                # One byte: C has its network namespace (EOF: C failed,
+                # and the error pipe says why).  C sets the container up
+                # meanwhile.
+                made = os.read(self.net_r, 1) == b"n"
+                os.close(self.net_r)
+                self.net_r = None
+                if made and on_netns:
+                    on_netns(self.cpid)
             self.gpid = _read_int(self.pid_r)
             if on_started and self.gpid:
                 on_started(self.gpid)
@@ -284,7 +302,8 @@ def _copy_winsize(master):
 # ---------------------------------------------------------------------------
 # C: namespaces and root filesystem
 # ---------------------------------------------------------------------------
-def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave, stdio):
+def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
+             stdio):
     code = 125
     launch = None
     try:
@@ -298,6 +317,11 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave, stdio):
             os.close(master)
         # Root of the user's shared user namespace (see userns.py).
         join_userns(nsfd)
+        if net_w is not None:
+            # Owned by the shared user namespace, as the others below.
+            linux.unshare(linux.CLONE_NEWNET)
+            os.write(net_w, b"n")
+            os.close(net_w)
         data = fsutil.read_all(launch_r)
         os.close(launch_r)
         if not data:
@@ -310,7 +334,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, master, slave, stdio):
             netfd = os.open(launch.net_path, os.O_RDONLY | os.O_CLOEXEC)
             linux.setns(netfd, linux.CLONE_NEWNET)
             os.close(netfd)
-        elif launch.new_net:
+        elif launch.new_net and net_w is None:
             flags |= linux.CLONE_NEWNET
         linux.unshare(flags)
         # Private propagation before any mount, so nothing leaks to the host.

@@ -21,9 +21,12 @@ The flow, for `run`, `run -d` and `start` alike:
   resolve()   at create: container:NAME found, -P's ports, the record fields
   prepare()   before the container's first process is forked: container:NAME
               becomes the path of that container's namespace in the spec
-  attach()    while PID 1 waits before its exec: the helper starts on the
-              host side, joined to /proc/PID/ns/net, and is ready before the
-              command runs
+  spawn_early() as soon as the container's first process has its network
+              namespace (before the root filesystem and mounts): the helper
+              starts, and gets ready while the container is set up (pasta
+              needs ~20 ms)
+  attach()    while PID 1 waits before its exec: the helper (started now if
+              spawn_early did not) is ready before the command runs
   release()   when the container ended: the helper is stopped (it also dies
               with the process that started it: PR_SET_PDEATHSIG)
 
@@ -297,11 +300,48 @@ def prepare(paths, launch):
         launch.net_path = ns["path"]
 
 
+def early_netns(net):
+    """Whether the container's first process may make its network
+    namespace at once (Starter's early_net): every mode but host and
+    container:NAME, which join an existing one.  ``net``: the record."""
+    mode = net.get("NetworkMode") or ""
+    return mode != "host" and not mode.startswith("container:")
+
+
+def spawn_early(paths, cid, cpid):
+    """Start the helper for C's (host pid ``cpid``) new network namespace
+    now, without waiting for it: attach() does.  Only for the plain
+    pasta/slirp4netns modes; a user-defined network plugs its veths first
+    (attach)."""
+    from ..container import state
+    st = state.read_state(paths, cid)
+    mode = helper_of(st)
+    if mode is None or st.get("Networks"):
+        return
+    _spawn(paths, cid, cpid, st, mode)
+
+
+def _spawn(paths, cid, cpid, st, mode):
+    from . import ports
+    published = ports.allocate(st)
+    rundir = os.path.join(paths.runroot, "net")
+    os.makedirs(rundir, mode=0o700, exist_ok=True)
+    if mode == "pasta":
+        from .pasta import spawn
+    else:
+        from .slirp import spawn
+    helper = spawn(rundir, cid, cpid, st, published)
+    helper.holds_ports = bool(published)
+    helper.published = published
+    _running[cid] = helper
+    return helper
+
+
 def attach(paths, cid, pid):
-    """Start the container's network helper for PID 1 (host pid ``pid``),
-    which waits before its exec, and record it.  When PID 1 failed
-    meanwhile (its command is missing: 127), nothing is started and its
-    own error is the one the runtime reports."""
+    """Have the container's network helper ready for PID 1 (host pid
+    ``pid``), which waits before its exec, and record it.  When PID 1
+    failed meanwhile (its command is missing: 127), nothing is started and
+    its own error is the one the runtime reports."""
     from ..container import state
     try:
         st = state.read_state(paths, cid)
@@ -314,27 +354,19 @@ def attach(paths, cid, pid):
     mode = helper_of(st)
     if mode is None:
         return
-    from . import ports
-    published = ports.allocate(st)
-    rundir = os.path.join(paths.runroot, "net")
-    os.makedirs(rundir, mode=0o700, exist_ok=True)
-    if mode == "pasta":
-        from .pasta import start
-    else:
-        from .slirp import start
     # The helper joins the namespaces through C, PID 1's parent: PID 1 may
     # have switched to a subordinate uid already (-u), and then its
     # /proc/PID/ns/* are not ours to open; C stays root of the user
     # namespace (our own uid) and is in the same network namespace.
-    parent = _parent(pid)
+    from . import ports
     try:
-        helper = start(rundir, cid, parent or pid, st, published)
+        helper = _running.get(cid) or _spawn(paths, cid, _parent(pid) or pid, st, mode)
+        helper.finish()
     except SandboxError:
         if _gone(pid):
             return
         raise
-    helper.holds_ports = bool(published)
-    _running[cid] = helper
+    published = helper.published
     try:
         state.update_state(paths, cid, durable=False, NetworkHelper={
             "Name": mode, "Pid": helper.pid,

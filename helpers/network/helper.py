@@ -26,6 +26,7 @@ class Helper:
         self.address = {}
         self.files = [log_path]         # removed when it stops
         self.holds_ports = False
+        self.published = []             # (ip, host port, ctr port, proto)
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                       0o600)
         try:

@@ -37,7 +37,9 @@ def argv_for(pid, st, published, pidfile):
     return argv
 
 
-def start(rundir, cid, pid, st, published):
+def spawn(rundir, cid, pid, st, published):
+    """Start pasta for the network namespace of ``pid``; the returned
+    helper's finish() waits until it is ready."""
     fifo = os.path.join(rundir, cid + ".pasta.pid")
     try:
         os.unlink(fifo)
@@ -49,9 +51,16 @@ def start(rundir, cid, pid, st, published):
     try:
         helper = Helper("pasta", argv_for(pid, st, published, fifo),
                         os.path.join(rundir, cid + ".log"))
-        helper.wait_ready(ready, lambda data: data.endswith(b"\n"))
-    finally:
+    except BaseException:
+        os.close(ready)
         os.unlink(fifo)
-    gw = files.host_gateway()
-    helper.address = {"Gateway": gw or ""}
+        raise
+
+    def finish():
+        try:
+            helper.wait_ready(ready, lambda data: data.endswith(b"\n"))
+        finally:
+            os.unlink(fifo)
+        helper.address = {"Gateway": files.host_gateway() or ""}
+    helper.finish = finish
     return helper

@@ -24,7 +24,10 @@ def check_cidr(value):
     return str(net)
 
 
-def start(rundir, cid, pid, st, published):
+def spawn(rundir, cid, pid, st, published):
+    """Start slirp4netns for the network namespace of ``pid``; the
+    returned helper's finish() waits until it is ready and adds the
+    published ports."""
     settings = st.get("HelperSettings") or {}
     cidr = settings.get("cidr", files.SLIRP_CIDR)
     # sun_path holds 108 bytes: the short id, as the attach socket.
@@ -53,18 +56,26 @@ def start(rundir, cid, pid, st, published):
     fds = {3: exit_r, 4: ready_w}
     if dir_fd is not None:
         fds[5] = dir_fd
-    helper = Helper("slirp4netns", argv, os.path.join(rundir, cid + ".log"),
-                    fds=fds, keep=(exit_w,))
-    helper.wait_ready(ready_r, lambda data: b"1" in data)
-    guest, gw, _dns, prefix = files.slirp_addresses(cidr)
-    helper.address = {"IPAddress": guest, "Gateway": gw, "IPPrefixLen": prefix}
     try:
-        for ip, host, ctr, proto in published:
-            add_hostfwd(api, proto, ip or "0.0.0.0", host, guest, ctr)
+        helper = Helper("slirp4netns", argv, os.path.join(rundir, cid + ".log"),
+                        fds=fds, keep=(exit_w,))
     except BaseException:
-        helper.stop()
+        os.close(ready_r)
+        os.close(exit_w)
         raise
     helper.files.append(api)
+
+    def finish():
+        helper.wait_ready(ready_r, lambda data: b"1" in data)
+        guest, gw, _dns, prefix = files.slirp_addresses(cidr)
+        helper.address = {"IPAddress": guest, "Gateway": gw, "IPPrefixLen": prefix}
+        try:
+            for ip, host, ctr, proto in published:
+                add_hostfwd(api, proto, ip or "0.0.0.0", host, guest, ctr)
+        except BaseException:
+            helper.stop()
+            raise
+    helper.finish = finish
     return helper
 
 

@@ -335,6 +335,38 @@ def test_helper_dies_with_a_killed_supervisor(sb, busybox):
     assert port_is_free(port)
 
 
+def helper_processes(uid):
+    """Live pasta/slirp4netns processes of ``uid``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/status" % pid) as f:
+                status = f.read()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Name", "").strip() in ("pasta", "passt.avx2", "slirp4netns") \
+                and fields.get("Uid", "").split()[0] == str(uid) \
+                and not fields.get("State", "").strip().startswith("Z"):
+            found.append(int(pid))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("helper", HELPERS)
+def test_failed_start_stops_the_early_helper(sb, busybox, helper):
+    """The helper starts while the container is still being set up; when
+    the command cannot run (127), it is stopped and its port is free again,
+    in the foreground and with -d."""
+    before = helper_processes(sb.uid)
+    for detach in ([], ["-d"]):
+        port = free_port()
+        result = sb("run", "--rm", *detach, "--network", helper,
+                    "-p", "127.0.0.1:%d:80" % port, busybox, "no-such-command")
+        assert result.returncode == 127, describe(result)
+        assert port_is_free(port)
+        assert helper_processes(sb.uid) == before
+
+
 def test_unusable_tun_is_reported(sb, busybox):
     st = os.stat("/dev/net/tun")
     os.chmod("/dev/net/tun", 0o600)
