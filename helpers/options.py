@@ -9,7 +9,8 @@ imports nothing but ``sys``.
 
 What it understands:
 - options: ``--long VALUE``, ``--long=VALUE``, ``-s VALUE``, ``-sVALUE``,
-  clustered short flags (``-it``, ``-itd``, ``-ePATH=x``); actions
+  clustered short flags (``-it``, ``-itd``, ``-ePATH=x``), and, as in
+  Docker, an explicit value for a flag (``--rm=false``, ``-d=true``); actions
   ``store`` (default), ``store_true``, ``append`` (the default list is
   copied, never changed), ``help`` and ``version``; ``type`` (a callable
   that raises ValueError or ArgumentTypeError), ``choices``, ``metavar``,
@@ -159,9 +160,9 @@ class Parser:
                 for j in range(1, len(arg)):
                     flag = "-" + arg[j]
                     option = self._option(flag)
-                    if option.takes_value:
-                        attached = arg[j + 1:]
-                        if attached.startswith("="):      # -e=K=V, as pflag
+                    attached = arg[j + 1:]
+                    if option.takes_value or attached.startswith("="):
+                        if attached.startswith("="):      # -e=K=V, -d=false
                             attached = attached[1:]
                         i = self._take(option, flag, attached or None, argv, i, ns)
                         break
@@ -199,9 +200,13 @@ class Parser:
             sys.stdout.write(option.version + "\n")
             sys.exit(0)
         if action == "store_true":
-            if value is not None:
-                self.error("flag %s takes no value (got %r)" % (flag, value))
-            setattr(ns, option.dest, True)
+            if value is None:
+                setattr(ns, option.dest, True)
+            elif value in _TRUE or value in _FALSE:
+                setattr(ns, option.dest, value in _TRUE)
+            else:
+                self.error("invalid argument %r for %s: a flag is true or false"
+                           % (value, flag))
             return i
         if value is None:
             if i >= len(argv) or (argv[i].startswith("-") and len(argv[i]) > 1
@@ -342,6 +347,11 @@ def _help_line(label, text, column=HELP_COLUMN):
 
 def _sentence(text):
     return text[:1].upper() + text[1:] + "." if text else None
+
+
+# Go's strconv.ParseBool, as Docker reads --rm=false or -d=true.
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 def _is_number(word):

@@ -46,6 +46,13 @@ def test_flags_values_and_remainder():
     assert a.pull == "missing"
 
 
+def test_flags_take_docker_booleans():
+    a = run_parser().parse_args(["--detach=false", "-i=true", "-t=1", "img"])
+    assert (a.detach, a.interactive, a.tty) == (False, True, True)
+    a = run_parser().parse_args(["-d", "--detach=False", "img"])
+    assert a.detach is False
+
+
 def test_remainder_keeps_flags_after_the_image():
     a = run_parser().parse_args(["busybox", "-d", "--", "x"])
     assert not a.detach and a.command == ["-d", "--", "x"]
@@ -68,7 +75,7 @@ def test_errors_exit_125_with_usage(capsys):
     assert "flag needs an argument: --name" in fails(p, ["--name", "--rm", "img"], capsys)
     assert "invalid int value: 'soon'" in fails(p, ["--stop-timeout", "soon", "i"], capsys)
     assert "invalid choice: 'sometimes'" in fails(p, ["--pull", "sometimes", "i"], capsys)
-    assert "takes no value" in fails(p, ["--detach=yes", "img"], capsys)
+    assert "a flag is true or false" in fails(p, ["--detach=yes", "img"], capsys)
 
 
 def test_negative_numbers_are_values():
