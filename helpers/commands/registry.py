@@ -4,7 +4,6 @@ The registry client and the zstd/ISA-L decompressors are third-party or
 heavy: they are imported here, inside the verbs, never on `run`'s path for
 a local image (DESIGN.md, house style 9)."""
 
-import os
 import sys
 
 from ..errors import SandboxError, UsageError

@@ -11,7 +11,6 @@ init, as create() only needs its pid.
 """
 
 import os
-import select
 import subprocess
 import sys
 import time

@@ -5,11 +5,9 @@ top, prune; the supervisor's death; many CLIs at once."""
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 
-import pytest
 
 
 def rund(sb, image, *args, name=None, flags=()):

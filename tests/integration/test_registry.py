@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from registrytools import (MT_DOCKER_MANIFEST, MT_OCI_INDEX, RawPusher, Registry,
-                           TamperProxy, gzip_bytes, sha256, skopeo_copy, tar_bytes,
-                           zstd_bytes)
+from registrytools import (MT_OCI_INDEX, RawPusher, Registry, TamperProxy,
+                           gzip_bytes, skopeo_copy, tar_bytes, zstd_bytes)
 from conftest import describe
 
 LAYER_GZ = "application/vnd.oci.image.layer.v1.tar+gzip"

@@ -7,7 +7,6 @@ observed, so a wrong uid map, a missing mount or a leaked capability fails."""
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest

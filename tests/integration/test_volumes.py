@@ -3,9 +3,7 @@
 
 import json
 import os
-import subprocess
 
-import pytest
 
 
 def test_named_volume_persists_and_starts_filled_from_the_image(sb, busybox):
