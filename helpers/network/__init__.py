@@ -113,8 +113,8 @@ def parse_mode(value):
         return name, []
     if name == "container" and rest:
         return "container", [rest]
-    from .usernet import NAME_RE
-    if not sep and NAME_RE.match(name):
+    from ..container.state import valid_name
+    if not sep and valid_name(name):
         return "user", [name]
     raise UsageError(
         "network %s not found" % value,
@@ -331,7 +331,6 @@ def _spawn(paths, cid, cpid, st, mode):
     else:
         from .slirp import spawn
     helper = spawn(rundir, cid, cpid, st, published)
-    helper.holds_ports = bool(published)
     helper.published = published
     _running[cid] = helper
     return helper

@@ -15,15 +15,15 @@ Nothing here talks netlink (bridge.py does) or imports anything heavy."""
 
 import ipaddress
 import os
-import re
 
 from .. import fsutil
+from ..container.state import valid_name
 from ..errors import SandboxError, UsageError
+from ..image.reference import is_hex
 
 # Docker's predefined networks: `network ls` shows them, `network rm`
 # refuses them, `--network` takes them (bridge is the user-mode default).
 PREDEFINED = {"bridge": "bridge", "host": "host", "none": "null"}
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # Where `network create` without --subnet takes /24s from (as podman).
 POOL = ipaddress.ip_network("10.89.0.0/16")
 HOSTS_MARK = "# sandbox: peers on user-defined networks\n"
@@ -54,12 +54,12 @@ def list_all(paths):
 
 def find(paths, ref):
     """A network by name, full id or unique id prefix; None if none."""
-    if NAME_RE.match(ref):
+    if valid_name(ref):
         rec = fsutil.read_json(_path(paths, ref), default={})
         if rec:
             return rec
     hits = [n for n in list_all(paths) if n["Id"].startswith(ref)] \
-        if re.match(r"^[0-9a-f]{1,64}$", ref) else []
+        if is_hex(ref) and len(ref) <= 64 else []
     if len(hits) > 1:
         raise UsageError("network %s is ambiguous (%d matches)" % (ref, len(hits)),
                          hint="give more of the id, or the name")
@@ -110,7 +110,7 @@ def create(paths, name, subnet=None, gateway=None, internal=False,
     if name in PREDEFINED:
         raise UsageError("%s is a pre-defined network and cannot be created" % name,
                          hint="choose another name")
-    if not NAME_RE.match(name):
+    if not valid_name(name):
         raise UsageError("invalid network name %r" % name,
                          hint="letters, digits, '_', '.' and '-', starting "
                               "with a letter or digit")
