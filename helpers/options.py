@@ -50,9 +50,6 @@ class Namespace:
     def __contains__(self, key):
         return key in self.__dict__
 
-    def __eq__(self, other):
-        return isinstance(other, Namespace) and vars(self) == vars(other)
-
     def __repr__(self):
         return "Namespace(%s)" % ", ".join(
             "%s=%r" % kv for kv in sorted(self.__dict__.items()))
@@ -283,7 +280,7 @@ class Parser:
             out.append("\n%s\n" % self.description)
         if self.commands is not None:
             out.append("\nCommands:\n")
-            for names, parser in self.commands.listing():
+            for names, parser in self.commands.names:
                 out.append(_help_line(", ".join(names), parser.summary, COMMAND_COLUMN))
         if self.options:
             out.append("\nOptions:\n")
@@ -297,9 +294,6 @@ class Parser:
     def print_help(self, file=None):
         (file or sys.stdout).write(self.format_help())
 
-    def print_usage(self, file=None):
-        (file or sys.stdout).write(self.format_usage())
-
     def error(self, message):
         sys.stderr.write(self.format_usage())
         sys.stderr.write("sandbox: %s\n  hint: see '%s --help'\n" % (message, self.prog))
@@ -312,7 +306,7 @@ class _Commands:
     def __init__(self, parent, dest, metavar):
         self.parent, self.dest, self.metavar = parent, dest, metavar
         self.parsers = {}
-        self.names = []              # [(name, aliases, parser)] in order
+        self.names = []              # [((name, *aliases), parser)] in order
 
     def add_parser(self, name, aliases=(), help=None, description=None,
                    add_help=True):
@@ -323,9 +317,6 @@ class _Commands:
             self.parsers[n] = parser
         self.names.append(((name, *aliases), parser))
         return parser
-
-    def listing(self):
-        return self.names
 
     def dispatch(self, word, rest, ns):
         parser = self.parsers.get(word)

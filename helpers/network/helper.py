@@ -25,7 +25,6 @@ class Helper:
         self.log_path = log_path
         self.address = {}
         self.files = [log_path]         # removed when it stops
-        self.holds_ports = False
         self.published = []             # (ip, host port, ctr port, proto)
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                       0o600)
@@ -119,7 +118,7 @@ class Helper:
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
         except OSError:
             pass                     # gone already
-        if self.holds_ports:
+        if self.published:
             select.select([self.pidfd], [], [], 5.0)
             self._reap(block=True)
         elif self._reap(block=False) is None:
