@@ -21,7 +21,7 @@ diff_id(Ln)); the same layer on the same parents is stored once.
 
 import os
 
-from .. import fsutil, jsonfast
+from .. import fsutil, jsonfast, pids
 from ..errors import ImageNotFound, StoreError
 from . import reference
 
@@ -498,10 +498,6 @@ def _listdir(path):
 
 
 def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """A process with this pid runs (a zombie does not: a pull killed with
+    its parent waits for a late-reaping init, and its temp dirs are dead)."""
+    return not pids.ended(pids.stat_fields(pid))
