@@ -312,13 +312,19 @@ def spawn_early(paths, cid, cpid):
     """Start the helper for C's (host pid ``cpid``) new network namespace
     now, without waiting for it: attach() does.  Only for the plain
     pasta/slirp4netns modes; a user-defined network plugs its veths first
-    (attach)."""
+    (attach).  Best effort: on any error nothing is started here, and
+    attach() starts the helper or reports what is wrong; C may have failed
+    meanwhile (and, with --rm, removed the container), and then its own
+    error is the one to report."""
     from ..container import state
-    st = state.read_state(paths, cid)
-    mode = helper_of(st)
-    if mode is None or st.get("Networks"):
-        return
-    _spawn(paths, cid, cpid, st, mode)
+    try:
+        st = state.read_state(paths, cid)
+        mode = helper_of(st)
+        if mode is None or st.get("Networks"):
+            return
+        _spawn(paths, cid, cpid, st, mode)
+    except SandboxError:
+        pass
 
 
 def _spawn(paths, cid, cpid, st, mode):
