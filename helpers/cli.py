@@ -78,6 +78,11 @@ def build_parser(verb=None):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["__supervise-exit"]:
+        # The native monitor handing a detached container back (monitor.py).
+        from .container import monitor
+        return monitor.resume(argv[1], int(argv[2]),
+                              [int(fd) for fd in argv[3].split(",") if fd])
     parser = build_parser(find_verb(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

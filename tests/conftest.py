@@ -141,9 +141,10 @@ class Runner:
     clean environment and a store of its own.  Call it like
     ``sb("run", "--rm", "busybox", "true")``."""
 
-    def __init__(self, user, label):
+    def __init__(self, user, label, env=None):
         self._default = Account(user)
         self._label = label
+        self._env = dict(env or {})   # added to every command's environment
         self._dirs = {}          # user name -> data dir (one store per user)
         self.cli = cli_path()
         self.user = self._default.name
@@ -175,7 +176,7 @@ class Runner:
             "SANDBOX_ROOT": root,
             "SANDBOX_RUNROOT": runroot,
         }
-        for key, value in (env or {}).items():
+        for key, value in {**self._env, **(env or {})}.items():
             if value is None:
                 result.pop(key, None)
             else:

@@ -74,6 +74,16 @@ class Server:
         self.sock.listen(8)
         self.clients = []
 
+    @classmethod
+    def adopt(cls, path, fd, client_fds=()):
+        """The listening socket (and attached clients) that the native
+        monitor kept across its exec."""
+        self = cls.__new__(cls)
+        self.path = path
+        self.sock = socket.socket(fileno=fd)
+        self.clients = [socket.socket(fileno=c) for c in client_fds]
+        return self
+
     def serve(self, sources, log, stdin_fd=None, stdin_closes=True):
         """Until every source is at EOF.  ``sources``: {fd: stream}; for a
         terminal the master is both a source and ``stdin_fd``."""

@@ -59,8 +59,11 @@ class LogWriter:
             nl = buf.find(b"\n")
             if nl < 0:
                 break
-            out.append(self._entry(stream, buf[:nl + 1]))
-            buf = buf[nl + 1:]
+            line, buf = buf[:nl + 1], buf[nl + 1:]
+            while len(line) > MAX_PARTIAL:      # a long line, even when whole
+                out.append(self._entry(stream, line[:MAX_PARTIAL]))
+                line = line[MAX_PARTIAL:]
+            out.append(self._entry(stream, line))
         while len(buf) >= MAX_PARTIAL:
             out.append(self._entry(stream, buf[:MAX_PARTIAL]))
             buf = buf[MAX_PARTIAL:]
@@ -333,11 +336,12 @@ def _supervisor_failed(paths, container, exc, ready_w):
     import traceback
     text = "".join(traceback.format_exception(exc))
     msg = "the container's supervisor failed: %s: %s" % (type(exc).__name__, exc)
-    try:
-        os.write(ready_w, ("125\0%s\0see %s\n" % (
-            msg.replace("\n", " "), "supervisor.log in the container's directory")).encode())
-    except OSError:
-        pass
+    if ready_w is not None:
+        try:
+            os.write(ready_w, ("125\0%s\0see %s\n" % (
+                msg.replace("\n", " "), "supervisor.log in the container's directory")).encode())
+        except OSError:
+            pass
     try:
         with open(os.path.join(paths.container(container["id"]), "supervisor.log"), "a") as f:
             f.write(state.now_iso() + " " + text)
@@ -350,81 +354,31 @@ def supervise(paths, container, launch, options, ready_w):
     from .attach import Server, socket_path
     policy = options.get("restart", {"Name": "no", "MaximumRetryCount": 0})
     server = Server(socket_path(paths, container["id"]))
+    native = _open_native(policy)
+    container = dict(container, policy=policy)
     try:
-        _supervise_loop(paths, container, launch, ready_w, server, policy, os.getpid())
+        _supervise_loop(paths, container, launch, ready_w, server, policy, os.getpid(),
+                        native=native)
     finally:
         server.shutdown()
 
 
-def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
-    from .runtime import Starter
+def _supervise_loop(paths, container, launch, ready_w, server, policy, me,
+                    restarts=0, delay=0.1, native=None, ended=None):
+    """Start the container, supervise it, restart it per policy.  With
+    ``native`` (an fd on the native monitor) this process becomes the
+    monitor once the container runs, and resume() comes back here with
+    ``ended``: the round that just ended, to record and maybe restart."""
     cid = container["id"]
-    restarts = 0
-    delay = 0.1
     while True:
-        stdin_r = stdin_w = None
-        if launch.stdin and not launch.tty:
-            stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        stdio = (stdin_r, out_w, err_w) if not launch.tty else (None, None, None)
-        starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
-                          keep=(stdin_w, out_r, err_r),
-                          early_net=network.early_netns(container["record"]))
-        for fd in (stdin_r, out_w, err_w):
-            if fd is not None:
-                os.close(fd)
-        log = LogWriter(log_path(paths, cid))
-        cg = CgroupHook(paths, cid, container["record"], launch)
-        try:
-            network.prepare(paths, launch)
-            starter.start(launch, on_started=_started(paths, cid, me), on_forked=cg,
-                          on_netns=lambda cpid: network.spawn_early(paths, cid, cpid))
-        except SandboxError as exc:
-            log.close()
-            cg.close()
-            for fd in (out_r, err_r, stdin_w):
-                if fd is not None:
-                    os.close(fd)
-            if ready_w is not None:
-                # Cleaned up (its network helper stopped, its ports free)
-                # before the CLI hears of the failure and returns.
-                try:
-                    finish(paths, container, launch.autoremove, exc.exit_code,
-                           exc.message)
-                finally:
-                    os.write(ready_w, ("%d\0%s\0%s\n" % (
-                        exc.exit_code, exc.message.replace("\n", " "),
-                        (exc.hint or "").replace("\n", " "))).encode())
-                    _retire(ready_w)
-                return
-            record_exit(paths, cid, exc.exit_code, exc.message)
-            code = exc.exit_code
+        if ended is not None:
+            code, ended = ended, None
         else:
-            if ready_w is not None:
-                os.write(ready_w, ("ok %d\n" % starter.gpid).encode())
-                _retire(ready_w)
-                ready_w = None
-            if launch.tty:
-                server.serve({starter.master: "stdout"}, log, stdin_fd=starter.master)
-            else:
-                server.serve({out_r: "stdout", err_r: "stderr"}, log, stdin_fd=stdin_w)
-            for fd in (out_r, err_r, stdin_w):
-                if fd is not None:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass          # the server closed stdin at its EOF
-            code = starter.wait()
-            oom = cg.oom_killed()
-            network.release(paths, cid)     # its ports are free once it ended
-            log.close()
-            cg.close()
-            server.end_clients(code)
-            if launch.autoremove:
-                finish(paths, container, True, code)
+            code = _round(paths, container, launch, ready_w, server, me,
+                          restarts, delay, native)
+            ready_w = None
+            if code is None:
                 return
-            record_exit(paths, cid, code, oom=oom)
         if not _should_restart(paths, cid, policy, code, restarts):
             return
         restarts += 1
@@ -436,6 +390,220 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me):
         delay = min(delay * 2, 60)   # Docker's back-off: 100 ms, doubling
         if state.read_state(paths, cid).get("Status") != "restarting":
             return                   # stopped or removed while we slept
+
+
+def _round(paths, container, launch, ready_w, server, me, restarts, delay, native):
+    """One run of the container: its exit code, or None when there is
+    nothing more to do (it failed to start for the CLI, or --rm removed it)."""
+    from .runtime import Starter
+    cid = container["id"]
+    stdin_r = stdin_w = None
+    if launch.stdin and not launch.tty:
+        stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    stdio = (stdin_r, out_w, err_w) if not launch.tty else (None, None, None)
+    # C becomes the native reaper once PID 1 runs (runtime._child_c).
+    launch.reaper_fd = native
+    starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
+                      keep=(stdin_w, out_r, err_r),
+                      early_net=network.early_netns(container["record"]))
+    for fd in (stdin_r, out_w, err_w):
+        if fd is not None:
+            os.close(fd)
+    log = LogWriter(log_path(paths, cid))
+    cg = CgroupHook(paths, cid, container["record"], launch)
+    try:
+        network.prepare(paths, launch)
+        starter.start(launch, on_started=_started(paths, cid, me), on_forked=cg,
+                      on_netns=lambda cpid: network.spawn_early(paths, cid, cpid))
+    except SandboxError as exc:
+        log.close()
+        cg.close()
+        for fd in (out_r, err_r, stdin_w):
+            if fd is not None:
+                os.close(fd)
+        if ready_w is not None:
+            # Cleaned up (its network helper stopped, its ports free)
+            # before the CLI hears of the failure and returns.
+            try:
+                finish(paths, container, launch.autoremove, exc.exit_code,
+                       exc.message)
+            finally:
+                os.write(ready_w, ("%d\0%s\0%s\n" % (
+                    exc.exit_code, exc.message.replace("\n", " "),
+                    (exc.hint or "").replace("\n", " "))).encode())
+                _retire(ready_w)
+            return None
+        record_exit(paths, cid, exc.exit_code, exc.message)
+        return exc.exit_code
+    if ready_w is not None:
+        os.write(ready_w, ("ok %d\n" % starter.gpid).encode())
+        _retire(ready_w)
+    if native is not None:
+        if launch.tty:
+            sources = (starter.master, starter.master, -1)
+        else:
+            sources = (-1 if stdin_w is None else stdin_w, out_r, err_r)
+        # Returns only if the exec failed: then Python goes on as below.
+        _hand_over(paths, container, launch, server, cg, starter.cpid, sources,
+                   restarts, delay, native)
+    if launch.tty:
+        server.serve({starter.master: "stdout"}, log, stdin_fd=starter.master)
+    else:
+        server.serve({out_r: "stdout", err_r: "stderr"}, log, stdin_fd=stdin_w)
+    for fd in (out_r, err_r, stdin_w):
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass          # the server closed stdin at its EOF
+    code = starter.wait()
+    log.close()
+    return _ended(paths, container, launch, cg, server, code)
+
+
+def _ended(paths, container, launch, cg, server, code):
+    """The container's process has ended (and its output with it): record
+    it, free what it held, tell the attached clients.  Returns the code, or
+    None once --rm has removed the container."""
+    cid = container["id"]
+    oom = cg.oom_killed()
+    network.release(paths, cid)     # its ports are free once it ended
+    cg.close()
+    server.end_clients(code)
+    if launch.autoremove:
+        finish(paths, container, True, code)
+        return None
+    record_exit(paths, cid, code, oom=oom)
+    return code
+
+
+# ---------------------------------------------------------------------------
+# The native monitor (native/monitor.c): what holds an idle container
+# ---------------------------------------------------------------------------
+NATIVE_NAME = "sandbox-monitor.1"       # the suffix versions its arguments
+
+
+def native_path():
+    """The native monitor built by scripts/setup-host (or bundled in the
+    frozen binary), or None: then the Python supervisor stays for the
+    container's whole life.  $SANDBOX_MONITOR names another, or "python"
+    to keep the Python supervisor."""
+    wanted = os.environ.get("SANDBOX_MONITOR")
+    if wanted:
+        return None if wanted == "python" else wanted
+    if getattr(sys, "frozen", False):
+        base = getattr(sys, "_MEIPASS", "")
+    else:
+        # The virtualenv's (sys.prefix is /usr under -S: site sets it).
+        base = os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "libexec")
+    path = os.path.join(base, NATIVE_NAME)
+    return path if os.access(path, os.X_OK) else None
+
+
+def _open_native(policy):
+    """An fd on the native monitor, opened now: the frozen binary's
+    unpacked copy vanishes once the CLI has its answer, and C and this
+    process exec it after that (fexecve)."""
+    if getattr(sys, "frozen", False) and policy.get("Name", "no") != "no":
+        # Each restart would come back through another one-file
+        # bootloader, which stays as the parent of the next: the Python
+        # supervisor keeps such containers.
+        return None
+    path = native_path()
+    if path is None:
+        return None
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _self_command():
+    """The argv that runs this program again (checkout or frozen)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return [sys.executable, "-E", "-s", "-S", os.path.join(here, "sandbox.py")]
+
+
+def _handoff_path(paths, cid):
+    return os.path.join(paths.container(cid), "supervisor.json")
+
+
+def _hand_over(paths, container, launch, server, cg, cpid, stdio, restarts, delay,
+               native):
+    """Become the native monitor (same pid, children and fds); it comes
+    back to Python (resume) when the container has ended."""
+    cid = container["id"]
+    idmap = launch.idmap
+    launch.reaper_fd = None
+    handoff = {"root": paths.root, "runroot": paths.runroot, "id": cid,
+               "name": container["name"], "record": container["record"],
+               "launch": launch.to_json().decode(),
+               "idmap": [idmap.uid_map, idmap.gid_map, idmap.single],
+               "policy": container.get("policy"), "restarts": restarts, "delay": delay,
+               "listen_fd": server.sock.fileno(), "socket": server.path,
+               "events_fd": cg.events_fd,
+               "cgroup": cg.cgroup.to_dict() if cg.cgroup is not None else None,
+               "native": native, "network": network.hand_over(cid)}
+    path = _handoff_path(paths, cid)
+    fsutil.write_json(path, handoff, durable=False)
+    stdin_fd, out_fd, err_fd = stdio
+    inherit = {fd for fd in (server.sock.fileno(), cg.events_fd, native, stdin_fd,
+                             out_fd, err_fd) if fd is not None and fd >= 0}
+    for fd in inherit:
+        os.set_inheritable(fd, True)
+    argv = ["sandbox-monitor", "supervise", log_path(paths, cid), str(cpid),
+            str(server.sock.fileno()), str(stdin_fd), str(out_fd), str(err_fd),
+            "1" if launch.tty else "0"] + _self_command() + ["__supervise-exit", path]
+    env = dict(os.environ)
+    if getattr(sys, "frozen", False):
+        env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"    # unpack afresh, not ours
+    try:
+        os.execve(native, argv, env)
+    except OSError:
+        for fd in inherit | set((handoff["network"] or {}).get("keep", ())):
+            os.set_inheritable(fd, False)
+
+
+def resume(path, code, client_fds):
+    """Back from the native monitor (``sandbox __supervise-exit``): the
+    container's round has ended with ``code``; finish the supervisor's
+    work as if it had never left."""
+    from ..paths import Paths
+    from ..userns import IdMap
+    from .attach import Server
+    from .runtime import Launch
+    h = fsutil.read_json(path)
+    for fd in (h["listen_fd"], h["events_fd"], h["native"]):
+        if fd is not None:
+            os.set_inheritable(fd, False)
+    paths = Paths(h["root"], h["runroot"])
+    idmap = IdMap(*h["idmap"])
+    launch = Launch.from_json(h["launch"].encode(), idmap)
+    container = {"id": h["id"], "name": h["name"], "record": h["record"],
+                 "policy": h["policy"]}
+    server = Server.adopt(h["socket"], h["listen_fd"], client_fds)
+    network.adopt(h["id"], h["network"])
+    cg = CgroupHook(paths, h["id"], h["record"], launch)
+    if h["cgroup"]:
+        from .. import cgroups
+        cg.cgroup = cgroups.Cgroup.from_dict(h["cgroup"])
+        cg.events_fd = h["events_fd"]
+    try:
+        code = _ended(paths, container, launch, cg, server, code)
+        if code is not None:
+            _supervise_loop(paths, container, launch, None, server, h["policy"],
+                            os.getpid(), h["restarts"], h["delay"], h["native"],
+                            ended=code)
+    except BaseException as exc:      # noqa: BLE001
+        _supervisor_failed(paths, container, exc, None)
+        return 1
+    finally:
+        server.shutdown()
+    return 0
 
 
 def _should_restart(paths, cid, policy, code, restarts):

@@ -501,6 +501,19 @@ def release(paths, cid):
         reap_later()
 
 
+def hand_over(cid):
+    """The running helper of ``cid`` as data (Helper.hand_over), or None."""
+    helper = _running.get(cid)
+    return helper.hand_over() if helper is not None else None
+
+
+def adopt(cid, data):
+    """Take back a helper that hand_over() described (after an exec)."""
+    if data:
+        from .helper import Helper
+        _running[cid] = Helper.adopt(data)
+
+
 def preload(record=None):
     """Modules a detached supervisor needs later (see monitor.preload);
     pyroute2 (~0.13 s) only for a container on user-defined networks."""

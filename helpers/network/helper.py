@@ -37,6 +37,32 @@ class Helper:
         self.pidfd = os.pidfd_open(self.pid)
         self.keep = list(keep)
 
+    def hand_over(self):
+        """What resume() needs to stop this helper from another program
+        image (monitor.py's native monitor): its fds stay open across the
+        exec, slirp4netns' exit-fd above all (closing it ends the helper)."""
+        for fd in self.keep:
+            os.set_inheritable(fd, True)
+        return {"name": self.name, "argv": self.argv, "log_path": self.log_path,
+                "files": self.files, "published": self.published, "pid": self.pid,
+                "keep": self.keep}
+
+    @classmethod
+    def adopt(cls, d):
+        """The helper hand_over() described, still our child."""
+        self = cls.__new__(cls)
+        self.name, self.argv, self.log_path = d["name"], d["argv"], d["log_path"]
+        self.files, self.pid, self.keep = d["files"], d["pid"], d["keep"]
+        self.published = [tuple(p) for p in d["published"]]
+        self.address = {}
+        for fd in self.keep:
+            os.set_inheritable(fd, False)
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except OSError:
+            self.pidfd = -1          # gone and reaped: nothing to stop
+        return self
+
     def wait_ready(self, ready_fd, is_ready):
         """Wait until ``ready_fd`` has data that ``is_ready`` accepts, the
         helper exits (its log says why), or the timeout passes."""

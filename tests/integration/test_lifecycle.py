@@ -8,6 +8,21 @@ import signal
 import threading
 import time
 
+import pytest
+
+from conftest import Runner
+
+
+@pytest.fixture(scope="module", params=["native", "python"])
+def sb(request, test_user, _cli_reachable):
+    """Every test here runs twice: with the native monitor holding detached
+    containers (the default once scripts/setup-host has built it), and with
+    the Python supervisor that stays when it is missing."""
+    env = {"SANDBOX_MONITOR": "python"} if request.param == "python" else {}
+    runner = Runner(test_user, "lifecycle-" + request.param, env=env)
+    yield runner
+    runner.close()
+
 
 
 def rund(sb, image, *args, name=None, flags=()):
@@ -406,3 +421,24 @@ def test_ps_shows_published_ports(sb, busybox):
     sb.ok("stop", "-t", "0", "porter")
     assert sb.ok("ps", "-a", "--filter", "name=porter", "--format", "{{.Ports}}").stdout.strip() == ""
     sb.ok("rm", "porter")
+
+
+def test_idle_container_is_held_by_the_expected_supervisor(sb, busybox):
+    """Native: once the container runs, its supervisor and C have become
+    sandbox-monitor (a fraction of a Python process's memory), and they
+    still do the supervisor's work at the end.  Python: both stay Python."""
+    cid = rund(sb, busybox, "sh", "-c", "echo up; sleep 60")
+    with open(os.path.join(sb.root, "containers", cid, "state.json")) as f:
+        st = json.load(f)
+    with open("/proc/%d/stat" % st["Pid"]) as f:
+        c_pid = int(f.read().rsplit(")", 1)[1].split()[1])
+    held_by = {os.path.basename(os.readlink("/proc/%d/exe" % pid)).replace(" (deleted)", "")
+               for pid in (st["MonitorPid"], c_pid)}
+    if sb._env.get("SANDBOX_MONITOR") == "python":
+        assert not held_by & {"sandbox-monitor.1"}, held_by
+    else:
+        assert held_by == {"sandbox-monitor.1"}, held_by
+    sb.ok("stop", "-t", "0", cid)
+    assert state_of(sb, cid)["ExitCode"] == 137
+    assert sb.ok("logs", cid).stdout == "up\n"
+    sb.ok("rm", cid)

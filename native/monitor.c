@@ -1,0 +1,491 @@
+/*
+ * sandbox-monitor: the idle part of a detached container's supervisor,
+ * small enough to cost what conmon costs podman (issue 3's memory goal).
+ *
+ * The Python supervisor starts the container, then replaces itself (same
+ * pid, same children, same open fds) with
+ *
+ *   sandbox-monitor supervise LOG CPID LISTENFD STDINFD OUTFD ERRFD TTY CMD...
+ *
+ * which, as helpers/container/monitor.py and attach.py do in Python:
+ *   - copies the container's output (OUTFD, ERRFD; with TTY=1 the pty
+ *     master is OUTFD and STDINFD) to Docker's json-file LOG and to the
+ *     clients of the attach socket LISTENFD (frames: kind "1"/"2"/"x",
+ *     big-endian u32 length, payload);
+ *   - writes the clients' bytes to STDINFD; a client's EOF closes it when
+ *     it is a pipe (-i without -t);
+ *   - once every output is at EOF, waits for C (CPID) and execs CMD...
+ *     with two more arguments, the exit code and the attached clients'
+ *     fds ("5,7"; they stay open): Python again, which records the exit,
+ *     tells the clients, cleans up and restarts per policy
+ *     (monitor.resume).
+ *
+ * C, the parent of the container's PID 1, likewise replaces itself with
+ *
+ *   sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER
+ *
+ * which waits for PID 1, leaves MARKER when the cgroup saw an OOM kill
+ * (the cgroup still exists while C is in it), detaches the root file
+ * system (ending a fuse-overlayfs daemon) and exits with PID 1's status
+ * (128+N for signal N).
+ *
+ * The arguments are a private interface between this file and monitor.py:
+ * the executable's name carries its version (sandbox-monitor.N).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PARTIAL (16 * 1024)   /* Docker's json-file splits longer lines */
+#define MAX_CLIENTS 64
+#define CHUNK 65536
+
+struct buf { char *p; size_t len, cap; };
+
+static void die(const char *what)
+{
+    fprintf(stderr, "sandbox-monitor: %s: %s\n", what, strerror(errno));
+    exit(125);
+}
+
+static void buf_add(struct buf *b, const void *data, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            die("out of memory");
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void buf_str(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* ---- JSON, as Python's json.dumps(ensure_ascii=True) of
+ *      bytes.decode("utf-8", "replace") ---------------------------------- */
+
+static void put_u(struct buf *out, unsigned cp)
+{
+    static const char hex[] = "0123456789abcdef";
+    char esc[6] = {'\\', 'u', hex[(cp >> 12) & 15], hex[(cp >> 8) & 15],
+                   hex[(cp >> 4) & 15], hex[cp & 15]};
+    buf_add(out, esc, 6);
+}
+
+static void put_cp(struct buf *out, unsigned cp)
+{
+    switch (cp) {
+    case '"': buf_str(out, "\\\""); return;
+    case '\\': buf_str(out, "\\\\"); return;
+    case '\n': buf_str(out, "\\n"); return;
+    case '\r': buf_str(out, "\\r"); return;
+    case '\t': buf_str(out, "\\t"); return;
+    case '\b': buf_str(out, "\\b"); return;
+    case '\f': buf_str(out, "\\f"); return;
+    }
+    if (cp >= 0x20 && cp < 0x7f) {
+        char c = (char)cp;
+        buf_add(out, &c, 1);
+    } else if (cp < 0x10000) {
+        put_u(out, cp);
+    } else {
+        cp -= 0x10000;
+        put_u(out, 0xd800 | (cp >> 10));
+        put_u(out, 0xdc00 | (cp & 0x3ff));
+    }
+}
+
+/* UTF-8 with each maximal invalid subpart replaced by U+FFFD (what
+ * CPython's "replace" error handler does). */
+static void put_utf8(struct buf *out, const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            put_cp(out, c);
+            i++;
+            continue;
+        }
+        unsigned need, cp, lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf) { need = 1; cp = c & 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) {
+            need = 2; cp = c & 0x0f;
+            if (c == 0xe0) lo = 0xa0;
+            if (c == 0xed) hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3; cp = c & 0x07;
+            if (c == 0xf0) lo = 0x90;
+            if (c == 0xf4) hi = 0x8f;
+        } else {
+            put_cp(out, 0xfffd);
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        unsigned got = 0;
+        while (got < need && j < n) {
+            unsigned d = s[j];
+            if (d < lo || d > hi)
+                break;
+            cp = (cp << 6) | (d & 0x3f);
+            lo = 0x80;
+            hi = 0xbf;
+            j++;
+            got++;
+        }
+        put_cp(out, got == need ? cp : 0xfffd);
+        i = j;
+    }
+}
+
+/* ---- Docker's json-file log -------------------------------------------- */
+
+struct source {
+    int fd;
+    const char *stream;    /* "stdout" / "stderr" */
+    char kind;             /* attach frame kind */
+    struct buf partial;
+};
+
+static int log_fd = -1;
+
+static void log_entry(struct buf *out, const char *stream, const char *p, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+    char when[64];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t w = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + w, sizeof when - w, ".%09ldZ", ts.tv_nsec);
+    buf_str(out, "{\"log\":\"");
+    put_utf8(out, (const unsigned char *)p, n);
+    buf_str(out, "\",\"stream\":\"");
+    buf_str(out, stream);
+    buf_str(out, "\",\"time\":\"");
+    buf_str(out, when);
+    buf_str(out, "\"}\n");
+}
+
+static void log_write(struct source *src, const char *data, size_t n)
+{
+    struct buf out = {0};
+    struct buf *b = &src->partial;
+    buf_add(b, data, n);
+    size_t start = 0;
+    for (;;) {
+        char *nl = memchr(b->p + start, '\n', b->len - start);
+        if (!nl)
+            break;
+        size_t end = (size_t)(nl - b->p) + 1;
+        while (end - start > MAX_PARTIAL) {     /* a long line, even when whole */
+            log_entry(&out, src->stream, b->p + start, MAX_PARTIAL);
+            start += MAX_PARTIAL;
+        }
+        log_entry(&out, src->stream, b->p + start, end - start);
+        start = end;
+    }
+    while (b->len - start >= MAX_PARTIAL) {
+        log_entry(&out, src->stream, b->p + start, MAX_PARTIAL);
+        start += MAX_PARTIAL;
+    }
+    memmove(b->p, b->p + start, b->len - start);
+    b->len -= start;
+    if (out.len)
+        write_all(log_fd, out.p, out.len);
+    free(out.p);
+}
+
+static void log_close(struct source *srcs, int n)
+{
+    struct buf out = {0};
+    for (int i = 0; i < n; i++)
+        if (srcs[i].partial.len)
+            log_entry(&out, srcs[i].stream, srcs[i].partial.p, srcs[i].partial.len);
+    if (out.len)
+        write_all(log_fd, out.p, out.len);
+    free(out.p);
+    close(log_fd);
+}
+
+/* ---- attach clients ---------------------------------------------------- */
+
+struct client { int fd; int reading; };
+static struct client clients[MAX_CLIENTS];
+static int nclients;
+
+static void drop_client(int i)
+{
+    close(clients[i].fd);
+    clients[i] = clients[--nclients];
+}
+
+static void broadcast(char kind, const char *data, size_t n)
+{
+    char head[5];
+    head[0] = kind;
+    head[1] = (char)(n >> 24);
+    head[2] = (char)(n >> 16);
+    head[3] = (char)(n >> 8);
+    head[4] = (char)n;
+    for (int i = 0; i < nclients;) {
+        if (send_all(clients[i].fd, head, 5) < 0 || send_all(clients[i].fd, data, n) < 0)
+            drop_client(i);
+        else
+            i++;
+    }
+}
+
+static int parse_fd(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < -1 || v > 1 << 20) {
+        fprintf(stderr, "sandbox-monitor: bad number: %s\n", s);
+        exit(125);
+    }
+    return (int)v;
+}
+
+static int wait_code(pid_t pid)
+{
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return 125;
+    }
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+/* Where a failure to hand back to Python is written down: next to the log,
+ * as the Python supervisor does with its own failures. */
+static void note_failure(const char *log_path, const char *what)
+{
+    char path[4096];
+    const char *slash = strrchr(log_path, '/');
+    int dir = slash ? (int)(slash - log_path) : 0;
+    snprintf(path, sizeof path, "%.*s%ssupervisor.log", dir, log_path, slash ? "/" : "");
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd >= 0) {
+        dprintf(fd, "sandbox-monitor: %s: %s\n", what, strerror(errno));
+        close(fd);
+    }
+}
+
+static int supervise(int argc, char **argv)
+{
+    if (argc < 9) {
+        fprintf(stderr, "usage: sandbox-monitor supervise LOG CPID LISTENFD "
+                        "STDINFD OUTFD ERRFD TTY CMD...\n");
+        return 125;
+    }
+    const char *log_path = argv[1];
+    pid_t cpid = parse_fd(argv[2]);
+    int listen_fd = parse_fd(argv[3]);
+    int stdin_fd = parse_fd(argv[4]);
+    int out_fd = parse_fd(argv[5]);
+    int err_fd = parse_fd(argv[6]);
+    int tty = strcmp(argv[7], "1") == 0;
+    char **cmd = argv + 8;
+    int cmdc = argc - 8;
+
+    signal(SIGPIPE, SIG_IGN);
+    log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (log_fd < 0)
+        die(log_path);
+
+    struct source srcs[2];
+    int nsrc = 0;
+    memset(srcs, 0, sizeof srcs);
+    srcs[nsrc++] = (struct source){out_fd, "stdout", '1', {0}};
+    if (err_fd >= 0 && !tty)
+        srcs[nsrc++] = (struct source){err_fd, "stderr", '2', {0}};
+    int open_srcs[2] = {1, nsrc > 1};
+    static char data[CHUNK];
+
+    for (;;) {
+        struct pollfd pfd[2 + 1 + MAX_CLIENTS];
+        int who[2 + 1 + MAX_CLIENTS];   /* -1..-2: source; -3: listen; >= 0: client */
+        int n = 0, left = 0;
+        for (int i = 0; i < nsrc; i++)
+            if (open_srcs[i]) {
+                pfd[n] = (struct pollfd){srcs[i].fd, POLLIN, 0};
+                who[n++] = -1 - i;
+                left++;
+            }
+        if (!left)
+            break;
+        if (listen_fd >= 0 && nclients < MAX_CLIENTS) {
+            pfd[n] = (struct pollfd){listen_fd, POLLIN, 0};
+            who[n++] = -3;
+        }
+        for (int i = 0; i < nclients; i++)
+            if (clients[i].reading) {
+                pfd[n] = (struct pollfd){clients[i].fd, POLLIN, 0};
+                who[n++] = clients[i].fd;
+            }
+        if (poll(pfd, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            die("poll");
+        }
+        for (int k = 0; k < n; k++) {
+            if (!pfd[k].revents)
+                continue;
+            if (who[k] <= -1 && who[k] >= -2) {
+                struct source *src = &srcs[-1 - who[k]];
+                ssize_t r = read(src->fd, data, sizeof data);
+                if (r < 0 && (errno == EINTR || errno == EAGAIN))
+                    continue;
+                if (r <= 0) {        /* EOF, or EIO from a pty master */
+                    open_srcs[-1 - who[k]] = 0;
+                    continue;
+                }
+                log_write(src, data, (size_t)r);
+                broadcast(src->kind, data, (size_t)r);
+            } else if (who[k] == -3) {
+                int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                if (c >= 0)
+                    clients[nclients++] = (struct client){c, 1};
+            } else {
+                int i = 0;
+                while (i < nclients && clients[i].fd != who[k])
+                    i++;
+                if (i == nclients)
+                    continue;          /* dropped by a broadcast meanwhile */
+                ssize_t r = recv(clients[i].fd, data, sizeof data, 0);
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r > 0) {
+                    if (stdin_fd >= 0 && write_all(stdin_fd, data, (size_t)r) < 0)
+                        stdin_fd = -1;
+                    continue;
+                }
+                /* EOF of the client's stdin; it stays for the output.  A
+                 * pipe (not the pty master) is closed, as docker attach
+                 * does to a container made with -i. */
+                clients[i].reading = 0;
+                if (!tty && stdin_fd >= 0) {
+                    close(stdin_fd);
+                    stdin_fd = -1;
+                }
+            }
+        }
+    }
+
+    int code = wait_code(cpid);
+    log_close(srcs, nsrc);
+    for (int i = 0; i < nsrc; i++)
+        close(srcs[i].fd);
+    if (stdin_fd >= 0 && stdin_fd != out_fd)
+        close(stdin_fd);
+
+    /* Python tells the attached clients the exit code once it has
+     * recorded it: they stay open across the exec. */
+    char text[16], fds[MAX_CLIENTS * 12 + 1];
+    size_t used = 0;
+    snprintf(text, sizeof text, "%d", code);
+    fds[0] = '\0';
+    for (int i = 0; i < nclients; i++) {
+        fcntl(clients[i].fd, F_SETFD, 0);
+        used += (size_t)snprintf(fds + used, sizeof fds - used, "%s%d",
+                                 i ? "," : "", clients[i].fd);
+    }
+    char **args = calloc((size_t)cmdc + 3, sizeof *args);
+    if (!args)
+        die("out of memory");
+    memcpy(args, cmd, (size_t)cmdc * sizeof *args);
+    args[cmdc] = text;
+    args[cmdc + 1] = fds;
+    execv(args[0], args);
+    note_failure(log_path, args[0]);
+    return 125;
+}
+
+static int reap(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER\n");
+        return 125;
+    }
+    int code = wait_code(parse_fd(argv[1]));
+    if (argv[3][0]) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/memory.events", argv[3]);
+        FILE *f = fopen(path, "re");
+        if (f) {
+            char line[256];
+            long kills = 0;
+            while (fgets(line, sizeof line, f))
+                if (sscanf(line, "oom_kill %ld", &kills) == 1)
+                    break;
+            fclose(f);
+            if (kills > 0) {
+                int fd = open(argv[4], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                if (fd >= 0)
+                    close(fd);
+            }
+        }
+    }
+    umount2(argv[2], MNT_DETACH);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "supervise") == 0)
+        return supervise(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "reap") == 0)
+        return reap(argc - 1, argv + 1);
+    fprintf(stderr, "sandbox-monitor: a part of sandbox, not run by hand "
+                    "(supervise | reap)\n");
+    return 125;
+}
