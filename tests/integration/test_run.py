@@ -304,6 +304,11 @@ def test_info_reports_the_host(sb):
     assert "Storage driver:  overlay" in text          # kernel 6.x: overlay in userns
     assert "ID map:          uid 0->%d (1)" % sb.uid in text
     assert "Cgroups:" in text and "newuidmap" in text
+    # scripts/setup-host built it (and the frozen binary carries it).
+    assert "Supervisor:      native monitor" in text
+    assert "sandbox-monitor.1" in text
+    text = sb.ok("info", env={"SANDBOX_MONITOR": "python"}).stdout
+    assert "Supervisor:      Python (no native monitor)" in text
 
 
 # -- a user without a subordinate id range -------------------------------------
