@@ -50,6 +50,8 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 SECCOMP_SET_MODE_FILTER = 1
 SYS_pivot_root = 155      # x86_64
 SYS_seccomp = 317         # x86_64
+SYS_pidfd_getfd = 438
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 SYS_setns = 308
 SYS_capset = 126
 
@@ -166,14 +168,20 @@ class _SockFprog(ctypes.Structure):
                 ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def seccomp_set_filter(program):
+def seccomp_set_filter(program, flags=0):
     """Install a classic-BPF seccomp filter: ``program`` is a list of
     (code, jt, jf, k) tuples.  The caller must hold no_new_privs or
-    CAP_SYS_ADMIN in its user namespace."""
+    CAP_SYS_ADMIN in its user namespace.  With
+    SECCOMP_FILTER_FLAG_NEW_LISTENER, returns the listener's fd."""
     arr = (_SockFilter * len(program))(*[_SockFilter(*ins) for ins in program])
     prog = _SockFprog(len(program), arr)
-    _check(libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0,
-                        ctypes.byref(prog)))
+    return _check(libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags,
+                               ctypes.byref(prog)))
+
+
+def pidfd_getfd(pidfd, fd):
+    """A duplicate of another process's fd (close-on-exec)."""
+    return _check(libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0))
 
 
 # -- network interfaces -----------------------------------------------------

@@ -5,7 +5,8 @@
  * The Python supervisor starts the container, then replaces itself (same
  * pid, same children, same open fds) with
  *
- *   sandbox-monitor supervise LOG CPID LISTENFD STDINFD OUTFD ERRFD TTY CMD...
+ *   sandbox-monitor supervise LOG CPID LISTENFD STDINFD OUTFD ERRFD TTY
+ *                             NOTIFYFD DIRECT CMD...
  *
  * which, as helpers/container/monitor.py and attach.py do in Python:
  *   - copies the container's output (OUTFD, ERRFD; with TTY=1 the pty
@@ -14,6 +15,13 @@
  *     big-endian u32 length, payload);
  *   - writes the clients' bytes to STDINFD; a client's EOF closes it when
  *     it is a pipe (-i without -t);
+ *   - answers the container's bind(2) calls (NOTIFYFD: a seccomp listener,
+ *     or -1): a TCP socket bound to a published container port in DIRECT
+ *     ("CTRPORT:HOSTIP:HOSTPORT,...", HOSTIP empty for any) is swapped for
+ *     a socket of the host's network namespace bound to the host port, so
+ *     that clients reach the server with no relay in between (the kernel's
+ *     own loopback speed) and it sees their real addresses; any other bind
+ *     goes ahead untouched (helpers/network/__init__.py, direct_bindings);
  *   - once every output is at EOF, waits for C (CPID) and execs CMD...
  *     with two more arguments, the exit code and the attached clients'
  *     fds ("5,7"; they stay open): Python again, which records the exit,
@@ -40,8 +48,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -282,6 +298,197 @@ static void broadcast(char kind, const char *data, size_t n)
     }
 }
 
+/* ---- published ports the server binds in the host's namespace ---------- */
+
+struct direct { int ctr; char ip[INET6_ADDRSTRLEN]; int host; };
+static struct direct directs[64];
+static int ndirect;
+
+static void parse_direct(const char *spec)
+{
+    char copy[4096], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", spec);
+    for (char *item = strtok_r(copy, ",", &save); item && ndirect < 64;
+         item = strtok_r(NULL, ",", &save)) {
+        char *first = strchr(item, ':'), *last = strrchr(item, ':');
+        if (!first || first == last)
+            continue;
+        struct direct *d = &directs[ndirect++];
+        d->ctr = atoi(item);
+        snprintf(d->ip, sizeof d->ip, "%.*s", (int)(last - first - 1), first + 1);
+        d->host = atoi(last + 1);
+    }
+}
+
+static int open_pidfd(pid_t tid)
+{
+    int fd = (int)syscall(SYS_pidfd_open, tid, 0);
+    if (fd >= 0 || errno != EINVAL)
+        return fd;
+    /* A thread other than the leader: its process's (the fd table is
+     * the process's). */
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    int tgid = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Tgid: %d", &tgid) == 1)
+            break;
+    fclose(f);
+    return tgid > 0 ? (int)syscall(SYS_pidfd_open, tgid, 0) : -1;
+}
+
+static unsigned fd_flags_of(pid_t tid, int fd)
+{
+    char path[64], line[128];
+    unsigned flags = 0;
+    snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)tid, fd);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "flags: %o", &flags) == 1)
+            break;
+    fclose(f);
+    return flags & O_CLOEXEC;
+}
+
+/* 0: done (the caller's fd is now the host socket); > 0: fail the call
+ * with that errno; < 0: let the call go ahead as it is. */
+static int go_direct(int nfd, struct seccomp_notif *req)
+{
+    int sockfd = (int)req->data.args[0];
+    socklen_t len = (socklen_t)req->data.args[2];
+    struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof sa);
+    if (len < sizeof(sa_family_t) || len > sizeof sa)
+        return -1;
+    struct iovec here = {&sa, len};
+    struct iovec there = {(void *)(uintptr_t)req->data.args[1], len};
+    if (process_vm_readv((pid_t)req->pid, &here, 1, &there, 1, 0) != (ssize_t)len)
+        return -1;
+    int port;
+    if (sa.ss_family == AF_INET && len >= sizeof(struct sockaddr_in))
+        port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    else if (sa.ss_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
+        port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    else
+        return -1;
+    struct direct *d = NULL;
+    for (int i = 0; i < ndirect; i++)
+        if (directs[i].ctr == port)
+            d = &directs[i];
+    if (!d)
+        return -1;
+
+    /* The caller's socket, to copy its kind and options from; the id
+     * check makes sure the pid still is the caller's. */
+    int pidfd = open_pidfd((pid_t)req->pid);
+    if (pidfd < 0)
+        return -1;
+    if (ioctl(nfd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0) {
+        close(pidfd);
+        return -1;
+    }
+    int cfd = (int)syscall(SYS_pidfd_getfd, pidfd, sockfd, 0);
+    close(pidfd);
+    if (cfd < 0)
+        return -1;
+    int ret = -1, hfd = -1, type = 0, proto = 0, domain = 0;
+    socklen_t ol = sizeof(int);
+    if (getsockopt(cfd, SOL_SOCKET, SO_TYPE, &type, &ol) < 0 || type != SOCK_STREAM)
+        goto out;
+    ol = sizeof(int);
+    if (getsockopt(cfd, SOL_SOCKET, SO_PROTOCOL, &proto, &ol) < 0 || proto != IPPROTO_TCP)
+        goto out;
+    ol = sizeof(int);
+    if (getsockopt(cfd, SOL_SOCKET, SO_DOMAIN, &domain, &ol) < 0 || domain != sa.ss_family)
+        goto out;
+    int status = fcntl(cfd, F_GETFL);
+    hfd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC |
+                 (status >= 0 && (status & O_NONBLOCK) ? SOCK_NONBLOCK : 0), IPPROTO_TCP);
+    if (hfd < 0)
+        goto out;
+    static const int opts[][2] = {
+        {SOL_SOCKET, SO_REUSEADDR}, {SOL_SOCKET, SO_REUSEPORT},
+        {SOL_SOCKET, SO_KEEPALIVE}, {IPPROTO_TCP, TCP_NODELAY},
+        {IPPROTO_TCP, TCP_DEFER_ACCEPT}, {IPPROTO_IPV6, IPV6_V6ONLY},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        int v;
+        if (opts[i][0] == IPPROTO_IPV6 && domain != AF_INET6)
+            continue;
+        ol = sizeof v;
+        if (getsockopt(cfd, opts[i][0], opts[i][1], &v, &ol) == 0)
+            setsockopt(hfd, opts[i][0], opts[i][1], &v, ol);
+    }
+    /* The host's side of the binding: its address (any when none was
+     * given; IPv4 as v4-mapped for an IPv6 socket) and port. */
+    struct sockaddr_storage ha;
+    socklen_t hl;
+    memset(&ha, 0, sizeof ha);
+    if (domain == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ha;
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)d->host);
+        in->sin_addr.s_addr = htonl(INADDR_ANY);
+        if (d->ip[0] && inet_pton(AF_INET, d->ip, &in->sin_addr) != 1)
+            goto out;
+        hl = sizeof *in;
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ha;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)d->host);
+        in6->sin6_addr = in6addr_any;
+        if (d->ip[0] && strcmp(d->ip, "0.0.0.0") != 0 &&
+            inet_pton(AF_INET6, d->ip, &in6->sin6_addr) != 1) {
+            char mapped[INET6_ADDRSTRLEN + 8];
+            snprintf(mapped, sizeof mapped, "::ffff:%s", d->ip);
+            if (inet_pton(AF_INET6, mapped, &in6->sin6_addr) != 1)
+                goto out;
+        }
+        hl = sizeof *in6;
+    }
+    if (bind(hfd, (struct sockaddr *)&ha, hl) < 0) {
+        ret = errno;
+        goto out;
+    }
+    struct seccomp_notif_addfd add = {
+        .id = req->id, .flags = SECCOMP_ADDFD_FLAG_SETFD, .srcfd = (uint32_t)hfd,
+        .newfd = (uint32_t)sockfd, .newfd_flags = fd_flags_of((pid_t)req->pid, sockfd),
+    };
+    if (ioctl(nfd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) >= 0)
+        ret = 0;
+out:
+    if (hfd >= 0)
+        close(hfd);
+    close(cfd);
+    return ret;
+}
+
+/* One bind(2) of the container's: swapped (go_direct), refused, or let be. */
+static void answer(int nfd)
+{
+    struct seccomp_notif req;
+    struct seccomp_notif_resp resp;
+    memset(&req, 0, sizeof req);
+    if (ioctl(nfd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+        return;                  /* the caller is gone (ENOENT) or EINTR */
+    memset(&resp, 0, sizeof resp);
+    resp.id = req.id;
+    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    if (req.data.nr == __NR_bind) {
+        int r = go_direct(nfd, &req);
+        if (r >= 0) {
+            resp.flags = 0;
+            resp.error = -r;
+        }
+    }
+    ioctl(nfd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
 static int parse_fd(const char *s)
 {
     char *end;
@@ -322,9 +529,9 @@ static void note_failure(const char *log_path, const char *what)
 
 static int supervise(int argc, char **argv)
 {
-    if (argc < 9) {
+    if (argc < 11) {
         fprintf(stderr, "usage: sandbox-monitor supervise LOG CPID LISTENFD "
-                        "STDINFD OUTFD ERRFD TTY CMD...\n");
+                        "STDINFD OUTFD ERRFD TTY NOTIFYFD DIRECT CMD...\n");
         return 125;
     }
     const char *log_path = argv[1];
@@ -334,8 +541,10 @@ static int supervise(int argc, char **argv)
     int out_fd = parse_fd(argv[5]);
     int err_fd = parse_fd(argv[6]);
     int tty = strcmp(argv[7], "1") == 0;
-    char **cmd = argv + 8;
-    int cmdc = argc - 8;
+    int notify_fd = parse_fd(argv[8]);
+    parse_direct(argv[9]);
+    char **cmd = argv + 10;
+    int cmdc = argc - 10;
 
     signal(SIGPIPE, SIG_IGN);
     log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -352,8 +561,9 @@ static int supervise(int argc, char **argv)
     static char data[CHUNK];
 
     for (;;) {
-        struct pollfd pfd[2 + 1 + MAX_CLIENTS];
-        int who[2 + 1 + MAX_CLIENTS];   /* -1..-2: source; -3: listen; >= 0: client */
+        struct pollfd pfd[2 + 2 + MAX_CLIENTS];
+        /* -1..-2: source; -3: listen; -4: seccomp; >= 0: client */
+        int who[2 + 2 + MAX_CLIENTS];
         int n = 0, left = 0;
         for (int i = 0; i < nsrc; i++)
             if (open_srcs[i]) {
@@ -363,6 +573,10 @@ static int supervise(int argc, char **argv)
             }
         if (!left)
             break;
+        if (notify_fd >= 0) {
+            pfd[n] = (struct pollfd){notify_fd, POLLIN, 0};
+            who[n++] = -4;
+        }
         if (listen_fd >= 0 && nclients < MAX_CLIENTS) {
             pfd[n] = (struct pollfd){listen_fd, POLLIN, 0};
             who[n++] = -3;
@@ -391,6 +605,13 @@ static int supervise(int argc, char **argv)
                 }
                 log_write(src, data, (size_t)r);
                 broadcast(src->kind, data, (size_t)r);
+            } else if (who[k] == -4) {
+                if (pfd[k].revents & POLLIN)
+                    answer(notify_fd);
+                else {                 /* no process left under the filter */
+                    close(notify_fd);
+                    notify_fd = -1;
+                }
             } else if (who[k] == -3) {
                 int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
                 if (c >= 0)
@@ -421,6 +642,8 @@ static int supervise(int argc, char **argv)
         }
     }
 
+    if (notify_fd >= 0)
+        close(notify_fd);
     int code = wait_code(cpid);
     log_close(srcs, nsrc);
     for (int i = 0; i < nsrc; i++)

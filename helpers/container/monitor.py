@@ -403,11 +403,15 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     stdio = (stdin_r, out_w, err_w) if not launch.tty else (None, None, None)
-    # C becomes the native reaper once PID 1 runs (runtime._child_c).
+    # C becomes the native reaper once PID 1 runs (runtime._child_c), and
+    # the native monitor gives the server published ports' host sockets.
     launch.reaper_fd = native
+    launch.direct = native is not None and network.decide_direct(paths, cid,
+                                                                 container["record"])
     starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
                       keep=(stdin_w, out_r, err_r),
-                      early_net=network.early_netns(container["record"]))
+                      early_net=network.early_netns(container["record"]),
+                      direct=launch.direct)
     for fd in (stdin_r, out_w, err_w):
         if fd is not None:
             os.close(fd)
@@ -446,7 +450,7 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
         else:
             sources = (-1 if stdin_w is None else stdin_w, out_r, err_r)
         # Returns only if the exec failed: then Python goes on as below.
-        _hand_over(paths, container, launch, server, cg, starter.cpid, sources,
+        _hand_over(paths, container, launch, server, cg, starter, sources,
                    restarts, delay, native)
     if launch.tty:
         server.serve({starter.master: "stdout"}, log, stdin_fd=starter.master)
@@ -482,7 +486,7 @@ def _ended(paths, container, launch, cg, server, code):
 # ---------------------------------------------------------------------------
 # The native monitor (native/monitor.c): what holds an idle container
 # ---------------------------------------------------------------------------
-NATIVE_NAME = "sandbox-monitor.1"       # the suffix versions its arguments
+NATIVE_NAME = "sandbox-monitor.2"       # the suffix versions its arguments
 
 
 def native_path():
@@ -532,7 +536,7 @@ def _handoff_path(paths, cid):
     return os.path.join(paths.container(cid), "supervisor.json")
 
 
-def _hand_over(paths, container, launch, server, cg, cpid, stdio, restarts, delay,
+def _hand_over(paths, container, launch, server, cg, starter, stdio, restarts, delay,
                native):
     """Become the native monitor (same pid, children and fds); it comes
     back to Python (resume) when the container has ended."""
@@ -551,13 +555,18 @@ def _hand_over(paths, container, launch, server, cg, cpid, stdio, restarts, dela
     path = _handoff_path(paths, cid)
     fsutil.write_json(path, handoff, durable=False)
     stdin_fd, out_fd, err_fd = stdio
+    listener = starter.bind_listener
     inherit = {fd for fd in (server.sock.fileno(), cg.events_fd, native, stdin_fd,
-                             out_fd, err_fd) if fd is not None and fd >= 0}
+                             out_fd, err_fd, listener) if fd is not None and fd >= 0}
     for fd in inherit:
         os.set_inheritable(fd, True)
-    argv = ["sandbox-monitor", "supervise", log_path(paths, cid), str(cpid),
+    direct = ",".join("%d:%s:%d" % (ctr, ip, host)
+                      for ip, host, ctr, _ in network.direct_of(cid))
+    argv = ["sandbox-monitor", "supervise", log_path(paths, cid), str(starter.cpid),
             str(server.sock.fileno()), str(stdin_fd), str(out_fd), str(err_fd),
-            "1" if launch.tty else "0"] + _self_command() + ["__supervise-exit", path]
+            "1" if launch.tty else "0",
+            str(listener if listener is not None and direct else -1), direct,
+            ] + _self_command() + ["__supervise-exit", path]
     env = dict(os.environ)
     if getattr(sys, "frozen", False):
         env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"    # unpack afresh, not ours

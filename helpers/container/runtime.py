@@ -66,6 +66,9 @@ class Launch:
         self.debug = debug
         # An fd on the native monitor: C becomes its reaper (monitor.py).
         self.reaper_fd = None
+        # PID 1 hands the supervisor a seccomp listener for bind(2)
+        # (network.direct_bindings); set by the supervisor.
+        self.direct = False
         self.rootfs = spec["root"]["path"]
         self.tty = spec["process"].get("terminal", False)
         self.stdin = spec.get("annotations", {}).get("io.sandbox.stdin") == "true"
@@ -82,7 +85,8 @@ class Launch:
                                "autoremove": self.autoremove,
                                "debug": self.debug,
                                "cgroup_path": getattr(self, "cgroup_path", None),
-                               "reaper_fd": self.reaper_fd}).encode()
+                               "reaper_fd": self.reaper_fd,
+                               "direct": self.direct}).encode()
 
     @classmethod
     def from_json(cls, data, idmap):
@@ -91,6 +95,7 @@ class Launch:
                      d["autoremove"], d["debug"])
         launch.cgroup_path = d.get("cgroup_path")
         launch.reaper_fd = d.get("reaper_fd")
+        launch.direct = d.get("direct", False)
         return launch
 
 
@@ -103,7 +108,7 @@ class Starter:
     the Launch, sent as JSON over a pipe."""
 
     def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=(),
-                 early_net=False):
+                 early_net=False, direct=False):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
         the caller's own).  With ``tty``, G gets the slave of a new pty and
         the caller reads ``self.master``.  ``keep``: the caller's ends of
@@ -111,10 +116,14 @@ class Starter:
         write end would keep the container from ever seeing EOF).
         ``early_net``: the container gets a network namespace of its own
         (network.early_netns); C makes it at once, so that start() can have
-        the network helper started while the container is set up."""
+        the network helper started while the container is set up.
+        ``direct``: G hands over a seccomp listener for its bind(2) calls
+        (Launch.direct), kept as ``self.bind_listener``."""
         self.idmap = idmap
         nsfd = shared_userns_fd(idmap)
         self.net_r, net_w = os.pipe2(os.O_CLOEXEC) if early_net else (None, None)
+        self.notif_r, notif_w = os.pipe2(os.O_CLOEXEC) if direct else (None, None)
+        self.bind_listener = None
         self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
         self.pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
         go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
@@ -129,12 +138,12 @@ class Starter:
         self.cpid = os.fork()
         if self.cpid == 0:
             for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r,
-                       self.net_r) + tuple(keep):
+                       self.net_r, self.notif_r) + tuple(keep):
                 if fd is not None:
                     os.close(fd)
             _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w,
-                     self.master, slave, stdio)           # never returns
-        for fd in (nsfd, err_w, pid_w, go_r, launch_r, net_w):
+                     self.master, slave, stdio, notif_w)  # never returns
+        for fd in (nsfd, err_w, pid_w, go_r, launch_r, net_w, notif_w):
             if fd is not None:
                 os.close(fd)
         if slave is not None:
@@ -146,7 +155,8 @@ class Starter:
         self._close()
 
     def _close(self):
-        for name in ("pid_r", "go_w", "launch_w", "err_r", "master", "net_r"):
+        for name in ("pid_r", "go_w", "launch_w", "err_r", "master", "net_r",
+                     "notif_r"):
             fd = getattr(self, name)
             if fd is not None:
                 try:
@@ -186,6 +196,8 @@ class Starter:
             self.gpid = _read_int(self.pid_r)
             if on_started and self.gpid:
                 on_started(self.gpid)
+            if self.notif_r is not None:
+                self._take_bind_listener()
             try:
                 os.write(self.go_w, b"g")
             except BrokenPipeError:
@@ -201,6 +213,24 @@ class Starter:
             self._close()
             raise _decode_failure(failure)
         return self.gpid
+
+    def _take_bind_listener(self):
+        """G's seccomp listener: G writes its fd number and waits for "f"
+        (still as root of the user namespace, before it switches user,
+        so that the copy is ours to take); EOF: G failed."""
+        number = _read_int(self.notif_r)
+        os.close(self.notif_r)
+        self.notif_r = None
+        if number and self.gpid:
+            pidfd = os.pidfd_open(self.gpid)
+            try:
+                self.bind_listener = linux.pidfd_getfd(pidfd, number)
+            finally:
+                os.close(pidfd)
+        try:
+            os.write(self.go_w, b"f")
+        except BrokenPipeError:
+            pass
 
     def wait(self):
         """The exit code, once C has torn the container down."""
@@ -307,7 +337,7 @@ def _copy_winsize(master):
 # C: namespaces and root filesystem
 # ---------------------------------------------------------------------------
 def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
-             stdio):
+             stdio, notif_w=None):
     code = 125
     launch = None
     try:
@@ -353,8 +383,10 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         gpid = os.fork()
         if gpid == 0:
             os.close(pid_w)
-            _child_g(launch, err_w, go_r, slave, stdio)     # never returns
+            _child_g(launch, err_w, go_r, slave, stdio, notif_w)   # never returns
         os.close(go_r)
+        if notif_w is not None:
+            os.close(notif_w)
         for fd in set(stdio) - {None}:
             os.close(fd)
         os.write(pid_w, str(gpid).encode())
@@ -440,7 +472,7 @@ def _teardown(launch):
 # ---------------------------------------------------------------------------
 # G: PID 1 of the container
 # ---------------------------------------------------------------------------
-def _child_g(launch, err_w, go_r, slave, stdio):
+def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         _setup_stdio(launch, slave, stdio)
@@ -489,6 +521,8 @@ def _child_g(launch, err_w, go_r, slave, stdio):
         if launch.new_net:
             linux.interface_up("lo")
         # Step 6: security and identity of the process, then its command.
+        if notif_w is not None:
+            _hand_bind_listener(notif_w, go_r)
         path, env = prepare_exec(process, linux_cfg, launch.idmap)
         # Wait for P to have recorded us as running (EOF: P is gone).
         if os.read(go_r, 1) != b"g":
@@ -503,6 +537,20 @@ def _child_g(launch, err_w, go_r, slave, stdio):
         code = _report(err_w, exc)
         os._exit(code)
     os._exit(125)
+
+
+def _hand_bind_listener(notif_w, go_r):
+    """Send bind(2) calls of the container's processes to the supervisor:
+    a filter with a listener, whose copy P takes (pidfd_getfd) while we
+    are still root of the user namespace, with all capabilities (which
+    seccomp(2) without no_new_privs needs)."""
+    fd = linux.seccomp_set_filter(security.bind_notify_program(),
+                                  linux.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+    os.write(notif_w, b"%d" % fd)
+    os.close(notif_w)
+    if os.read(go_r, 1) != b"f":
+        os._exit(125)            # P is gone
+    os.close(fd)
 
 
 def _init(path, args, env, err_w):

@@ -332,14 +332,70 @@ def _spawn(paths, cid, cpid, st, mode):
     published = ports.allocate(st)
     rundir = os.path.join(paths.runroot, "net")
     os.makedirs(rundir, mode=0o700, exist_ok=True)
+    direct = []
+    if cid in _direct:
+        direct = _direct[cid] = direct_bindings(published)
     if mode == "pasta":
         from .pasta import spawn
+        helper = spawn(rundir, cid, cpid, st, published, direct)
     else:
         from .slirp import spawn
-    helper = spawn(rundir, cid, cpid, st, published)
+        helper = spawn(rundir, cid, cpid, st, published)
     helper.published = published
     _running[cid] = helper
     return helper
+
+
+# cid -> the bindings that go direct (decide_direct; filled in at _spawn).
+_direct = {}
+
+
+def decide_direct(paths, cid, st):
+    """Whether the container's published TCP ports can be sockets of the
+    host's network namespace, handed to its server when it binds them (the
+    native monitor's job; runtime's Launch.direct), and remember it for
+    _spawn and direct_of.  Yes for pasta's mode (whose -T takes the
+    container's own connections to those ports to the host's), on no
+    user-defined network, with such a port published; and for a container
+    that joins the network namespace of one that went so (--network
+    container:NAME, a pod's sidecar): its servers get that one's ports."""
+    _direct.pop(cid, None)
+    mode = st.get("NetworkMode") or ""
+    if mode.startswith("container:"):
+        from ..container import state
+        target = mode.partition(":")[2]
+        try:
+            owner = state.refresh(paths, state.resolve(paths, target))
+        except SandboxError:
+            return False
+        bindings = [tuple(b) for b in owner.get("DirectPorts") or []]
+        if bindings and state.is_running(owner):
+            _direct[cid] = bindings
+        return bool(bindings)
+    if helper_of(st) != "pasta" or st.get("Networks") or mode != "pasta":
+        return False
+    from . import ports
+    if not direct_bindings(ports.wanted(st)):
+        return False
+    _direct[cid] = []
+    return True
+
+
+def direct_of(cid):
+    """The bindings of ``cid`` that go direct."""
+    return list(_direct.get(cid) or [])
+
+
+def direct_bindings(published):
+    """The bindings that go direct: TCP, published on all addresses or on
+    127.0.0.1 (which pasta's -T reaches), one host port per container port
+    (a socket the server binds can be bound once)."""
+    count = {}
+    for _, _, ctr, proto in published:
+        count[(ctr, proto)] = count.get((ctr, proto), 0) + 1
+    return [(ip, host, ctr, proto) for ip, host, ctr, proto in published
+            if proto == "tcp" and ip in ("", "0.0.0.0", "127.0.0.1")
+            and count[(ctr, proto)] == 1]
 
 
 def attach(paths, cid, pid):
@@ -376,7 +432,8 @@ def attach(paths, cid, pid):
         state.update_state(paths, cid, durable=False, NetworkHelper={
             "Name": mode, "Pid": helper.pid,
             "PidStart": state.proc_start_time(helper.pid)},
-            Ports=ports.to_ports(published), NetAddress=helper.address)
+            Ports=ports.to_ports(published), NetAddress=helper.address,
+            DirectPorts=direct_of(cid))
     except SandboxError:
         if not _gone(pid):
             raise

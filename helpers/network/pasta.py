@@ -13,15 +13,21 @@ from . import files
 from .helper import Helper
 
 
-def argv_for(pid, st, published, pidfile):
+def argv_for(pid, st, published, pidfile, direct=()):
+    """``direct``: bindings whose host socket the container's server gets
+    (network.direct_bindings): not pasta's to forward; pasta's -T takes the
+    container's own connections to those ports to the host port instead."""
     argv = ["pasta", "--foreground", "--quiet", "--config-net",
-            "--pid", pidfile,
-            # No forwarding from the container to the host's own ports
-            # (pasta's default "auto" would expose the host's loopback).
-            "-T", "none", "-U", "none"]
+            "--pid", pidfile]
+    # Nothing else from the container to the host's own ports (pasta's
+    # default "auto" would expose the host's loopback).
+    for spec in ["%d:%d" % (ctr, host) for _, host, ctr, _ in direct] or ["none"]:
+        argv += ["-T", spec]
+    argv += ["-U", "none"]
     for proto, flag in (("tcp", "-t"), ("udp", "-u")):
         specs = ["%s%d:%d" % (ip + "/" if ip else "", host, ctr)
-                 for ip, host, ctr, p in published if p == proto]
+                 for ip, host, ctr, p in published
+                 if p == proto and (ip, host, ctr, p) not in direct]
         for spec in specs or ["none"]:
             argv += [flag, spec]
     if not st.get("AllowHostLoopback"):
@@ -37,7 +43,7 @@ def argv_for(pid, st, published, pidfile):
     return argv
 
 
-def spawn(rundir, cid, pid, st, published):
+def spawn(rundir, cid, pid, st, published, direct=()):
     """Start pasta for the network namespace of ``pid``; the returned
     helper's finish() waits until it is ready."""
     fifo = os.path.join(rundir, cid + ".pasta.pid")
@@ -49,7 +55,7 @@ def spawn(rundir, cid, pid, st, published):
     # Ours is open before pasta's open for writing, so neither blocks.
     ready = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        helper = Helper("pasta", argv_for(pid, st, published, fifo),
+        helper = Helper("pasta", argv_for(pid, st, published, fifo, direct),
                         os.path.join(rundir, cid + ".log"))
     except BaseException:
         os.close(ready)

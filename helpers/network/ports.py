@@ -199,9 +199,12 @@ def to_port_bindings(bindings):
     return out
 
 
-def allocate(st):
-    """At start: the bindings to set up, free ports chosen for the
-    unspecified ones (and -P), explicit ones bind-tested again."""
+def wanted(st):
+    """The bindings the record asks for, host ports as given (0: any)."""
+    return [(ip, first, ctr, proto) for ip, first, _, ctr, proto in _wanted(st)]
+
+
+def _wanted(st):
     wanted = []
     for key, items in (st.get("PortBindings") or {}).items():
         ctr, _, proto = key.partition("/")
@@ -216,6 +219,13 @@ def allocate(st):
             if key not in bound:
                 ctr, _, proto = key.partition("/")
                 wanted.append(("", 0, 0, int(ctr), proto or "tcp"))
+    return wanted
+
+
+def allocate(st):
+    """At start: the bindings to set up, free ports chosen for the
+    unspecified ones (and -P), explicit ones bind-tested again."""
+    wanted = _wanted(st)
     out = []
     explicit = []
     for ip, first, last, ctr, proto in wanted:

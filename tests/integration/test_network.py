@@ -147,6 +147,97 @@ def test_httpd_answers_through_published_port(sb, busybox, helper):
     assert port_is_free(port), "host port %d still taken after rm" % port
 
 
+def listeners_of(pid):
+    """The host's listening TCP ports whose socket is one of pid's fds."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):      # the host's namespace
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:     # LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_published_port_goes_direct_to_the_server(sb, busybox):
+    """Detached, on pasta: the server's listening socket for a published
+    TCP port is the host's own (swapped in when it binds), so clients reach
+    it with no relay and it sees their real address; the container's own
+    connections to the port still work (pasta's -T), and the port is free
+    again once the container is gone."""
+    port = free_port()
+    cid = httpd(sb, busybox, "-p", "127.0.0.1:%d:80" % port)
+    try:
+        assert wait_http(port).strip() == "hello"
+        st = record(sb, cid)
+        assert port in listeners_of(st["Pid"])        # httpd holds the host's socket
+        with open("/proc/%d/cmdline" % st["NetworkHelper"]["Pid"], "rb") as f:
+            argv = f.read().split(b"\0")
+        assert b"-T" in argv and argv[argv.index(b"-T") + 1] == b"80:%d" % port
+        assert argv[argv.index(b"-t") + 1] == b"none"
+        # A client from 127.0.0.2: the server logs that address (pasta's
+        # relay would show 127.0.0.1).
+        with socket.socket() as c:
+            c.bind(("127.0.0.2", 0))
+            c.settimeout(5)
+            c.connect(("127.0.0.1", port))
+            c.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+            while c.recv(4096):
+                pass
+        deadline = time.monotonic() + 5
+        while "127.0.0.2" not in sb.ok("logs", cid).stderr and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "127.0.0.2" in sb.ok("logs", cid).stderr
+        inside = sb("exec", cid, "wget", "-qO-", "http://127.0.0.1:80/index.html")
+        assert inside.returncode == 0 and inside.stdout.strip() == "hello", describe(inside)
+        assert sb.ok("port", cid, "80").stdout.strip() == "127.0.0.1:%d" % port
+    finally:
+        sb.ok("rm", "-f", cid)
+    assert port_is_free(port)
+
+
+def test_pod_sidecar_serves_the_owners_direct_port(sb, busybox):
+    """A container on another's network (--network container:NAME, as in
+    a pod) that serves the owner's published port gets the host socket
+    too (and does not collide with pasta's -T in the shared namespace)."""
+    port = free_port()
+    owner = sb.ok("run", "-d", "--name", "pod", "-p", "127.0.0.1:%d:80" % port,
+                  busybox, "sleep", "600").stdout.strip()
+    side = None
+    try:
+        side = httpd(sb, busybox, "--network", "container:pod")
+        assert wait_http(port).strip() == "hello"
+        assert port in listeners_of(record(sb, side)["Pid"])
+    finally:
+        sb.ok("rm", "-f", *([side] if side else []), owner)
+    assert port_is_free(port)
+
+
+def test_direct_port_taken_meanwhile_fails_the_bind(sb, busybox):
+    """The host port is checked free at start, but the server binds it
+    later: if something took it in between, the server's bind fails with
+    EADDRINUSE, as it would on the host (nothing is left half-set-up)."""
+    port = free_port()
+    cid = sb.ok("run", "-d", "-p", "127.0.0.1:%d:80" % port, busybox, "sh", "-c",
+                "sleep 1; mkdir -p /www; httpd -f -p 80 -h /www; echo status=$?").stdout.strip()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen(1)
+        code = sb.ok("wait", cid, timeout=30).stdout.strip()
+    logs = sb.ok("logs", cid)
+    sb.ok("rm", cid)
+    assert code == "0" and "status=1" in logs.stdout, describe(logs)
+    assert "in use" in logs.stderr, describe(logs)
+
+
 def test_foreground_run_publishes_and_releases(sb, busybox):
     port = free_port()
     proc = sb.popen("run", "--rm", "--init", "-p", "%d:80" % port, busybox, "sh", "-c",
@@ -310,8 +401,15 @@ def test_killed_helper_fails_visibly_and_stop_rm_work(sb, busybox, helper):
     pid = record(sb, cid)["NetworkHelper"]["Pid"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=3).close()
+    if helper == "pasta":
+        # The published port went direct: the server's socket is the
+        # host's and still answers; the container's interface is gone.
+        assert wait_http(port).strip() == "hello"
+    else:
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=3).close()
+    links = sb("exec", cid, "ls", "/sys/class/net")
+    assert links.returncode == 0 and links.stdout.split() == ["lo"], describe(links)
     started = time.monotonic()
     sb.ok("stop", "-t", "2", cid, timeout=30)
     sb.ok("rm", cid, timeout=30)

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from helpers.container import monitor
+
 DOCKER_DEFAULT_CAPS = 0xA80425FB     # Docker's 14 default capabilities
 
 
@@ -306,7 +308,7 @@ def test_info_reports_the_host(sb):
     assert "Cgroups:" in text and "newuidmap" in text
     # scripts/setup-host built it (and the frozen binary carries it).
     assert "Supervisor:      native monitor" in text
-    assert "sandbox-monitor.1" in text
+    assert monitor.NATIVE_NAME in text
     text = sb.ok("info", env={"SANDBOX_MONITOR": "python"}).stdout
     assert "Supervisor:      Python (no native monitor)" in text
 

@@ -40,7 +40,7 @@ def run_monitor(tmp_path, out, err, child_status=3):
             for fd in (out_r, err_r):
                 os.set_inheritable(fd, True)
             os.execv(binary(), ["sandbox-monitor", "supervise", log, str(child), "-1",
-                                "-1", str(out_r), str(err_r), "0", "/bin/sh", "-c",
+                                "-1", str(out_r), str(err_r), "0", "-1", "", "/bin/sh", "-c",
                                 'printf "%%s|%%s" "$1" "$2" > %s' % result, "sh"])
         finally:
             os._exit(127)
