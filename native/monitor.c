@@ -21,7 +21,11 @@
  *     a socket of the host's network namespace bound to the host port, so
  *     that clients reach the server with no relay in between (the kernel's
  *     own loopback speed) and it sees their real addresses; any other bind
- *     goes ahead untouched (helpers/network/__init__.py, direct_bindings);
+ *     goes ahead untouched (helpers/network/__init__.py, decide_direct:
+ *     only when the user asks for it, as such a socket is the host's and
+ *     a process holding it can make it a client of the host's own
+ *     services; a socket filter that would stop that needs privilege in
+ *     the host's network namespace);
  *   - once every output is at EOF, waits for C (CPID) and execs CMD...
  *     with two more arguments, the exit code and the attached clients'
  *     fds ("5,7"; they stay open): Python again, which records the exit,

@@ -138,6 +138,8 @@ def helper_options(mode, options):
         key, sep, val = opt.partition("=")
         if key == "allow_host_loopback" and val in ("true", "false"):
             allow = val == "true"
+        elif mode == "pasta" and key == "direct_ports" and val in ("true", "false"):
+            settings[key] = val == "true"
         elif mode == "pasta" and opt.startswith("-"):
             raw.append(opt)          # pasta's own flags, as podman passes them
         elif mode == "slirp4netns" and key in ("enable_ipv6",) and \
@@ -151,8 +153,9 @@ def helper_options(mode, options):
         elif mode == "slirp4netns" and key == "port_handler" and val == "slirp4netns":
             continue
         else:
-            known = ("allow_host_loopback=true|false and pasta's own flags "
-                     "(e.g. pasta:--ipv4-only)" if mode == "pasta" else
+            known = ("allow_host_loopback=true|false, direct_ports=true|false "
+                     "and pasta's own flags (e.g. pasta:--ipv4-only)"
+                     if mode == "pasta" else
                      "allow_host_loopback, enable_ipv6, mtu, cidr, "
                      "port_handler=slirp4netns")
             raise UsageError("invalid %s option %r" % (mode, opt),
@@ -351,13 +354,17 @@ _direct = {}
 
 
 def decide_direct(paths, cid, st):
-    """Whether the container's published TCP ports can be sockets of the
+    """Whether the container's published TCP ports are to be sockets of the
     host's network namespace, handed to its server when it binds them (the
     native monitor's job; runtime's Launch.direct), and remember it for
-    _spawn and direct_of.  Yes for pasta's mode (whose -T takes the
+    _spawn and direct_of.  Only when asked for (--network
+    pasta:direct_ports=true): such a socket is the host's, and a process in
+    the container can turn it into a client of anything the host reaches,
+    its loopback included (README, "Direct ports"); no unprivileged kernel
+    mechanism locks it to listening.  Then: pasta's mode (whose -T takes the
     container's own connections to those ports to the host's), on no
-    user-defined network, with such a port published; and for a container
-    that joins the network namespace of one that went so (--network
+    user-defined network, with such a port published; and a container that
+    joins the network namespace of one that went so (--network
     container:NAME, a pod's sidecar): its servers get that one's ports."""
     _direct.pop(cid, None)
     mode = st.get("NetworkMode") or ""
@@ -372,7 +379,8 @@ def decide_direct(paths, cid, st):
         if bindings and state.is_running(owner):
             _direct[cid] = bindings
         return bool(bindings)
-    if helper_of(st) != "pasta" or st.get("Networks") or mode != "pasta":
+    if helper_of(st) != "pasta" or st.get("Networks") or mode != "pasta" or \
+            not (st.get("HelperSettings") or {}).get("direct_ports"):
         return False
     from . import ports
     if not direct_bindings(ports.wanted(st)):

@@ -31,16 +31,23 @@ def test_pasta_forwards_the_rest_and_maps_the_direct_ones_back():
     assert ("-t", "127.0.0.1/8080:80") in zip(argv, argv[1:])
 
 
-def test_only_pasta_on_its_own_network_with_tcp_ports_goes_direct():
+def test_only_asked_for_on_pasta_with_tcp_ports_goes_direct():
     ports = {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+    asked = {"direct_ports": True}
 
     def decide(st):
         return network.decide_direct(None, "c1", st)
-    assert decide({"NetworkMode": "pasta", "PortBindings": ports})
-    assert not decide({"NetworkMode": "slirp4netns", "PortBindings": ports})
-    assert not decide({"NetworkMode": "pasta"})
-    assert not decide({"NetworkMode": "pasta", "PortBindings": {
+    assert decide({"NetworkMode": "pasta", "PortBindings": ports, "HelperSettings": asked})
+    # Not by default: the socket would be the host's (see decide_direct).
+    assert not decide({"NetworkMode": "pasta", "PortBindings": ports})
+    assert not decide({"NetworkMode": "pasta", "PortBindings": ports,
+                       "HelperSettings": {"direct_ports": False}})
+    assert not decide({"NetworkMode": "slirp4netns", "PortBindings": ports,
+                       "HelperSettings": asked})
+    assert not decide({"NetworkMode": "pasta", "HelperSettings": asked})
+    assert not decide({"NetworkMode": "pasta", "HelperSettings": asked, "PortBindings": {
         "53/udp": [{"HostIp": "", "HostPort": "53"}]}})
     assert not decide({"NetworkMode": "mynet", "OutboundHelper": "pasta",
-                       "Networks": {"mynet": {}}, "PortBindings": ports})
+                       "Networks": {"mynet": {}}, "PortBindings": ports,
+                       "HelperSettings": asked})
     assert network.direct_of("c1") == []
