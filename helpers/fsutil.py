@@ -87,13 +87,17 @@ class locked:
     contextlib imports collections and functools, milliseconds that every
     command holding a container's lock would pay."""
 
-    def __init__(self, path, shared=False):
+    def __init__(self, path, shared=False, make_dir=True):
+        """``make_dir``: create the lock's directory if it is missing
+        (False: a missing directory raises FileNotFoundError)."""
         self.path = path
         self.shared = shared
+        self.make_dir = make_dir
         self.fd = None
 
     def __enter__(self):
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if self.make_dir:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)

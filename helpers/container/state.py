@@ -107,17 +107,29 @@ def read_state(paths, cid):
 
 
 def update_state(paths, cid, durable=True, **changes):
-    with fsutil.locked(os.path.join(paths.container(cid), "lock")):
-        state = read_state(paths, cid)
-        state.update(changes)
-        write_state(paths, cid, state, durable)
-        return state
+    return modify(paths, cid, lambda state: state.update(changes), durable)
+
+
+class locked(fsutil.locked):
+    """The container's lock.  A container whose directory is gone (removed
+    meanwhile: rm -f, or --rm after a failed start) is "No such container",
+    as for read_state; its directory is not made again."""
+
+    def __init__(self, paths, cid):
+        super().__init__(os.path.join(paths.container(cid), "lock"), make_dir=False)
+        self.cid = cid
+
+    def __enter__(self):
+        try:
+            return super().__enter__()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound("No such container: %s" % self.cid) from None
 
 
 def modify(paths, cid, change, durable=True):
     """``change(state)`` edits the record in place, under the container's
     lock (for changes that depend on what is there now)."""
-    with fsutil.locked(os.path.join(paths.container(cid), "lock")):
+    with locked(paths, cid):
         state = read_state(paths, cid)
         change(state)
         write_state(paths, cid, state, durable)
@@ -198,7 +210,7 @@ def refresh(paths, cid, st=None):
     st = st if st is not None else read_state(paths, cid)
     if st.get("Status") in ACTIVE and not alive(st.get("MonitorPid"),
                                                 st.get("MonitorStart")):
-        with fsutil.locked(os.path.join(paths.container(cid), "lock")):
+        with locked(paths, cid):
             st = read_state(paths, cid)
             if st.get("Status") in ACTIVE and not alive(st.get("MonitorPid"),
                                                         st.get("MonitorStart")):
