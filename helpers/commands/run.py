@@ -227,7 +227,7 @@ def cmd_run(args, paths):
     from .. import network
     starter = Starter(current_id_map(), tty=args.tty, stdio=(None, out_w, err_w),
                       keep=(out_r, err_r),
-                      early_net=network.early_netns(checked["net"]))
+                      early_net=network.early_netns(checked["net"]), early_exit=True)
     for fd in (out_w, err_w):
         if fd is not None:
             os.close(fd)

@@ -108,7 +108,7 @@ class Starter:
     the Launch, sent as JSON over a pipe."""
 
     def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=(),
-                 early_net=False, direct=False):
+                 early_net=False, direct=False, early_exit=False):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
         the caller's own).  With ``tty``, G gets the slave of a new pty and
         the caller reads ``self.master``.  ``keep``: the caller's ends of
@@ -118,11 +118,15 @@ class Starter:
         (network.early_netns); C makes it at once, so that start() can have
         the network helper started while the container is set up.
         ``direct``: G hands over a seccomp listener for its bind(2) calls
-        (Launch.direct), kept as ``self.bind_listener``."""
+        (Launch.direct), kept as ``self.bind_listener``.
+        ``early_exit``: C reports PID 1's exit status as soon as it has it,
+        and tears down on its own afterwards (wait() returns sooner; for a
+        caller that exits right after, the foreground `run`)."""
         self.idmap = idmap
         nsfd = shared_userns_fd(idmap)
         self.net_r, net_w = os.pipe2(os.O_CLOEXEC) if early_net else (None, None)
         self.notif_r, notif_w = os.pipe2(os.O_CLOEXEC) if direct else (None, None)
+        self.status_r, status_w = os.pipe2(os.O_CLOEXEC) if early_exit else (None, None)
         self.bind_listener = None
         self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
         self.pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
@@ -138,12 +142,12 @@ class Starter:
         self.cpid = os.fork()
         if self.cpid == 0:
             for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r,
-                       self.net_r, self.notif_r) + tuple(keep):
+                       self.net_r, self.notif_r, self.status_r) + tuple(keep):
                 if fd is not None:
                     os.close(fd)
             _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w,
-                     self.master, slave, stdio, notif_w)  # never returns
-        for fd in (nsfd, err_w, pid_w, go_r, launch_r, net_w, notif_w):
+                     self.master, slave, stdio, notif_w, status_w)  # never returns
+        for fd in (nsfd, err_w, pid_w, go_r, launch_r, net_w, notif_w, status_w):
             if fd is not None:
                 os.close(fd)
         if slave is not None:
@@ -156,7 +160,7 @@ class Starter:
 
     def _close(self):
         for name in ("pid_r", "go_w", "launch_w", "err_r", "master", "net_r",
-                     "notif_r"):
+                     "notif_r", "status_r"):
             fd = getattr(self, name)
             if fd is not None:
                 try:
@@ -233,8 +237,14 @@ class Starter:
             pass
 
     def wait(self):
-        """The exit code, once C has torn the container down."""
+        """The exit code, once C has torn the container down (with
+        early_exit: once C has it; C goes on with the teardown alone, and
+        the container's directory is out of the store already)."""
         try:
+            if self.status_r is not None:
+                data = fsutil.read_all(self.status_r)
+                if data.isdigit():
+                    return int(data)
             return _wait(self.cpid)
         finally:
             self._close()
@@ -337,7 +347,7 @@ def _copy_winsize(master):
 # C: namespaces and root filesystem
 # ---------------------------------------------------------------------------
 def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
-             stdio, notif_w=None):
+             stdio, notif_w=None, status_w=None):
     code = 125
     launch = None
     try:
@@ -405,6 +415,8 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
             _become_reaper(launch, gpid)      # returns only if the exec failed
         code = _wait(gpid)
         _note_oom(launch)
+        if status_w is not None:
+            _teardown_after_report(launch, code, status_w)     # never returns
         _teardown(launch)
     except BaseException as exc:   # noqa: BLE001 - reported to P
         if err_w is not None:
@@ -451,6 +463,40 @@ def _note_oom(launch):
     if kills and kills[0] > 0:
         with open(os.path.join(launch.cdir, OOM_MARKER), "w"):
             pass
+
+
+def _teardown_after_report(launch, code, status_w):
+    """Tell P the exit code first, then tear down: what P must not see is
+    gone before (the root file system unmounted, an --rm container's
+    directory renamed out of the store, into its staging area under a name
+    with our pid, which `store gc` clears if we die before the end); the
+    slow part, deleting that directory, is ours alone afterwards.  We no
+    longer die with P: it exits as soon as it has the code."""
+    rootfs_mod.unmount_rootfs(launch.rootfs)
+    doomed = launch.cdir
+    if launch.autoremove:
+        # <root>/containers/<id> -> <root>/tmp/rm-<pid>-<id> (paths.py)
+        staging = os.path.join(os.path.dirname(os.path.dirname(launch.cdir)), "tmp")
+        grave = os.path.join(staging, "rm-%d-%s" % (os.getpid(), os.path.basename(launch.cdir)))
+        try:
+            os.makedirs(staging, exist_ok=True)
+            os.rename(launch.cdir, grave)
+            doomed = grave
+        except OSError:
+            fsutil.rmtree(launch.cdir)        # in place, before the report
+            doomed = None
+    linux.prctl(linux.PR_SET_PDEATHSIG, 0)
+    try:
+        os.write(status_w, b"%d" % code)
+    except OSError:
+        pass
+    os.close(status_w)
+    if launch.autoremove and doomed:
+        try:
+            fsutil.rmtree(doomed)
+        except OSError:
+            pass                              # store gc finishes it
+    os._exit(code)
 
 
 def _devnull_onto(fd):

@@ -263,6 +263,17 @@ def test_rm_leaves_nothing(fresh_sb, images_dir):
         assert fresh_sb.root not in f.read()
     # The name is free again.
     fresh_sb.ok("run", "--rm", "--name", "gone", "busybox", "true")
+    # The directory left the store before `run` returned (renamed into the
+    # staging area); the container's C process deletes it right after.
+    staging = os.path.join(fresh_sb.root, "tmp")
+
+    def graves():
+        return [n for n in (os.listdir(staging) if os.path.isdir(staging) else [])
+                if n.startswith("rm-")]
+    deadline = time.monotonic() + 10
+    while graves() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert graves() == []
 
 
 def test_rm_containers_get_a_volatile_overlay(sb, busybox):
