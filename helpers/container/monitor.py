@@ -284,7 +284,12 @@ def preload(record=None):
 def start_detached(paths, container, launch, options):
     """Fork the supervisor; return PID 1's host pid once the command runs,
     or raise the reason it could not start."""
-    if getattr(sys, "frozen", False):
+    policy = options.get("restart", {"Name": "no", "MaximumRetryCount": 0})
+    # Opened here, while the frozen binary's unpacked copy surely exists.
+    native = _open_native(policy)
+    if getattr(sys, "frozen", False) and native is None:
+        # The supervisor stays Python for the container's life (with the
+        # native monitor it is Python again only through a fresh exec).
         preload(container.get("record"))
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -298,12 +303,14 @@ def start_detached(paths, container, launch, options):
                 os.dup2(nul, fd)
             os.close(nul)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            supervise(paths, container, launch, options, ready_w)
+            supervise(paths, container, launch, policy, ready_w, native)
         except BaseException as exc:      # noqa: BLE001
             code = 1
             _supervisor_failed(paths, container, exc, ready_w)
         os._exit(code)
     os.close(ready_w)
+    if native is not None:
+        os.close(native)
     # One line, not EOF: the container's processes hold copies of the pipe.
     reply = b""
     while not reply.endswith(b"\n"):
@@ -349,12 +356,10 @@ def _supervisor_failed(paths, container, exc, ready_w):
         pass
 
 
-def supervise(paths, container, launch, options, ready_w):
+def supervise(paths, container, launch, policy, ready_w, native):
     """The supervisor's life: start, log, record, restart, clean up."""
     from .attach import Server, socket_path
-    policy = options.get("restart", {"Name": "no", "MaximumRetryCount": 0})
     server = Server(socket_path(paths, container["id"]))
-    native = _open_native(policy)
     container = dict(container, policy=policy)
     try:
         _supervise_loop(paths, container, launch, ready_w, server, policy, os.getpid(),
