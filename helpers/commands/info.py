@@ -3,6 +3,7 @@ one-line fix."""
 
 import json
 import os
+import sys
 
 
 def register(sub):
@@ -91,7 +92,10 @@ def cmd_info(args, paths):
     print("Cgroups:         %s (%s)" % (info["cgroup_version"],
                                        info["cgroup_manager"] or "no delegation"))
     print("  delegated:     %s" % (" ".join(info["cgroup_controllers"]) or "none"))
-    print("Supervisor:      %s" % ("native monitor " + info["monitor"] if info["monitor"]
+    monitor = info["monitor"]
+    if monitor and getattr(sys, "frozen", False):
+        monitor = "%s (bundled in this binary)" % os.path.basename(monitor)
+    print("Supervisor:      %s" % ("native monitor " + monitor if monitor
                                    else "Python (no native monitor)"))
     print("Helpers:")
     for name, path in info["helpers"].items():
