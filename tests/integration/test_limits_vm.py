@@ -128,6 +128,18 @@ def test_memory_hog_is_oom_killed(cli):
     cli.ok("rm", "hog")
 
 
+def test_detached_memory_hog_is_oom_killed(cli):
+    """The same, detached: the native monitor's reaper reads the scope's
+    memory.events while it still exists and leaves the marker that the
+    supervisor records as OOMKilled."""
+    cli.ok("run", "-d", "--name", "dhog", "--memory", "32m", "--memory-swap", "32m",
+           "busybox", "sh", "-c", "head -c 200m /dev/zero | tail")
+    assert cli.ok("wait", "dhog", timeout=60).stdout.strip() == "137"
+    state = json.loads(cli.ok("inspect", "dhog").stdout)[0]["State"]
+    assert state["OOMKilled"] is True and state["ExitCode"] == 137
+    cli.ok("rm", "dhog")
+
+
 def test_fork_bomb_stops_at_pids_max(cli):
     # PID 1 stays (a shell that cannot fork exits, and the scope with it);
     # the bomb is an exec'd shell.
