@@ -494,17 +494,17 @@ class CgroupInfo(Record):
 
 
 def _mounts():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            yield fields[4], fields[sep + 1]          # mount point, fs type
+    from .fsutil import read_text
+    for line in read_text("/proc/self/mountinfo", "replace").splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        yield fields[4], fields[sep + 1]          # mount point, fs type
 
 
 def _read(path, default=None):
+    from .fsutil import read_text
     try:
-        with open(path) as f:
-            return f.read()
+        return read_text(path)
     except OSError:
         if default is None:
             raise

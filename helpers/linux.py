@@ -142,8 +142,11 @@ def capset(effective, permitted, inheritable):
 
 
 def cap_last_cap():
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        return int(f.read())
+    fd = os.open("/proc/sys/kernel/cap_last_cap", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return int(os.read(fd, 64))
+    finally:
+        os.close(fd)
 
 
 def capbset_drop(cap):

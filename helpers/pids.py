@@ -1,14 +1,19 @@
 """Processes named by pid *and* start time: a pid alone can be reused, so
 every record that points at a process keeps both."""
 
+import os
+
 
 def stat_fields(pid):
     """The fields of /proc/PID/stat after the command name (so field 3 of
     proc(5), the state, is [0]; the parent pid [1]; the start time [19]),
     or None when there is no such process."""
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
+        fd = os.open("/proc/%d/stat" % pid, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     return data[data.rindex(b")") + 2:].split()

@@ -63,20 +63,20 @@ def _translate(mapping, idv):
 def _subid_ranges(path, name, uid):
     ranges = []
     try:
-        with open(path) as f:
-            for line in f:
-                fields = line.strip().split(":")
-                if len(fields) != 3 or line.startswith("#"):
-                    continue
-                if fields[0] in (name, str(uid)):
-                    try:
-                        start, count = int(fields[1]), int(fields[2])
-                    except ValueError:
-                        continue
-                    if count > 0:
-                        ranges.append((start, count))
+        lines = fsutil.read_text(path, "replace").splitlines()
     except OSError:
-        pass
+        lines = []
+    for line in lines:
+        fields = line.strip().split(":")
+        if len(fields) != 3 or line.startswith("#"):
+            continue
+        if fields[0] in (name, str(uid)):
+            try:
+                start, count = int(fields[1]), int(fields[2])
+            except ValueError:
+                continue
+            if count > 0:
+                ranges.append((start, count))
     # Overlapping ranges (a range added by hand over one useradd assigned)
     # would make the kernel reject the whole map: merge them.
     merged = []

@@ -8,6 +8,7 @@ under ``io.sandbox.*``.
 
 import os
 
+from .. import fsutil
 from ..errors import UsageError
 from . import security
 
@@ -173,8 +174,7 @@ def _read_db(layers, name):
     for layer in reversed(layers):
         p = os.path.join(layer, "etc", name)
         try:
-            with open(p, errors="replace") as f:
-                return f.read().splitlines()
+            return fsutil.read_text(p, "replace").splitlines()
         except OSError:
             continue
     return []

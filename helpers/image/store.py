@@ -120,8 +120,7 @@ class Store:
 
     def config_bytes(self, image_id):
         try:
-            with open(self.paths.image_config(image_id), "rb") as f:
-                return f.read()
+            return fsutil.read_bytes(self.paths.image_config(image_id))
         except FileNotFoundError:
             raise ImageNotFound("No such image: %s" % image_id) from None
 

@@ -150,7 +150,6 @@ def copy_from(src_dir, cdir):
 
 def _read(path):
     try:
-        with open(path) as f:
-            return f.read()
+        return fsutil.read_text(path, "replace")
     except OSError:
         return ""
