@@ -493,11 +493,12 @@ static void answer(int nfd)
     ioctl(nfd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 }
 
-static int parse_fd(const char *s)
+/* An fd or a pid (-1: none); pids go up to pid_max, 4194304 at most. */
+static int parse_num(const char *s)
 {
     char *end;
     long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < -1 || v > 1 << 20) {
+    if (*s == '\0' || *end != '\0' || v < -1 || v > 0x7fffffffL) {
         fprintf(stderr, "sandbox-monitor: bad number: %s\n", s);
         exit(125);
     }
@@ -539,13 +540,13 @@ static int supervise(int argc, char **argv)
         return 125;
     }
     const char *log_path = argv[1];
-    pid_t cpid = parse_fd(argv[2]);
-    int listen_fd = parse_fd(argv[3]);
-    int stdin_fd = parse_fd(argv[4]);
-    int out_fd = parse_fd(argv[5]);
-    int err_fd = parse_fd(argv[6]);
+    pid_t cpid = parse_num(argv[2]);
+    int listen_fd = parse_num(argv[3]);
+    int stdin_fd = parse_num(argv[4]);
+    int out_fd = parse_num(argv[5]);
+    int err_fd = parse_num(argv[6]);
     int tty = strcmp(argv[7], "1") == 0;
-    int notify_fd = parse_fd(argv[8]);
+    int notify_fd = parse_num(argv[8]);
     parse_direct(argv[9]);
     char **cmd = argv + 10;
     int cmdc = argc - 10;
@@ -683,7 +684,7 @@ static int reap(int argc, char **argv)
         fprintf(stderr, "usage: sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER\n");
         return 125;
     }
-    int code = wait_code(parse_fd(argv[1]));
+    int code = wait_code(parse_num(argv[1]));
     if (argv[3][0]) {
         char path[4096];
         snprintf(path, sizeof path, "%s/memory.events", argv[3]);
