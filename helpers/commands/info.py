@@ -63,7 +63,7 @@ def collect(paths):
     info["monitor"] = native_path()
     if info["monitor"] is None and os.environ.get("SANDBOX_MONITOR") != "python":
         problems.append(("no native monitor: each detached container keeps a Python "
-                         "supervisor (about 8 MB instead of 0.6 MB)",
+                         "supervisor (about 8 MB of memory instead of well under 1 MB)",
                          "scripts/setup-host (as root) builds native/monitor.c with gcc"))
     for dev in ("/dev/fuse", "/dev/net/tun"):
         ok = os.access(dev, os.R_OK | os.W_OK)
