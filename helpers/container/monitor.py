@@ -570,7 +570,9 @@ def _hand_over(paths, container, launch, server, cg, starter, stdio, restarts, d
     argv = ["sandbox-monitor", "supervise", log_path(paths, cid), str(starter.cpid),
             str(server.sock.fileno()), str(stdin_fd), str(out_fd), str(err_fd),
             "1" if launch.tty else "0",
-            str(listener if listener is not None and direct else -1), direct,
+            # The listener whenever PID 1 has the filter, even with no port
+            # to swap: an unanswered bind(2) would wait forever.
+            str(listener if listener is not None else -1), direct,
             ] + _self_command() + ["__supervise-exit", path]
     env = dict(os.environ)
     if getattr(sys, "frozen", False):
@@ -580,6 +582,11 @@ def _hand_over(paths, container, launch, server, cg, starter, stdio, restarts, d
     except OSError:
         for fd in inherit | set((handoff["network"] or {}).get("keep", ())):
             os.set_inheritable(fd, False)
+        if listener is not None:
+            # Python does not answer bind(2): with the listener closed the
+            # container's binds fail (ENOSYS) instead of waiting forever.
+            os.close(listener)
+            starter.bind_listener = None
 
 
 def resume(path, code, client_fds):
