@@ -111,21 +111,6 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* ---- JSON, as Python's json.dumps(ensure_ascii=True) of
  *      bytes.decode("utf-8", "replace") ---------------------------------- */
 
@@ -295,7 +280,9 @@ static void broadcast(char kind, const char *data, size_t n)
     head[3] = (char)(n >> 8);
     head[4] = (char)n;
     for (int i = 0; i < nclients;) {
-        if (send_all(clients[i].fd, head, 5) < 0 || send_all(clients[i].fd, data, n) < 0)
+        /* write_all: supervise() ignores SIGPIPE, so a client gone
+         * away is an error here, not a signal. */
+        if (write_all(clients[i].fd, head, 5) < 0 || write_all(clients[i].fd, data, n) < 0)
             drop_client(i);
         else
             i++;
