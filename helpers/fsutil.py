@@ -25,13 +25,15 @@ def read_all(fd):
         chunks.append(chunk)
 
 
-def read_bytes(path):
+def read_bytes(path, limit=None):
     """A whole file, with os.open and os.read: the built-in open() also
     costs an fstat, an isatty ioctl, an lseek and a buffer (four system
-    calls more for each file that the start path reads)."""
+    calls more for each file that the start path reads).  ``limit``: one
+    read of at most that many bytes (a small /proc file is read whole at
+    once)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return read_all(fd)
+        return read_all(fd) if limit is None else os.read(fd, limit)
     finally:
         os.close(fd)
 

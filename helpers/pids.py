@@ -1,7 +1,7 @@
 """Processes named by pid *and* start time: a pid alone can be reused, so
 every record that points at a process keeps both."""
 
-import os
+from .fsutil import read_bytes
 
 
 def stat_fields(pid):
@@ -9,11 +9,7 @@ def stat_fields(pid):
     proc(5), the state, is [0]; the parent pid [1]; the start time [19]),
     or None when there is no such process."""
     try:
-        fd = os.open("/proc/%d/stat" % pid, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            data = os.read(fd, 4096)
-        finally:
-            os.close(fd)
+        data = read_bytes("/proc/%d/stat" % pid, 4096)
     except OSError:
         return None
     return data[data.rindex(b")") + 2:].split()
