@@ -360,20 +360,22 @@ def supervise(paths, container, launch, policy, ready_w, native):
     """The supervisor's life: start, log, record, restart, clean up."""
     from .attach import Server, socket_path
     server = Server(socket_path(paths, container["id"]))
+    # The restart policy travels with the container (and through resume).
     container = dict(container, policy=policy)
     try:
-        _supervise_loop(paths, container, launch, ready_w, server, policy, os.getpid(),
+        _supervise_loop(paths, container, launch, ready_w, server, os.getpid(),
                         native=native)
     finally:
         server.shutdown()
 
 
-def _supervise_loop(paths, container, launch, ready_w, server, policy, me,
+def _supervise_loop(paths, container, launch, ready_w, server, me,
                     restarts=0, delay=0.1, native=None, ended=None):
-    """Start the container, supervise it, restart it per policy.  With
-    ``native`` (an fd on the native monitor) this process becomes the
-    monitor once the container runs, and resume() comes back here with
-    ``ended``: the round that just ended, to record and maybe restart."""
+    """Start the container, supervise it, restart it per its policy
+    (container["policy"]).  With ``native`` (an fd on the native monitor)
+    this process becomes the monitor once the container runs, and resume()
+    comes back here with ``ended``: the exit code of the round it has just
+    recorded, for the restart decision."""
     cid = container["id"]
     while True:
         if ended is not None:
@@ -384,7 +386,7 @@ def _supervise_loop(paths, container, launch, ready_w, server, policy, me,
             ready_w = None
             if code is None:
                 return
-        if not _should_restart(paths, cid, policy, code, restarts):
+        if not _should_restart(paths, cid, container["policy"], code, restarts):
             return
         restarts += 1
         try:
@@ -552,7 +554,7 @@ def _hand_over(paths, container, launch, server, cg, starter, stdio, restarts, d
                "name": container["name"], "record": container["record"],
                "launch": launch.to_json().decode(),
                "idmap": [idmap.uid_map, idmap.gid_map, idmap.single],
-               "policy": container.get("policy"), "restarts": restarts, "delay": delay,
+               "policy": container["policy"], "restarts": restarts, "delay": delay,
                "listen_fd": server.sock.fileno(), "socket": server.path,
                "events_fd": cg.events_fd,
                "cgroup": cg.cgroup.to_dict() if cg.cgroup is not None else None,
@@ -616,9 +618,8 @@ def resume(path, code, client_fds):
     try:
         code = _ended(paths, container, launch, cg, server, code)
         if code is not None:
-            _supervise_loop(paths, container, launch, None, server, h["policy"],
-                            os.getpid(), h["restarts"], h["delay"], h["native"],
-                            ended=code)
+            _supervise_loop(paths, container, launch, None, server, os.getpid(),
+                            h["restarts"], h["delay"], h["native"], ended=code)
     except BaseException as exc:      # noqa: BLE001
         _supervisor_failed(paths, container, exc, None)
         return 1

@@ -473,7 +473,7 @@ def _teardown_after_report(launch, code, status_w):
     slow part, deleting that directory, is ours alone afterwards.  We no
     longer die with P: it exits as soon as it has the code."""
     rootfs_mod.unmount_rootfs(launch.rootfs)
-    doomed = launch.cdir
+    grave = None
     if launch.autoremove:
         # <root>/containers/<id> -> <root>/tmp/rm-<pid>-<id> (paths.py)
         staging = os.path.join(os.path.dirname(os.path.dirname(launch.cdir)), "tmp")
@@ -481,19 +481,18 @@ def _teardown_after_report(launch, code, status_w):
         try:
             os.makedirs(staging, exist_ok=True)
             os.rename(launch.cdir, grave)
-            doomed = grave
         except OSError:
             fsutil.rmtree(launch.cdir)        # in place, before the report
-            doomed = None
+            grave = None
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)
     try:
         os.write(status_w, b"%d" % code)
     except OSError:
         pass
     os.close(status_w)
-    if launch.autoremove and doomed:
+    if grave is not None:
         try:
-            fsutil.rmtree(doomed)
+            fsutil.rmtree(grave)
         except OSError:
             pass                              # store gc finishes it
     os._exit(code)
