@@ -394,13 +394,16 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         if gpid == 0:
             os.close(pid_w)
             _child_g(launch, err_w, go_r, slave, stdio, notif_w)   # never returns
-        os.close(go_r)
+        if not launch.autoremove:
+            os.close(go_r)
+            go_r = None
         if notif_w is not None:
             os.close(notif_w)
         for fd in set(stdio) - {None}:
             os.close(fd)
         os.write(pid_w, str(gpid).encode())
         os.close(pid_w)
+        pid_w = None
         # Only G keeps the error pipe: EOF tells P the exec happened.
         os.close(err_w)
         err_w = None
@@ -415,6 +418,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
             _become_reaper(launch, gpid)      # returns only if the exec failed
         code = _wait(gpid)
         _note_oom(launch)
+        _await_record(go_r)
         if status_w is not None:
             _teardown_after_report(launch, code, status_w)     # never returns
         _teardown(launch)
@@ -423,11 +427,28 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
             code = _report(err_w, exc)
         try:
             if launch is not None:
+                if pid_w is not None:
+                    os.close(pid_w)        # P reads "no pid" and goes on
+                _await_record(go_r if launch.autoremove else None)
                 _teardown(launch)
         except BaseException:      # noqa: BLE001
             pass
     finally:
         os._exit(code)
+
+
+def _await_record(go_r):
+    """Before an --rm container's directory goes: P writes the record
+    (and the network helper's) until it has sent "go", then closes its end.
+    Our copy of the pipe is read only now that G is gone (or never was),
+    so it cannot take G's byte; EOF means P is done with the directory
+    (G may have failed before reading it, when its command is missing)."""
+    if go_r is not None:
+        try:
+            fsutil.read_all(go_r)
+        except OSError:
+            pass
+        os.close(go_r)
 
 
 OOM_MARKER = "oom-killed"

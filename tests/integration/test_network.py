@@ -515,6 +515,19 @@ def test_failed_start_stops_the_early_helper(sb, busybox, helper):
         assert port_is_free(port)
         assert helper_processes(sb.uid) == before
 
+def test_rm_of_a_missing_command_waits_for_the_record(sb, busybox):
+    """G finds the command missing before P has written the record and the
+    helper's state; C must not take an --rm container's directory away
+    under P (it did, about one run in eight: a traceback and exit 1)."""
+    for _ in range(16):
+        port = free_port()
+        result = sb("run", "--rm", "--network", "slirp4netns",
+                    "-p", "127.0.0.1:%d:80" % port, busybox, "no-such-command")
+        assert result.returncode == 127, describe(result)
+        assert "Traceback" not in result.stderr, describe(result)
+    assert sb.ok("ps", "-a", "-q").stdout.strip() == ""
+
+
 
 def test_unusable_tun_is_reported(sb, busybox):
     st = os.stat("/dev/net/tun")
