@@ -1,4 +1,4 @@
-"""Thin ctypes wrappers around the Linux syscalls that the stdlib lacks.
+"""Thin wrappers (_ctypes) around the Linux syscalls that the stdlib lacks.
 
 One wrapper per syscall, ``argtypes`` declared once, every failure raised as
 ``OSError(errno, strerror, path)``.  This module imports nothing from the
@@ -6,10 +6,61 @@ package, so a child that has already pivoted into the container root can still
 call into it (all of it is loaded before the pivot).  (DESIGN.md, house style 1)
 """
 
-import ctypes
 import os
 
-libc = ctypes.CDLL(None, use_errno=True)
+# _ctypes, not the ctypes package: the package costs ~2.5 ms of every
+# `run` (most of it ctypes._endian's classes), and this module needs only
+# function pointers into libc and a few simple C types, all of which are
+# _ctypes' own (the package defines c_int and friends in exactly this way).
+import _ctypes
+
+
+class _c_int(_ctypes._SimpleCData):
+    _type_ = "i"
+
+
+class _c_long(_ctypes._SimpleCData):
+    _type_ = "l"
+
+
+class _c_ulong(_ctypes._SimpleCData):
+    _type_ = "L"
+
+
+class _c_char_p(_ctypes._SimpleCData):
+    _type_ = "z"
+
+
+class _c_void_p(_ctypes._SimpleCData):
+    _type_ = "P"
+
+
+class _c_char(_ctypes._SimpleCData):
+    _type_ = "c"
+
+
+class _Libc:
+    _handle = _ctypes.dlopen(None, 0)      # the program's own libc
+
+
+class _Function(_ctypes.CFuncPtr):
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = _c_int
+
+
+def _libc(name, argtypes=None, restype=None):
+    function = _Function((name, _Libc))
+    if argtypes is not None:
+        function.argtypes = argtypes
+    if restype is not None:
+        function.restype = restype
+    return function
+
+
+def _buffer(data):
+    """A writable C copy of ``data`` (passed as a pointer; .raw reads it)."""
+    return (_c_char * len(data)).from_buffer_copy(data)
+
 
 # <linux/sched.h>
 CLONE_NEWNS = 0x00020000
@@ -55,20 +106,18 @@ SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 SYS_setns = 308
 SYS_capset = 126
 
-libc.unshare.argtypes = [ctypes.c_int]
-libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                       ctypes.c_ulong, ctypes.c_char_p]
-libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
-                       ctypes.c_ulong, ctypes.c_ulong]
-libc.syscall.restype = ctypes.c_long
-libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_unshare = _libc("unshare", [_c_int])
+_setns = _libc("setns", [_c_int, _c_int])
+_mount = _libc("mount", [_c_char_p, _c_char_p, _c_char_p, _c_ulong, _c_char_p])
+_umount2 = _libc("umount2", [_c_char_p, _c_int])
+_prctl = _libc("prctl", [_c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong])
+_syscall = _libc("syscall", restype=_c_long)
+_sethostname = _libc("sethostname", [_c_char_p, _c_ulong])
 
 
 def _check(ret, path=None):
     if ret < 0:
-        err = ctypes.get_errno()
+        err = _ctypes.get_errno()
         raise OSError(err, os.strerror(err), path)
     return ret
 
@@ -80,39 +129,39 @@ def _b(s):
 
 
 def unshare(flags):
-    _check(libc.unshare(flags))
+    _check(_unshare(flags))
 
 
 def setns(fd, nstype=0):
-    _check(libc.setns(fd, nstype))
+    _check(_setns(fd, nstype))
 
 
 def mount(source, target, fstype, flags=0, data=None):
-    _check(libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
+    _check(_mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
            target)
 
 
 def umount2(target, flags=0):
-    _check(libc.umount2(_b(target), flags), target)
+    _check(_umount2(_b(target), flags), target)
 
 
 def pivot_root(new_root, put_old):
-    _check(libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old)), new_root)
+    _check(_syscall(SYS_pivot_root, _b(new_root), _b(put_old)), new_root)
 
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
-    return _check(libc.prctl(option, arg2, arg3, arg4, arg5))
+    return _check(_prctl(option, arg2, arg3, arg4, arg5))
 
 
 def set_process_name(name):
     """PR_SET_NAME: the comm shown by ps (15 bytes at most)."""
-    buf = ctypes.create_string_buffer(_b(name)[:15])
-    prctl(PR_SET_NAME, ctypes.addressof(buf))
+    buf = _buffer(_b(name)[:15] + b"\0")
+    prctl(PR_SET_NAME, _ctypes.addressof(buf))
 
 
 def sethostname(name):
     b = _b(name)
-    _check(libc.sethostname(b, len(b)))
+    _check(_sethostname(b, len(b)))
 
 
 # -- capabilities ---------------------------------------------------------
@@ -120,25 +169,19 @@ def sethostname(name):
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
-
-
 def capset(effective, permitted, inheritable):
     """Set the three capability sets of the calling thread (bitmasks)."""
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for i in range(2):
-        shift = 32 * i
-        data[i].effective = (effective >> shift) & 0xFFFFFFFF
-        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
-        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(libc.syscall(SYS_capset, ctypes.byref(hdr), ctypes.byref(data)))
+    # struct __user_cap_header_struct {u32 version; int pid}, then two
+    # struct __user_cap_data_struct {u32 effective, permitted, inheritable}
+    hdr = _buffer(_u32(_LINUX_CAPABILITY_VERSION_3) + _u32(0))
+    data = b"".join(_u32((mask >> shift) & 0xFFFFFFFF)
+                    for shift in (0, 32)
+                    for mask in (effective, permitted, inheritable))
+    _check(_syscall(SYS_capset, hdr, _buffer(data)))
+
+
+def _u32(value):
+    return value.to_bytes(4, "little")
 
 
 def cap_last_cap():
@@ -161,30 +204,23 @@ def cap_ambient_clear():
 
 
 # -- seccomp --------------------------------------------------------------
-class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8),
-                ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort),
-                ("filter", ctypes.POINTER(_SockFilter))]
-
-
 def seccomp_set_filter(program, flags=0):
     """Install a classic-BPF seccomp filter: ``program`` is a list of
     (code, jt, jf, k) tuples.  The caller must hold no_new_privs or
     CAP_SYS_ADMIN in its user namespace.  With
     SECCOMP_FILTER_FLAG_NEW_LISTENER, returns the listener's fd."""
-    arr = (_SockFilter * len(program))(*[_SockFilter(*ins) for ins in program])
-    prog = _SockFprog(len(program), arr)
-    return _check(libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags,
-                               ctypes.byref(prog)))
+    # struct sock_filter {u16 code; u8 jt, jf; u32 k}; struct sock_fprog
+    # {unsigned short len; (6 bytes of padding) struct sock_filter *filter}
+    insns = _buffer(b"".join(code.to_bytes(2, "little") + bytes((jt, jf)) + _u32(k)
+                             for code, jt, jf, k in program))
+    prog = _buffer(len(program).to_bytes(2, "little") + bytes(6) +
+                   _ctypes.addressof(insns).to_bytes(8, "little"))
+    return _check(_syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog))
 
 
 def pidfd_getfd(pidfd, fd):
     """A duplicate of another process's fd (close-on-exec)."""
-    return _check(libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0))
+    return _check(_syscall(SYS_pidfd_getfd, pidfd, fd, 0))
 
 
 # -- network interfaces -----------------------------------------------------
@@ -195,21 +231,20 @@ AF_INET = 2
 SOCK_DGRAM = 2
 SOCK_CLOEXEC = 0o2000000
 
-libc.socket.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
-libc.close.argtypes = [ctypes.c_int]
+_socket = _libc("socket", [_c_int, _c_int, _c_int])
+_ioctl = _libc("ioctl", [_c_int, _c_ulong, _c_void_p])
+_close = _libc("close", [_c_int])
 
 
 def interface_up(name):
     """Set IFF_UP on an interface (netdevice(7) SIOCGIFFLAGS/SIOCSIFFLAGS);
     used for `lo` in a fresh network namespace without importing socket."""
-    fd = _check(libc.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0))
+    fd = _check(_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0))
     try:
-        ifr = ctypes.create_string_buffer(40)      # struct ifreq
-        ifr[:len(name)] = name.encode()
-        _check(libc.ioctl(fd, SIOCGIFFLAGS, ifr), name)
-        flags = int.from_bytes(ifr[16:18], "little") | IFF_UP
+        ifr = _buffer(name.encode().ljust(40, b"\0"))     # struct ifreq
+        _check(_ioctl(fd, SIOCGIFFLAGS, ifr), name)
+        flags = int.from_bytes(ifr.raw[16:18], "little") | IFF_UP
         ifr[16:18] = flags.to_bytes(2, "little")
-        _check(libc.ioctl(fd, SIOCSIFFLAGS, ifr), name)
+        _check(_ioctl(fd, SIOCSIFFLAGS, ifr), name)
     finally:
-        libc.close(fd)
+        _close(fd)
