@@ -219,7 +219,8 @@ def run_foreground(paths, container, launch, starter, autoremove):
         network.prepare(paths, launch)
         gpid = starter.start(launch, on_started=_started(paths, cid, os.getpid()),
                              on_forked=cg,
-                             on_netns=lambda cpid: network.spawn_early(paths, cid, cpid))
+                             on_netns=lambda cpid: network.spawn_early(
+                                 paths, cid, cpid, starter.route_watch))
     except SandboxError as exc:
         log.close()
         cg.close()
@@ -427,7 +428,8 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     try:
         network.prepare(paths, launch)
         starter.start(launch, on_started=_started(paths, cid, me), on_forked=cg,
-                      on_netns=lambda cpid: network.spawn_early(paths, cid, cpid))
+                      on_netns=lambda cpid: network.spawn_early(
+                          paths, cid, cpid, starter.route_watch))
     except SandboxError as exc:
         log.close()
         cg.close()

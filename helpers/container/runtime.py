@@ -128,6 +128,7 @@ class Starter:
         self.notif_r, notif_w = os.pipe2(os.O_CLOEXEC) if direct else (None, None)
         self.status_r, status_w = os.pipe2(os.O_CLOEXEC) if early_exit else (None, None)
         self.bind_listener = None
+        self.route_watch = None     # (early_net) see _route_watch
         self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
         self.pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
         go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
@@ -160,7 +161,7 @@ class Starter:
 
     def _close(self):
         for name in ("pid_r", "go_w", "launch_w", "err_r", "master", "net_r",
-                     "notif_r", "status_r"):
+                     "notif_r", "status_r", "route_watch"):
             fd = getattr(self, name)
             if fd is not None:
                 try:
@@ -182,24 +183,33 @@ class Starter:
         try:
             if on_forked:
                 on_forked(self.cpid)
+            made = False
+            if self.net_r is not None:
+                # "n" and the number of C's route watch (_route_watch): C
+                # has its network namespace (EOF: C failed, and the error
+                # pipe says why).  Taken before the Launch goes: C closes
+                # its copy once it has read the Launch.
+                data = fsutil.read_all(self.net_r)
+                os.close(self.net_r)
+                self.net_r = None
+                made = data[:1] == b"n"
+                if data[1:].isdigit():
+                    self.route_watch = _take_fd(self.cpid, int(data[1:]))
             try:
                 fsutil.write_all(self.launch_w, launch.to_json())
             except BrokenPipeError:
                 pass        # C died; the error pipe says why
             os.close(self.launch_w)
             self.launch_w = None
-            if self.net_r is not None:
-                # One byte: C has its network namespace (EOF: C failed,
-                # and the error pipe says why).  C sets the container up
-                # meanwhile.
-                made = os.read(self.net_r, 1) == b"n"
-                os.close(self.net_r)
-                self.net_r = None
-                if made and on_netns:
-                    on_netns(self.cpid)
+            if made and on_netns:
+                # C sets the container up meanwhile.
+                on_netns(self.cpid)
             self.gpid = _read_int(self.pid_r)
             if on_started and self.gpid:
                 on_started(self.gpid)
+            if self.route_watch is not None:
+                os.close(self.route_watch)      # lent until now (on_netns)
+                self.route_watch = None
             if self.notif_r is not None:
                 self._take_bind_listener()
             try:
@@ -226,11 +236,7 @@ class Starter:
         os.close(self.notif_r)
         self.notif_r = None
         if number and self.gpid:
-            pidfd = os.pidfd_open(self.gpid)
-            try:
-                self.bind_listener = linux.pidfd_getfd(pidfd, number)
-            finally:
-                os.close(pidfd)
+            self.bind_listener = _take_fd(self.gpid, number)
         try:
             os.write(self.go_w, b"f")
         except BrokenPipeError:
@@ -248,6 +254,15 @@ class Starter:
             return _wait(self.cpid)
         finally:
             self._close()
+
+
+def _take_fd(pid, number):
+    """A copy of fd ``number`` of our child ``pid`` (pidfd_getfd)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        return linux.pidfd_getfd(pidfd, number)
+    finally:
+        os.close(pidfd)
 
 
 def forward_signals(pid):
@@ -346,6 +361,27 @@ def _copy_winsize(master):
 # ---------------------------------------------------------------------------
 # C: namespaces and root filesystem
 # ---------------------------------------------------------------------------
+def _route_watch():
+    """A netlink socket in our new network namespace that hears of its
+    routes (RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE), made before any helper
+    can configure the namespace, so that P, which takes a copy, misses
+    nothing (network.pasta: a namespace with its routes is one the
+    container may use).  None if it cannot be made."""
+    import _socket
+    try:
+        sock = _socket.socket(_socket.AF_NETLINK,
+                              _socket.SOCK_RAW | _socket.SOCK_CLOEXEC,
+                              _socket.NETLINK_ROUTE)
+    except OSError:
+        return None
+    try:
+        sock.bind((0, 0x40 | 0x400))
+    except OSError:
+        sock.close()
+        return None
+    return sock.detach()
+
+
 def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
              stdio, notif_w=None, status_w=None):
     code = 125
@@ -361,13 +397,17 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
             os.close(master)
         # Root of the user's shared user namespace (see userns.py).
         join_userns(nsfd)
+        watch = None
         if net_w is not None:
             # Owned by the shared user namespace, as the others below.
             linux.unshare(linux.CLONE_NEWNET)
-            os.write(net_w, b"n")
+            watch = _route_watch()
+            os.write(net_w, b"n%d" % watch if watch is not None else b"n")
             os.close(net_w)
         data = fsutil.read_all(launch_r)
         os.close(launch_r)
+        if watch is not None:
+            os.close(watch)        # P has its copy (it sends the Launch after)
         if not data:
             os._exit(125)          # P gave up (its error is its own to report)
         launch = Launch.from_json(data, idmap)

@@ -311,9 +311,11 @@ def early_netns(net):
     return mode != "host" and not mode.startswith("container:")
 
 
-def spawn_early(paths, cid, cpid):
+def spawn_early(paths, cid, cpid, route_watch=None):
     """Start the helper for C's (host pid ``cpid``) new network namespace
-    now, without waiting for it: attach() does.  Only for the plain
+    now, without waiting for it: attach() does (``route_watch``: a netlink
+    socket on the namespace's routes, runtime._route_watch, lent until
+    then).  Only for the plain
     pasta/slirp4netns modes; a user-defined network plugs its veths first
     (attach).  Best effort: on any error nothing is started here, and
     attach() starts the helper or reports what is wrong; C may have failed
@@ -325,12 +327,12 @@ def spawn_early(paths, cid, cpid):
         mode = helper_of(st)
         if mode is None or st.get("Networks"):
             return
-        _spawn(paths, cid, cpid, st, mode)
+        _spawn(paths, cid, cpid, st, mode, route_watch)
     except SandboxError:
         pass
 
 
-def _spawn(paths, cid, cpid, st, mode):
+def _spawn(paths, cid, cpid, st, mode, route_watch=None):
     from . import ports
     published = ports.allocate(st)
     rundir = os.path.join(paths.runroot, "net")
@@ -340,7 +342,7 @@ def _spawn(paths, cid, cpid, st, mode):
         direct = _direct[cid] = direct_bindings(published)
     if mode == "pasta":
         from .pasta import spawn
-        helper = spawn(rundir, cid, cpid, st, published, direct)
+        helper = spawn(rundir, cid, cpid, st, published, direct, route_watch)
     else:
         from .slirp import spawn
         helper = spawn(rundir, cid, cpid, st, published)

@@ -36,11 +36,16 @@ class Helper:
                 os.close(fd)
         self.pidfd = os.pidfd_open(self.pid)
         self.keep = list(keep)
+        # (ready fd, its path, is_ready): a ready signal to come (pasta.py)
+        self.pending = None
 
     def hand_over(self):
         """What resume() needs to stop this helper from another program
         image (monitor.py's native monitor): its fds stay open across the
-        exec, slirp4netns' exit-fd above all (closing it ends the helper)."""
+        exec, slirp4netns' exit-fd above all (closing it ends the helper).
+        A ready signal still to come is waited for first: its reader goes
+        with the exec."""
+        self.settle()
         for fd in self.keep:
             os.set_inheritable(fd, True)
         return {"name": self.name, "argv": self.argv, "log_path": self.log_path,
@@ -55,6 +60,7 @@ class Helper:
         self.files, self.pid, self.keep = d["files"], d["pid"], d["keep"]
         self.published = [tuple(p) for p in d["published"]]
         self.address = {}
+        self.pending = None              # settled by hand_over()
         for fd in self.keep:
             os.set_inheritable(fd, False)
         try:
@@ -62,6 +68,64 @@ class Helper:
         except OSError:
             self.pidfd = -1          # gone and reaped: nothing to stop
         return self
+
+    def settle(self):
+        """Wait for the ready signal that finish() left pending."""
+        if self.pending is not None:
+            fd, path, is_ready, watch = self.pending
+            self.pending = None
+            os.close(watch)
+            try:
+                self.wait_ready(fd, is_ready)
+            finally:
+                self.files.remove(path)
+                os.unlink(path)
+
+    def _drain(self):
+        """Before a helper still starting up is stopped: if the container
+        sent anything (frames queued for the tap device, such as a last
+        datagram), let the helper get ready and forward it (until it
+        sleeps, with nothing left to read); a container that sent nothing
+        (`run --rm IMAGE true`) does not wait."""
+        watch = self.pending[3]
+        try:
+            if not frames_sent(watch):
+                return
+            self.settle()
+        except (OSError, HostError):
+            return
+        import time
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline and _state(self.pid) == "R":
+            time.sleep(0.001)
+
+    def wait_routes(self, watch, families, timeout):
+        """Wait until the namespace that ``watch`` (a netlink socket bound
+        to its route groups) hears from has a default route of each address
+        family in ``families``; False after ``timeout`` seconds (the caller
+        falls back to the helper's own ready signal).  The helper's exit
+        raises, as in wait_ready."""
+        import time
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(watch, select.POLLIN)
+        poller.register(self.pidfd, select.POLLIN)
+        missing = set(families)
+        while missing:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            for fd, _ in poller.poll(left * 1000):
+                if fd == self.pidfd:
+                    self._failed()
+                try:
+                    data = os.read(watch, 65536)
+                except BlockingIOError:
+                    continue
+                except OSError:          # ENOBUFS: events were lost
+                    return False
+                missing -= set(default_routes(data))
+        return True
 
     def wait_ready(self, ready_fd, is_ready):
         """Wait until ``ready_fd`` has data that ``is_ready`` accepts, the
@@ -119,6 +183,9 @@ class Helper:
 
     def _close(self):
         """Close our fds for the helper and remove its files."""
+        if self.pending is not None:
+            self.keep += [self.pending[0], self.pending[3]]
+            self.pending = None
         for fd in self.keep + [self.pidfd]:
             try:
                 os.close(fd)
@@ -140,6 +207,8 @@ class Helper:
         otherwise later (reap_later), off the path of a `run --rm`."""
         if self.pidfd < 0:
             return
+        if self.pending is not None:
+            self._drain()
         try:
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
         except OSError:
@@ -153,6 +222,87 @@ class Helper:
 
 
 _unreaped = []
+
+RTM_NEWROUTE = 24
+RT_TABLE_MAIN = 254
+RTM_NEWQDISC, RTM_GETQDISC = 36, 38
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+TCA_STATS = 3
+
+
+def _state(pid):
+    """The state letter of /proc/PID/stat ("R" running, "S" sleeping...)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0].decode()
+    except (OSError, IndexError):
+        return "X"
+
+
+def _messages(data):
+    """(type, seq, body) of each netlink message in ``data``."""
+    offset = 0
+    while offset + 16 <= len(data):
+        length = int.from_bytes(data[offset:offset + 4], "little")
+        if length < 16:
+            return
+        yield (int.from_bytes(data[offset + 4:offset + 6], "little"),
+               int.from_bytes(data[offset + 8:offset + 12], "little"),
+               data[offset + 16:offset + length])
+        offset += (length + 3) & ~3
+
+
+def frames_sent(watch, seq=0x5B0C):
+    """Whether anything ever left the namespace of ``watch`` (a netlink
+    socket in it) for a device other than lo: the packets its qdiscs have
+    passed on (struct tc_stats: u64 bytes, u32 packets, ...), which a
+    tap device queues for its reader.  True when unsure."""
+    # struct nlmsghdr (RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP), then an
+    # empty struct tcmsg: every qdisc of every device
+    os.write(watch, (36).to_bytes(4, "little") + RTM_GETQDISC.to_bytes(2, "little") +
+             (0x301).to_bytes(2, "little") + seq.to_bytes(4, "little") + bytes(24))
+    sent = 0
+    while True:
+        if not select.select([watch], [], [], 0.5)[0]:
+            return True
+        for kind, got_seq, body in _messages(os.read(watch, 65536)):
+            if got_seq != seq:
+                continue                 # a route event, not our answer
+            if kind in (NLMSG_DONE, NLMSG_ERROR):
+                return sent > 0 or kind == NLMSG_ERROR
+            if kind != RTM_NEWQDISC or len(body) < 20:
+                continue
+            if int.from_bytes(body[4:8], "little") == 1:
+                continue                 # lo
+            stats = None
+            for attr_type, value in _attributes(body[20:]):
+                if attr_type == TCA_STATS and len(value) >= 12:
+                    stats = int.from_bytes(value[8:12], "little")
+            if stats is None:
+                return True
+            sent += stats
+
+
+def _attributes(data):
+    """(type, value) of the netlink attributes (struct rtattr) in ``data``."""
+    offset = 0
+    while offset + 4 <= len(data):
+        length = int.from_bytes(data[offset:offset + 2], "little")
+        if length < 4:
+            return
+        yield (int.from_bytes(data[offset + 2:offset + 4], "little") & 0x3FFF,
+               data[offset + 4:offset + length])
+        offset += (length + 3) & ~3
+
+
+def default_routes(data):
+    """The address families of the default routes (main table) that the
+    netlink messages in ``data`` add (struct rtmsg: family, dst_len,
+    src_len, tos, table...)."""
+    for kind, _, body in _messages(data):
+        if kind == RTM_NEWROUTE and len(body) >= 5 and body[1] == 0 \
+                and body[4] == RT_TABLE_MAIN:
+            yield body[0]
 
 
 def reap_later():

@@ -4,8 +4,12 @@ ordinary sockets of the host.  Published ports are pasta's -t/-u; loopback
 clients are spliced (the server sees 127.0.0.1), other clients keep their
 address.
 
-Readiness: pasta writes its pid file (-P) once the namespace is set up;
-the pid file is a FIFO here, so that write is our ready signal."""
+Readiness: pasta writes its pid file (-P) once it is all set up; the pid
+file is a FIFO here, so that write is our ready signal.  It comes some 20 ms
+after pasta has configured the namespace (its socket pools take the rest),
+so when nothing on the host waits for pasta (no published port), the
+container starts once the namespace has its default routes: what it sends
+meanwhile waits in the tap device's queue until pasta reads it."""
 
 import os
 
@@ -43,9 +47,16 @@ def argv_for(pid, st, published, pidfile, direct=()):
     return argv
 
 
-def spawn(rundir, cid, pid, st, published, direct=()):
+# How long the container waits for its routes before it waits for pasta's
+# own ready signal instead (pasta configures them within ~10 ms).
+ROUTES_TIMEOUT = 0.25
+
+
+def spawn(rundir, cid, pid, st, published, direct=(), route_watch=None):
     """Start pasta for the network namespace of ``pid``; the returned
-    helper's finish() waits until it is ready."""
+    helper's finish() waits until it is ready, or, with ``route_watch``
+    (runtime._route_watch) and when only the container waits for it, until
+    the namespace is configured."""
     fifo = os.path.join(rundir, cid + ".pasta.pid")
     try:
         os.unlink(fifo)
@@ -63,10 +74,42 @@ def spawn(rundir, cid, pid, st, published, direct=()):
         raise
 
     def finish():
-        try:
-            helper.wait_ready(ready, lambda data: data.endswith(b"\n"))
-        finally:
-            os.unlink(fifo)
+        families = None
+        if route_watch is not None and not published and not st.get("HelperArgs"):
+            families = routed_families()
+        if families and helper.wait_routes(route_watch, families, ROUTES_TIMEOUT):
+            # pasta writes into the FIFO later: our end stays open (with no
+            # reader, its open would block) until it is ready or stopped.
+            helper.pending = (ready, fifo, _READY, os.dup(route_watch))
+            helper.files.append(fifo)
+        else:
+            try:
+                helper.wait_ready(ready, _READY)
+            finally:
+                os.unlink(fifo)
         helper.address = {"Gateway": files.host_gateway() or ""}
     helper.finish = finish
     return helper
+
+
+def _READY(data):
+    return data.endswith(b"\n")
+
+
+def routed_families():
+    """The address families pasta configures in the namespace: those of
+    the host's default routes (pasta copies them, and leaves a family out
+    when the host has none)."""
+    families = set()
+    for path, family, is_default in (
+            ("/proc/net/route", 2,
+             lambda f: len(f) > 7 and f[1] == "00000000" and f[7] == "00000000"),
+            ("/proc/net/ipv6_route", 10,
+             lambda f: len(f) > 9 and f[0] == "0" * 32 and f[1] == "00" and f[9] != "lo")):
+        try:
+            with open(path) as table:
+                if any(is_default(line.split()) for line in table):
+                    families.add(family)
+        except OSError:
+            pass
+    return families

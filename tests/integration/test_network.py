@@ -539,3 +539,28 @@ def test_unusable_tun_is_reported(sb, busybox):
     assert result.returncode == 125
     assert "/dev/net/tun" in result.stderr and "chmod 0666" in result.stderr, describe(result)
     sb.ok("run", "--rm", "--network", "none", busybox, "true")
+
+
+def test_what_a_container_sends_first_is_not_lost(sb, images_dir, host_udp):
+    """Without published ports the container starts once pasta has given
+    its namespace routes, while pasta still sets itself up: a datagram sent
+    at once (no retransmission would hide a loss, unlike TCP) waits in the
+    tap device's queue and arrives."""
+    sb.ok("load", "-i", os.path.join(images_dir, "debian.tar"))
+    sock, port = host_udp
+    send = ('open R, "/proc/net/route"; while (<R>) { @f = split; $gw = join ".",'
+            ' reverse map { hex } unpack "(A2)4", $f[2] if $f[1] eq "00000000" }'
+            ' IO::Socket::INET->new(PeerAddr => $gw, PeerPort => %d, Proto => "udp")'
+            '->send("first %%d") or die "send: $!"' % port)
+    for i in range(5):
+        sb.ok("run", "--rm", "--network", "pasta:allow_host_loopback=true",
+              "localhost/debian:bookworm", "perl", "-MIO::Socket::INET", "-e", send % i)
+        assert sock.recv(100) == b"first %d" % i
+
+
+@pytest.fixture
+def host_udp():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(10)
+        yield s, s.getsockname()[1]

@@ -1,0 +1,91 @@
+"""How the container knows pasta has configured its namespace: the default
+routes that netlink messages add (helper.default_routes), and which address
+families pasta configures (pasta.routed_families: those of the host's
+default routes)."""
+
+import socket
+
+from helpers.network import helper, pasta
+
+NLM_F_REQUEST, NLM_F_DUMP, RTM_GETROUTE = 1, 0x300, 26
+
+
+def route_message(family, dst_len, table=254, kind=helper.RTM_NEWROUTE):
+    rtmsg = bytes((family, dst_len, 0, 0, table, 4, 0, 1)) + bytes(4)
+    attr = (8).to_bytes(2, "little") + (15).to_bytes(2, "little") + bytes(4)  # RTA_TABLE
+    body = rtmsg + attr
+    return (16 + len(body)).to_bytes(4, "little") + kind.to_bytes(2, "little") + \
+        bytes(10) + body
+
+
+def test_only_default_routes_of_the_main_table_count():
+    data = b"".join([
+        route_message(2, 24),                     # 192.0.2.0/24: the subnet's
+        route_message(10, 64),                    # fd00::/64
+        route_message(2, 0, table=255),           # another table
+        route_message(2, 0, kind=25),             # RTM_DELROUTE
+        route_message(10, 0),                     # the IPv6 default
+    ])
+    assert list(helper.default_routes(data)) == [10]
+    assert list(helper.default_routes(route_message(2, 0) + b"\0" * 7)) == [2]
+    assert list(helper.default_routes(b"")) == []
+
+
+def test_a_real_dump_of_this_hosts_routes_agrees_with_proc():
+    """The kernel's own messages (a dump of the routes: RTM_NEWROUTE, as the
+    events are) against /proc/net/route and /proc/net/ipv6_route."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as s:
+        request = (28).to_bytes(4, "little") + RTM_GETROUTE.to_bytes(2, "little") + \
+            (NLM_F_REQUEST | NLM_F_DUMP).to_bytes(2, "little") + bytes(8) + bytes(12)
+        s.send(request)
+        found, done = set(), False
+        while not done:
+            data = s.recv(1 << 16)
+            found |= set(helper.default_routes(data))
+            offset = 0
+            while offset + 16 <= len(data):
+                done |= int.from_bytes(data[offset + 4:offset + 6], "little") == 3  # NLMSG_DONE
+                offset += (int.from_bytes(data[offset:offset + 4], "little") + 3) & ~3
+            done |= not data
+    assert found == pasta.routed_families()
+    assert found, "this host has a default route"
+
+
+CHILD = r"""
+import os, socket, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from helpers.network import helper
+def ip(*args):
+    subprocess.run(("ip",) + args, check=True)
+for conf in ("all", "default"):     # no IPv6 chatter (DAD, RS) on the devices
+    with open("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % conf, "w") as f:
+        f.write("1")
+ip("link", "add", "sb0", "type", "veth", "peer", "name", "sb1")
+ip("link", "set", "sb1", "up")
+ip("link", "set", "sb0", "up")
+ip("addr", "add", "192.0.2.9/24", "dev", "sb0")
+subprocess.run(["tc", "qdisc", "add", "dev", "sb0", "root", "pfifo"], check=True)
+watch = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+watch.bind((0, 0x40 | 0x400))
+before = helper.frames_sent(watch.fileno())
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s.sendto(b"x", ("192.0.2.77", 9))
+print(before, helper.frames_sent(watch.fileno()))
+"""
+
+
+def test_frames_sent_counts_what_left_through_a_device():
+    """In a network namespace of its own (root only): a device whose qdisc
+    has passed nothing on, then one datagram out of it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import pytest
+    if os.geteuid() != 0 or not shutil.which("tc"):
+        pytest.skip("needs root (a network namespace) and tc")
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run(["unshare", "--net", sys.executable, "-c", CHILD, here],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
