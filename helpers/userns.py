@@ -362,6 +362,10 @@ def spawn_keeper(name, enter, in_parent=None, what="cannot start a keeper"):
             for fd in (0, 1, 2):
                 os.dup2(nul, fd)
             enter()
+            # Nothing inherited stays open for the keeper's whole life (a
+            # caller's lock, such as scripts/test's, would be held forever).
+            os.closerange(3, err_w)
+            os.closerange(err_w + 1, 1 << 16)
             for sleeper in ("/usr/bin/sleep", "/bin/sleep"):
                 if os.access(sleeper, os.X_OK):
                     os.execv(sleeper, [name, "infinity"])

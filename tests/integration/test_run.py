@@ -6,7 +6,9 @@ observed, so a wrong uid map, a missing mount or a leaked capability fails."""
 
 import json
 import os
+import select
 import signal
+import subprocess
 import time
 
 import pytest
@@ -378,3 +380,28 @@ def test_unusable_dev_fuse_is_explained(fresh_sb, images_dir):
     assert "chmod 0666 /dev/fuse" in result.stderr
     assert "/dev/fuse is not usable by this user" in info.stdout
     assert os.listdir(os.path.join(fresh_sb.root, "containers")) == []
+
+
+def test_the_user_namespace_keeper_holds_no_inherited_fd(sb, busybox):
+    """The keeper (`sandbox-userns`, which lives on) must not keep what its
+    first caller had open: scripts/test's lock, held by a keeper forever,
+    made the next run of the suite wait forever."""
+    runroot = os.path.join(sb.data_dir()[1], "fresh-keeper")
+    r, w = os.pipe()
+    try:
+        proc = sb.popen("run", "--rm", "--network", "none", busybox, "true",
+                        env={"SANDBOX_RUNROOT": runroot}, pass_fds=(w,),
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(w)
+        w = None
+        assert proc.wait(timeout=60) == 0
+        # EOF once every process that inherited the pipe has let it go.
+        ready, _, _ = select.select([r], [], [], 20)
+        assert ready and os.read(r, 1) == b"", "a process kept the caller's fd"
+    finally:
+        os.close(r)
+        if w is not None:
+            os.close(w)
+        with open(os.path.join(runroot, "userns.json")) as f:
+            os.kill(json.load(f)["pid"], signal.SIGKILL)
