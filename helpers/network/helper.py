@@ -10,6 +10,7 @@ import select
 import _signal as signal
 
 from .. import proc
+from . import rtnl
 from ..errors import HostError
 
 READY_TIMEOUT = 10.0        # seconds: pasta and slirp4netns take ~10-50 ms
@@ -89,7 +90,7 @@ class Helper:
         (`run --rm IMAGE true`) does not wait."""
         watch = self.pending[3]
         try:
-            if not frames_sent(watch):
+            if not rtnl.frames_sent(watch):
                 return
             self.settle()
         except (OSError, HostError):
@@ -124,7 +125,7 @@ class Helper:
                     continue
                 except OSError:          # ENOBUFS: events were lost
                     return False
-                missing -= set(default_routes(data))
+                missing -= set(rtnl.default_routes(data))
         return True
 
     def wait_ready(self, ready_fd, is_ready):
@@ -223,13 +224,6 @@ class Helper:
 
 _unreaped = []
 
-RTM_NEWROUTE = 24
-RT_TABLE_MAIN = 254
-RTM_NEWQDISC, RTM_GETQDISC = 36, 38
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-TCA_STATS = 3
-
-
 def _state(pid):
     """The state letter of /proc/PID/stat ("R" running, "S" sleeping...)."""
     try:
@@ -237,72 +231,6 @@ def _state(pid):
             return f.read().rpartition(b")")[2].split()[0].decode()
     except (OSError, IndexError):
         return "X"
-
-
-def _messages(data):
-    """(type, seq, body) of each netlink message in ``data``."""
-    offset = 0
-    while offset + 16 <= len(data):
-        length = int.from_bytes(data[offset:offset + 4], "little")
-        if length < 16:
-            return
-        yield (int.from_bytes(data[offset + 4:offset + 6], "little"),
-               int.from_bytes(data[offset + 8:offset + 12], "little"),
-               data[offset + 16:offset + length])
-        offset += (length + 3) & ~3
-
-
-def frames_sent(watch, seq=0x5B0C):
-    """Whether anything ever left the namespace of ``watch`` (a netlink
-    socket in it) for a device other than lo: the packets its qdiscs have
-    passed on (struct tc_stats: u64 bytes, u32 packets, ...), which a
-    tap device queues for its reader.  True when unsure."""
-    # struct nlmsghdr (RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP), then an
-    # empty struct tcmsg: every qdisc of every device
-    os.write(watch, (36).to_bytes(4, "little") + RTM_GETQDISC.to_bytes(2, "little") +
-             (0x301).to_bytes(2, "little") + seq.to_bytes(4, "little") + bytes(24))
-    sent = 0
-    while True:
-        if not select.select([watch], [], [], 0.5)[0]:
-            return True
-        for kind, got_seq, body in _messages(os.read(watch, 65536)):
-            if got_seq != seq:
-                continue                 # a route event, not our answer
-            if kind in (NLMSG_DONE, NLMSG_ERROR):
-                return sent > 0 or kind == NLMSG_ERROR
-            if kind != RTM_NEWQDISC or len(body) < 20:
-                continue
-            if int.from_bytes(body[4:8], "little") == 1:
-                continue                 # lo
-            stats = None
-            for attr_type, value in _attributes(body[20:]):
-                if attr_type == TCA_STATS and len(value) >= 12:
-                    stats = int.from_bytes(value[8:12], "little")
-            if stats is None:
-                return True
-            sent += stats
-
-
-def _attributes(data):
-    """(type, value) of the netlink attributes (struct rtattr) in ``data``."""
-    offset = 0
-    while offset + 4 <= len(data):
-        length = int.from_bytes(data[offset:offset + 2], "little")
-        if length < 4:
-            return
-        yield (int.from_bytes(data[offset + 2:offset + 4], "little") & 0x3FFF,
-               data[offset + 4:offset + length])
-        offset += (length + 3) & ~3
-
-
-def default_routes(data):
-    """The address families of the default routes (main table) that the
-    netlink messages in ``data`` add (struct rtmsg: family, dst_len,
-    src_len, tos, table...)."""
-    for kind, _, body in _messages(data):
-        if kind == RTM_NEWROUTE and len(body) >= 5 and body[1] == 0 \
-                and body[4] == RT_TABLE_MAIN:
-            yield body[0]
 
 
 def reap_later():

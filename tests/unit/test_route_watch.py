@@ -1,16 +1,16 @@
 """How the container knows pasta has configured its namespace: the default
-routes that netlink messages add (helper.default_routes), and which address
+routes that netlink messages add (rtnl.default_routes), and which address
 families pasta configures (pasta.routed_families: those of the host's
 default routes)."""
 
 import socket
 
-from helpers.network import helper, pasta
+from helpers.network import pasta, rtnl
 
 NLM_F_REQUEST, NLM_F_DUMP, RTM_GETROUTE = 1, 0x300, 26
 
 
-def route_message(family, dst_len, table=254, kind=helper.RTM_NEWROUTE):
+def route_message(family, dst_len, table=254, kind=rtnl.RTM_NEWROUTE):
     rtmsg = bytes((family, dst_len, 0, 0, table, 4, 0, 1)) + bytes(4)
     attr = (8).to_bytes(2, "little") + (15).to_bytes(2, "little") + bytes(4)  # RTA_TABLE
     body = rtmsg + attr
@@ -26,9 +26,9 @@ def test_only_default_routes_of_the_main_table_count():
         route_message(2, 0, kind=25),             # RTM_DELROUTE
         route_message(10, 0),                     # the IPv6 default
     ])
-    assert list(helper.default_routes(data)) == [10]
-    assert list(helper.default_routes(route_message(2, 0) + b"\0" * 7)) == [2]
-    assert list(helper.default_routes(b"")) == []
+    assert list(rtnl.default_routes(data)) == [10]
+    assert list(rtnl.default_routes(route_message(2, 0) + b"\0" * 7)) == [2]
+    assert list(rtnl.default_routes(b"")) == []
 
 
 def test_a_real_dump_of_this_hosts_routes_agrees_with_proc():
@@ -41,12 +41,9 @@ def test_a_real_dump_of_this_hosts_routes_agrees_with_proc():
         found, done = set(), False
         while not done:
             data = s.recv(1 << 16)
-            found |= set(helper.default_routes(data))
-            offset = 0
-            while offset + 16 <= len(data):
-                done |= int.from_bytes(data[offset + 4:offset + 6], "little") == 3  # NLMSG_DONE
-                offset += (int.from_bytes(data[offset:offset + 4], "little") + 3) & ~3
-            done |= not data
+            found |= set(rtnl.default_routes(data))
+            done = not data or any(kind == rtnl.NLMSG_DONE
+                                   for kind, _, _ in rtnl.messages(data))
     assert found == pasta.routed_families()
     assert found, "this host has a default route"
 
@@ -54,7 +51,7 @@ def test_a_real_dump_of_this_hosts_routes_agrees_with_proc():
 CHILD = r"""
 import os, socket, subprocess, sys
 sys.path.insert(0, sys.argv[1])
-from helpers.network import helper
+from helpers.network import rtnl
 def ip(*args):
     subprocess.run(("ip",) + args, check=True)
 for conf in ("all", "default"):     # no IPv6 chatter (DAD, RS) on the devices
@@ -67,10 +64,10 @@ ip("addr", "add", "192.0.2.9/24", "dev", "sb0")
 subprocess.run(["tc", "qdisc", "add", "dev", "sb0", "root", "pfifo"], check=True)
 watch = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
 watch.bind((0, 0x40 | 0x400))
-before = helper.frames_sent(watch.fileno())
+before = rtnl.frames_sent(watch.fileno())
 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
     s.sendto(b"x", ("192.0.2.77", 9))
-print(before, helper.frames_sent(watch.fileno()))
+print(before, rtnl.frames_sent(watch.fileno()))
 """
 
 
