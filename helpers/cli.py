@@ -92,6 +92,9 @@ def main(argv=None):
     if not getattr(args, "func", None):
         getattr(args, "_parser", parser).print_help(sys.stderr)
         return 125 if args.verb is None else 0
+    if args.verb not in ("run", "exec"):
+        from . import collect_garbage_from_now_on
+        collect_garbage_from_now_on()
     from .paths import Paths
     paths = Paths(args.root, args.runroot)
     if args.storage_driver:

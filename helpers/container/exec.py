@@ -13,7 +13,7 @@ runtime.py.
 
 import os
 
-from .. import linux
+from .. import collect_garbage_from_now_on, linux
 from ..errors import SandboxError
 from . import runtime
 
@@ -104,6 +104,7 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     if detach:
         runtime._wait(xpid)
         return 0
+    collect_garbage_from_now_on()
     restore = runtime.forward_signals(ypid) if ypid else (lambda: None)
     try:
         if master is not None:

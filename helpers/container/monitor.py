@@ -24,7 +24,7 @@ import sys
 import _signal as signal
 import time
 
-from .. import fsutil, jsonfast, network
+from .. import collect_garbage_from_now_on, fsutil, jsonfast, network
 from ..errors import SandboxError
 from . import state
 
@@ -226,6 +226,7 @@ def run_foreground(paths, container, launch, starter, autoremove):
         cg.close()
         finish(paths, container, autoremove, exc.exit_code, exc.message)
         raise
+    collect_garbage_from_now_on()
     restore = runtime.forward_signals(gpid)
     try:
         if starter.master is not None:
@@ -359,6 +360,7 @@ def _supervisor_failed(paths, container, exc, ready_w):
 
 def supervise(paths, container, launch, policy, ready_w, native):
     """The supervisor's life: start, log, record, restart, clean up."""
+    collect_garbage_from_now_on()
     from .attach import Server, socket_path
     server = Server(socket_path(paths, container["id"]))
     # The restart policy travels with the container (and through resume).
@@ -597,6 +599,7 @@ def resume(path, code, client_fds):
     """Back from the native monitor (``sandbox __supervise-exit``): the
     container's round has ended with ``code``; finish the supervisor's
     work as if it had never left."""
+    collect_garbage_from_now_on()
     from ..paths import Paths
     from ..userns import IdMap
     from .attach import Server
