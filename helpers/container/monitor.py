@@ -251,8 +251,10 @@ def finish(paths, container, autoremove, code, error="", oom=False):
     network.release(paths, cid)
     if autoremove:
         # Docker's --rm also removes the container's anonymous volumes.
-        from . import volumes
-        volumes.remove_anonymous(paths, container.get("record") or {})
+        record = container.get("record") or {}
+        if record.get("Volumes"):
+            from . import volumes
+            volumes.remove_anonymous(paths, record)
         state.release_name(paths, container["name"], cid)
         if os.path.exists(paths.container(cid)):
             state.remove_tree(paths, cid)
