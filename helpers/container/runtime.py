@@ -194,7 +194,13 @@ class Starter:
                 self.net_r = None
                 made = data[:1] == b"n"
                 if data[1:].isdigit():
-                    self.route_watch = _take_fd(self.cpid, int(data[1:]))
+                    try:
+                        self.route_watch = _take_fd(self.cpid, int(data[1:]))
+                    except OSError:
+                        # pidfd_getfd needs ptrace rights over C (Yama's
+                        # ptrace_scope 2 or 3 refuses them): then the helper's
+                        # own ready signal is waited for instead.
+                        self.route_watch = None
             try:
                 fsutil.write_all(self.launch_w, launch.to_json())
             except BrokenPipeError:

@@ -37,7 +37,9 @@ class Helper:
                 os.close(fd)
         self.pidfd = os.pidfd_open(self.pid)
         self.keep = list(keep)
-        # (ready fd, its path, is_ready): a ready signal to come (pasta.py)
+        # (ready fd, its path, is_ready, route watch): a ready signal still
+        # to come (pasta.py), and a netlink socket on the container's
+        # namespace for _drain
         self.pending = None
 
     def hand_over(self):
@@ -223,6 +225,7 @@ class Helper:
 
 
 _unreaped = []
+
 
 def _state(pid):
     """The state letter of /proc/PID/stat ("R" running, "S" sleeping...)."""

@@ -80,11 +80,11 @@ def spawn(rundir, cid, pid, st, published, direct=(), route_watch=None):
         if families and helper.wait_routes(route_watch, families, ROUTES_TIMEOUT):
             # pasta writes into the FIFO later: our end stays open (with no
             # reader, its open would block) until it is ready or stopped.
-            helper.pending = (ready, fifo, _READY, os.dup(route_watch))
+            helper.pending = (ready, fifo, _is_ready, os.dup(route_watch))
             helper.files.append(fifo)
         else:
             try:
-                helper.wait_ready(ready, _READY)
+                helper.wait_ready(ready, _is_ready)
             finally:
                 os.unlink(fifo)
         helper.address = {"Gateway": files.host_gateway() or ""}
@@ -92,7 +92,7 @@ def spawn(rundir, cid, pid, st, published, direct=(), route_watch=None):
     return helper
 
 
-def _READY(data):
+def _is_ready(data):
     return data.endswith(b"\n")
 
 
