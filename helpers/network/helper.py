@@ -10,6 +10,7 @@ import select
 import _signal as signal
 
 from .. import proc
+from ..pids import stat_fields
 from . import rtnl
 from ..errors import HostError
 
@@ -99,7 +100,8 @@ class Helper:
             return
         import time
         deadline = time.monotonic() + 0.2
-        while time.monotonic() < deadline and _state(self.pid) == "R":
+        while time.monotonic() < deadline and \
+                (stat_fields(self.pid) or [b"X"])[0] == b"R":     # still busy
             time.sleep(0.001)
 
     def wait_routes(self, watch, families, timeout):
@@ -225,15 +227,6 @@ class Helper:
 
 
 _unreaped = []
-
-
-def _state(pid):
-    """The state letter of /proc/PID/stat ("R" running, "S" sleeping...)."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return f.read().rpartition(b")")[2].split()[0].decode()
-    except (OSError, IndexError):
-        return "X"
 
 
 def reap_later():
