@@ -13,6 +13,7 @@ meanwhile waits in the tap device's queue until pasta reads it."""
 
 import os
 
+from .. import fsutil
 from . import files
 from .helper import Helper
 
@@ -107,9 +108,9 @@ def routed_families():
             ("/proc/net/ipv6_route", 10,
              lambda f: len(f) > 9 and f[0] == "0" * 32 and f[1] == "00" and f[9] != "lo")):
         try:
-            with open(path) as table:
-                if any(is_default(line.split()) for line in table):
-                    families.add(family)
+            table = fsutil.read_text(path, "replace").splitlines()
         except OSError:
-            pass
+            continue
+        if any(is_default(line.split()) for line in table):
+            families.add(family)
     return families
