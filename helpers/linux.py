@@ -15,28 +15,18 @@ import os
 import _ctypes
 
 
-class _c_int(_ctypes._SimpleCData):
-    _type_ = "i"
+def _simple_type(code):
+    """A simple C type, made as the ctypes package makes c_int and friends:
+    a _SimpleCData subclass with that struct-module code."""
+    return type("c_" + code, (_ctypes._SimpleCData,), {"_type_": code})
 
 
-class _c_long(_ctypes._SimpleCData):
-    _type_ = "l"
-
-
-class _c_ulong(_ctypes._SimpleCData):
-    _type_ = "L"
-
-
-class _c_char_p(_ctypes._SimpleCData):
-    _type_ = "z"
-
-
-class _c_void_p(_ctypes._SimpleCData):
-    _type_ = "P"
-
-
-class _c_char(_ctypes._SimpleCData):
-    _type_ = "c"
+_c_int = _simple_type("i")
+_c_long = _simple_type("l")
+_c_ulong = _simple_type("L")
+_c_char_p = _simple_type("z")
+_c_void_p = _simple_type("P")
+_c_char = _simple_type("c")
 
 
 class _Libc:
