@@ -39,16 +39,17 @@ def run_checked(argv, env=None, hint=None, capture=True, timeout=60):
     return res
 
 
-def spawn(argv, fds=None, die_with_parent=True):
+def spawn(argv, fds=None, die_with_parent=True, program=None):
     """Start a long-lived helper (slirp4netns, pasta) and return its pid;
     the caller reaps it.  Clean environment, stdin/stdout from /dev/null;
-    ``fds`` maps target fd -> our fd (stderr included: 2 -> a log file).
+    ``fds`` maps target fd -> our fd (stderr included: 2 -> a log file);
+    ``program``: the file to execute, when not argv[0] found in PATH.
     With ``die_with_parent`` the helper gets SIGKILL when this process
     dies, so a killed supervisor never leaves one behind (fork + prctl
     rather than posix_spawn, which has no way to ask for that)."""
     from . import linux
     env = dict(CLEAN_ENV)
-    path = argv[0]
+    path = program or argv[0]
     if "/" not in path:
         for d in env["PATH"].split(":"):
             if os.access(os.path.join(d, path), os.X_OK):

@@ -18,10 +18,11 @@ READY_TIMEOUT = 10.0        # seconds: pasta and slirp4netns take ~10-50 ms
 
 
 class Helper:
-    def __init__(self, name, argv, log_path, fds=None, keep=()):
+    def __init__(self, name, argv, log_path, fds=None, keep=(), program=None):
         """Start ``argv``; ``fds``: target fd -> our fd for it (closed here
         once the helper has them); ``keep``: fds we hold for the helper's
-        life (slirp4netns' exit-fd: closing it ends the helper)."""
+        life (slirp4netns' exit-fd: closing it ends the helper);
+        ``program``: proc.spawn's."""
         self.name = name
         self.argv = argv
         self.log_path = log_path
@@ -31,7 +32,7 @@ class Helper:
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                       0o600)
         try:
-            self.pid = proc.spawn(argv, fds={**(fds or {}), 2: log})
+            self.pid = proc.spawn(argv, fds={**(fds or {}), 2: log}, program=program)
         finally:
             os.close(log)
             for fd in (fds or {}).values():

@@ -86,3 +86,22 @@ def test_frames_sent_counts_what_left_through_a_device():
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True"]
+
+
+def test_pasta_runs_as_its_avx2_build_where_the_cpu_has_avx2():
+    """pasta.program(): what pasta itself would execute first (passt's
+    arch_avx2_exec), so that it does not start twice."""
+    import os
+    import shutil
+    with open("/proc/cpuinfo") as f:
+        flags = [l.split(":", 1)[1].split() for l in f if l.startswith("flags")]
+    has_avx2 = bool(flags) and all("avx2" in f for f in flags)
+    assert pasta._cpu_has_avx2() == has_avx2
+    real = shutil.which("pasta")
+    if real is None:
+        return
+    build = os.path.realpath(real) + ".avx2"
+    if has_avx2 and os.access(build, os.X_OK):
+        assert pasta.program() == build
+    else:
+        assert os.path.basename(pasta.program()) == "pasta"
