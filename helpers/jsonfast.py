@@ -60,8 +60,12 @@ def loads(s):
     start = len(s) - len(s.lstrip(_WHITESPACE))
     try:
         obj, end = _scan_once(s, start)
-    except StopIteration:
-        return _json_package().loads(s)         # "Expecting value" at start
+    except (StopIteration, SystemError):
+        # "Expecting value" at the start; or malformed further on, where
+        # _json raises json.decoder's error only when that module is
+        # loaded (CPython 3.11 looks it up in sys.modules: otherwise a
+        # SystemError).  json.loads raises the real error either way.
+        return _json_package().loads(s)
     if end != len(s) and s[end:].strip(_WHITESPACE):
         return _json_package().loads(s)         # "Extra data"
     return obj

@@ -127,3 +127,27 @@ def test_round_trip():
             continue
         want = json.loads(json.dumps(obj))
         assert jsonfast.loads(jsonfast.dumps(obj)) == want
+
+
+def test_errors_before_the_json_package_is_loaded():
+    """In a `sandbox` process the json package is not loaded, and
+    CPython's _json then fails with a SystemError instead of its decode
+    error (it looks json.decoder up in sys.modules): a damaged line in a
+    container's log once crashed `logs` so.  A fresh interpreter, as the
+    CLI starts."""
+    import os
+    import subprocess
+    import sys
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = ("import sys\n"
+            "from helpers import jsonfast\n"
+            "assert 'json.decoder' not in sys.modules\n"
+            "for doc in ['{\"log\":\"a\\\\n\",\"{\"log\":\"b\"}', '[1 2]', '{\"a\" 1}']:\n"
+            "    try:\n"
+            "        jsonfast.loads(doc)\n"
+            "    except ValueError as exc:\n"
+            "        print(type(exc).__name__)\n")
+    out = subprocess.run([sys.executable, "-E", "-s", "-S", "-c", code], cwd=checkout,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["JSONDecodeError"] * 3
