@@ -108,11 +108,34 @@ def main(argv=None):
     except SandboxError as exc:
         report(exc)
         return exc.exit_code
+    except OSError as exc:
+        full = space_error(exc, paths)
+        if full is None:
+            raise
+        report(full)
+        return full.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
     return 0 if code is None else code
+
+
+def space_error(exc, paths):
+    """A full disk (or quota) met anywhere below a verb, as one line with a
+    hint instead of a traceback.  Whatever the verb was writing is undone
+    on the way up (staging directories, records), as for any failure; the
+    store stays as it was."""
+    import errno
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    where = " (%s)" % exc.filename if exc.filename else ""
+    what = "no space left on device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+    return SandboxError(
+        what + where,
+        hint="free space where sandbox keeps its data (%s, runtime files in %s): "
+             "sandbox system prune, sandbox rmi, or choose another --root"
+             % (paths.root, paths.runroot))
 
 
 def report(exc):

@@ -60,6 +60,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -218,6 +219,33 @@ static void log_entry(struct buf *out, const char *stream, const char *p, size_t
     buf_str(out, "\"}\n");
 }
 
+/* Append whole records only: a full disk (or quota) stops a write part
+ * way, and half a record would run into the next one, so the file is cut
+ * back to the last whole line written.  The lines that did not fit are
+ * lost, as Docker's json-file loses them; the container goes on. */
+static void log_append(const char *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(log_fd, p + done, n - done);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        done += (size_t)w;
+    }
+    if (done == n || done == 0)
+        return;
+    size_t keep = done;
+    while (keep > 0 && p[keep - 1] != '\n')
+        keep--;
+    struct stat st;
+    if (fstat(log_fd, &st) == 0 && st.st_size >= (off_t)(done - keep))
+        if (ftruncate(log_fd, st.st_size - (off_t)(done - keep)) < 0)
+            return;
+}
+
 static void log_write(struct source *src, const char *data, size_t n)
 {
     struct buf out = {0};
@@ -243,7 +271,7 @@ static void log_write(struct source *src, const char *data, size_t n)
     memmove(b->p, b->p + start, b->len - start);
     b->len -= start;
     if (out.len)
-        write_all(log_fd, out.p, out.len);
+        log_append(out.p, out.len);
     free(out.p);
 }
 
@@ -254,7 +282,7 @@ static void log_close(struct source *srcs, int n)
         if (srcs[i].partial.len)
             log_entry(&out, srcs[i].stream, srcs[i].partial.p, srcs[i].partial.len);
     if (out.len)
-        write_all(log_fd, out.p, out.len);
+        log_append(out.p, out.len);
     free(out.p);
     close(log_fd);
 }

@@ -273,7 +273,27 @@ def cmd_logs(args, paths):
                        follow=args.follow)
 
 
+def _entry(line):
+    """One line of the json-file log.  Our writers never leave half a
+    record, but a log written by an older version on a full disk (or
+    damaged otherwise) may hold one that runs into the next record: the
+    whole record that follows it is kept, what cannot be read is skipped."""
+    try:
+        return jsonfast.loads(line)
+    except ValueError:
+        pass
+    at = line.find(b'{"log":', 1)
+    while at > 0:
+        try:
+            return jsonfast.loads(line[at:])
+        except ValueError:
+            at = line.find(b'{"log":', at + 1)
+    return None
+
+
 def _emit(entry, timestamps, since, until):
+    if entry is None:
+        return
     t = None
     if since is not None or until is not None:
         parsed = parse_time(entry.get("time"))
@@ -308,7 +328,7 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
             if tail is not None:
                 lines = lines[-tail:] if tail > 0 else []
             for line in lines:
-                _emit(jsonfast.loads(line), timestamps, since, until)
+                _emit(_entry(line), timestamps, since, until)
         if not follow:
             return 0
         delay = 0.02
@@ -325,7 +345,7 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
                 lines = data.splitlines(keepends=True)
                 pending = lines.pop() if not lines[-1].endswith(b"\n") else b""
                 for line in lines:
-                    _emit(jsonfast.loads(line), timestamps, since, until)
+                    _emit(_entry(line), timestamps, since, until)
                 delay = 0.02
                 continue
             try:
@@ -338,7 +358,7 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
                 chunk = f.read() if f is not None else b""
                 for line in (pending + chunk).splitlines(keepends=True):
                     if line.endswith(b"\n"):
-                        _emit(jsonfast.loads(line), timestamps, since, until)
+                        _emit(_entry(line), timestamps, since, until)
                 return st.get("ExitCode", 0) if return_exit_code else 0
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)

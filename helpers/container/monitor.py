@@ -16,6 +16,7 @@ start time (state.refresh), so a killed supervisor or a reboot never leaves
 a container "running" forever.
 """
 
+import errno
 import os
 import select
 import sys
@@ -69,7 +70,27 @@ class LogWriter:
             buf = buf[MAX_PARTIAL:]
         self.partial[stream] = buf
         if out:
-            fsutil.write_all(self.fd, b"".join(out))
+            self._append(b"".join(out))
+
+    def _append(self, data):
+        """Whole records only: a full disk (or quota) stops a write part
+        way, and the file is cut back to the last whole line written (half
+        a record would run into the next one).  The lines that did not fit
+        are lost, as Docker's json-file loses them; the container goes on.
+        (native/monitor.c's log_append does the same.)"""
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self.fd, data[done:])
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise
+            cut = done - (data.rfind(b"\n", 0, done) + 1)
+            if cut:
+                try:
+                    os.ftruncate(self.fd, os.fstat(self.fd).st_size - cut)
+                except OSError:
+                    pass
 
     def _entry(self, stream, chunk):
         return (jsonfast.dumps({"log": chunk.decode("utf-8", "replace"),
@@ -79,7 +100,7 @@ class LogWriter:
     def close(self):
         rest = [self._entry(s, b) for s, b in self.partial.items() if b]
         if rest:
-            fsutil.write_all(self.fd, b"".join(rest))
+            self._append(b"".join(rest))
         os.close(self.fd)
 
 

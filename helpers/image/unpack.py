@@ -403,8 +403,11 @@ def extract(raw, dest, idmap, same_owner=True):
         else:
             what = str(exc) or type(exc).__name__
         where = " at entry %r" % current if current else ""
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
         raise StoreError("cannot extract layer%s: %s" % (where, what.rstrip(": ")),
-                         hint="the layer is truncated or corrupt, or the "
+                         hint="free space on the disk that holds the store "
+                              "(sandbox system prune, sandbox rmi)" if full else
+                              "the layer is truncated or corrupt, or the "
                               "disk is full") from None
     return {"diff_id": hashed.digest(), "size": ex.size,
             "devices": ex.devices, "remapped": ex.remapped,
