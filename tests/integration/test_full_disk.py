@@ -3,6 +3,7 @@
 container whose log meets a full disk goes on, and its log keeps only
 whole records.  The store lives on a small tmpfs mounted for each test."""
 
+import hashlib
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import time
 import pytest
 
 from conftest import TESTS_TMP, describe
+from registrytools import Registry, skopeo_copy
 
 CHATTY = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.002; done"
 
@@ -96,6 +98,33 @@ def test_loading_onto_a_full_disk_leaves_the_store_as_it_was(sb, images_dir, dis
     grow(path)
     sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"), env=env)
     assert sb.ok("run", "--rm", "busybox", "echo", "ok", env=env).stdout == "ok\n"
+
+
+def test_pulling_onto_a_full_disk_leaves_the_store_as_it_was(sb, images_dir, disk,
+                                                            tmp_path):
+    path, env = disk
+    registry = Registry(str(tmp_path))
+    try:
+        name = "%s/library/busybox:latest" % registry.host
+        skopeo_copy("docker-archive:" + os.path.join(images_dir, "busybox.tar"),
+                    "docker://" + name)
+        sb.ok("images", env=env)
+        before = files(path)
+        assert_full(sb("pull", "-q", name, env=env))
+        # A pull keeps the blobs it finished (the next one does not fetch
+        # them again), each whole; nothing else stays.
+        blobs = os.path.join(path, "store", "blobs", "sha256")
+        kept = [f for f in files(path) if f not in before]
+        assert all(os.path.dirname(f) == blobs for f in kept), kept
+        for f in kept:
+            with open(f, "rb") as blob:
+                assert hashlib.sha256(blob.read()).hexdigest() == os.path.basename(f)
+        assert sb.ok("images", "-q", env=env).stdout == ""
+        grow(path)
+        sb.ok("pull", "-q", name, env=env)
+        assert sb.ok("run", "--rm", name, "echo", "ok", env=env).stdout == "ok\n"
+    finally:
+        registry.stop()
 
 
 def test_no_container_is_created_on_a_full_disk(sb, images_dir, disk):
