@@ -109,11 +109,11 @@ def main(argv=None):
         report(exc)
         return exc.exit_code
     except OSError as exc:
-        full = space_error(exc, paths)
-        if full is None:
+        error = None if args.debug else os_error(exc, paths)
+        if error is None:
             raise
-        report(full)
-        return full.exit_code
+        report(error)
+        return error.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -121,21 +121,34 @@ def main(argv=None):
     return 0 if code is None else code
 
 
-def space_error(exc, paths):
-    """A full disk (or quota) met anywhere below a verb, as one line with a
-    hint instead of a traceback.  Whatever the verb was writing is undone
-    on the way up (staging directories, records), as for any failure; the
-    store stays as it was."""
+def os_error(exc, paths):
+    """An OSError about a file of the user's (an archive to load, the data
+    directory, a full disk), as one line with a hint instead of a
+    traceback; whatever the verb was writing is undone on the way up
+    (staging directories, records), as for any failure.  None for the rest
+    (no file named: a bug of ours, whose traceback should reach us)."""
     import errno
-    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+    where = paths.root, paths.runroot
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left on device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+        return SandboxError(
+            what + (" (%s)" % exc.filename if exc.filename else ""),
+            hint="free space where sandbox keeps its data (%s, runtime files in %s): "
+                 "sandbox system prune, sandbox rmi, or choose another --root" % where)
+    if not exc.filename or exc.errno not in (
+            errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR,
+            errno.ENOENT, errno.ELOOP, errno.ENAMETOOLONG):
         return None
-    where = " (%s)" % exc.filename if exc.filename else ""
-    what = "no space left on device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
-    return SandboxError(
-        what + where,
-        hint="free space where sandbox keeps its data (%s, runtime files in %s): "
-             "sandbox system prune, sandbox rmi, or choose another --root"
-             % (paths.root, paths.runroot))
+    path = os.path.abspath(str(exc.filename))
+    ours = any(path == d or path.startswith(d + "/") or d.startswith(path + "/")
+               for d in where)
+    hint = None
+    if ours and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = ("sandbox keeps its data in %s and %s: they must be yours and "
+                "writable (check HOME and XDG_RUNTIME_DIR), or choose others "
+                "with --root and --runroot" % where)
+    return SandboxError("%s: %s" % (path, exc.strerror or "error %d" % exc.errno),
+                        hint=hint)
 
 
 def report(exc):

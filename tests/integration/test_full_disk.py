@@ -1,7 +1,9 @@
-"""A full disk: every verb that writes says so in one line with a hint
-(exit 125, no traceback) and leaves the store as it was; a running
-container whose log meets a full disk goes on, and its log keeps only
-whole records.  The store lives on a small tmpfs mounted for each test."""
+"""When the host's files say no.  A full disk: every verb that writes says
+so in one line with a hint (exit 125, no traceback) and leaves the store
+as it was; a running container whose log meets a full disk goes on, and
+its log keeps only whole records (the store lives on a small tmpfs mounted
+for each test).  Files it may not read or write (an archive, the data
+directory): one line, with a hint where it is ours."""
 
 import hashlib
 import io
@@ -166,3 +168,24 @@ def test_a_log_that_meets_a_full_disk_keeps_whole_records(sb, images_dir, disk, 
     shown = sb.ok("logs", cid, env=env).stdout.split("\n")
     assert shown[-2] == "line %d" % numbers[-1] or int(shown[-2].split()[1]) > numbers[-1]
     sb.ok("rm", "-f", cid, env=env)
+
+
+def test_files_it_cannot_use_are_one_line_errors(sb, images_dir, tmp_path):
+    busybox = os.path.join(images_dir, "busybox.tar")
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o755)                # root's: not the test user's to write
+    for args, env, message, hint in (
+            (["load", "-i", "/etc/shadow"], None, "/etc/shadow: Permission denied", False),
+            (["load", "-i", "/etc"], None, "/etc: Is a directory", False),
+            (["import", "/etc/shadow", "x:1"], None, "/etc/shadow: Permission denied", False),
+            (["--root", str(closed), "load", "-i", busybox], None, "Permission denied", True),
+            (["load", "-i", busybox], {"HOME": "/", "SANDBOX_ROOT": None},
+             "/.local: Permission denied", True)):
+        result = sb(*args, env=env)
+        assert result.returncode == 125 and "Traceback" not in result.stderr, describe(result)
+        lines = result.stderr.strip().splitlines()
+        assert message in lines[0], describe(result)
+        assert len(lines) == (2 if hint else 1), describe(result)
+        if hint:
+            assert "--root" in lines[1], describe(result)
+    assert os.listdir(closed) == []
