@@ -27,6 +27,7 @@ def cmd_exec(args, paths):
         raise UsageError("exec needs a command", hint="sandbox exec CONTAINER CMD [ARG...]")
     from .. import fsutil
     from ..container import exec as cexec, security, spec as spec_mod, state
+    spec_mod.check_workdir(args.workdir)
     from ..userns import current_id_map
     cid = state.resolve(paths, args.container)
     st = state.refresh(paths, cid)

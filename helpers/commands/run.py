@@ -120,6 +120,7 @@ def validate(args):
         if not valid_name(args.name):
             raise UsageError("invalid container name %r" % args.name,
                              hint="only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    spec_mod.check_workdir(args.workdir)
     from .. import network
     net = network.validate(args)
     nnp = False

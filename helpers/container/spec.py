@@ -15,6 +15,13 @@ from . import security
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+def check_workdir(path):
+    """-w: Docker's refusal of a relative working directory."""
+    if path and not path.startswith("/"):
+        raise UsageError("the working directory %r is invalid, it needs to be an "
+                         "absolute path" % path)
+
+
 def parse_env_file(path):
     try:
         with open(path) as f:

@@ -143,6 +143,8 @@ def test_exec_sees_pid_1_files_env_and_status(sb, busybox):
     user = sb.ok("exec", "-u", "app", "-w", "/tmp", "-e", "X=1", "host1", "sh", "-c",
                  "id -u; pwd; echo $X").stdout.split()
     assert user == ["1000", "/tmp", "1"]
+    relative = sb("exec", "-w", "tmp", "host1", "pwd")
+    assert relative.returncode == 125 and "needs to be an absolute path" in relative.stderr
     piped = sb("exec", "-i", "host1", "cat", input="through stdin\n")
     assert piped.stdout == "through stdin\n"
     sb.ok("rm", "-f", "host1")

@@ -168,6 +168,10 @@ def test_image_config_env_cmd_and_user(sb, busybox):
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "0"]
     app = out(sb, busybox, "id -u; id -g; echo $HOME; pwd", "-u", "app", "-w", "/tmp/new")
     assert app.split() == ["1000", "1000", "/home/app", "/tmp/new"]
+    relative = sb("run", "--rm", "-w", "tmp", busybox, "pwd")
+    assert relative.returncode == 125 and relative.stdout == "", relative.stderr
+    assert "the working directory 'tmp' is invalid, it needs to be an absolute path" \
+        in relative.stderr
     numeric = out(sb, busybox, "id -u; id -g", "-u", "65534:65534")
     assert numeric.split() == ["65534", "65534"]
     env = out(sb, busybox, "echo $A-$B-$C-$D", "-e", "A=1", "-e", "B=two words",
