@@ -9,6 +9,7 @@ import _signal as signal
 import sys
 import time
 
+from ..cli import report
 from ..errors import Conflict, NotFound, SandboxError, UsageError
 
 
@@ -79,9 +80,7 @@ def each(args, action):
             out = action(ref)
         except SandboxError as exc:
             failed = True
-            sys.stderr.write("Error response from daemon: %s\n" % exc.message)
-            if exc.hint:
-                sys.stderr.write("  hint: %s\n" % exc.hint)
+            report(exc)         # this one failed; the others go on
             continue
         if out is not None:
             print(out)

@@ -5,6 +5,7 @@ keeps their records; bridge.py plugs containers in)."""
 import hashlib
 import sys
 
+from ..cli import report
 from ..errors import SandboxError, UsageError
 from ..formatting import print_objects
 
@@ -250,7 +251,7 @@ def cmd_rm(args, paths):
                 _remove(paths, rec)
             print(name)
         except SandboxError as exc:
-            sys.stderr.write("Error response from daemon: %s\n" % exc.message)
+            report(exc)         # this one failed; the others go on
             failed = True
     return 1 if failed else 0
 

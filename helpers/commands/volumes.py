@@ -2,6 +2,7 @@
 
 import sys
 
+from ..cli import report
 from ..errors import SandboxError, UsageError
 from ..formatting import print_objects
 
@@ -102,7 +103,7 @@ def cmd_rm(args, paths):
             volumes.remove(paths, n, force=args.force)
             print(n)
         except SandboxError as exc:
-            sys.stderr.write("Error response from daemon: %s\n" % exc.message)
+            report(exc)         # this one failed; the others go on
             failed = True
     return 1 if failed else 0
 
