@@ -12,7 +12,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import SandboxError
+from .errors import SandboxError, Terminated
 
 VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
                 "volumes", "registry", "cp", "network", "resources", "system")
@@ -31,6 +31,9 @@ VERBS = {"run": "run", "create": "run", "info": "info",
          "top": "containers", "container": "containers", "exec": "exec",
          "volume": "volumes", "stats": "resources", "update": "resources", "pull": "registry", "login": "registry", "logout": "registry",
          "push": "registry", "cp": "cp", "port": "network", "network": "network"}
+# Verbs that write staged files into the store for a while: SIGTERM (a
+# `kill`, a `timeout`) removes them as Ctrl-C does (errors.Terminated).
+STAGING_VERBS = ("load", "import", "pull", "push", "save", "image", "system")
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
 
 
@@ -95,6 +98,9 @@ def main(argv=None):
     if args.verb not in ("run", "exec"):
         from . import collect_garbage_from_now_on
         collect_garbage_from_now_on()
+    if args.verb in STAGING_VERBS:
+        from .errors import terminate_as_interrupt
+        terminate_as_interrupt()
     from .paths import Paths
     paths = Paths(args.root, args.runroot)
     if args.storage_driver:
@@ -116,6 +122,8 @@ def main(argv=None):
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return 143
     except BrokenPipeError:
         return 0
     return 0 if code is None else code

@@ -70,6 +70,23 @@ class CommandNotFound(SandboxError):
     exit_code = 127
 
 
+class Terminated(BaseException):
+    """SIGTERM during a verb that stages files (load, pull, ...): unwinds
+    as Ctrl-C does, so that what it was writing is removed on the way out;
+    the CLI then exits 143 (128 + SIGTERM), as a process killed by it."""
+
+
+def terminate_as_interrupt():
+    """From now on SIGTERM raises Terminated (once: a second one during the
+    clean-up is ignored, so that the clean-up finishes)."""
+    import _signal
+
+    def handler(signum, _frame):
+        _signal.signal(signum, _signal.SIG_IGN)
+        raise Terminated()
+    _signal.signal(_signal.SIGTERM, handler)
+
+
 def _reduce(self):
     # Errors cross process boundaries (a child in a user namespace raises,
     # the parent re-raises): keep the hint and exit code through pickling.

@@ -180,11 +180,16 @@ def pull_for_run(paths, name, missing=True):
             shown = name
         sys.stderr.write("Unable to find image '%s' locally\n" % shown)
         sys.stderr.flush()
+    import _signal
+    from ..errors import terminate_as_interrupt
+    terminate_as_interrupt()        # for the pull only (what forks later keeps the default)
     try:
         image_id, _ = pull_image(paths, name, out=sys.stderr)
     except SandboxError as exc:
         exc.exit_code = 125
         raise
+    finally:
+        _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
     return image_id
 
 

@@ -214,6 +214,23 @@ def test_diff_id_mismatch_leaves_nothing(fresh_sb, built):
     assert store_is_empty(fresh_sb) == []
 
 
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_load_interrupted_or_terminated_leaves_nothing(fresh_sb, images_dir, sig):
+    """Ctrl-C, or a `kill` / `timeout` (SIGTERM): the layer being unpacked
+    and the blob being staged are removed on the way out; Docker's exit
+    codes for the signal (130, 143)."""
+    import signal
+    import time
+    p = fresh_sb.popen("load", "-i", os.path.join(images_dir, "debian.tar"))
+    time.sleep(0.4)             # in the middle of the 117 MB layer
+    assert p.poll() is None, "load was done before the signal: the test proves nothing"
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == {"SIGINT": 130, "SIGTERM": 143}[sig], err
+    assert "Traceback" not in err, err
+    assert store_is_empty(fresh_sb) == []
+
+
 # -- hostile layers --------------------------------------------------------------
 @pytest.mark.parametrize("kind", it.HOSTILE_KINDS)
 def test_hostile_layer_is_refused(fresh_sb, kind):
