@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+from ..errors import SandboxError
+
 
 def register(sub):
     p = sub.add_parser("info", help="show what the host provides",
@@ -74,6 +76,13 @@ def collect(paths):
     if not helpers["slirp4netns"] and not helpers["pasta"]:
         problems.append(("no user-mode network helper found",
                          "apt-get install passt slirp4netns"))
+    from .. import network
+    try:
+        info["default_network"] = network.default_helper()
+        info["default_network_from"] = network.configured_helper()[1]
+    except SandboxError as exc:
+        info["default_network"] = info["default_network_from"] = None
+        problems.append((exc.message, exc.hint))
     return info
 
 
@@ -97,6 +106,10 @@ def cmd_info(args, paths):
         monitor = "%s (bundled in this binary)" % os.path.basename(monitor)
     print("Supervisor:      %s" % ("native monitor " + monitor if monitor
                                    else "Python (no native monitor)"))
+    print("Default network: %s%s" % (info["default_network"] or "none usable",
+                                      " (default_rootless_network_cmd in %s)"
+                                      % info["default_network_from"]
+                                      if info["default_network_from"] else ""))
     print("Helpers:")
     for name, path in info["helpers"].items():
         print("  %-14s %s" % (name, path or "missing"))

@@ -85,6 +85,18 @@ def which(name):
 
 
 def default_helper():
+    name, source = configured_helper()
+    if name is not None:
+        if name not in HELPERS:
+            raise HostError("%s: default_rootless_network_cmd = %r: not a network "
+                            "helper sandbox knows" % (source, name),
+                            hint="pasta or slirp4netns")
+        if not which(name):
+            raise HostError("%s is not installed (default_rootless_network_cmd in %s)"
+                            % (name, source),
+                            hint="install it (apt install %s), or change the setting"
+                                 % ("passt" if name == "pasta" else name))
+        return name
     for name in HELPERS:
         if which(name):
             return name
@@ -93,6 +105,43 @@ def default_helper():
         hint="install one (Debian/Ubuntu: apt install passt, or apt install "
              "slirp4netns; scripts/setup-host does), or run with "
              "--network none or --network host")
+
+
+def configured_helper():
+    """podman's setting of the default network helper, `[network]
+    default_rootless_network_cmd` in containers.conf ("pasta" or
+    "slirp4netns"; podman's precedence: $CONTAINERS_CONF alone, else
+    /usr/share, /etc, then the user's file): (name, file), or (None, None)
+    when no file sets it.  A file without the key costs one read, not a
+    TOML parser (~5 ms of imports)."""
+    if os.environ.get("CONTAINERS_CONF"):
+        paths = [os.environ["CONTAINERS_CONF"]]
+    else:
+        config = os.environ.get("XDG_CONFIG_HOME") or \
+            os.path.join(os.path.expanduser("~"), ".config")
+        paths = ["/usr/share/containers/containers.conf",
+                 "/etc/containers/containers.conf",
+                 os.path.join(config, "containers", "containers.conf")]
+    found = None, None
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        if b"default_rootless_network_cmd" not in data:
+            continue
+        import tomllib
+        try:
+            conf = tomllib.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HostError("%s: %s" % (path, exc),
+                            hint="fix the file (TOML), or remove it") from None
+        network = conf.get("network")
+        value = network.get("default_rootless_network_cmd") if isinstance(network, dict) else None
+        if value is not None:
+            found = value, path
+    return found
 
 
 def parse_mode(value):

@@ -111,6 +111,49 @@ def test_dns_and_hosts_flags(sb, busybox):
     assert "dnsbox" in out           # its own name in /etc/hosts
 
 
+def test_containers_conf_chooses_the_default_helper(sb, busybox):
+    """podman's `[network] default_rootless_network_cmd` (containers.conf:
+    the user's file under $XDG_CONFIG_HOME, or $CONTAINERS_CONF alone)."""
+    from conftest import TESTS_TMP
+    config = tempfile.mkdtemp(dir=TESTS_TMP)
+    try:
+        os.makedirs(os.path.join(config, "containers"))
+        conf = os.path.join(config, "containers", "containers.conf")
+        other = os.path.join(config, "other.conf")
+
+        def write(path, text):
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, 0o644)
+        for d in (config, os.path.join(config, "containers")):
+            os.chmod(d, 0o755)
+
+        def addresses(env):
+            out = sb.ok("run", "--rm", busybox, "ip", "-o", "-4", "addr", env=env).stdout
+            return [line.split()[3] for line in out.splitlines() if " lo " not in line]
+        env = {"XDG_CONFIG_HOME": config}
+        write(conf, '# ours\n[network]\ndefault_rootless_network_cmd = "slirp4netns"\n')
+        assert addresses(env) == ["10.0.2.100/24"]           # slirp4netns' address
+        info = sb.ok("info", env=env).stdout
+        assert "Default network: slirp4netns (default_rootless_network_cmd in %s)" % conf in info
+        # $CONTAINERS_CONF is read instead of every other file.
+        write(other, '[network]\ndefault_rootless_network_cmd = "pasta"\n')
+        assert addresses(dict(env, CONTAINERS_CONF=other)) != ["10.0.2.100/24"]
+        write(conf, '[network]\ndefault_rootless_network_cmd = "vpnkit"\n')
+        bad = sb("run", "--rm", busybox, "true", env=env)
+        assert bad.returncode == 125 and "'vpnkit': not a network helper" in bad.stderr, \
+            describe(bad)
+        assert conf in bad.stderr
+        write(conf, '[network\ndefault_rootless_network_cmd = "slirp4netns"\n')
+        broken = sb("run", "--rm", busybox, "true", env=env)
+        assert broken.returncode == 125 and conf in broken.stderr, describe(broken)
+        write(conf, "[engine]\n")                   # silent on it: pasta, as without
+        assert addresses(env) != ["10.0.2.100/24"]
+    finally:
+        import shutil
+        shutil.rmtree(config)
+
+
 def test_container_network_joins_the_other_namespace(sb, busybox):
     cid = httpd(sb, busybox, "--network", "none", name="netowner")
     try:
