@@ -158,8 +158,12 @@ def test_fork_bomb_stops_at_pids_max(cli):
 
 
 def test_pause_stops_a_counter_and_unpause_resumes_it(cli):
+    # Written aside and renamed: `echo > /tmp/n` empties the file before it
+    # writes, and a reader in between (exec cat, at once after unpause on
+    # the slow guest) would see nothing.
     cli.ok("run", "-d", "--name", "counter", "busybox", "sh", "-c",
-           "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done")
+           "i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; "
+           "sleep 0.05; done")
     time.sleep(0.5)
     cli.ok("pause", "counter")
     rec = json.loads(cli.ok("inspect", "counter").stdout)[0]
