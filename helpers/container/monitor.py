@@ -509,12 +509,16 @@ def _ended(paths, container, launch, cg, server, code):
     oom = cg.oom_killed()
     network.release(paths, cid)     # its ports are free once it ended
     cg.close()
-    server.end_clients(code)
-    if launch.autoremove:
-        finish(paths, container, True, code)
-        return None
-    record_exit(paths, cid, code, oom=oom)
-    return code
+    try:
+        if launch.autoremove:
+            finish(paths, container, True, code)
+            return None
+        record_exit(paths, cid, code, oom=oom)
+        return code
+    finally:
+        # Told last: a client that acts on the exit (`attach X; rm X`,
+        # `start -a X; ps -a`) finds it recorded, or removed (--rm).
+        server.end_clients(code)
 
 
 # ---------------------------------------------------------------------------

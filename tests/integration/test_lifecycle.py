@@ -344,10 +344,14 @@ def test_attach_passes_stdin_and_returns_the_exit_code(sb, busybox):
     attached = sb("attach", "reader", input="a\nb\n", timeout=30)
     assert attached.returncode == 6
     assert attached.stdout == "got a\ngot b\nend\n"
+    # The exit is recorded before attach hears of it (`attach X; rm X`).
+    assert sb.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}",
+                 "reader").stdout == "exited 6\n"
     sb.ok("rm", "reader")
     sb.ok("create", "-i", "--name", "starter", busybox, "sh", "-c", "read l; echo \"in $l\"; exit 2")
     started = sb("start", "-ai", "starter", input="hello\n", timeout=30)
     assert started.returncode == 2 and started.stdout == "in hello\n"
+    assert sb.ok("inspect", "-f", "{{.State.Status}}", "starter").stdout == "exited\n"
     stopped = sb("attach", "starter")
     assert stopped.returncode == 1 and "stopped container" in stopped.stderr
     sb.ok("rm", "starter")
