@@ -365,10 +365,10 @@ def cmd_inspect(args, paths):
     for name in args.names:
         try:
             out.append(inspect_image(store, store.lookup(name)))
-        except ImageNotFound:
-            missing.append(name)
+        except ImageNotFound as exc:
+            missing.append(exc)         # "No such image", or an ambiguous prefix
     print_objects(args.format, out)
-    _raise_all([ImageNotFound("No such image: %s" % n) for n in missing])
+    _raise_all(missing)
 
 
 def inspect_image(store, image_id):
