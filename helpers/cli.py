@@ -114,6 +114,8 @@ def main(argv=None):
     except SandboxError as exc:
         report(exc)
         return exc.exit_code
+    except BrokenPipeError:
+        return 0            # (an OSError: before the clause below)
     except OSError as exc:
         error = None if args.debug else os_error(exc, paths)
         if error is None:
@@ -124,8 +126,6 @@ def main(argv=None):
         return 130
     except Terminated:
         return 143
-    except BrokenPipeError:
-        return 0
     return 0 if code is None else code
 
 

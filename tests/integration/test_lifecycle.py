@@ -5,6 +5,7 @@ top, prune; the supervisor's death; many CLIs at once."""
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -54,6 +55,21 @@ def test_run_d_prints_id_and_keeps_running(sb, busybox):
     assert os.path.exists("/proc/%d" % st["Pid"])
     sb.ok("rm", "-f", "bg")
     assert sb.ok("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_logs_into_a_reader_that_stops_early(sb, busybox):
+    """`sandbox logs X | head -1`: the closed pipe ends it quietly, exit 0."""
+    cid = rund(sb, busybox, "sh", "-c", "seq 1 100000; sleep 60")
+    deadline = time.monotonic() + 30
+    while "100000" not in sb.ok("logs", "--tail", "1", cid).stdout:
+        assert time.monotonic() < deadline, "the output never reached the log"
+        time.sleep(0.1)
+    p = sb.popen("logs", cid, stdin=subprocess.DEVNULL)
+    assert p.stdout.readline() == "1\n"
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=30) == 0 and err == "", err
+    sb.ok("rm", "-f", cid)
 
 
 def test_logs_keep_streams_apart_and_follow(sb, busybox):
