@@ -13,17 +13,26 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 TCA_STATS = 3
 
 
-def messages(data):
-    """(type, seq, body) of each netlink message in ``data``."""
+def _records(data, head, width):
+    """(start, end) of each record of a netlink stream in ``data``: its
+    length is the first ``width`` bytes of a ``head``-byte header, and the
+    next record starts at a 4-byte boundary (messages: 16 and 4,
+    attributes: 4 and 2)."""
     offset = 0
-    while offset + 16 <= len(data):
-        length = int.from_bytes(data[offset:offset + 4], "little")
-        if length < 16:
+    while offset + head <= len(data):
+        length = int.from_bytes(data[offset:offset + width], "little")
+        if length < head:
             return
-        yield (int.from_bytes(data[offset + 4:offset + 6], "little"),
-               int.from_bytes(data[offset + 8:offset + 12], "little"),
-               data[offset + 16:offset + length])
+        yield offset, offset + length
         offset += (length + 3) & ~3
+
+
+def messages(data):
+    """(type, seq, body) of each netlink message (struct nlmsghdr) in ``data``."""
+    for start, end in _records(data, 16, 4):
+        yield (int.from_bytes(data[start + 4:start + 6], "little"),
+               int.from_bytes(data[start + 8:start + 12], "little"),
+               data[start + 16:end])
 
 
 def frames_sent(watch, seq=0x5B0C):
@@ -59,14 +68,9 @@ def frames_sent(watch, seq=0x5B0C):
 
 def attributes(data):
     """(type, value) of the netlink attributes (struct rtattr) in ``data``."""
-    offset = 0
-    while offset + 4 <= len(data):
-        length = int.from_bytes(data[offset:offset + 2], "little")
-        if length < 4:
-            return
-        yield (int.from_bytes(data[offset + 2:offset + 4], "little") & 0x3FFF,
-               data[offset + 4:offset + length])
-        offset += (length + 3) & ~3
+    for start, end in _records(data, 4, 2):
+        yield (int.from_bytes(data[start + 2:start + 4], "little") & 0x3FFF,
+               data[start + 4:end])
 
 
 def default_routes(data):
