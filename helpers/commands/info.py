@@ -78,8 +78,8 @@ def collect(paths):
                          "apt-get install passt slirp4netns"))
     from .. import network
     try:
-        info["default_network"] = network.default_helper()
-        info["default_network_from"] = network.configured_helper()[1]
+        info["default_network"], info["default_network_from"] = \
+            network.default_helper_and_source()
     except SandboxError as exc:
         info["default_network"] = info["default_network_from"] = None
         problems.append((exc.message, exc.hint))

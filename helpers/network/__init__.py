@@ -85,6 +85,12 @@ def which(name):
 
 
 def default_helper():
+    return default_helper_and_source()[0]
+
+
+def default_helper_and_source():
+    """The default helper, and the containers.conf that chose it (None:
+    the first one installed)."""
     name, source = configured_helper()
     if name is not None:
         if name not in HELPERS:
@@ -96,10 +102,10 @@ def default_helper():
                             % (name, source),
                             hint="install it (apt install %s), or change the setting"
                                  % ("passt" if name == "pasta" else name))
-        return name
+        return name, source
     for name in HELPERS:
         if which(name):
-            return name
+            return name, None
     raise HostError(
         "no user-mode network helper is installed (pasta or slirp4netns)",
         hint="install one (Debian/Ubuntu: apt install passt, or apt install "
