@@ -12,7 +12,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import SandboxError, Terminated
+from .errors import SandboxError, Terminated, terminate_as_interrupt
 
 VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
                 "volumes", "registry", "cp", "network", "resources", "system")
@@ -99,7 +99,6 @@ def main(argv=None):
         from . import collect_garbage_from_now_on
         collect_garbage_from_now_on()
     if args.verb in STAGING_VERBS:
-        from .errors import terminate_as_interrupt
         terminate_as_interrupt()
     from .paths import Paths
     paths = Paths(args.root, args.runroot)
