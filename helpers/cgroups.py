@@ -17,10 +17,11 @@ How the container start path uses this module, in order::
     #    False = run without one (a warning was printed if limits were asked);
     #    raises CgroupsUnavailable (exit 125) when mode is "required"
     use = cgroups.decide(limits, mode)
-    # 3. once the container's init process exists (its pid as the host sees
-    #    it), and before it execs the user's command:
-    cg = cgroups.create(container_id, pid, limits) if use else None
-    record["cgroup"] = cg.to_dict()                  # {"path", "unit", "manager"}
+    # 3. once sandbox's process that will fork the container's init exists
+    #    (its pid as the host sees it):
+    cg = cgroups.create(container_id, pid, limits) if use else None   # pid -> reaper leaf
+    # the container's init moves itself into cg.path (runtime._child_g)
+    record["cgroup"] = cg.to_dict()          # {"path", "unit", "manager", "outer"}
     # later, from any sandbox process of the same user:
     cg = cgroups.Cgroup.from_dict(record["cgroup"])
     cg.freeze(); cg.thaw(); cg.stats(); cg.oom_killed(); cg.update(limits); cg.remove()
@@ -35,7 +36,7 @@ messages), ``to_files`` (the cgroup v2 files and values: ``--memory 32m`` ->
 (Docker's HostConfig fields, for inspect).
 
 Why busctl and not jeepney: the scope must adopt a process that already
-exists (the container's init), which ``systemd-run --scope`` cannot do; the
+exists (the one that forks the container's init), which ``systemd-run --scope`` cannot do; the
 D-Bus call ``StartTransientUnit`` with the ``PIDs`` property can.  ``busctl``
 ships in the systemd package, i.e. wherever a systemd user manager exists,
 so calling it through ``proc.run_checked`` costs one short process and no
@@ -44,10 +45,22 @@ subtree (a login session's scope is root-owned), the user manager itself
 asks PID 1 to move the process (AttachProcessesToUnit), so this works from
 an ordinary login shell.
 
-Limits are given to systemd as unit properties too (MemoryMax=, CPUQuota=,
-...), so that systemd re-applying a unit's settings never resets them, and
-then written to the files directly, which also serves the delegated-subtree
-case and values systemd rounds.
+Inside the cgroup create() makes (the scope, or ``sandbox-<id>`` in a
+delegated subtree) are two leaves, as crun makes a "container" leaf in a
+delegated scope: ``container`` holds the container's processes and carries
+the limits (so a Cgroup's ``path`` is that leaf: stats, the freezer, exec),
+and ``reaper`` holds sandbox's own process that waits for the container's
+init.  That process (a Python process of ~9 MB until it becomes the native
+reaper, and for a foreground container all along) is then neither charged
+to the container's memory, counted in its pids.max, frozen by `pause`, nor
+a candidate of the container's OOM killer, whose victim it would otherwise
+be when the container's own processes are smaller: killing it ended the
+whole container, with no OOMKilled recorded.  It keeps the scope (which
+systemd removes with its last process) alive after the container's
+processes are gone, so the container's memory.events can still be read.
+The limits are written to the leaf's files only; systemd does not touch the
+cgroups below a scope with Delegate=yes, so they are not reset when it
+re-applies the unit's settings.
 """
 
 import os
@@ -57,7 +70,6 @@ from .errors import HostError, UsageError
 from .record import REQUIRED, Record
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-UINT64_MAX = 2**64 - 1
 MIN_MEMORY = 6 * 1024 * 1024          # Docker's linuxMinMemory
 DEFAULT_CPU_PERIOD = 100000           # the kernel's (and Docker's) CFS period, µs
 
@@ -441,47 +453,6 @@ def to_files(limits, defaults=True):
     return files
 
 
-def unit_properties(limits, defaults=True):
-    """Limits -> systemd unit properties as busctl arguments
-    [(name, signature, value...)], the same values as to_files."""
-    files = to_files(limits, defaults)
-    props = []
-
-    def size(text):
-        return UINT64_MAX if text == "max" else int(text)
-    for name, prop in (("memory.max", "MemoryMax"), ("memory.swap.max", "MemorySwapMax"),
-                       ("memory.low", "MemoryLow"), ("pids.max", "TasksMax")):
-        if name in files:
-            props.append((prop, "t", size(files[name])))
-    if "cpu.max" in files:
-        quota, period = files["cpu.max"].split()
-        props.append(("CPUQuotaPeriodUSec", "t", int(period)))
-        props.append(("CPUQuotaPerSecUSec", "t", UINT64_MAX if quota == "max"
-                      else int(quota) * 1000000 // int(period)))
-    if "cpu.weight" in files:
-        props.append(("CPUWeight", "t", int(files["cpu.weight"])))
-    if "io.weight" in files:
-        props.append(("IOWeight", "t", int(files["io.weight"].split()[1])))
-    if "cpuset.cpus" in files:
-        mask = bytearray()
-        for cpu in parse_cpuset(files["cpuset.cpus"]):
-            while len(mask) <= cpu // 8:
-                mask.append(0)
-            mask[cpu // 8] |= 1 << (cpu % 8)
-        props.append(("AllowedCPUs", "ay", len(mask), *mask))
-    for dest, prop in (("device_read_bps", "IOReadBandwidthMax"),
-                       ("device_write_bps", "IOWriteBandwidthMax"),
-                       ("device_read_iops", "IOReadIOPSMax"),
-                       ("device_write_iops", "IOWriteIOPSMax")):
-        items = getattr(limits, dest)
-        if items:
-            flat = []
-            for t in items:
-                flat += [t.path, t.rate]
-            props.append((prop, "a(st)", len(items), *flat))
-    return props
-
-
 # --- what this host offers ----------------------------------------------------
 
 class CgroupInfo(Record):
@@ -668,23 +639,29 @@ class Stats(Record):
 
 
 class Cgroup:
-    """A container's cgroup: ``path`` (under /sys/fs/cgroup), ``unit`` (the
-    systemd scope, or None) and ``manager`` ("systemd" or "delegated")."""
+    """A container's cgroup: ``path`` (under /sys/fs/cgroup; the leaf that
+    holds the container's processes and its limits), ``unit`` (the systemd
+    scope, or None), ``manager`` ("systemd" or "delegated") and ``outer``
+    (what create() made: the scope or sandbox-<id>, holding ``path`` and the
+    reaper's leaf; the same as ``path`` in records of older versions)."""
 
-    def __init__(self, path, unit=None, manager="delegated"):
+    def __init__(self, path, unit=None, manager="delegated", outer=None):
         self.path = path
         self.unit = unit
         self.manager = manager
+        self.outer = outer or path
 
     def __repr__(self):
-        return "Cgroup(%r, unit=%r, manager=%r)" % (self.path, self.unit, self.manager)
+        return "Cgroup(%r, unit=%r, manager=%r, outer=%r)" % (
+            self.path, self.unit, self.manager, self.outer)
 
     def to_dict(self):
-        return {"path": self.path, "unit": self.unit, "manager": self.manager}
+        return {"path": self.path, "unit": self.unit, "manager": self.manager,
+                "outer": self.outer}
 
     @classmethod
     def from_dict(cls, d):
-        return cls(d["path"], d.get("unit"), d.get("manager", "delegated"))
+        return cls(d["path"], d.get("unit"), d.get("manager", "delegated"), d.get("outer"))
 
     def exists(self):
         return os.path.isdir(self.path)
@@ -697,12 +674,7 @@ class Cgroup:
             return f.read()
 
     def write(self, name, value):
-        try:
-            with open(self._file(name), "w") as f:
-                f.write(value)
-        except OSError as e:
-            raise HostError("cannot write %r to %s: %s" % (value, self._file(name), e.strerror),
-                            hint=DELEGATE_HINT if e.errno in (2, 13) else None) from None
+        _write(self._file(name), value)
 
     def add_process(self, pid, timeout=10.0):
         """Move ``pid`` in (a process exec'd into the running container):
@@ -716,9 +688,10 @@ class Cgroup:
         except OSError:
             if not self.unit:
                 raise
-        _busctl_call("AttachProcessesToUnit", "ssau", self.unit, "", "1", str(pid))
+        sub = self.path[len(self.outer):]             # "/container"
+        _busctl_call("AttachProcessesToUnit", "ssau", self.unit, sub, "1", str(pid))
         deadline = time.monotonic() + timeout
-        while not (own_cgroup(pid) or "").endswith("/" + self.unit):
+        while not (own_cgroup(pid) or "").endswith("/" + self.unit + sub):
             if time.monotonic() > deadline:
                 raise HostError("systemd did not move process %d into %s" % (pid, self.unit))
             time.sleep(0.002)
@@ -803,9 +776,6 @@ class Cgroup:
 
     def update(self, limits):
         """Change the limits that ``limits`` sets; leave the others."""
-        if self.unit:
-            _busctl_call("SetUnitProperties", "sba(sv)", self.unit, "true",
-                         *_props_args(unit_properties(limits, defaults=False)))
         self.write_files(to_files(limits, defaults=False))
 
     def remove(self):
@@ -817,11 +787,21 @@ class Cgroup:
             except HostError as e:
                 if "not loaded" not in str(e) and "NoSuchUnit" not in str(e):
                     raise
-            _wait_gone(self.path, 5.0)
-        if os.path.isdir(self.path):
-            if os.path.exists(self._file("cgroup.kill")):
-                self.write("cgroup.kill", "1")
-            _rmdir_tree(self.path)
+            _wait_gone(self.outer, 5.0)
+        if os.path.isdir(self.outer):
+            kill = os.path.join(self.outer, "cgroup.kill")
+            if os.path.exists(kill):
+                _write(kill, "1")
+            _rmdir_tree(self.outer)
+
+
+def _write(path, value):
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise HostError("cannot write %r to %s: %s" % (value, path, e.strerror),
+                        hint=DELEGATE_HINT if e.errno in (2, 13) else None) from None
 
 
 def _rmdir_tree(path, timeout=5.0):
@@ -874,9 +854,11 @@ def _busctl_call(method, signature, *args):
 
 
 def create(container_id, pid, limits=None, info=None, timeout=10.0):
-    """Put process ``pid`` (the container's init, as the host sees it) into a
-    new cgroup of its own and apply ``limits``.  Raises CgroupsUnavailable
-    when this host has no usable delegation (check decide() first), HostError
+    """Make the container's cgroup with ``limits`` and put process ``pid``
+    (sandbox's process that forks the container's init, as the host sees
+    it) in its reaper leaf; the init then moves itself into the returned
+    Cgroup's ``path`` (module docstring).  Raises CgroupsUnavailable when
+    this host has no usable delegation (check decide() first), HostError
     when systemd or the kernel refuse."""
     limits = limits or Limits()
     info = info or probe()
@@ -884,10 +866,11 @@ def create(container_id, pid, limits=None, info=None, timeout=10.0):
     if not ok:
         raise CgroupsUnavailable("resource limits are not available here: %s" % reason, hint=hint)
     if info.manager == "systemd":
-        cg = _create_scope(container_id, pid, limits, timeout)
+        cg = _create_scope(container_id, pid, timeout)
     else:
         cg = _create_subtree(container_id, pid, info.parent)
     try:
+        _split(cg, pid)
         cg.write_files(to_files(limits))
     except BaseException:
         cg.remove()
@@ -895,7 +878,7 @@ def create(container_id, pid, limits=None, info=None, timeout=10.0):
     return cg
 
 
-def _create_scope(container_id, pid, limits, timeout):
+def _create_scope(container_id, pid, timeout):
     unit = "sandbox-%s.scope" % container_id
     props = [("Description", "s", "sandbox container %s" % container_id),
              ("PIDs", "au", 1, pid),
@@ -904,7 +887,6 @@ def _create_scope(container_id, pid, limits, timeout):
              # on unless that was its init (systemd's default stops the unit).
              ("OOMPolicy", "s", "continue"),
              ("CollectMode", "s", "inactive-or-failed")]
-    props += unit_properties(limits)
     _busctl_call("StartTransientUnit", "ssa(sv)a(sa(sv))", unit, "fail",
                  *_props_args(props), "0")
     # The job runs after the call returns: wait until the process is moved.
@@ -933,10 +915,7 @@ def _create_subtree(container_id, pid, parent):
     try:
         # Controllers for the new child; refused (EBUSY) while the parent
         # itself holds processes: cgroup v2's "no internal processes" rule.
-        want = " ".join("+" + c for c in
-                        _read(os.path.join(parent, "cgroup.controllers"), "").split()
-                        if c not in _read(os.path.join(parent, "cgroup.subtree_control"),
-                                          "").split())
+        want = _missing_controllers(parent)
         if want:
             try:
                 _enable_controllers(parent, want)
@@ -950,6 +929,38 @@ def _create_subtree(container_id, pid, parent):
         cg.remove()
         raise
     return cg
+
+
+CONTAINER_LEAF = "container"
+REAPER_LEAF = "reaper"
+
+
+def _split(cg, pid):
+    """``cg`` (just made, holding ``pid`` alone) -> its two leaves: ``pid``
+    into reaper/, the controllers handed down, container/ made; ``cg.path``
+    becomes container/."""
+    outer = cg.outer
+    reaper = os.path.join(outer, REAPER_LEAF)
+    container = os.path.join(outer, CONTAINER_LEAF)
+    try:
+        os.mkdir(reaper)
+        _write(os.path.join(reaper, "cgroup.procs"), str(pid))
+        want = _missing_controllers(outer)
+        if want:
+            _enable_controllers(outer, want)
+        os.mkdir(container)
+    except OSError as e:
+        raise HostError("cannot make the leaves of cgroup %s: %s" % (outer, e.strerror),
+                        hint=DELEGATE_HINT) from None
+    cg.path = container
+
+
+def _missing_controllers(path):
+    """"+memory +pids ...": what ``path`` has and does not yet give its
+    children."""
+    given = _read(os.path.join(path, "cgroup.subtree_control"), "").split()
+    return " ".join("+" + c for c in _read(os.path.join(path, "cgroup.controllers"), "").split()
+                    if c not in given)
 
 
 def _enable_controllers(parent, want):
@@ -985,4 +996,4 @@ def open_cgroup(d):
 
 __all__ = ["CgroupInfo", "Cgroup", "CgroupsUnavailable", "Limits", "Stats", "Throttle",
            "availability", "cgroups_mode", "create", "decide", "layout", "limits_from_args",
-           "open_cgroup", "parse_limits", "probe", "to_files", "unit_properties"]
+           "open_cgroup", "parse_limits", "probe", "to_files"]

@@ -36,8 +36,9 @@
  *
  *   sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER
  *
- * which waits for PID 1, leaves MARKER when the cgroup saw an OOM kill
- * (the cgroup still exists while C is in it), detaches the root file
+ * which waits for PID 1, leaves MARKER when the container's cgroup saw an
+ * OOM kill (it still exists while C is in the reaper leaf beside it, in
+ * the same scope: helpers/cgroups.py), detaches the root file
  * system (ending a fuse-overlayfs daemon) and exits with PID 1's status
  * (128+N for signal N).
  *

@@ -174,11 +174,11 @@ def record_exit(paths, cid, code, error="", oom=False):
 
 
 class CgroupHook:
-    """The container's cgroup, made when C exists and before it makes its
-    cgroup namespace (Starter.start's on_forked), so the namespace is
-    rooted at the container's own cgroup.  Remembers an fd on memory.events:
-    the scope vanishes with its last process, so OOM is read right when the
-    container's output ends, before C is reaped."""
+    """The container's cgroup, made once C exists (Starter.start's
+    on_forked): C goes into its reaper leaf, and G, told the path in the
+    Launch, into the container's leaf before it makes its cgroup namespace.
+    Remembers an fd on memory.events, read when C has not left its marker
+    (runtime._note_oom): the scope vanishes with its last process."""
 
     def __init__(self, paths, cid, record, launch=None):
         self.paths, self.cid = paths, cid

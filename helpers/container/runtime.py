@@ -66,6 +66,9 @@ class Launch:
         self.debug = debug
         # An fd on the native monitor: C becomes its reaper (monitor.py).
         self.reaper_fd = None
+        # The container's cgroup (cgroups.Cgroup.path), set by the caller's
+        # on_forked: G moves itself in.
+        self.cgroup_path = None
         # PID 1 hands the supervisor a seccomp listener for bind(2)
         # (network.direct_bindings); set by the supervisor.
         self.direct = False
@@ -84,7 +87,7 @@ class Launch:
                                "layers": self.layers, "driver": self.driver,
                                "autoremove": self.autoremove,
                                "debug": self.debug,
-                               "cgroup_path": getattr(self, "cgroup_path", None),
+                               "cgroup_path": self.cgroup_path,
                                "reaper_fd": self.reaper_fd,
                                "direct": self.direct}).encode()
 
@@ -174,8 +177,9 @@ class Starter:
         """Send the Launch, let G exec, and return PID 1's host pid once the
         command runs; a failure to start raises (126/127 for the command,
         125 for setup).  ``on_forked(cpid)`` is called before C has made its
-        namespaces (it waits for the Launch): the place to move C into the
-        container's cgroup, so that its cgroup namespace is rooted there.
+        namespaces (it waits for the Launch): the place to make the
+        container's cgroup (C goes into its reaper leaf) and set
+        launch.cgroup_path, which G moves itself into.
         ``on_netns(cpid)`` (with early_net) once C has its network namespace
         and the Launch, while C sets up the container.  ``on_started(pid)`` is called while G
         waits at the exec, so the record says "running" before the command
@@ -417,8 +421,9 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         if not data:
             os._exit(125)          # P gave up (its error is its own to report)
         launch = Launch.from_json(data, idmap)
-        flags = (linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC |
-                 linux.CLONE_NEWCGROUP)
+        # The cgroup namespace is G's (_child_g), made in the container's
+        # own cgroup, which C is not in (cgroups.py).
+        flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
         if launch.net_path:
             # Joined as root of the shared user namespace, which owns it.
             netfd = os.open(launch.net_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -508,18 +513,18 @@ def _become_reaper(launch, gpid):
     try:
         os.execve(launch.reaper_fd,
                   ["sandbox-monitor", "reap", str(gpid), launch.rootfs,
-                   getattr(launch, "cgroup_path", None) or "",
+                   launch.cgroup_path or "",
                    os.path.join(launch.cdir, OOM_MARKER)], os.environ)
     except OSError:
         pass
 
 
 def _note_oom(launch):
-    """C sits in the container's cgroup, so the cgroup (a systemd scope
-    vanishes with its last process) still exists now that PID 1 is gone:
-    the one moment its memory.events can be read without a race.  The
-    supervisor finds the answer as a marker file."""
-    path = getattr(launch, "cgroup_path", None)
+    """C sits in the reaper's leaf beside the container's cgroup, so that
+    cgroup (a systemd scope vanishes with its last process) still exists
+    now that PID 1 is gone, and its memory.events can be read without a
+    race.  The supervisor finds the answer as a marker file."""
+    path = launch.cgroup_path
     if not path:
         return
     try:
@@ -591,11 +596,16 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         spec = launch.spec
         root = launch.rootfs
         process = spec["process"]
+        # Into the container's cgroup (C stays in the reaper's leaf beside
+        # it, cgroups.py), then a cgroup namespace rooted there.
+        if launch.cgroup_path:
+            with open(os.path.join(launch.cgroup_path, "cgroup.procs"), "w") as f:
+                f.write("0")
         # A mount namespace of G's own: pivot_root moves the root of every
         # process in the namespace, and C and the fuse-overlayfs daemon must
         # keep the host's (the daemon reads the layers by their host paths,
         # C removes the container directory at the end).
-        linux.unshare(linux.CLONE_NEWNS)
+        linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWCGROUP)
         # Step 0: empty volumes take the image's content at their path
         # (before their mounts hide it; as root here, so owners survive).
         fill = spec.get("annotations", {}).get("io.sandbox.volumes.fill")

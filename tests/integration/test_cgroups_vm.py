@@ -6,8 +6,9 @@ tests/integration`).  Outside the guest these tests are skipped; the host's
 side (hybrid layout: a warning, or exit 125 when required) is in
 tests/unit/test_cgroups.py.
 
-No sandbox container yet: a plain process stands in for the container's
-init, as create() only needs its pid.
+No sandbox container yet: a plain process stands in for sandbox's process
+that forks the container's init (create() puts it in the reaper's leaf),
+and then, moved into the container's leaf, for the container's init.
 """
 
 import os
@@ -49,12 +50,14 @@ def spawn():
 
 @pytest.fixture
 def cgroup_of():
-    """cgroup_of(pid, limits) -> Cgroup, removed at the end."""
+    """cgroup_of(pid, limits) -> Cgroup with ``pid`` in the container's
+    leaf (as the container's init moves itself there), removed at the end."""
     made = []
 
     def create(pid, limits=None):
         cg = cgroups.create(new_id(), pid, limits)
         made.append(cg)
+        cg.add_process(pid)
         return cg
     yield create
     for cg in made:
@@ -79,11 +82,18 @@ def test_limits_land_in_a_delegated_scope(spawn, cgroup_of):
     assert cg.read("cpu.max").strip() == "50000 100000"
     assert cg.read("pids.max").strip() == "20"
     assert cg.pids() == [sleeper.pid]
-    # The process sits in its own .scope under the user's systemd manager.
+    # The process sits in the container leaf of its own .scope under the
+    # user's systemd manager; the scope's other leaf, for the reaper, is
+    # empty now and has no limits.
     path = cgroups.own_cgroup(sleeper.pid)
-    assert path.endswith("/" + cg.unit) and cg.unit.endswith(".scope")
+    assert path.endswith("/%s/container" % cg.unit) and cg.unit.endswith(".scope")
     assert "/user@%d.service/" % os.getuid() in path
     assert cg.path == "/sys/fs/cgroup" + path
+    assert cg.outer == os.path.dirname(cg.path)
+    reaper = os.path.join(cg.outer, "reaper")
+    assert open(os.path.join(reaper, "cgroup.procs")).read() == ""
+    assert open(os.path.join(reaper, "memory.max")).read().strip() == "max"
+    assert open(os.path.join(cg.outer, "memory.max")).read().strip() == "max"
     # Delegated: the container may make sub-cgroups and give them controllers
     # (once no process sits in the scope itself: cgroup v2's leaf rule).
     leaf = os.path.join(cg.path, "init")
@@ -97,7 +107,7 @@ def test_limits_land_in_a_delegated_scope(spawn, cgroup_of):
     assert cgroups.own_cgroup(sleeper.pid) == path + "/init"
 
     cg.remove()
-    assert not os.path.exists(cg.path)
+    assert not os.path.exists(cg.outer)
     assert sleeper.wait(timeout=10) != 0     # systemd killed what was left
 
 

@@ -106,7 +106,7 @@ def test_limits_land_in_the_containers_cgroup_files(cli):
 def test_container_sits_in_a_delegated_scope_and_can_make_sub_cgroups(cli):
     cli.ok("run", "-d", "--name", "scoped", "--memory", "64m", "busybox", "sleep", "300")
     path = cgroup_path(cli, "scoped")
-    assert path.endswith(".scope") and "user@%d.service" % os.getuid() in path
+    assert path.endswith(".scope/container") and "user@%d.service" % os.getuid() in path
     assert open(os.path.join(path, "memory.max")).read().strip() == str(64 << 20)
     sub = cli.ok("exec", "scoped", "sh", "-c", "mkdir /sys/fs/cgroup/sub && echo made")
     assert sub.stdout == "made\n"
@@ -117,6 +117,33 @@ def test_container_sits_in_a_delegated_scope_and_can_make_sub_cgroups(cli):
     assert row["PIDs"] != "--" and int(row["PIDs"]) >= 1
     assert row["MemUsage"].endswith("/ 96MiB")
     cli.ok("rm", "-f", "scoped")
+
+
+def test_only_the_containers_processes_are_in_its_cgroup(cli):
+    """sandbox's own process that waits for PID 1 sits in the scope's
+    reaper leaf, outside the container's limits: not charged to its memory,
+    not counted in its pids.max, not frozen by pause, and never the victim
+    of its OOM killer (which ended the whole container, OOMKilled unset)."""
+    cli.ok("run", "-d", "--name", "alone", "--memory", "32m", "busybox", "sleep", "300")
+    rec = json.loads(cli.ok("inspect", "alone").stdout)[0]
+    path = rec["State"]["CgroupPath"]
+    pid1 = rec["State"]["Pid"]
+    assert open(os.path.join(path, "cgroup.procs")).read().split() == [str(pid1)]
+    reaper = os.path.join(os.path.dirname(path), "reaper")
+    waiter = open(os.path.join(reaper, "cgroup.procs")).read().split()
+    assert waiter == [open("/proc/%d/stat" % pid1).read().split(") ")[1].split()[1]]
+    assert open(os.path.join(reaper, "memory.max")).read().strip() == "max"
+    cli.ok("pause", "alone")
+    assert "frozen 0" in open(os.path.join(reaper, "cgroup.events")).read()
+    cli.ok("unpause", "alone")
+    cli.ok("rm", "-f", "alone")
+
+
+def test_pids_limit_counts_only_the_containers_processes(cli):
+    # PID 1 and one child (cat) make two, as in Docker.
+    out = cli.ok("run", "--rm", "--pids-limit", "2", "busybox", "sh", "-c",
+                 "cat /sys/fs/cgroup/pids.max; echo forked").stdout
+    assert out == "2\nforked\n"
 
 
 def test_memory_hog_is_oom_killed(cli):

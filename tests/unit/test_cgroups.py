@@ -210,20 +210,6 @@ def test_update_leaves_swap_alone():
     assert "memory.swap.max" not in cgroups.to_files(limits, defaults=False)
 
 
-def test_unit_properties():
-    limits = parse(memory="32m", cpus="0.5", pids_limit=20, cpuset_cpus="1,3",
-                   device_read_bps=["/dev/vda:1m"])
-    props = {p[0]: p[1:] for p in cgroups.unit_properties(limits)}
-    assert props["MemoryMax"] == ("t", 33554432)
-    assert props["TasksMax"] == ("t", 20)
-    assert props["CPUQuotaPerSecUSec"] == ("t", 500000)
-    assert props["CPUQuotaPeriodUSec"] == ("t", 100000)
-    assert props["AllowedCPUs"] == ("ay", 1, 0b1010)
-    assert props["IOReadBandwidthMax"] == ("a(st)", 1, "/dev/vda", 1048576)
-    unlimited = {p[0]: p[1:] for p in cgroups.unit_properties(parse(pids_limit=-1))}
-    assert unlimited["TasksMax"] == ("t", 2**64 - 1)
-
-
 # --- mode and decisions ----------------------------------------------------------
 
 def test_cgroups_mode(tmp_path):
