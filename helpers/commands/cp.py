@@ -27,6 +27,18 @@ def register(sub):
     p.add_argument("dest", metavar="DEST_PATH")
     p.set_defaults(func=cmd_cp)
 
+    p = sub.add_parser(
+        "export", help="export a container's filesystem as a tar archive",
+        description="Write the container's root filesystem (its image's "
+                    "layers and its changes; not its volumes, --tmpfs or "
+                    "/proc, /sys and /dev contents) as a tar archive, with "
+                    "the owners it has inside, to -o FILE or stdout.  "
+                    "`sandbox import` makes an image of it again.  Works on "
+                    "running and stopped containers.")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_export)
+
 
 def split_arg(arg):
     """Docker's splitCpArg: "CONTAINER:PATH" -> (CONTAINER, PATH); an
@@ -197,3 +209,48 @@ def copy_in(paths, cid, st, ref, src, dest, archive, follow_link):
     if theirs is not None:
         raise theirs
     return 0
+
+
+def cmd_export(args, paths):
+    from ..container import state
+    from . import write_output
+    cid = state.resolve(paths, args.container)
+    write_output(args.output, lambda out: export(paths, cid, out))
+    return 0
+
+
+def export(paths, cid, out):
+    """The container's root filesystem as a tar stream on the binary file
+    ``out``: names relative to its "/" ("bin/sh"), no entry for "/" itself,
+    read by W in a fresh read-only mount of it (cp.spawn_in_rootfs)."""
+    from ..container import cp, state
+    from ..fsutil import write_all
+    st = state.refresh(paths, cid)
+    data_r, data_w = os.pipe2(os.O_CLOEXEC)
+
+    def work():
+        with os.fdopen(data_w, "wb") as stream:
+            cp.write_tree(stream, "/")
+
+    try:
+        pid, err_r = cp.spawn_in_rootfs(paths, cid, st, work, data_w)
+    finally:
+        os.close(data_w)
+    mine = None
+    try:
+        with os.fdopen(data_r, "rb") as stream:
+            fd = out.fileno()
+            while True:
+                chunk = stream.read1(cp.CHUNK)
+                if not chunk:
+                    break
+                write_all(fd, chunk)
+    except BrokenPipeError:
+        raise           # stdout closed (| head): cli.main ends quietly
+    except OSError as exc:
+        mine = exc
+    theirs = cp.collect(pid, err_r)
+    if theirs is not None:
+        raise theirs
+    if mine is not None:
+        raise mine      # cli.os_error: a full disk, a file it may not write

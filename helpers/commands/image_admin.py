@@ -5,7 +5,7 @@ Docker's (columns, messages, the prune prompt)."""
 import os
 import sys
 
-from ..errors import SandboxError, UsageError
+from ..errors import SandboxError
 from ..formatting import created_since, human_size, parse_time, print_rows, tabulate
 from .registry import parse_bool
 
@@ -45,32 +45,8 @@ def _store(paths):
 # -- save ---------------------------------------------------------------------------
 def cmd_save(args, paths):
     from ..image import save
-    # Checked before anything is read, like Docker.
-    if not args.output and sys.stdout.isatty():
-        raise UsageError("cowardly refusing to save to a terminal. Use the -o "
-                         "flag or redirect")
-    store = _store(paths)
-    if not args.output:
-        save.save(store, args.images, sys.stdout.buffer, args.format)
-        sys.stdout.buffer.flush()
-        return
-    out = os.path.abspath(args.output)
-    tmp = os.path.join(os.path.dirname(out), ".%s.tmp-%d" % (os.path.basename(out),
-                                                              os.getpid()))
-    try:
-        f = open(tmp, "wb")
-    except OSError as exc:
-        raise UsageError("cannot write %s: %s" % (args.output, exc.strerror)) from None
-    try:
-        with f:
-            save.save(store, args.images, f, args.format)
-        try:
-            os.rename(tmp, out)         # no half-written archive under its name
-        except OSError as exc:
-            raise UsageError("cannot write %s: %s" % (args.output, exc.strerror)) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from . import write_output
+    write_output(args.output, lambda f: save.save(_store(paths), args.images, f, args.format))
 
 
 # -- history ------------------------------------------------------------------------

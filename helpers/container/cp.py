@@ -300,6 +300,23 @@ def write_archive(out, src, follow_link, missing, skip=()):
         raise
 
 
+def write_tree(out, top):
+    """Everything below the directory ``top`` as a tar on the binary stream
+    ``out``, names relative to it (`export`)."""
+    writer = _Writer(out)
+    try:
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            writer.tree(fd, "")
+        finally:
+            os.close(fd)
+        writer.tf.close()
+        out.flush()
+    except BaseException:
+        writer.tf.fileobj.closed = True       # as in write_archive
+        raise
+
+
 # ---------------------------------------------------------------------------
 # The container side: W in the container's root
 # ---------------------------------------------------------------------------
@@ -404,7 +421,18 @@ def spawn(paths, cid, st, work, keep_fd):
     return pid, err_r
 
 
-def _spawn_stopped(paths, cid, st, work, keep_fd, err_r, err_w):
+def spawn_in_rootfs(paths, cid, st, work, keep_fd):
+    """As spawn, but W's "/" is the container's root file system alone,
+    mounted afresh and read-only (its layers and its upper layer), whether
+    the container runs or not: none of its runtime mounts (/proc, /dev,
+    volumes, --tmpfs) is in it.  For `export`."""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = _spawn_stopped(paths, cid, st, work, keep_fd, err_r, err_w, read_only=True)
+    os.close(err_w)
+    return pid, err_r
+
+
+def _spawn_stopped(paths, cid, st, work, keep_fd, err_r, err_w, read_only=False):
     from ..fsutil import read_json
     from ..image.store import Store
     from ..userns import join_userns, shared_userns_fd
@@ -430,7 +458,7 @@ def _spawn_stopped(paths, cid, st, work, keep_fd, err_r, err_w):
         # Private propagation before any mount, so nothing leaks to the host.
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         os.makedirs(target, exist_ok=True)
-        rootfs_mod.mount_rootfs(st["Driver"], layers, cdir, target)
+        rootfs_mod.mount_rootfs(st["Driver"], layers, cdir, target, read_only=read_only)
         mounted = True
         wpid = os.fork()
         if wpid == 0:

@@ -29,7 +29,10 @@ def overlay_options(layers, upper, work):
     # lowerdir lists the top layer first (overlayfs.rst "Multiple lower
     # layers").  Paths are made relative to the layers' common parent, which
     # the caller chdirs into, to stay under the one-page limit of mount data.
+    # Without upper: a read-only mount of the layers alone.
     lower = ":".join(reversed(layers))
+    if upper is None:
+        return "lowerdir=%s" % lower
     return "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work)
 
 
@@ -41,7 +44,7 @@ def mount_overlay(layers, upper, work, target, volatile=False):
     that is thrown away (podman does the same for --rm)."""
     if not layers:
         # overlay needs at least one lower dir: an empty one will do.
-        empty = os.path.join(os.path.dirname(upper), "empty")
+        empty = os.path.join(os.path.dirname(work), "empty")
         os.makedirs(empty, exist_ok=True)
         layers = [empty]
     common = os.path.commonpath([os.path.dirname(p) for p in layers])
@@ -66,7 +69,7 @@ def mount_fuse_overlayfs(layers, upper, work, target):
                         hint="apt-get install fuse-overlayfs, or use "
                              "--storage-driver overlay or vfs")
     if not layers:
-        empty = os.path.join(os.path.dirname(upper), "empty")
+        empty = os.path.join(os.path.dirname(work), "empty")
         os.makedirs(empty, exist_ok=True)
         layers = [empty]
     from ..proc import run_checked
@@ -262,13 +265,19 @@ def probe_driver(paths):
     return "vfs", reasons
 
 
-def mount_rootfs(driver, layers, cdir, target, volatile=False):
+def mount_rootfs(driver, layers, cdir, target, volatile=False, read_only=False):
     """Make ``target`` the container's root filesystem (inside the
     container's mount namespace).  ``cdir`` is the container directory with
     upper/ and work/ (overlay drivers) or the copied tree (vfs);
-    ``volatile``: see mount_overlay."""
+    ``volatile``: see mount_overlay.  ``read_only``: a second view of a
+    container that may be running (its upper layer becomes the top lower
+    layer: overlay reads its whiteouts and opaque directories as it does a
+    lower layer's, and never writes to it)."""
     upper = os.path.join(cdir, "upper")
     work = os.path.join(cdir, "work")
+    if read_only and driver in ("overlay", "fuse-overlayfs"):
+        layers = list(layers) + [upper]
+        upper = None
     if driver == "overlay":
         try:
             mount_overlay(layers, upper, work, target, volatile)
@@ -289,6 +298,8 @@ def mount_rootfs(driver, layers, cdir, target, volatile=False):
                 pass
         # pivot_root needs a mount point: bind the tree onto itself.
         linux.mount(target, target, None, linux.MS_BIND | linux.MS_REC)
+        if read_only:
+            linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
 
 
 def unmount_rootfs(target):
