@@ -39,6 +39,14 @@ def register(sub):
     p.add_argument("container")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser(
+        "diff", help="list the changes to a container's filesystem",
+        description="List what the container changed in its root filesystem "
+                    "since it was created: A (added), C (changed) or D "
+                    "(deleted) and the path, sorted by path, as Docker does.")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_diff)
+
 
 def split_arg(arg):
     """Docker's splitCpArg: "CONTAINER:PATH" -> (CONTAINER, PATH); an
@@ -254,3 +262,15 @@ def export(paths, cid, out):
         raise theirs
     if mine is not None:
         raise mine      # cli.os_error: a full disk, a file it may not write
+
+
+def cmd_diff(args, paths):
+    from ..container import changes, state
+    from ..image.store import Store
+    from ..userns import run_in_userns
+    cid = state.resolve(paths, args.container)
+    st = state.refresh(paths, cid)
+    layers = Store(paths).layer_dirs(st["Image"])
+    found = run_in_userns(changes.changes, st["Driver"], paths.container(cid), layers)
+    sys.stdout.write("".join("%s %s\n" % kp for kp in found))
+    return 0

@@ -1,0 +1,230 @@
+"""`diff`: what a container changed in its root filesystem, as Docker lists
+it ("A /path" added, "C /path" changed, "D /path" deleted, sorted by path).
+
+Run as root of the user's shared user namespace (userns.run_in_userns):
+the layers and the upper layer hold files of subordinate ids that the plain
+user may not read.  Only lstat and listing: no file is opened, no symlink
+followed.
+
+The overlay drivers keep the changes in the upper layer: an overlay
+whiteout (a 0/0 character device, or fuse-overlayfs's ``.wh.NAME`` file)
+is a deletion; anything else is an addition when the image's layers do not
+have the path, else a change.  A directory is copied up when anything below
+it changes, so it is listed as changed only when something listed is below
+it or its own mode or owner differ, and the mount points sandbox itself
+makes for a container (/etc/hosts, /etc/hostname, /etc/resolv.conf, the
+kernel's /proc, /sys and /dev) are left out, as Docker's init layer keeps
+them out of its list.  The vfs driver keeps a whole copy: it is compared
+with the image's layers entry by entry (type, mode, owner, size, mtime,
+symlink target).
+"""
+
+import os
+import stat
+
+from ..image.unpack import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
+
+# Made by sandbox in every container's upper layer (runtime.plan_mounts).
+RUNTIME_PATHS = frozenset(("/etc/hosts", "/etc/hostname", "/etc/resolv.conf",
+                           "/proc", "/sys", "/dev"))
+
+
+# An opaque directory's mark in fuse-overlayfs's upper layer: the OCI name,
+# or the one its versions write.
+OPAQUE_MARKS = (WHITEOUT_OPAQUE, WHITEOUT_PREFIX + ".opq")
+
+
+def _is_whiteout(st):
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _opaque(path):
+    """The kernel's mark (the xattr) or fuse-overlayfs's (a .wh..wh..opq file)."""
+    try:
+        if os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y":
+            return True
+    except OSError:
+        pass
+    return any(os.path.lexists(os.path.join(path, m)) for m in OPAQUE_MARKS)
+
+
+class LowerView:
+    """The image's layers merged as overlay merges them, for lookups."""
+
+    def __init__(self, layers):
+        self.top_down = list(reversed(layers))
+
+    def lstat(self, rel):
+        """os.lstat of ``rel`` ("etc/passwd") in the merged layers, or None."""
+        parts = rel.split("/")
+        for layer in self.top_down:
+            path = layer
+            for i, part in enumerate(parts):
+                path = os.path.join(path, part)
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    if os.path.lexists(os.path.join(os.path.dirname(path),
+                                                    WHITEOUT_PREFIX + part)):
+                        return None            # fuse-overlayfs / OCI whiteout
+                    break                      # not in this layer: go down
+                if _is_whiteout(st):
+                    return None
+                if i == len(parts) - 1:
+                    return st
+                if not stat.S_ISDIR(st.st_mode):
+                    return None                # a file hides what is below
+                if _opaque(path):
+                    # Nothing below this directory comes from lower layers.
+                    try:
+                        return os.lstat(os.path.join(layer, rel))
+                    except FileNotFoundError:
+                        return None
+        return None
+
+    def listdir(self, rel):
+        names = set()
+        for layer in self.top_down:
+            path = os.path.join(layer, rel)
+            try:
+                entries = os.listdir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            names.update(n for n in entries if not n.startswith(WHITEOUT_PREFIX))
+            if _opaque(path):
+                break
+        return sorted(n for n in names if self.lstat(os.path.join(rel, n) if rel else n))
+
+
+def _same(a, b, link_a=None, link_b=None):
+    if stat.S_IFMT(a.st_mode) != stat.S_IFMT(b.st_mode):
+        return False
+    if (a.st_mode, a.st_uid, a.st_gid) != (b.st_mode, b.st_uid, b.st_gid):
+        return False
+    if stat.S_ISDIR(a.st_mode):
+        return True
+    if stat.S_ISLNK(a.st_mode):
+        return link_a == link_b
+    return a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime)
+
+
+def upper_changes(upper, layers):
+    """[(kind, "/path")] from an overlay driver's upper layer."""
+    lower = LowerView(layers)
+    found = []
+
+    def walk(rel):
+        """Returns True when something below ``rel`` was listed."""
+        listed = False
+        with os.scandir(os.path.join(upper, rel) if rel else upper) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            name = entry.name
+            if name in OPAQUE_MARKS:
+                continue                   # fuse-overlayfs's mark: see _opaque
+            if name.startswith(WHITEOUT_PREFIX):
+                name = name[len(WHITEOUT_PREFIX):]
+                child = os.path.join(rel, name) if rel else name
+                found.append(("D", "/" + child))
+                listed = True
+                continue
+            child = os.path.join(rel, name) if rel else name
+            path = "/" + child
+            if path in RUNTIME_PATHS:
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if _is_whiteout(st):
+                found.append(("D", path))
+                listed = True
+                continue
+            before = lower.lstat(child)
+            if stat.S_ISDIR(st.st_mode):
+                index = len(found)
+                below = walk(child)
+                if _opaque(entry.path) and before is not None and stat.S_ISDIR(before.st_mode):
+                    # Deleted and made again: what the layers had is gone.
+                    mine = set(os.listdir(entry.path))
+                    for gone in lower.listdir(child):
+                        if gone not in mine:
+                            found.append(("D", path + "/" + gone))
+                            below = True
+                if before is None or not stat.S_ISDIR(before.st_mode):
+                    found.insert(index, ("A", path))
+                elif below or _opaque(entry.path) or \
+                        (st.st_mode, st.st_uid, st.st_gid) != \
+                        (before.st_mode, before.st_uid, before.st_gid):
+                    found.insert(index, ("C", path))
+                else:
+                    continue
+                listed = True
+            else:
+                found.append(("A" if before is None else "C", path))
+                listed = True
+        return listed
+
+    walk("")
+    return sorted(found, key=lambda kp: kp[1])
+
+
+def tree_changes(tree, layers):
+    """[(kind, "/path")] of a full copy (vfs) against the image's layers."""
+    lower = LowerView(layers)
+    found = []
+
+    def walk(rel):
+        mine = os.path.join(tree, rel) if rel else tree
+        names = sorted(os.listdir(mine))
+        theirs = set(lower.listdir(rel))
+        for name in sorted(set(names) | theirs):
+            child = os.path.join(rel, name) if rel else name
+            path = "/" + child
+            if path in RUNTIME_PATHS:
+                continue
+            if name not in names:
+                found.append(("D", path))
+                continue
+            st = os.lstat(os.path.join(mine, name))
+            before = lower.lstat(child) if name in theirs else None
+            if before is None:
+                found.append(("A", path))
+                if stat.S_ISDIR(st.st_mode):
+                    _added_below(os.path.join(mine, name), path, found)
+                continue
+            link_a = link_b = None
+            if stat.S_ISLNK(st.st_mode) and stat.S_ISLNK(before.st_mode):
+                link_a = os.readlink(os.path.join(mine, name))
+                link_b = _lower_readlink(lower, child)
+            index = len(found)
+            if stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(before.st_mode):
+                walk(child)
+                if len(found) > index or not _same(st, before):
+                    found.insert(index, ("C", path))
+            elif not _same(st, before, link_a, link_b):
+                found.append(("C", path))
+
+    walk("")
+    return sorted(found, key=lambda kp: kp[1])
+
+
+def _added_below(top, prefix, found):
+    for name in sorted(os.listdir(top)):
+        path = os.path.join(top, name)
+        found.append(("A", prefix + "/" + name))
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            _added_below(path, prefix + "/" + name, found)
+
+
+def _lower_readlink(lower, rel):
+    for layer in lower.top_down:
+        try:
+            return os.readlink(os.path.join(layer, rel))
+        except (FileNotFoundError, OSError):
+            continue
+    return None
+
+
+def changes(driver, cdir, layers):
+    """The container's changes, for `diff` (in the user namespace)."""
+    if driver in ("overlay", "fuse-overlayfs"):
+        return upper_changes(os.path.join(cdir, "upper"), layers)
+    return tree_changes(os.path.join(cdir, "rootfs"), layers)
