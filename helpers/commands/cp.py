@@ -47,6 +47,24 @@ def register(sub):
     p.add_argument("container")
     p.set_defaults(func=cmd_diff)
 
+    p = sub.add_parser(
+        "commit", help="create a new image from a container's changes",
+        description="A new image: the container's image with one more layer, "
+                    "the container's changes (what `sandbox diff` lists), and "
+                    "its command, environment, working directory, user and "
+                    "labels.  Prints the new image's id.")
+    p.add_argument("-a", "--author", help='author (e.g. "Jane <jane@example.com>")')
+    p.add_argument("-m", "--message", help="commit message")
+    p.add_argument("-c", "--change", action="append", default=[], metavar="INSTR",
+                   help="a Dockerfile instruction for the new image's config "
+                        "(CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR)")
+    p.add_argument("-p", "--pause", default="true", metavar="BOOL",
+                   help="pause a running container while its changes are read "
+                        "(default true; needs the cgroup freezer, else it goes on)")
+    p.add_argument("container")
+    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
+    p.set_defaults(func=cmd_commit)
+
 
 def split_arg(arg):
     """Docker's splitCpArg: "CONTAINER:PATH" -> (CONTAINER, PATH); an
@@ -273,4 +291,35 @@ def cmd_diff(args, paths):
     layers = Store(paths).layer_dirs(st["Image"])
     found = run_in_userns(changes.changes, st["Driver"], paths.container(cid), layers)
     sys.stdout.write("".join("%s %s\n" % kp for kp in found))
+    return 0
+
+
+def cmd_commit(args, paths):
+    from ..container import commit, state
+    from .registry import parse_bool
+    try:
+        pause = parse_bool(args.pause)
+    except ValueError:
+        raise UsageError("invalid --pause value %r" % args.pause,
+                         hint="--pause=true or --pause=false") from None
+    # A bad name or change fails before any work.
+    if args.repository:
+        from ..image.reference import parse
+        parse(args.repository)
+    from ..image.archive import apply_changes
+    apply_changes({}, args.change)
+    cid = state.resolve(paths, args.container)
+    st = state.refresh(paths, cid)
+    frozen = None
+    if pause and st.get("Status") == "running" and st.get("Cgroup"):
+        from .. import cgroups
+        frozen = cgroups.Cgroup.from_dict(st["Cgroup"])
+        frozen.freeze()
+    try:
+        image_id = commit.commit(paths, cid, st, args.repository, args.author,
+                                 args.message, args.change)
+    finally:
+        if frozen is not None:
+            frozen.thaw()
+    print(image_id)
     return 0
