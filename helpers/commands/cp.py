@@ -183,22 +183,51 @@ def copy_out(paths, cid, st, ref, src, dest, follow_link):
 
 def copy_in(paths, cid, st, ref, src, dest, archive, follow_link):
     """A host path, or a tar stream on stdin ("-") -> CONTAINER:DEST."""
+    from ..container import cp
+    raw = src == "-"
+    if not raw:
+        # Before anything happens in the container (Docker checks first).
+        cp.source_stat(src, follow_link, _not_on_host)
+
+    def produce(out):
+        if raw:
+            from ..image.unpack import decompressed
+            _pump(decompressed(sys.stdin.buffer), out)
+        else:
+            cp.write_archive(out, src, follow_link, _not_on_host)
+    return _extract_in(paths, cid, st, ref, dest, "keep" if archive else "root", raw, produce)
+
+
+def copy_produced_in(paths, cid, st, ref, produce, dest):
+    """The tar that ``produce(out)`` writes (its owners kept: `build`'s
+    COPY) into the existing directory ``dest`` of the container."""
+    return _extract_in(paths, cid, st, ref, dest, "keep", True, produce)
+
+
+def _pump(stream, out):
+    from ..container import cp
+    from ..fsutil import write_all
+    while True:
+        chunk = stream.read(cp.CHUNK)
+        if not chunk:
+            break
+        write_all(out.fileno(), chunk)
+
+
+def _extract_in(paths, cid, st, ref, dest, owners, raw, produce):
+    """``produce(out)`` writes a tar that W extracts at ``dest`` in the
+    container (cp_extract: hostile-archive rules, in the container's root)."""
     import tarfile
     from ..container import cp
     # Imported now: W, which extracts, can import nothing in the container.
     from ..container.cp_extract import extract_archive
-    from ..fsutil import read_json, write_all
+    from ..fsutil import read_json
     from ..userns import current_id_map
     spec = read_json(os.path.join(paths.container(cid), "config.json"),
                      default={}) or {}
     if (spec.get("root") or {}).get("readonly"):
         raise cp.CpError("container rootfs is marked read-only",
                          hint="the container was made with --read-only")
-    raw = src == "-"
-    if not raw:
-        # Before anything happens in the container (Docker checks first).
-        cp.source_stat(src, follow_link, _not_on_host)
-    owners = "keep" if archive else "root"
     idmap = current_id_map()
     data_r, data_w = os.pipe2(os.O_CLOEXEC)
 
@@ -214,16 +243,7 @@ def copy_in(paths, cid, st, ref, src, dest, archive, follow_link):
     mine = None
     try:
         with os.fdopen(data_w, "wb") as out:
-            if raw:
-                from ..image.unpack import decompressed
-                stream = decompressed(sys.stdin.buffer)
-                while True:
-                    chunk = stream.read(cp.CHUNK)
-                    if not chunk:
-                        break
-                    write_all(out.fileno(), chunk)
-            else:
-                cp.write_archive(out, src, follow_link, _not_on_host)
+            produce(out)
     except BrokenPipeError:
         pass            # the container side stopped reading: it says why
     except (SandboxError, OSError, tarfile.TarError, EOFError) as exc:

@@ -3,6 +3,7 @@ load,import}, and the registration of save, history and image prune
 (image_admin.py).  Output follows Docker's (columns, messages, JSON keys)."""
 
 import datetime
+import os
 import sys
 
 from ..errors import Conflict, ImageNotFound, NotFound, SandboxError, UsageError
@@ -24,6 +25,31 @@ def register(sub):
     _tag_flags(p)
     admin.save_flags(sub.add_parser("save", help="write images to a tar archive"))
     admin.history_flags(sub.add_parser("history", help="show the history of an image"))
+    p = sub.add_parser(
+        "build", help="build an image from a Dockerfile",
+        description="Build an image from the Dockerfile in the context directory "
+                    "(or -f FILE), as Docker's classic builder does: each RUN in a "
+                    "container of its own, each COPY/ADD from the context. One "
+                    "stage; no build cache yet.")
+    p.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]",
+                   help="name the image (repeatable)")
+    p.add_argument("-f", "--file", metavar="FILE",
+                   help="the Dockerfile (default: CONTEXT/Dockerfile)")
+    p.add_argument("--build-arg", action="append", default=[], metavar="K=V",
+                   help="a value for an ARG of the Dockerfile")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the image id (the steps' output only on failure)")
+    p.add_argument("--network", metavar="MODE",
+                   help="the network of the RUN steps (default: the default network)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="accepted for Docker compatibility (there is no build cache yet)")
+    p.add_argument("--rm", default="true", metavar="BOOL",
+                   help="accepted for Docker compatibility (intermediate containers "
+                        "are always removed)")
+    p.add_argument("--force-rm", action="store_true",
+                   help="accepted for Docker compatibility (as --rm)")
+    p.add_argument("context", metavar="PATH")
+    p.set_defaults(func=cmd_build)
 
     img = sub.add_parser("image", help="manage images")
     isub = img.add_subparsers(dest="image_verb", metavar="COMMAND")
@@ -393,3 +419,20 @@ def inspect_image(store, image_id):
                    "Layers": store.diff_ids(image_id)},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }
+
+
+def cmd_build(args, paths):
+    from ..image import build
+    from ..image.reference import parse
+    tags = [parse(t) for t in args.tag]         # bad names fail before any work
+    build_args = {}
+    for item in args.build_arg:
+        k, eq, v = item.partition("=")
+        if not k:
+            raise UsageError("invalid --build-arg %r" % item, hint="--build-arg KEY=VALUE")
+        build_args[k] = v if eq else os.environ.get(k, "")
+    image_id = build.build(paths, args.context, args.file, tags=tags, build_args=build_args,
+                           quiet=args.quiet, network=args.network)
+    if args.quiet:
+        print(image_id)
+    return 0

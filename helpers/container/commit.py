@@ -83,8 +83,12 @@ def container_config(parent_cfg, spec, st):
     return cfg
 
 
-def commit(paths, cid, st, name=None, author=None, message=None, changes=None):
-    """Commit container ``cid`` (record ``st``): returns the new image id."""
+def commit(paths, cid, st, name=None, author=None, message=None, changes=None,
+           config=None, created_by=None):
+    """Commit container ``cid`` (record ``st``): returns the new image id.
+    ``config``: the new image's "config" as given (`build`), not the
+    container's; ``created_by``: its history entry's (default: the
+    container's command)."""
     from ..fsutil import read_json
     from ..image import archive
     from ..image.reference import parse
@@ -123,9 +127,10 @@ def commit(paths, cid, st, name=None, author=None, message=None, changes=None):
         raise
     try:
         created = archive.now_rfc3339()
+        image_config = config
         config = dict(parent)
-        config["config"] = archive.apply_changes(
-            container_config(parent.get("config"), spec, st), changes)
+        config["config"] = image_config if image_config is not None else \
+            archive.apply_changes(container_config(parent.get("config"), spec, st), changes)
         config["container"] = cid
         config["created"] = created
         if author:
@@ -133,7 +138,7 @@ def commit(paths, cid, st, name=None, author=None, message=None, changes=None):
         config.pop("comment", None)
         if message:
             config["comment"] = message
-        entry = {"created": created, "created_by": " ".join(
+        entry = {"created": created, "created_by": created_by or " ".join(
             (spec.get("process") or {}).get("args") or [])}
         if author:
             entry["author"] = author

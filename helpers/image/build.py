@@ -1,0 +1,630 @@
+"""`build`: an image from a Dockerfile, as Docker's classic builder makes it.
+
+Each RUN runs in a container of the image so far (a `sandbox run` of its
+own: the same isolation as any container, the default network unless
+--network), and `commit` makes the next image of its changes; each COPY or
+ADD writes a tar of the files from the build context (placed by the
+Dockerfile's rules, owners root or --chown) into a created container of the
+image so far, through cp's extraction inside the container's root, and
+commits it; the other instructions change the image config.  Intermediate
+images and containers are removed at the end, whether the build succeeded
+or not; only the final image stays (tagged with -t).
+
+Supported: FROM (an image, or scratch; ARGs before it), RUN, COPY, ADD
+(local files, directories and wildcards; a local tar archive is
+extracted), ENV, ARG (--build-arg), LABEL, WORKDIR, USER, EXPOSE, VOLUME,
+CMD, ENTRYPOINT, STOPSIGNAL, SHELL, ONBUILD (recorded), MAINTAINER, and
+.dockerignore.  Not yet: several stages (a second FROM, COPY --from),
+HEALTHCHECK, ADD from a URL, a build cache (every build runs every step).
+"""
+
+import fnmatch
+import json
+import os
+import posixpath
+import re
+import stat
+import subprocess
+import sys
+import tarfile
+import uuid
+
+from ..errors import SandboxError, UsageError
+from . import archive
+
+NOP = "/bin/sh -c #(nop) "
+METADATA = ("ENV", "LABEL", "WORKDIR", "USER", "EXPOSE", "VOLUME", "CMD",
+            "ENTRYPOINT", "STOPSIGNAL", "SHELL", "ONBUILD", "MAINTAINER")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+class BuildError(SandboxError):
+    """A build that fails: Docker's CLI exits 1."""
+
+    exit_code = 1
+
+
+# ---------------------------------------------------------------------------
+# The Dockerfile
+# ---------------------------------------------------------------------------
+def parse(text):
+    """[(line number, INSTRUCTION, arguments)]: comments and empty lines
+    dropped, continuation lines (a trailing backslash, or the character of
+    an ``# escape=`` directive) joined."""
+    escape = "\\"
+    lines = text.splitlines()
+    for line in lines:              # parser directives: only at the very top
+        m = re.match(r"^#\s*(\w+)\s*=\s*(\S+)\s*$", line.strip())
+        if not m:
+            break
+        if m.group(1).lower() == "escape":
+            escape = m.group(2)
+    out, buf, start = [], [], None
+    for n, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if start is None:
+            start = n
+        if stripped.endswith(escape):
+            buf.append(line.rstrip()[:-1])
+            continue
+        buf.append(line)
+        out.append(_instruction(start, " ".join(b.strip() for b in buf)))
+        buf, start = [], None
+    if buf:
+        out.append(_instruction(start, " ".join(b.strip() for b in buf)))
+    return out
+
+
+def _instruction(lineno, text):
+    word, _, rest = text.strip().partition(" ")
+    rest = rest.strip()
+    if "\t" in word:
+        word, _, more = word.partition("\t")
+        rest = (more + " " + rest).strip()
+    return lineno, word.upper(), rest
+
+
+def expand(word, env):
+    """$VAR, ${VAR}, ${VAR:-default}, ${VAR:+alternative}; "\\$" is a
+    dollar (the Dockerfile's variable rules for ENV, COPY, WORKDIR, ...)."""
+    def sub(m):
+        if m.group(0).startswith("\\"):
+            return "$"
+        name = m.group(1) or m.group(2)
+        if name:
+            return env.get(name, "")
+        name, op, arg = m.group(3), m.group(4), m.group(5)
+        value = env.get(name, "")
+        if op == ":-":
+            return value or expand(arg, env)
+        return expand(arg, env) if value else ""
+    return re.sub(r"\\\$|\$(\w+)|\$\{(\w+)\}|\$\{(\w+)(:-|:\+)([^}]*)\}", sub, word)
+
+
+def _json_list(rest):
+    """The JSON array form of an instruction's arguments, or None."""
+    if rest.startswith("["):
+        try:
+            value = json.loads(rest)
+        except ValueError:
+            return None
+        if isinstance(value, list) and all(isinstance(x, str) for x in value):
+            return value
+    return None
+
+
+def _json_or_shell(rest, shell):
+    """(argv, whether it is the shell form) of RUN, CMD, ENTRYPOINT."""
+    form = _json_list(rest)
+    if form is not None:
+        return form, False
+    return list(shell) + [rest], True
+
+
+def _env_dict(cfg):
+    return dict(e.partition("=")[::2] for e in cfg.get("Env") or [])
+
+
+# ---------------------------------------------------------------------------
+# .dockerignore
+# ---------------------------------------------------------------------------
+def ignore_patterns(context):
+    try:
+        with open(os.path.join(context, ".dockerignore")) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        neg = line.startswith("!")
+        pat = posixpath.normpath(line[1:] if neg else line).lstrip("/")
+        out.append((neg, pat))
+    return out
+
+
+def ignored(rel, patterns):
+    """Is ``rel`` (or a directory above it) excluded?  The last pattern
+    that matches decides ("!" re-includes), as Docker's fileutils."""
+    result = False
+    parts = rel.split("/")
+    for neg, pat in patterns:
+        for i in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:i])
+            if fnmatch.fnmatchcase(prefix, pat) or \
+                    ("**" in pat and fnmatch.fnmatchcase(prefix, pat.replace("**/", ""))):
+                result = not neg
+                break
+    return result
+
+
+# ---------------------------------------------------------------------------
+# COPY and ADD: a tar of the context's files at their destination
+# ---------------------------------------------------------------------------
+class Placer:
+    """The tar a COPY or ADD writes into the container, entry names
+    relative to "/"."""
+
+    def __init__(self, out, owner, missing_dirs):
+        self.tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+        self.uid, self.gid = owner
+        self.made = set()
+        self.missing_dirs = missing_dirs
+
+    def parents(self, rel):
+        """Directories above ``rel`` that the image lacks (root-owned 0755)."""
+        parent = posixpath.dirname(rel)
+        chain = []
+        while parent and parent not in self.made:
+            chain.append(parent)
+            parent = posixpath.dirname(parent)
+        for d in reversed(chain):
+            self.made.add(d)
+            if d in self.missing_dirs:
+                ti = tarfile.TarInfo(d)
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                self.tf.addfile(ti)
+
+    def add_path(self, host, rel):
+        st = os.lstat(host)
+        self.parents(rel)
+        ti = tarfile.TarInfo(rel)
+        ti.uid, ti.gid = self.uid, self.gid
+        ti.mode = stat.S_IMODE(st.st_mode)
+        ti.mtime = int(st.st_mtime)
+        if stat.S_ISDIR(st.st_mode):
+            ti.type = tarfile.DIRTYPE
+            self.made.add(rel)
+            self.tf.addfile(ti)
+        elif stat.S_ISLNK(st.st_mode):
+            ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(host)
+            self.tf.addfile(ti)
+        elif stat.S_ISREG(st.st_mode):
+            ti.size = st.st_size
+            with open(host, "rb") as f:
+                self.tf.addfile(ti, f)
+
+    def add_tree(self, host, rel, context, patterns):
+        """A directory's contents below ``rel`` (COPY copies the contents,
+        not the directory itself)."""
+        if rel and rel not in self.made:
+            self.add_path(host, rel)
+        for name in sorted(os.listdir(host)):
+            child = os.path.join(host, name)
+            crel = posixpath.join(rel, name) if rel else name
+            if patterns and ignored(os.path.relpath(child, context), patterns):
+                continue
+            if stat.S_ISDIR(os.lstat(child).st_mode):
+                self.add_tree(child, crel, context, patterns)
+            else:
+                self.add_path(child, crel)
+
+    def add_archive(self, host, rel):
+        """ADD of a local tar archive: its members below ``rel``."""
+        with tarfile.open(host, mode="r:*") as src:
+            for member in src:
+                name = posixpath.normpath(member.name.lstrip("/"))
+                if name in (".", "") or name.startswith("../"):
+                    continue
+                target = posixpath.join(rel, name) if rel else name
+                self.parents(target)
+                member.name = target
+                if member.islnk():
+                    member.linkname = posixpath.join(rel, member.linkname.lstrip("/"))
+                data = src.extractfile(member) if member.isreg() else None
+                self.tf.addfile(member, data)
+                if member.isdir():
+                    self.made.add(target)
+
+    def close(self):
+        self.tf.close()
+
+
+# ---------------------------------------------------------------------------
+# The build
+# ---------------------------------------------------------------------------
+class Builder:
+    def __init__(self, paths, context, dockerfile, tags=(), build_args=None, quiet=False,
+                 network=None, out=None):
+        self.paths = paths
+        self.context = context
+        self.dockerfile = dockerfile
+        self.tags = list(tags)
+        self.build_args = dict(build_args or {})
+        self.quiet = quiet
+        self.network = network
+        self.out = out or sys.stdout
+        from .store import Store
+        self.store = Store(paths)
+        self.images = []          # made by this build, removed at the end
+        self.containers = []
+        self.image_id = None
+        self.dirty = False
+        self.author = None
+        self.cmd_set = False
+        self.cfg = {}
+        self.args = {}
+        self.patterns = ignore_patterns(context)
+
+    # -- output -------------------------------------------------------------
+    def say(self, text):
+        if not self.quiet:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    # -- the steps ----------------------------------------------------------
+    def run(self):
+        try:
+            with open(self.dockerfile) as f:
+                steps = parse(f.read())
+        except OSError as exc:
+            raise BuildError("cannot read the Dockerfile %s: %s"
+                             % (self.dockerfile, exc.strerror),
+                             hint="give one with -f, or put a Dockerfile in the context") from None
+        if not steps:
+            raise BuildError("the Dockerfile %s has no instructions" % self.dockerfile)
+        first = next((instr for _, instr, _ in steps if instr != "ARG"), None)
+        if first != "FROM":
+            raise BuildError("the Dockerfile must begin with FROM (after ARGs)",
+                             hint="e.g. FROM busybox")
+        globals_ = {}         # ARGs before FROM: for FROM, and as defaults
+        total = len(steps)
+        self.succeeded = False
+        try:
+            for i, (lineno, instr, rest) in enumerate(steps, 1):
+                self.say("Step %d/%d : %s %s" % (i, total, instr, rest))
+                self.step(lineno, instr, rest, globals_)
+                if instr in METADATA:
+                    self.dirty = True
+                    self.materialize(NOP + "%s %s" % (instr, rest))
+                if self.image_id is not None:
+                    self.say(" ---> %s" % self.image_id[7:19])
+            self.materialize()
+            final = self.image_id
+            for tag in self.tags:
+                self.store.tag(final, tag)
+            self.succeeded = True
+        finally:
+            self.cleanup()
+        self.say("Successfully built %s" % final[7:19])
+        for tag in self.tags:
+            self.say("Successfully tagged %s" % tag)
+        return final
+
+    def step(self, lineno, instr, rest, globals_):
+        env = dict(self.args)
+        env.update(_env_dict(self.cfg))
+        if instr == "FROM":
+            return self.from_(expand(rest, globals_))
+        if instr == "ARG":
+            name, eq, default = rest.partition("=")
+            name = name.strip()
+            if self.image_id is None:
+                value = self.build_args.get(name, expand(default, globals_) if eq else None)
+                if value is not None:
+                    globals_[name] = value
+                return None
+            value = self.build_args.get(name, globals_.get(name) if not eq
+                                        else expand(default, env))
+            if value is not None:
+                self.args[name] = value
+            return None
+        if instr == "RUN":
+            return self.run_step(rest)
+        if instr in ("COPY", "ADD"):
+            return self.copy_step(instr, rest, env)
+        if instr == "SHELL":
+            form = archive._exec_form(rest, shell=False)
+            if not rest.startswith("["):
+                raise BuildError("line %d: SHELL takes a JSON array" % lineno,
+                                 hint='e.g. SHELL ["/bin/bash", "-c"]')
+            self.cfg["Shell"] = form
+            self.dirty = True
+            return None
+        if instr == "MAINTAINER":
+            self.author = rest
+            return None
+        if instr in ("CMD", "ENTRYPOINT"):
+            form, _ = _json_or_shell(rest, self.cfg.get("Shell") or ["/bin/sh", "-c"])
+            if instr == "ENTRYPOINT":
+                self.cfg["Entrypoint"] = form
+                if not self.cmd_set:
+                    self.cfg["Cmd"] = None     # an inherited CMD goes with a new ENTRYPOINT
+            else:
+                self.cfg["Cmd"] = form
+                self.cmd_set = True
+            return None
+        if instr in ("ENV", "LABEL", "WORKDIR", "USER", "EXPOSE", "VOLUME", "STOPSIGNAL",
+                     "ONBUILD"):
+            value = rest if instr == "ONBUILD" else expand(rest, env)
+            if instr in ("ENV", "LABEL"):
+                value = " ".join(_quote_pairs(rest, env))
+            archive.apply_changes(self.cfg, ["%s %s" % (instr, value)])
+            return None
+        if instr == "HEALTHCHECK":
+            raise BuildError("line %d: HEALTHCHECK is not supported yet" % lineno)
+        raise BuildError("line %d: unknown instruction: %s" % (lineno, instr),
+                         hint="see the Dockerfile reference")
+
+    def from_(self, ref):
+        if self.image_id is not None:
+            raise BuildError("several build stages (a second FROM) are not supported yet")
+        self.cmd_set = False
+        self.author = None
+        self.dirty = False
+        name = ref.split()[0]
+        if len(ref.split()) == 3 and ref.split()[1].upper() == "AS":
+            pass                      # one stage: its name is not needed
+        elif len(ref.split()) != 1:
+            raise BuildError("FROM takes an image (and AS NAME): %r" % ref)
+        if name == "scratch":
+            self.image_id = self.scratch()
+        else:
+            from .store import ImageNotFound
+            try:
+                self.image_id = self.store.lookup(name)
+            except ImageNotFound:
+                from ..commands.registry import pull_for_run
+                self.image_id = pull_for_run(self.paths, name)
+        self.cfg = dict(self.store.config(self.image_id).get("config") or {})
+
+    def scratch(self):
+        config = {"architecture": archive.host_arch(), "os": "linux", "config": {},
+                  "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+        data = json.dumps(config, separators=(",", ":")).encode()
+        image_id, _ = self.store.add_image(data, [], archive.docker_manifest(data, []))
+        self.images.append(image_id)
+        return image_id
+
+    def materialize(self, created_by=None):
+        """The config changed since the last image: an image with the same
+        layers and the new config."""
+        if not self.dirty:
+            return
+        parent = self.store.config(self.image_id)
+        config = dict(parent)
+        config["config"] = dict(self.cfg)
+        created = archive.now_rfc3339()
+        config["created"] = created
+        if self.author:
+            config["author"] = self.author
+        config["history"] = list(parent.get("history") or []) + [
+            {"created": created, "created_by": created_by or NOP + "config",
+             "empty_layer": True}]
+        data = json.dumps(config, separators=(",", ":")).encode()
+        pm = self.store.manifest(self.image_id)
+        manifest = None if pm is None else archive.docker_manifest(data, pm["layers"])
+        n = len(config["rootfs"]["diff_ids"])
+        self.image_id, _ = self.store.add_image(data, [None] * n, manifest)
+        self.images.append(self.image_id)
+        self.dirty = False
+
+    def sandbox(self, *args, **kw):
+        from ..container.monitor import _self_command
+        # The store's place and driver go with us (--root, --runroot;
+        # --storage-driver through SANDBOX_STORAGE_DRIVER).
+        argv = _self_command() + ["--root", self.paths.root, "--runroot",
+                                  self.paths.runroot] + list(args)
+        return subprocess.run(argv, **kw)
+
+    def container(self, verb, argv):
+        """`sandbox run` or `create` of the image so far -> the container's id."""
+        self.materialize()
+        name = "sandbox-build-" + uuid.uuid4().hex[:12]
+        self.containers.append(name)
+        opts = ["--name", name, "--entrypoint", ""]
+        for k, v in self.args.items():
+            if k not in _env_dict(self.cfg):
+                opts += ["-e", "%s=%s" % (k, v)]
+        if self.network and verb == "run":
+            opts += ["--network", self.network]
+        quiet = self.quiet
+        res = self.sandbox(verb, *opts, self.image_id, *argv,
+                           stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE if quiet or verb == "create" else None,
+                           stderr=subprocess.PIPE if quiet else None)
+        return name, res
+
+    def run_step(self, rest):
+        argv, shell = _json_or_shell(rest, self.cfg.get("Shell") or ["/bin/sh", "-c"])
+        name, res = self.container("run", argv)
+        if res.returncode != 0:
+            if self.quiet:
+                sys.stderr.write((res.stdout or b"").decode(errors="replace") +
+                                 (res.stderr or b"").decode(errors="replace"))
+            shown = " ".join(argv) if not shell else "%s %s" % (" ".join(argv[:-1]), argv[-1])
+            raise BuildError("The command '%s' returned a non-zero code: %d"
+                             % (shown, res.returncode))
+        self.commit(name, ("/bin/sh -c " + rest) if shell else json.dumps(argv))
+
+    def commit(self, name, created_by):
+        from ..container import commit, state
+        cid = state.resolve(self.paths, name)
+        st = state.refresh(self.paths, cid)
+        cfg = dict(self.cfg)
+        self.image_id = commit.commit(self.paths, cid, st, config=cfg,
+                                      created_by=created_by, author=self.author)
+        self.images.append(self.image_id)
+        self.sandbox("rm", "-f", name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.containers.remove(name)
+
+    def copy_step(self, instr, rest, env):
+        words = _words(rest)
+        chown = None
+        while words and words[0].startswith("--"):
+            flag = words.pop(0)
+            if flag.startswith("--chown="):
+                chown = expand(flag[8:], env)
+            elif flag.startswith("--from="):
+                raise BuildError("COPY --from (several build stages) is not supported yet")
+            elif flag.startswith("--chmod="):
+                raise BuildError("%s --chmod is not supported yet" % instr)
+            else:
+                raise BuildError("unknown flag %s for %s" % (flag, instr))
+        words = [expand(w, env) for w in words]
+        if len(words) < 2:
+            raise BuildError("%s needs a source and a destination" % instr,
+                             hint="%s SRC... DEST" % instr)
+        sources, dest = words[:-1], words[-1]
+        names_dir = dest.endswith("/") or dest == "." or dest.endswith("/.")
+        if not dest.startswith("/"):
+            dest = posixpath.join(self.cfg.get("WorkingDir") or "/", dest)
+        found = []
+        for src in sources:
+            if re.match(r"^[a-z]+://", src):
+                raise BuildError("%s from a URL is not supported" % instr,
+                                 hint="download it in a RUN step (wget, curl)")
+            found += self.context_matches(src, instr)
+        as_dir = names_dir or len(found) > 1 or any(
+            os.path.isdir(p) and not os.path.islink(p) for p in found)
+        rel_dest = posixpath.normpath(dest).lstrip("/")
+        if rel_dest == ".":
+            rel_dest = ""
+        self.materialize()
+        info = self.lookup_paths(rel_dest)
+        if info.get(rel_dest) == "dir":
+            as_dir = True
+        owner = self.owner(chown)
+        missing = {p for p, kind in info.items() if kind is None}
+
+        def produce(out):
+            # Streamed into the container as it is read from the context.
+            placer = Placer(out, owner, missing)
+            for host in found:
+                if os.path.isdir(host) and not os.path.islink(host):
+                    placer.add_tree(host, rel_dest, self.context, self.patterns)
+                elif instr == "ADD" and host.endswith(ARCHIVE_SUFFIXES) and \
+                        tarfile.is_tarfile(host):
+                    placer.add_archive(host, rel_dest)
+                else:
+                    target = posixpath.join(rel_dest, os.path.basename(host)) if as_dir \
+                        else rel_dest
+                    placer.add_path(host, target)
+            placer.close()
+        name, res = self.container("create", ["true"])
+        if res.returncode != 0:
+            raise BuildError("cannot create the container for %s: %s"
+                             % (instr, (res.stderr or b"").decode(errors="replace").strip()))
+        from ..commands.cp import copy_produced_in
+        from ..container import state
+        cid = state.resolve(self.paths, name)
+        copy_produced_in(self.paths, cid, state.refresh(self.paths, cid), name, produce, "/")
+        self.commit(name, NOP + "%s %s in %s" % (instr, " ".join(sources), dest))
+
+    def context_matches(self, src, instr):
+        """Context paths for a COPY source (wildcards allowed), never
+        outside the context."""
+        import glob
+        rel = posixpath.normpath(src.lstrip("/"))
+        if rel == ".." or rel.startswith("../"):
+            raise BuildError("%s failed: forbidden path outside the build context: %s"
+                             % (instr, src))
+        pattern = os.path.join(self.context, rel)
+        paths = sorted(glob.glob(pattern)) if any(c in rel for c in "*?[") else \
+            ([pattern] if os.path.lexists(pattern) else [])
+        context = os.path.realpath(self.context)
+        out = []
+        for p in paths:
+            relp = os.path.relpath(p, self.context)
+            if relp != "." and ignored(relp, self.patterns):
+                continue
+            real = os.path.realpath(p)
+            if real != context and not real.startswith(context + os.sep):
+                raise BuildError("%s failed: forbidden path outside the build context: %s"
+                                 % (instr, src))
+            out.append(p)
+        if not out:
+            raise BuildError("%s failed: file not found in build context or excluded by "
+                             ".dockerignore: %s" % (instr, src))
+        return out
+
+    def lookup_paths(self, rel_dest):
+        """{path: "dir" | "other" | None} for ``rel_dest`` and the
+        directories above it, in the image so far."""
+        from ..container.changes import LowerView
+        from ..userns import run_in_userns
+        layers = self.store.layer_dirs(self.image_id)
+        chain = []
+        p = rel_dest
+        while p:
+            chain.append(p)
+            p = posixpath.dirname(p)
+
+        def look(layers, chain):
+            view = LowerView(layers)
+            out = {}
+            for p in chain:
+                st = view.lstat(p)
+                out[p] = None if st is None else ("dir" if stat.S_ISDIR(st.st_mode) else "other")
+            return out
+        return run_in_userns(look, layers, chain) if chain else {}
+
+    def owner(self, chown):
+        if not chown:
+            return 0, 0
+        user, _, group = chown.partition(":")
+        from ..container.spec import resolve_user
+        layers = self.store.layer_dirs(self.image_id)
+        resolved, _ = resolve_user("%s:%s" % (user, group) if group else user, layers)
+        return resolved["uid"], resolved["gid"]
+
+    def cleanup(self):
+        """The build's containers and images, but the final image when it
+        succeeded; then what only they used (store gc)."""
+        for name in list(self.containers):
+            self.sandbox("rm", "-f", name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        final = self.image_id
+        try:
+            for image_id in self.images:
+                if image_id != final or not self.succeeded:
+                    self.store.delete_image(image_id)
+            self.store.gc()
+        except SandboxError:
+            pass
+
+
+def _words(rest):
+    form = _json_list(rest)
+    return form if form is not None else rest.split()
+
+
+def _quote_pairs(rest, env):
+    """ENV and LABEL arguments with variables expanded, each pair quoted
+    again for apply_changes."""
+    import shlex
+    pairs = archive._pairs(rest)
+    return ["%s=%s" % (k, shlex.quote(expand(v, env))) for k, v in pairs]
+
+
+def build(paths, context, dockerfile=None, **kw):
+    if not os.path.isdir(context):
+        raise UsageError("unable to prepare context: %s is not a directory" % context,
+                         hint="sandbox build [-t NAME] DIR (the directory holds the Dockerfile)")
+    dockerfile = dockerfile or os.path.join(context, "Dockerfile")
+    if not os.path.isabs(dockerfile) and not os.path.exists(dockerfile):
+        dockerfile = os.path.join(context, dockerfile)
+    return Builder(paths, context, dockerfile, **kw).run()

@@ -1,0 +1,128 @@
+"""`build`, as the unprivileged test user: a Dockerfile with the common
+instructions (ARG before FROM, ENV with a continuation line, LABEL,
+WORKDIR, COPY of files, directories, --chown and .dockerignore, RUN with
+build args, USER, EXPOSE, CMD), FROM scratch with ADD of a tar, -q, and the
+failures, which leave no container, no image and no tag behind."""
+
+import json
+import os
+import tarfile
+
+import pytest
+
+from test_cp import give, host_dir
+
+DOCKERFILE = """\
+# syntax is not read; comments are skipped
+ARG BASE=busybox
+FROM ${BASE}
+ARG GREETING=hello
+ENV APP=/app \\
+    MODE=prod
+LABEL team="a b" version=1
+WORKDIR $APP
+COPY hello.txt .
+COPY sub/ ./sub/
+COPY --chown=1000:1000 hello.txt /owned/h.txt
+COPY . /ctx/
+RUN echo "$GREETING from $MODE" > greeting && chown 1000:1000 greeting && id -u
+USER 1000
+EXPOSE 8080/udp 9090
+CMD ["cat", "greeting"]
+"""
+
+
+def context(sb, name, dockerfile, files=None):
+    top = host_dir(sb, name)
+    with open(os.path.join(top, "Dockerfile"), "w") as f:
+        f.write(dockerfile)
+    for rel, data in (files or {}).items():
+        path = os.path.join(top, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(data)
+    give(sb, top)
+    return top
+
+
+def leftovers(sb):
+    """Build containers still there, and untagged images."""
+    names = sb.ok("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    images = sb.ok("images", "--format", "{{.Repository}}").stdout.split()
+    return [n for n in names if n.startswith("sandbox-build-")], images.count("<none>")
+
+
+def test_build_a_dockerfile(sb, busybox):
+    ctx = context(sb, "build-ctx", DOCKERFILE, {
+        "hello.txt": "hi\n", "sub/deep.txt": "deep\n", "secret.key": "no\n",
+        "logs/a.log": "no\n", ".dockerignore": "secret.key\nlogs\n"})
+    before = leftovers(sb)
+    r = sb("build", "-t", "localhost/built:1", "--build-arg", "GREETING=hey", ctx)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[:2] == ["Step 1/14 : ARG BASE=busybox", "Step 2/14 : FROM ${BASE}"]
+    assert "0" in out                                  # RUN ran as the container's root
+    assert out[-1] == "Successfully tagged localhost/built:1"
+    assert sb.ok("run", "--rm", "localhost/built:1").stdout == "hey from prod\n"
+    check = sb.ok("run", "--rm", "--entrypoint", "", "localhost/built:1", "sh", "-c",
+                  "id -u; pwd; cat /app/hello.txt /app/sub/deep.txt; "
+                  "stat -c '%u:%g %n' /owned/h.txt /app/greeting; ls -A /ctx; "
+                  "echo \"$APP $MODE [$GREETING]\"").stdout.splitlines()
+    assert check == ["1000", "/app", "hi", "deep", "1000:1000 /owned/h.txt",
+                     "1000:1000 /app/greeting", ".dockerignore", "Dockerfile",
+                     "hello.txt", "sub", "/app prod []"]
+    cfg = json.loads(sb.ok("image", "inspect", "localhost/built:1").stdout)[0]["Config"]
+    assert cfg["Labels"] == {"team": "a b", "version": "1"}
+    assert set(cfg["ExposedPorts"]) == {"8080/udp", "9090/tcp"}
+    assert cfg["User"] == "1000" and cfg["WorkingDir"] == "/app"
+    assert cfg["Cmd"] == ["cat", "greeting"]
+    assert leftovers(sb) == before
+    sb.ok("rmi", "localhost/built:1")
+
+
+def test_build_from_scratch_with_add_of_a_tar_and_quiet(sb, busybox):
+    sb("rm", "-f", "scratch-src")
+    sb.ok("create", "--name", "scratch-src", busybox, "true")
+    ctx = context(sb, "build-scratch", "FROM scratch\nADD rootfs.tar /\n"
+                                       'CMD ["/bin/sh", "-c", "echo scratch-ok"]\n')
+    sb.ok("export", "-o", os.path.join(ctx, "rootfs.tar"), "scratch-src")
+    sb.ok("rm", "scratch-src")
+    assert tarfile.is_tarfile(os.path.join(ctx, "rootfs.tar"))
+    r = sb.ok("build", "-q", "-t", "localhost/scratch:1", ctx)
+    image_id = r.stdout.strip()
+    assert image_id.startswith("sha256:") and len(image_id) == 71 and r.stderr == ""
+    assert sb.ok("run", "--rm", "localhost/scratch:1").stdout == "scratch-ok\n"
+    layers = json.loads(sb.ok("image", "inspect", image_id).stdout)[0]["RootFS"]["Layers"]
+    assert len(layers) == 1
+    sb.ok("rmi", "localhost/scratch:1")
+
+
+@pytest.mark.parametrize("dockerfile,message", [
+    ("FROM busybox\nRUN echo partial > /p && false\n",
+     "The command '/bin/sh -c echo partial > /p && false' returned a non-zero code: 1"),
+    ("FROM busybox\nCOPY missing.txt /\n",
+     "COPY failed: file not found in build context or excluded by .dockerignore: missing.txt"),
+    ("FROM busybox\nCOPY ../outside /\n",
+     "COPY failed: forbidden path outside the build context: ../outside"),
+    ("FROM busybox\nFROBNICATE now\n", "line 2: unknown instruction: FROBNICATE"),
+    ("RUN true\n", "the Dockerfile must begin with FROM"),
+])
+def test_build_failures_leave_nothing_behind(sb, busybox, dockerfile, message):
+    ctx = context(sb, "build-fail", dockerfile)
+    before = leftovers(sb)
+    r = sb("build", "-t", "localhost/failed:1", ctx)
+    assert r.returncode == 1, r.stderr
+    assert message in r.stderr
+    assert leftovers(sb) == before
+    assert sb("image", "inspect", "localhost/failed:1").returncode == 1
+
+
+def test_build_usage_errors(sb, busybox):
+    r = sb("build", "/nonexistent-context")
+    assert r.returncode == 125 and "is not a directory" in r.stderr
+    ctx = context(sb, "build-usage", "FROM busybox\n")
+    r = sb("build", "-t", "Bad/Name", ctx)
+    assert r.returncode == 125
+    os.unlink(os.path.join(ctx, "Dockerfile"))
+    r = sb("build", ctx)
+    assert r.returncode == 1 and "cannot read the Dockerfile" in r.stderr
