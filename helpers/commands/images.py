@@ -29,8 +29,8 @@ def register(sub):
         "build", help="build an image from a Dockerfile",
         description="Build an image from the Dockerfile in the context directory "
                     "(or -f FILE), as Docker's classic builder does: each RUN in a "
-                    "container of its own, each COPY/ADD from the context. One "
-                    "stage; no build cache yet.")
+                    "container of its own, each COPY/ADD from the context or an "
+                    "earlier stage. No build cache yet.")
     p.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]",
                    help="name the image (repeatable)")
     p.add_argument("-f", "--file", metavar="FILE",

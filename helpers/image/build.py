@@ -10,12 +10,14 @@ commits it; the other instructions change the image config.  Intermediate
 images and containers are removed at the end, whether the build succeeded
 or not; only the final image stays (tagged with -t).
 
-Supported: FROM (an image, or scratch; ARGs before it), RUN, COPY, ADD
-(local files, directories and wildcards; a local tar archive is
-extracted), ENV, ARG (--build-arg), LABEL, WORKDIR, USER, EXPOSE, VOLUME,
-CMD, ENTRYPOINT, STOPSIGNAL, SHELL, ONBUILD (recorded), MAINTAINER, and
-.dockerignore.  Not yet: several stages (a second FROM, COPY --from),
-HEALTHCHECK, ADD from a URL, a build cache (every build runs every step).
+Supported: FROM (an image, scratch, or an earlier stage; ARGs before it;
+several stages, AS NAME), RUN, COPY (--chown; --from=STAGE|INDEX|IMAGE:
+the paths are copied out of a created container of it, as `cp` does, then
+placed as the context's files are), ADD (local files, directories and
+wildcards; a local tar archive is extracted), ENV, ARG (--build-arg),
+LABEL, WORKDIR, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT, STOPSIGNAL, SHELL,
+ONBUILD (recorded), MAINTAINER, and .dockerignore.  Not yet: HEALTHCHECK,
+ADD from a URL, COPY --chmod, a build cache (every build runs every step).
 """
 
 import fnmatch
@@ -266,6 +268,9 @@ class Builder:
         self.dirty = False
         self.author = None
         self.cmd_set = False
+        self.stage_name = None
+        self.stages = []          # earlier stages' images, by index
+        self.named = {}           # ... and by their AS name
         self.cfg = {}
         self.args = {}
         self.patterns = ignore_patterns(context)
@@ -371,26 +376,48 @@ class Builder:
                          hint="see the Dockerfile reference")
 
     def from_(self, ref):
+        """A new stage: the one before (if any) is kept for FROM NAME and
+        COPY --from=NAME (by its name or its index)."""
+        words = ref.split()
+        if len(words) == 3 and words[1].upper() == "AS":
+            stage_name = words[2].lower()
+        elif len(words) == 1:
+            stage_name = None
+        else:
+            raise BuildError("FROM takes an image (and AS NAME): %r" % ref)
         if self.image_id is not None:
-            raise BuildError("several build stages (a second FROM) are not supported yet")
+            self.end_stage()
         self.cmd_set = False
         self.author = None
         self.dirty = False
-        name = ref.split()[0]
-        if len(ref.split()) == 3 and ref.split()[1].upper() == "AS":
-            pass                      # one stage: its name is not needed
-        elif len(ref.split()) != 1:
-            raise BuildError("FROM takes an image (and AS NAME): %r" % ref)
-        if name == "scratch":
-            self.image_id = self.scratch()
-        else:
-            from .store import ImageNotFound
-            try:
-                self.image_id = self.store.lookup(name)
-            except ImageNotFound:
-                from ..commands.registry import pull_for_run
-                self.image_id = pull_for_run(self.paths, name)
+        self.args = {}
+        self.stage_name = stage_name
+        self.image_id = self.source_image(words[0])
         self.cfg = dict(self.store.config(self.image_id).get("config") or {})
+
+    def end_stage(self):
+        self.materialize()
+        self.stages.append(self.image_id)
+        if self.stage_name:
+            self.named[self.stage_name] = self.image_id
+
+    def source_image(self, name):
+        """A stage's image (by name or index), scratch, or an image of the
+        store (pulled when missing)."""
+        if name.lower() in self.named:
+            return self.named[name.lower()]
+        if name.isdigit():
+            if int(name) >= len(self.stages):
+                raise BuildError("no build stage %s before this one" % name)
+            return self.stages[int(name)]
+        if name == "scratch":
+            return self.scratch()
+        from .store import ImageNotFound
+        try:
+            return self.store.lookup(name)
+        except ImageNotFound:
+            from ..commands.registry import pull_for_run
+            return pull_for_run(self.paths, name)
 
     def scratch(self):
         config = {"architecture": archive.host_arch(), "os": "linux", "config": {},
@@ -431,9 +458,10 @@ class Builder:
                                   self.paths.runroot] + list(args)
         return subprocess.run(argv, **kw)
 
-    def container(self, verb, argv):
+    def container(self, verb, argv, materialize=True):
         """`sandbox run` or `create` of the image so far -> the container's id."""
-        self.materialize()
+        if materialize:
+            self.materialize()
         name = "sandbox-build-" + uuid.uuid4().hex[:12]
         self.containers.append(name)
         opts = ["--name", name, "--entrypoint", ""]
@@ -474,13 +502,13 @@ class Builder:
 
     def copy_step(self, instr, rest, env):
         words = _words(rest)
-        chown = None
+        chown = source = None
         while words and words[0].startswith("--"):
             flag = words.pop(0)
             if flag.startswith("--chown="):
                 chown = expand(flag[8:], env)
-            elif flag.startswith("--from="):
-                raise BuildError("COPY --from (several build stages) is not supported yet")
+            elif flag.startswith("--from=") and instr == "COPY":
+                source = expand(flag[7:], env)
             elif flag.startswith("--chmod="):
                 raise BuildError("%s --chmod is not supported yet" % instr)
             else:
@@ -494,11 +522,34 @@ class Builder:
         if not dest.startswith("/"):
             dest = posixpath.join(self.cfg.get("WorkingDir") or "/", dest)
         found = []
-        for src in sources:
+        staging = None
+        if source is not None:
+            staging = self.from_image(source, sources)
+            for i, src in enumerate(sources):
+                got = os.path.join(staging, str(i))
+                # cp put SRC in as its own name; "/" came as its contents.
+                found.append(got if _stage_path(src) == "/"
+                             else os.path.join(got, os.listdir(got)[0]))
+        for src in sources if source is None else ():
             if re.match(r"^[a-z]+://", src):
                 raise BuildError("%s from a URL is not supported" % instr,
                                  hint="download it in a RUN step (wget, curl)")
             found += self.context_matches(src, instr)
+        try:
+            if staging is None:
+                self.place(instr, found, dest, names_dir, chown, sources, self.context,
+                           self.patterns)
+            else:
+                self.place(instr, found, dest, names_dir, chown, sources, staging, [])
+        finally:
+            if staging is not None:
+                import shutil
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def place(self, instr, found, dest, names_dir, chown, sources, base, patterns):
+        """Write ``found`` (host paths below ``base``, less what
+        ``patterns`` exclude) at ``dest`` in a container of the image so
+        far, and commit it."""
         as_dir = names_dir or len(found) > 1 or any(
             os.path.isdir(p) and not os.path.islink(p) for p in found)
         rel_dest = posixpath.normpath(dest).lstrip("/")
@@ -516,7 +567,7 @@ class Builder:
             placer = Placer(out, owner, missing)
             for host in found:
                 if os.path.isdir(host) and not os.path.islink(host):
-                    placer.add_tree(host, rel_dest, self.context, self.patterns)
+                    placer.add_tree(host, rel_dest, base, patterns)
                 elif instr == "ADD" and host.endswith(ARCHIVE_SUFFIXES) and \
                         tarfile.is_tarfile(host):
                     placer.add_archive(host, rel_dest)
@@ -534,6 +585,49 @@ class Builder:
         cid = state.resolve(self.paths, name)
         copy_produced_in(self.paths, cid, state.refresh(self.paths, cid), name, produce, "/")
         self.commit(name, NOP + "%s %s in %s" % (instr, " ".join(sources), dest))
+
+    def from_image(self, source, sources):
+        """COPY --from: each source path of the stage or image ``source``
+        copied out (as `cp` does, from a created container of it) into
+        STAGING/INDEX/ on the host; returns STAGING.  Owners become root or
+        --chown, as for the context's files."""
+        import tempfile
+        from ..commands.cp import copy_out
+        from ..container import state
+        image_id = self.source_image(source)
+        saved, self.image_id = self.image_id, image_id
+        try:
+            name, res = self.container("create", ["true"], materialize=False)
+        finally:
+            self.image_id = saved
+        if res.returncode != 0:
+            raise BuildError("cannot read stage %s: %s"
+                             % (source, (res.stderr or b"").decode(errors="replace").strip()))
+        os.makedirs(self.paths.tmp, exist_ok=True)
+        # "build-PID-": store gc clears it if we die before the end.
+        staging = tempfile.mkdtemp(prefix="build-%d-" % os.getpid(), dir=self.paths.tmp)
+        try:
+            cid = state.resolve(self.paths, name)
+            st = state.refresh(self.paths, cid)
+            for i, src in enumerate(sources):
+                os.mkdir(os.path.join(staging, str(i)))
+                path = _stage_path(src)
+                try:
+                    copy_out(self.paths, cid, st, name, path, os.path.join(staging, str(i)),
+                             False)
+                except SandboxError as exc:
+                    text = exc.message
+                    if text.startswith("Could not find the file"):
+                        text = "%s: no such file or directory" % path
+                    raise BuildError("COPY --from=%s failed: %s" % (source, text)) from None
+        except BaseException:
+            import shutil
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            self.sandbox("rm", "-f", name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.containers.remove(name)
+        return staging
 
     def context_matches(self, src, instr):
         """Context paths for a COPY source (wildcards allowed), never
@@ -605,6 +699,11 @@ class Builder:
             self.store.gc()
         except SandboxError:
             pass
+
+
+def _stage_path(src):
+    """COPY --from's source, from the stage's root ("x" -> "/x")."""
+    return posixpath.normpath("/" + src.lstrip("/"))
 
 
 def _words(rest):

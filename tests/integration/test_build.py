@@ -126,3 +126,44 @@ def test_build_usage_errors(sb, busybox):
     os.unlink(os.path.join(ctx, "Dockerfile"))
     r = sb("build", ctx)
     assert r.returncode == 1 and "cannot read the Dockerfile" in r.stderr
+
+
+MULTISTAGE = """\
+FROM busybox AS builder
+WORKDIR /src
+RUN mkdir -p out/bin && echo built > out/bin/tool && chmod 750 out/bin/tool \\
+    && echo note > /note.txt
+FROM busybox AS unused
+RUN echo never-copied > /x
+FROM scratch
+COPY --from=builder /src/out /opt/
+COPY --from=builder note.txt /etc/
+COPY --from=0 /bin/busybox /bin/sh
+COPY --from=busybox /bin/busybox /bin/cat
+CMD ["/bin/cat", "/opt/bin/tool"]
+"""
+
+
+def test_build_several_stages_with_copy_from(sb, busybox):
+    ctx = context(sb, "build-stages", MULTISTAGE)
+    before = leftovers(sb)
+    r = sb("build", "-t", "localhost/staged:1", ctx)
+    assert r.returncode == 0, r.stderr
+    assert sb.ok("run", "--rm", "localhost/staged:1").stdout == "built\n"
+    out = sb.ok("run", "--rm", "--entrypoint", "/bin/sh", "localhost/staged:1", "-c",
+                "stat -c '%a %u' /opt/bin/tool; /bin/cat /etc/note.txt; "
+                "test -e /x || echo no-x").stdout.splitlines()
+    assert out == ["750 0", "note", "no-x"]
+    # Only the last stage's layers: scratch plus the four COPY layers.
+    layers = json.loads(sb.ok("image", "inspect", "localhost/staged:1").stdout)[0]
+    assert len(layers["RootFS"]["Layers"]) == 4
+    assert leftovers(sb) == before
+    r = sb("build", ctx + "/..", "-f", os.path.join(ctx, "Dockerfile"))
+    assert r.returncode == 0, r.stderr       # -f outside the context works too
+    sb.ok("rmi", "localhost/staged:1")
+    r = sb("build", context(sb, "build-nostage", "FROM busybox\nCOPY --from=3 /x /\n"))
+    assert r.returncode == 1 and "no build stage 3 before this one" in r.stderr
+    r = sb("build", context(sb, "build-nofile", "FROM busybox AS a\nFROM busybox\n"
+                                                "COPY --from=a /nonexistent /\n"))
+    assert r.returncode == 1 and "COPY --from=a failed" in r.stderr, r.stderr
+    assert leftovers(sb)[0] == before[0]
