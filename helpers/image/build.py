@@ -420,7 +420,9 @@ class Builder:
             return pull_for_run(self.paths, name)
 
     def scratch(self):
+        # "created" makes it this build's own (the cleanup removes it).
         config = {"architecture": archive.host_arch(), "os": "linux", "config": {},
+                  "created": archive.now_rfc3339(),
                   "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
         data = json.dumps(config, separators=(",", ":")).encode()
         image_id, _ = self.store.add_image(data, [], archive.docker_manifest(data, []))
@@ -694,7 +696,9 @@ class Builder:
         final = self.image_id
         try:
             for image_id in self.images:
-                if image_id != final or not self.succeeded:
+                # Never one with a name: it is somebody's, not ours alone.
+                if (image_id != final or not self.succeeded) and \
+                        not self.store.names(image_id):
                     self.store.delete_image(image_id)
             self.store.gc()
         except SandboxError:
