@@ -38,10 +38,21 @@ STAGING_VERBS = ("load", "import", "pull", "push", "save", "image", "system")
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
 
 
-def find_verb(argv):
-    """The first positional argument, skipping global options."""
+# Docker's management commands name the top-level verbs too: `container
+# rm X` is `rm X`, `image build .` is `build .` (those the container and
+# image parsers do not have themselves).
+MANAGED = {
+    "container": ("attach", "commit", "cp", "create", "diff", "exec", "export", "kill",
+                  "pause", "port", "rename", "restart", "rm", "run", "start", "stats",
+                  "stop", "top", "unpause", "update", "wait"),
+    "image": ("build", "pull", "push"),
+}
+
+
+def _verb_index(argv):
+    """Where the first positional argument is, skipping global options."""
     skip = False
-    for arg in argv:
+    for i, arg in enumerate(argv):
         if skip:
             skip = False
             continue
@@ -50,8 +61,22 @@ def find_verb(argv):
             continue
         if arg.startswith("-"):
             continue
-        return arg
+        return i
     return None
+
+
+def find_verb(argv):
+    """The first positional argument, skipping global options."""
+    i = _verb_index(argv)
+    return None if i is None else argv[i]
+
+
+def unmanaged(argv):
+    """argv with `container VERB` / `image VERB` as the top-level VERB."""
+    i = _verb_index(argv)
+    if i is not None and i + 1 < len(argv) and argv[i + 1] in MANAGED.get(argv[i], ()):
+        return argv[:i] + argv[i + 1:]
+    return argv
 
 
 def build_parser(verb=None):
@@ -91,6 +116,7 @@ def main(argv=None):
         from .container import monitor
         return monitor.resume(argv[1], int(argv[2]),
                               [int(fd) for fd in argv[3].split(",") if fd])
+    argv = unmanaged(argv)
     parser = build_parser(find_verb(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -167,3 +167,15 @@ def test_build_several_stages_with_copy_from(sb, busybox):
                                                 "COPY --from=a /nonexistent /\n"))
     assert r.returncode == 1 and "COPY --from=a failed" in r.stderr, r.stderr
     assert leftovers(sb)[0] == before[0]
+
+
+def test_management_command_forms(sb, busybox):
+    """`image build` and `container run|diff|export|rm` are the verbs."""
+    ctx = context(sb, "build-managed", "FROM busybox\nRUN echo m > /m\n")
+    sb.ok("image", "build", "-q", "-t", "localhost/managed:1", ctx)
+    sb("container", "rm", "-f", "managed")
+    sb.ok("container", "run", "--name", "managed", "localhost/managed:1", "rm", "/m")
+    assert sb.ok("container", "diff", "managed").stdout == "D /m\n"
+    sb.ok("container", "rm", "managed")
+    assert "managed" not in sb.ok("container", "ls", "-a").stdout
+    sb.ok("image", "rm", "localhost/managed:1")

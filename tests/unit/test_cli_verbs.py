@@ -1,0 +1,36 @@
+"""cli.py's verb finding: global options skipped, and Docker's management
+commands (`container rm`, `image build`) taken as the top-level verbs."""
+
+import pytest
+
+from helpers import cli
+
+
+@pytest.mark.parametrize("argv,verb", [
+    (["run", "busybox"], "run"),
+    (["--root", "/r", "--debug", "ps", "-a"], "ps"),
+    (["--storage-driver", "vfs", "images"], "images"),
+    (["--version"], None),
+    ([], None),
+])
+def test_find_verb(argv, verb):
+    assert cli.find_verb(argv) == verb
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["container", "rm", "-f", "x"], ["rm", "-f", "x"]),
+    (["--root", "/r", "container", "run", "--rm", "busybox"],
+     ["--root", "/r", "run", "--rm", "busybox"]),
+    (["image", "build", "-t", "a", "."], ["build", "-t", "a", "."]),
+    (["image", "pull", "busybox"], ["pull", "busybox"]),
+    # The management commands' own subcommands stay theirs.
+    (["container", "ls", "-a"], ["container", "ls", "-a"]),
+    (["container", "prune", "-f"], ["container", "prune", "-f"]),
+    (["image", "rm", "busybox"], ["image", "rm", "busybox"]),
+    (["image", "inspect", "busybox"], ["image", "inspect", "busybox"]),
+    # Only right after the management command.
+    (["run", "container", "rm"], ["run", "container", "rm"]),
+    (["container"], ["container"]),
+])
+def test_management_commands(argv, expected):
+    assert cli.unmanaged(argv) == expected
