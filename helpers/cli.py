@@ -19,7 +19,7 @@ VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
 # verb -> the module that registers it: only that module is imported (and
 # only its parsers built) for a command, which keeps the image verbs off the
 # `run` start path.  `--help` and unknown verbs load them all.
-VERBS = {"run": "run", "create": "run", "info": "info",
+VERBS = {"run": "run", "create": "run", "info": "info", "version": "info",
          "images": "images", "image": "images", "load": "images",
          "import": "images", "rmi": "images", "tag": "images",
          "save": "images", "history": "images", "build": "images", "system": "system",

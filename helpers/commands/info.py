@@ -14,6 +14,13 @@ def register(sub):
                                    "cgroups and network helpers.")
     p.add_argument("-f", "--format", help="'json' for machine-readable output")
     p.set_defaults(func=cmd_info)
+    p = sub.add_parser("version", help="show the version",
+                       description="Show sandbox's version.  There is no daemon: "
+                                   "Server is this same program, as Docker's "
+                                   "templates ({{.Server.Version}}) expect one.")
+    p.add_argument("-f", "--format", metavar="TEMPLATE",
+                   help="a Go template (e.g. '{{.Client.Version}}') or 'json'")
+    p.set_defaults(func=cmd_version)
 
 
 def _cgroup_info():
@@ -121,4 +128,32 @@ def cmd_info(args, paths):
             print("  - " + problem)
             if hint:
                 print("    fix: " + hint)
+    return 0
+
+
+def version_info():
+    import platform
+    from .. import __version__
+    from ..image.archive import host_arch
+    part = {"Version": __version__, "ApiVersion": __version__,
+            "PythonVersion": platform.python_version(), "Os": "linux",
+            "Arch": host_arch(), "KernelVersion": os.uname().release,
+            "Frozen": bool(getattr(sys, "frozen", False))}
+    return {"Client": dict(part), "Server": dict(part)}
+
+
+def cmd_version(args, paths):
+    data = version_info()
+    if args.format == "json":
+        print(json.dumps(data))
+    elif args.format:
+        from ..gotemplate import render
+        print(render(args.format, data))
+    else:
+        c = data["Client"]
+        print("Client: sandbox (rootless, daemonless: no server)\n"
+              " Version:        %s\n Python:         %s%s\n OS/Arch:        %s/%s\n"
+              " Kernel:         %s" % (c["Version"], c["PythonVersion"],
+                                       " (frozen binary)" if c["Frozen"] else "",
+                                       c["Os"], c["Arch"], c["KernelVersion"]))
     return 0
