@@ -20,7 +20,6 @@ ONBUILD (recorded), MAINTAINER, and .dockerignore.  Not yet: HEALTHCHECK,
 ADD from a URL, COPY --chmod, a build cache (every build runs every step).
 """
 
-import fnmatch
 import json
 import os
 import posixpath
@@ -149,18 +148,46 @@ def ignore_patterns(context):
     return out
 
 
+def _pattern(pat):
+    """A .dockerignore pattern as a regex, Go's filepath.Match rules plus
+    Docker's "**": "*" and "?" stop at "/", "**/" is any number of
+    directories, a trailing "**" anything."""
+    out, i = [], 0
+    while i < len(pat):
+        if pat.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pat.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pat[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pat[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pat[i] == "[" and "]" in pat[i + 2:]:
+            end = pat.index("]", i + 2)
+            body = pat[i + 1:end].replace("\\", "\\\\")    # ranges ("a-z") kept
+            if body[:1] == "!":
+                body = "^" + body[1:]
+            out.append("[" + body + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pat[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
 def ignored(rel, patterns):
     """Is ``rel`` (or a directory above it) excluded?  The last pattern
     that matches decides ("!" re-includes), as Docker's fileutils."""
     result = False
     parts = rel.split("/")
     for neg, pat in patterns:
-        for i in range(1, len(parts) + 1):
-            prefix = "/".join(parts[:i])
-            if fnmatch.fnmatchcase(prefix, pat) or \
-                    ("**" in pat and fnmatch.fnmatchcase(prefix, pat.replace("**/", ""))):
-                result = not neg
-                break
+        regex = _pattern(pat)
+        if any(regex.match("/".join(parts[:i])) for i in range(1, len(parts) + 1)):
+            result = not neg
     return result
 
 
