@@ -34,7 +34,8 @@ VERBS = {"run": "run", "create": "run", "info": "info", "version": "info",
          "network": "network"}
 # Verbs that write staged files into the store for a while: SIGTERM (a
 # `kill`, a `timeout`) removes them as Ctrl-C does (errors.Terminated).
-STAGING_VERBS = ("load", "import", "pull", "push", "save", "image", "system")
+STAGING_VERBS = ("load", "import", "pull", "push", "save", "image", "system", "build",
+                 "commit")
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
 
 

@@ -179,3 +179,26 @@ def test_management_command_forms(sb, busybox):
     sb.ok("container", "rm", "managed")
     assert "managed" not in sb.ok("container", "ls", "-a").stdout
     sb.ok("image", "rm", "localhost/managed:1")
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_build_interrupted_or_terminated_leaves_nothing(sb, busybox, sig):
+    """Ctrl-C, or a `kill` / `timeout` (SIGTERM), in the middle of a RUN:
+    its container and the build's images are removed on the way out, with
+    Docker's exit codes for the signal."""
+    import signal
+    import time
+    ctx = context(sb, "build-int", "FROM busybox\nENV A=1\nRUN sleep 60\n")
+    before = leftovers(sb)
+    p = sb.popen("build", "-t", "localhost/interrupted:1", ctx)
+    deadline = time.monotonic() + 60
+    while not any(n.startswith("sandbox-build-") for n in
+                  sb.ok("ps", "--format", "{{.Names}}").stdout.split()):
+        assert time.monotonic() < deadline and p.poll() is None, "the RUN step never ran"
+        time.sleep(0.1)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == {"SIGINT": 130, "SIGTERM": 143}[sig], err
+    assert "Traceback" not in err, err
+    assert leftovers(sb) == before
+    assert sb("image", "inspect", "localhost/interrupted:1").returncode == 1
