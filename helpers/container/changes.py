@@ -54,8 +54,9 @@ class LowerView:
     def __init__(self, layers):
         self.top_down = list(reversed(layers))
 
-    def lstat(self, rel):
-        """os.lstat of ``rel`` ("etc/passwd") in the merged layers, or None."""
+    def find(self, rel):
+        """(host path, os.lstat) of ``rel`` ("etc/passwd") in the merged
+        layers, or None."""
         parts = rel.split("/")
         for layer in self.top_down:
             path = layer
@@ -71,16 +72,22 @@ class LowerView:
                 if _is_whiteout(st):
                     return None
                 if i == len(parts) - 1:
-                    return st
+                    return path, st
                 if not stat.S_ISDIR(st.st_mode):
                     return None                # a file hides what is below
                 if _opaque(path):
                     # Nothing below this directory comes from lower layers.
+                    full = os.path.join(layer, rel)
                     try:
-                        return os.lstat(os.path.join(layer, rel))
+                        return full, os.lstat(full)
                     except FileNotFoundError:
                         return None
         return None
+
+    def lstat(self, rel):
+        """os.lstat of ``rel`` in the merged layers, or None."""
+        found = self.find(rel)
+        return found and found[1]
 
     def listdir(self, rel):
         names = set()
@@ -184,16 +191,17 @@ def tree_changes(tree, layers):
                 found.append(("D", path))
                 continue
             st = os.lstat(os.path.join(mine, name))
-            before = lower.lstat(child) if name in theirs else None
-            if before is None:
+            hit = lower.find(child) if name in theirs else None
+            if hit is None:
                 found.append(("A", path))
                 if stat.S_ISDIR(st.st_mode):
                     _added_below(os.path.join(mine, name), path, found)
                 continue
+            lower_path, before = hit
             link_a = link_b = None
             if stat.S_ISLNK(st.st_mode) and stat.S_ISLNK(before.st_mode):
                 link_a = os.readlink(os.path.join(mine, name))
-                link_b = _lower_readlink(lower, child)
+                link_b = os.readlink(lower_path)
             index = len(found)
             if stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(before.st_mode):
                 walk(child)
@@ -212,15 +220,6 @@ def _added_below(top, prefix, found):
         found.append(("A", prefix + "/" + name))
         if stat.S_ISDIR(os.lstat(path).st_mode):
             _added_below(path, prefix + "/" + name, found)
-
-
-def _lower_readlink(lower, rel):
-    for layer in lower.top_down:
-        try:
-            return os.readlink(os.path.join(layer, rel))
-        except (FileNotFoundError, OSError):
-            continue
-    return None
 
 
 def changes(driver, cdir, layers):
