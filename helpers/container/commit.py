@@ -10,15 +10,11 @@ config with the container's Cmd, Entrypoint, Env, WorkingDir, User and
 Labels, `-c` changes on top, and a history entry.
 """
 
-import hashlib
 import json
 import os
 import stat
-import tempfile
 
 from ..errors import SandboxError
-
-CHUNK = 1 << 20
 
 
 def write_layer(out_path, driver, cdir, layers):
@@ -92,7 +88,7 @@ def commit(paths, cid, st, name=None, author=None, message=None, changes=None,
     from ..fsutil import read_json
     from ..image import archive
     from ..image.reference import parse
-    from ..image.store import StagedBlob, Store
+    from ..image.store import Store
     from ..userns import run_in_userns
     tags = [parse(name)] if name else []
     store = Store(paths)
@@ -105,22 +101,10 @@ def commit(paths, cid, st, name=None, author=None, message=None, changes=None,
     cdir = paths.container(cid)
     spec = read_json(os.path.join(cdir, "config.json"))
     layers = store.layer_dirs(parent_id, parent)
-    os.makedirs(paths.tmp, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="blob-%d-" % os.getpid(), dir=paths.tmp)
-    os.close(fd)
+    tmp = store.new_blob_tmp()
     try:
         run_in_userns(write_layer, tmp, st["Driver"], cdir, layers)
-        sha, size, head = hashlib.sha256(), 0, b""
-        with open(tmp, "rb") as f:
-            while True:
-                chunk = f.read(CHUNK)
-                if not chunk:
-                    break
-                head = head or chunk[:16]
-                sha.update(chunk)
-                size += len(chunk)
-        os.chmod(tmp, 0o644)
-        staged = StagedBlob(tmp, "sha256:" + sha.hexdigest(), size, head)
+        staged = store.stage_file(tmp)
         layer = store.unpack_layer(lambda: open(tmp, "rb"))
     except BaseException:
         os.unlink(tmp)
@@ -153,8 +137,8 @@ def commit(paths, cid, st, name=None, author=None, message=None, changes=None,
         parent_manifest = store.manifest(parent_id)
         manifest = None if parent_manifest is None else archive.docker_manifest(
             config_bytes, list(parent_manifest["layers"]) + [{
-                "mediaType": archive.layer_media_type(head), "digest": staged.digest,
-                "size": size}])
+                "mediaType": archive.layer_media_type(staged.head), "digest": staged.digest,
+                "size": staged.size}])
     except BaseException:
         store.discard([layer.tmpdir])
         os.unlink(tmp)

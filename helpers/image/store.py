@@ -235,27 +235,23 @@ class Store:
         return os.path.join(self.paths.tmp, "blob-%d-%s" % (
             os.getpid(), digest.partition(":")[2][:16]))
 
+    def new_blob_tmp(self):
+        """A new empty file in ``paths.tmp`` for a blob made here (gc
+        removes it once its process is dead)."""
+        import tempfile
+        os.makedirs(self.paths.tmp, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="blob-%d-" % os.getpid(), dir=self.paths.tmp)
+        os.close(fd)
+        return tmp
+
     def stage_blob(self, raw, digest=None):
         """Copy the stream ``raw`` into ``paths.tmp`` while hashing it ->
         StagedBlob.  With ``digest``, a blob that hashes otherwise is
         refused (StoreError) and nothing is left behind."""
-        import hashlib
-        import tempfile
-        os.makedirs(self.paths.tmp, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="blob-%d-" % os.getpid(), dir=self.paths.tmp)
-        sha, size, head = hashlib.sha256(), 0, b""
+        tmp = self.new_blob_tmp()
         try:
-            with os.fdopen(fd, "wb") as out:
-                while True:
-                    chunk = raw.read(1 << 20)
-                    if not chunk:
-                        break
-                    if not head:
-                        head = chunk[:16]
-                    sha.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-            got = "sha256:" + sha.hexdigest()
+            with open(tmp, "wb") as out:
+                got, size, head = _hash_copy(raw, out)
             if digest and got != digest:
                 raise StoreError("blob %s does not match its digest (got %s)"
                                  % (digest, got), hint="the archive is corrupt")
@@ -265,6 +261,14 @@ class Store:
             except OSError:
                 pass
             raise
+        os.chmod(tmp, 0o644)
+        return StagedBlob(tmp, got, size, head)
+
+    def stage_file(self, tmp):
+        """A blob already written at ``tmp`` (from new_blob_tmp), hashed in
+        place -> StagedBlob."""
+        with open(tmp, "rb") as f:
+            got, size, head = _hash_copy(f)
         os.chmod(tmp, 0o644)
         return StagedBlob(tmp, got, size, head)
 
@@ -474,6 +478,24 @@ class Store:
                     doomed.append(os.path.join(self.paths.tmp, name))
         self.discard(doomed)
         return removed
+
+
+def _hash_copy(raw, out=None):
+    """Read the stream ``raw`` to its end (copying it to ``out`` if given)
+    -> (digest, size, its first bytes)."""
+    import hashlib
+    sha, size, head = hashlib.sha256(), 0, b""
+    while True:
+        chunk = raw.read(1 << 20)
+        if not chunk:
+            break
+        if not head:
+            head = chunk[:16]
+        sha.update(chunk)
+        if out is not None:
+            out.write(chunk)
+        size += len(chunk)
+    return "sha256:" + sha.hexdigest(), size, head
 
 
 def _manifest_digests(manifest):
