@@ -142,7 +142,6 @@ def copy_out(paths, cid, st, ref, src, dest, follow_link):
     import tarfile
     from ..container import cp
     from ..container.cp_extract import extract_archive
-    from ..fsutil import write_all
     data_r, data_w = os.pipe2(os.O_CLOEXEC)
 
     def work():
@@ -159,11 +158,7 @@ def copy_out(paths, cid, st, ref, src, dest, follow_link):
         with os.fdopen(data_r, "rb") as stream:
             if dest == "-":
                 sys.stdout.flush()
-                while True:
-                    chunk = stream.read1(cp.CHUNK)
-                    if not chunk:
-                        break
-                    write_all(1, chunk)
+                _pump(stream, sys.stdout.buffer)
             else:
                 _warn_devices(extract_archive(stream, dest, "none",
                                               missing=_not_on_host))
@@ -205,10 +200,13 @@ def copy_produced_in(paths, cid, st, ref, produce, dest):
 
 
 def _pump(stream, out):
+    """``stream`` to the fd of ``out`` as it comes (read1: what is there,
+    not a full chunk, where the stream has it)."""
     from ..container import cp
     from ..fsutil import write_all
+    read = getattr(stream, "read1", stream.read)
     while True:
-        chunk = stream.read(cp.CHUNK)
+        chunk = read(cp.CHUNK)
         if not chunk:
             break
         write_all(out.fileno(), chunk)
@@ -270,7 +268,6 @@ def export(paths, cid, out):
     ``out``: names relative to its "/" ("bin/sh"), no entry for "/" itself,
     read by W in a fresh read-only mount of it (cp.spawn_in_rootfs)."""
     from ..container import cp, state
-    from ..fsutil import write_all
     st = state.refresh(paths, cid)
     data_r, data_w = os.pipe2(os.O_CLOEXEC)
 
@@ -285,12 +282,7 @@ def export(paths, cid, out):
     mine = None
     try:
         with os.fdopen(data_r, "rb") as stream:
-            fd = out.fileno()
-            while True:
-                chunk = stream.read1(cp.CHUNK)
-                if not chunk:
-                    break
-                write_all(fd, chunk)
+            _pump(stream, out)
     except BrokenPipeError:
         raise           # stdout closed (| head): cli.main ends quietly
     except OSError as exc:
