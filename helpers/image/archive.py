@@ -437,14 +437,22 @@ def apply_changes(cfg, changes):
     return cfg
 
 
-def _exec_form(rest, shell):
+def json_list(rest):
+    """An instruction's arguments in the JSON array form, or None."""
     if rest.startswith("["):
         try:
             value = json.loads(rest)
-            if isinstance(value, list) and all(isinstance(x, str) for x in value):
-                return value
         except ValueError:
-            pass
+            return None
+        if isinstance(value, list) and all(isinstance(x, str) for x in value):
+            return value
+    return None
+
+
+def _exec_form(rest, shell):
+    value = json_list(rest)
+    if value is not None:
+        return value
     return ["/bin/sh", "-c", rest] if shell else rest.split()
 
 

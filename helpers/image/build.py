@@ -30,6 +30,7 @@ import sys
 import tarfile
 import uuid
 
+from ..container.runtime import _env_dict
 from ..errors import SandboxError, UsageError
 from . import archive
 
@@ -104,28 +105,12 @@ def expand(word, env):
     return re.sub(r"\\\$|\$(\w+)|\$\{(\w+)\}|\$\{(\w+)(:-|:\+)([^}]*)\}", sub, word)
 
 
-def _json_list(rest):
-    """The JSON array form of an instruction's arguments, or None."""
-    if rest.startswith("["):
-        try:
-            value = json.loads(rest)
-        except ValueError:
-            return None
-        if isinstance(value, list) and all(isinstance(x, str) for x in value):
-            return value
-    return None
-
-
 def _json_or_shell(rest, shell):
     """(argv, whether it is the shell form) of RUN, CMD, ENTRYPOINT."""
-    form = _json_list(rest)
+    form = archive.json_list(rest)
     if form is not None:
         return form, False
     return list(shell) + [rest], True
-
-
-def _env_dict(cfg):
-    return dict(e.partition("=")[::2] for e in cfg.get("Env") or [])
 
 
 # ---------------------------------------------------------------------------
@@ -349,7 +334,7 @@ class Builder:
 
     def step(self, lineno, instr, rest, globals_):
         env = dict(self.args)
-        env.update(_env_dict(self.cfg))
+        env.update(_env_dict(self.cfg.get("Env") or []))
         if instr == "FROM":
             return self.from_(expand(rest, globals_))
         if instr == "ARG":
@@ -494,8 +479,9 @@ class Builder:
         name = "sandbox-build-" + uuid.uuid4().hex[:12]
         self.containers.append(name)
         opts = ["--name", name, "--entrypoint", ""]
+        image_env = _env_dict(self.cfg.get("Env") or [])
         for k, v in self.args.items():
-            if k not in _env_dict(self.cfg):
+            if k not in image_env:          # ENV wins over ARG, as in Docker
                 opts += ["-e", "%s=%s" % (k, v)]
         if self.network and verb == "run":
             opts += ["--network", self.network]
@@ -530,7 +516,7 @@ class Builder:
         self.containers.remove(name)
 
     def copy_step(self, instr, rest, env):
-        words = _words(rest)
+        words = archive._exec_form(rest, shell=False)     # JSON or words
         chown = source = None
         while words and words[0].startswith("--"):
             flag = words.pop(0)
@@ -585,10 +571,15 @@ class Builder:
         if rel_dest == ".":
             rel_dest = ""
         self.materialize()
-        info = self.lookup_paths(rel_dest)
+        layers = self.store.layer_dirs(self.image_id)
+        info = lookup_paths(layers, rel_dest)
         if info.get(rel_dest) == "dir":
             as_dir = True
-        owner = self.owner(chown)
+        owner = (0, 0)
+        if chown:
+            from ..container.spec import resolve_user
+            user, _ = resolve_user(chown, layers)
+            owner = user["uid"], user["gid"]
         missing = {p for p, kind in info.items() if kind is None}
 
         def produce(out):
@@ -685,36 +676,6 @@ class Builder:
                              ".dockerignore: %s" % (instr, src))
         return out
 
-    def lookup_paths(self, rel_dest):
-        """{path: "dir" | "other" | None} for ``rel_dest`` and the
-        directories above it, in the image so far."""
-        from ..container.changes import LowerView
-        from ..userns import run_in_userns
-        layers = self.store.layer_dirs(self.image_id)
-        chain = []
-        p = rel_dest
-        while p:
-            chain.append(p)
-            p = posixpath.dirname(p)
-
-        def look(layers, chain):
-            view = LowerView(layers)
-            out = {}
-            for p in chain:
-                st = view.lstat(p)
-                out[p] = None if st is None else ("dir" if stat.S_ISDIR(st.st_mode) else "other")
-            return out
-        return run_in_userns(look, layers, chain) if chain else {}
-
-    def owner(self, chown):
-        if not chown:
-            return 0, 0
-        user, _, group = chown.partition(":")
-        from ..container.spec import resolve_user
-        layers = self.store.layer_dirs(self.image_id)
-        resolved, _ = resolve_user("%s:%s" % (user, group) if group else user, layers)
-        return resolved["uid"], resolved["gid"]
-
     def cleanup(self):
         """The build's containers and images, but the final image when it
         succeeded; then what only they used (store gc)."""
@@ -732,14 +693,30 @@ class Builder:
             pass
 
 
+def lookup_paths(layers, rel_dest):
+    """{path: "dir" | "other" | None} for ``rel_dest`` and the directories
+    above it, in the image of ``layers``."""
+    from ..container.changes import LowerView
+    from ..userns import run_in_userns
+    chain = []
+    p = rel_dest
+    while p:
+        chain.append(p)
+        p = posixpath.dirname(p)
+
+    def look(layers, chain):
+        view = LowerView(layers)
+        out = {}
+        for p in chain:
+            st = view.lstat(p)
+            out[p] = None if st is None else ("dir" if stat.S_ISDIR(st.st_mode) else "other")
+        return out
+    return run_in_userns(look, layers, chain) if chain else {}
+
+
 def _stage_path(src):
     """COPY --from's source, from the stage's root ("x" -> "/x")."""
     return posixpath.normpath("/" + src.lstrip("/"))
-
-
-def _words(rest):
-    form = _json_list(rest)
-    return form if form is not None else rest.split()
 
 
 def _quote_pairs(rest, env):
