@@ -21,6 +21,8 @@ Runner API (see class Runner)
   sb.ok(*args, ...)      same, but asserts exit code 0 (shows stderr)
   sb.popen(*args, user=None, env=None, cwd=None, **popen_kw) -> Popen
   sb.argv(*args, user=None, env=None) -> full argv (for pexpect.spawn)
+  sb.on_terminal(*args, timeout=30) -> (exit status, output) with stdin,
+        stdout and stderr on a pseudo-terminal (pexpect), to the end
   sb.run_raw(argv, input=None, timeout=120, user=None, env=None, cwd=None)
         -> CompletedProcess of any command run as the test user, same env
   sb.env(user=None)      the environment commands get
@@ -216,6 +218,16 @@ class Runner:
         result = self(*args, **kw)
         assert result.returncode == 0, describe(result)
         return result
+
+    def on_terminal(self, *args, timeout=30):
+        """Run `sandbox ARGS` on a pseudo-terminal to its end: (exit status,
+        everything it wrote)."""
+        import pexpect
+        argv = self.argv(*args)
+        child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=timeout)
+        child.expect(pexpect.EOF)
+        child.close()
+        return child.exitstatus, child.before
 
     def popen(self, *args, user=None, env=None, cwd=None, **kw):
         """Start `sandbox ARGS` as the user.  The Popen's pid is sandbox's own

@@ -11,7 +11,6 @@ import stat
 import subprocess
 import tarfile
 
-import pexpect
 import pytest
 
 from test_cp import host_dir
@@ -98,12 +97,9 @@ def test_export_errors(sb, busybox):
     sb("rm", "-f", "tty-ex")
     sb.ok("create", "--name", "tty-ex", busybox, "true")
     try:
-        argv = sb.argv("export", "tty-ex")
-        child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30)
-        child.expect(pexpect.EOF)
-        child.close()
-        assert child.exitstatus == 125
-        assert "cowardly refusing to save to a terminal" in child.before
+        status, output = sb.on_terminal("export", "tty-ex")
+        assert status == 125
+        assert "cowardly refusing to save to a terminal" in output
         # A file it may not write: one line, and nothing left beside it.
         closed = host_dir(sb, "export-closed")
         os.chown(closed, 0, 0)

@@ -13,7 +13,6 @@ import subprocess
 import tarfile
 import tempfile
 
-import pexpect
 import pytest
 
 import imagetools as it
@@ -169,12 +168,9 @@ def test_save_several_images_and_every_tag_of_a_repository(sb, loaded, work):
 
 
 def test_save_refuses_a_terminal_and_unknown_images(sb, loaded, work):
-    argv = sb.argv("save", "busybox")
-    child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30)
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 125
-    assert "cowardly refusing to save to a terminal" in child.before
+    status, output = sb.on_terminal("save", "busybox")
+    assert status == 125
+    assert "cowardly refusing to save to a terminal" in output
     out = os.path.join(work, "none.tar")
     r = sb("save", "-o", out, "nosuch")
     assert r.returncode == 1 and "No such image: nosuch" in r.stderr
