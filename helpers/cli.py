@@ -22,7 +22,8 @@ VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
 VERBS = {"run": "run", "create": "run", "info": "info", "version": "info",
          "images": "images", "image": "images", "load": "images",
          "import": "images", "rmi": "images", "tag": "images",
-         "save": "images", "history": "images", "build": "images", "system": "system",
+         "save": "images", "history": "images", "build": "images", "builder": "images",
+         "system": "system",
          "start": "lifecycle", "stop": "lifecycle", "restart": "lifecycle",
          "kill": "lifecycle", "rm": "lifecycle", "wait": "lifecycle",
          "rename": "lifecycle", "pause": "lifecycle", "unpause": "lifecycle",
@@ -35,7 +36,7 @@ VERBS = {"run": "run", "create": "run", "info": "info", "version": "info",
 # Verbs that write staged files into the store for a while: SIGTERM (a
 # `kill`, a `timeout`) removes them as Ctrl-C does (errors.Terminated).
 STAGING_VERBS = ("load", "import", "pull", "push", "save", "image", "system", "build",
-                 "commit")
+                 "builder", "commit")
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
 
 
@@ -47,6 +48,7 @@ MANAGED = {
                   "pause", "port", "rename", "restart", "rm", "run", "start", "stats",
                   "stop", "top", "unpause", "update", "wait"),
     "image": ("build", "pull", "push"),
+    "builder": ("build",),
 }
 
 

@@ -1,5 +1,5 @@
-"""Image verbs beyond listing and naming: save, history, image prune.
-images.py registers them (top level and under `image`); output follows
+"""Image verbs beyond listing and naming: save, history, image prune,
+builder prune.  images.py registers them (top level and under `image`); output follows
 Docker's (columns, messages, the prune prompt)."""
 
 import os
@@ -32,9 +32,17 @@ def history_flags(p):
 
 def prune_flags(p):
     p.add_argument("-a", "--all", action="store_true",
-                   help="remove every image no container uses, not just dangling ones")
+                   help="remove every image no container uses, not just dangling ones "
+                        "(the build cache stays: builder prune)")
     p.add_argument("-f", "--force", action="store_true", help="do not prompt")
     p.set_defaults(func=cmd_prune)
+
+
+def builder_prune_flags(p):
+    p.add_argument("-a", "--all", action="store_true",
+                   help="accepted for Docker compatibility (the whole cache goes either way)")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt")
+    p.set_defaults(func=cmd_builder_prune)
 
 
 def _store(paths):
@@ -160,16 +168,18 @@ def cmd_prune(args, paths):
 
 def prune_images(paths, all_images=False):
     """Remove dangling images (every image no container uses, with
-    ``all_images``); returns (Docker's untagged:/deleted: lines, bytes
-    reclaimed)."""
+    ``all_images``), not the build cache's; returns (Docker's
+    untagged:/deleted: lines, bytes reclaimed)."""
     from ..image import reference
+    from ..image.buildcache import BuildCache
     store = _store(paths)
     used = containers_by_image(paths)
     repos = store.repositories()
     before = store_usage(store)
     lines = []
+    cached = BuildCache(paths).hidden(store)
     for image_id in store.image_ids():
-        if image_id in used:
+        if image_id in used or image_id in cached:
             continue        # Docker never prunes what a container uses
         refs = sorted(k for k, v in repos.items() if v == image_id)
         if not all_images and any("@" not in r for r in refs):
@@ -179,3 +189,29 @@ def prune_images(paths, all_images=False):
         lines.append("deleted: " + image_id)
     store.gc()
     return lines, max(0, before - store_usage(store))
+
+
+# -- builder prune --------------------------------------------------------------
+def prune_build_cache(paths):
+    """Empty the build cache (image/buildcache.py); returns (the removed
+    images' ids, bytes reclaimed).  While a build runs, nothing goes (a
+    notice on stderr)."""
+    from ..image.buildcache import BuildCache
+    store = _store(paths)
+    before = store_usage(store)
+    removed = BuildCache(paths).prune(store, containers_by_image(paths))
+    if removed is None:
+        sys.stderr.write("sandbox: a build is running: the build cache was left as it is\n")
+        return [], 0
+    store.gc()
+    return removed, max(0, before - store_usage(store))
+
+
+def cmd_builder_prune(args, paths):
+    if not args.force and not confirm("WARNING! This will remove all build cache."):
+        print("Total reclaimed space: 0B")
+        return
+    removed, reclaimed = prune_build_cache(paths)
+    if removed:
+        print("Deleted build cache objects:\n" + "\n".join(i[7:] for i in removed) + "\n")
+    print("Total reclaimed space: " + human_size(reclaimed))

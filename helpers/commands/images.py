@@ -30,7 +30,8 @@ def register(sub):
         description="Build an image from the Dockerfile in the context directory "
                     "(or -f FILE), as Docker's classic builder does: each RUN in a "
                     "container of its own, each COPY/ADD from the context or an "
-                    "earlier stage. No build cache yet.")
+                    "earlier stage. A step already built from the same steps and files "
+                    "comes from the build cache (`builder prune` empties it).")
     p.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]",
                    help="name the image (repeatable)")
     p.add_argument("-f", "--file", metavar="FILE",
@@ -42,7 +43,7 @@ def register(sub):
     p.add_argument("--network", metavar="MODE",
                    help="the network of the RUN steps (default: the default network)")
     p.add_argument("--no-cache", action="store_true",
-                   help="accepted for Docker compatibility (there is no build cache yet)")
+                   help="run every step (the cache is not read; its entries are replaced)")
     p.add_argument("--rm", default="true", metavar="BOOL",
                    help="accepted for Docker compatibility (intermediate containers "
                         "are always removed)")
@@ -50,6 +51,10 @@ def register(sub):
                    help="accepted for Docker compatibility (as --rm)")
     p.add_argument("context", metavar="PATH")
     p.set_defaults(func=cmd_build)
+
+    bld = sub.add_parser("builder", help="manage the build cache")
+    bsub = bld.add_subparsers(dest="builder_verb", metavar="COMMAND")
+    admin.builder_prune_flags(bsub.add_parser("prune", help="empty the build cache"))
 
     img = sub.add_parser("image", help="manage images")
     isub = img.add_subparsers(dest="image_verb", metavar="COMMAND")
@@ -70,7 +75,7 @@ def register(sub):
 def _ls_flags(p):
     p.add_argument("-q", "--quiet", action="store_true", help="only show ids")
     p.add_argument("-a", "--all", action="store_true",
-                   help="show all images (there are no intermediate images)")
+                   help="also the build cache's images (intermediate images)")
     p.add_argument("--no-trunc", action="store_true", help="full image ids")
     p.add_argument("--digests", action="store_true", help="show the DIGEST column")
     p.add_argument("-f", "--filter", action="append", default=[],
@@ -199,9 +204,11 @@ def _label_match(labels, wanted):
     return True
 
 
-def image_rows(store, filters, want=None, no_trunc=False):
+def image_rows(store, filters, want=None, no_trunc=False, cached=frozenset(), all_=False):
     """One row per (image, tag) as `docker images` lists them, newest
-    first; a row is the dict --format templates see."""
+    first; a row is the dict --format templates see.  ``cached``: the
+    build cache's images without a name, listed only with ``all_`` (as
+    Docker's intermediate images) and never dangling."""
     from fnmatch import fnmatchcase
     from ..image import reference
     repos = store.repositories()
@@ -223,6 +230,8 @@ def image_rows(store, filters, want=None, no_trunc=False):
         tags = sorted(k for k, v in repos.items() if v == image_id and "@" not in k)
         digests = {k.partition("@")[0]: k.partition("@")[2]
                    for k, v in repos.items() if v == image_id and "@" in k}
+        if not tags and image_id in cached and (not all_ or dangling):
+            continue
         if dangling and dangling[-1] != (not tags):
             continue
         pairs = [(reference.parse(t), t) for t in tags]
@@ -269,7 +278,10 @@ def cmd_images(args, paths):
     from ..image import reference
     filters = parse_filters(args.filter, IMAGE_FILTERS)
     want = reference.parse(args.repository, default_tag=False) if args.repository else None
-    rows = image_rows(_store(paths), filters, want, args.no_trunc)
+    from ..image.buildcache import BuildCache
+    store = _store(paths)
+    rows = image_rows(store, filters, want, args.no_trunc, BuildCache(paths).hidden(store),
+                      args.all)
     if args.quiet:
         for r in rows:
             print(r["ID"])
@@ -432,7 +444,7 @@ def cmd_build(args, paths):
             raise UsageError("invalid --build-arg %r" % item, hint="--build-arg KEY=VALUE")
         build_args[k] = v if eq else os.environ.get(k, "")
     image_id = build.build(paths, args.context, args.file, tags=tags, build_args=build_args,
-                           quiet=args.quiet, network=args.network)
+                           quiet=args.quiet, network=args.network, no_cache=args.no_cache)
     if args.quiet:
         print(image_id)
     return 0

@@ -3,6 +3,7 @@ build cache, as Docker's columns.  Container upper dirs and volumes hold
 files owned by subordinate ids in directories the user may not enter, so
 their sizes are summed in the user namespace (one fork for all)."""
 
+import datetime
 import os
 import stat
 
@@ -31,7 +32,7 @@ def register(sub):
 def cmd_prune(args, paths):
     """Docker's `system prune`: the four prunes in its order, one question."""
     from .containers import prune_containers
-    from .image_admin import confirm, prune_images
+    from .image_admin import confirm, prune_build_cache, prune_images
     from .network import prune_networks
     from .volumes import prune_volumes
     items = ["all stopped containers",
@@ -52,7 +53,10 @@ def cmd_prune(args, paths):
     lines, reclaimed = prune_images(paths, args.all)
     if lines:
         print("Deleted Images:\n" + "\n".join(lines) + "\n")
-    print("Total reclaimed space: " + human_size(reclaimed))
+    cached, freed = prune_build_cache(paths)
+    if cached:
+        print("Deleted build cache objects:\n" + "\n".join(i[7:] for i in cached) + "\n")
+    print("Total reclaimed space: " + human_size(reclaimed + freed))
     return 0
 
 
@@ -94,6 +98,7 @@ def _percent(part, total):
 def usage(paths):
     """Everything `system df` shows, as rows and details."""
     from ..container import state, volumes
+    from ..image.buildcache import BuildCache
     from ..image.store import Store
     from .containers import all_records
     from .image_admin import containers_by_image
@@ -104,7 +109,9 @@ def usage(paths):
     sizes = _sizes([os.path.join(paths.container(st["Id"]), "upper") for st in records]
                    + [volumes.data_dir(paths, n) for n in vol_names])
 
-    images, layer_users = [], {}
+    cache = BuildCache(paths)
+    cached = cache.hidden(store)
+    images, layer_users, cache_images = [], {}, []
     for image_id in store.image_ids():
         try:
             cids = store.chain_ids(image_id)
@@ -113,9 +120,29 @@ def usage(paths):
             continue
         for c in cids:
             layer_users.setdefault(c, set()).add(image_id)
-        images.append((image_id, cfg, cids))
+        (cache_images if image_id in cached else images).append((image_id, cfg, cids))
     layer_size = {c: store.layer_meta(c).get("size", 0) for c in layer_users}
-    total = sum(layer_size.values())
+    # The cache's size: the layers only its (nameless) images hold.
+    cache_only = {c for c, users in layer_users.items() if users <= cached}
+    cache_size = sum(layer_size[c] for c in cache_only)
+    total = sum(layer_size.values()) - cache_size
+    last_used = {}
+    for k, image_id in cache.entries().items():
+        try:
+            mtime = os.stat(os.path.join(cache.dir, k)).st_mtime
+        except FileNotFoundError:
+            continue
+        last_used[image_id] = max(mtime, last_used.get(image_id, 0))
+    cache_rows, counted = [], set()
+    for image_id, cfg, cids in sorted(cache_images, key=lambda i: i[1].get("created") or ""):
+        # A layer's size goes to the first image made with it on top (a
+        # config step's image shares its parent's top layer).
+        top = cids[-1] if cids else None
+        own = top in cache_only and top not in counted
+        counted.add(top)
+        cache_rows.append({"id": image_id, "cfg": cfg, "last_used": last_used.get(image_id),
+                           "size": layer_size[top] if own else 0,
+                           "shared": top is not None and len(layer_users[top]) > 1})
     active_layers = {c for image_id, _, cids in images if image_id in by_image for c in cids}
     image_rows = []
     for image_id, cfg, cids in images:
@@ -148,14 +175,14 @@ def usage(paths):
          "Active": str(sum(1 for v in vols if v["links"])),
          "Size": human_size(v_total),
          "Reclaimable": _percent(sum(v["size"] for v in vols if not v["links"]), v_total)},
-        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B",
-         "Reclaimable": "0B"},
+        {"Type": "Build Cache", "TotalCount": str(len(cache_rows)), "Active": "0",
+         "Size": human_size(cache_size), "Reclaimable": human_size(cache_size)},
     ]
-    return summary, image_rows, containers, vols, store
+    return summary, image_rows, containers, vols, store, cache_rows
 
 
 def cmd_df(args, paths):
-    summary, images, containers, vols, store = usage(paths)
+    summary, images, containers, vols, store, cache_rows = usage(paths)
     if print_rows(args.format, summary, {"TotalCount": "TOTAL", "Type": "TYPE"}):
         return
     if not args.verbose:
@@ -164,10 +191,10 @@ def cmd_df(args, paths):
                   for r in summary]
         print(tabulate(table))
         return
-    print(verbose_text(paths, images, containers, vols, store))
+    print(verbose_text(paths, images, containers, vols, store, cache_rows))
 
 
-def verbose_text(paths, images, containers, vols, store):
+def verbose_text(paths, images, containers, vols, store, cache_rows):
     from ..image import reference
     from .containers import ps_row
     out = ["Images space usage:", ""]
@@ -193,7 +220,15 @@ def verbose_text(paths, images, containers, vols, store):
     out += [tabulate(table), "", "Local Volumes space usage:", ""]
     table = [("VOLUME NAME", "LINKS", "SIZE")]
     table += [(v["name"], str(v["links"]), human_size(v["size"])) for v in vols]
-    out += [tabulate(table), "", "Build cache usage: 0B", "",
-            tabulate([("CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED",
-                       "USAGE", "SHARED")])]
+    cache = [("CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED")]
+    for c in cache_rows:
+        used = c["last_used"]
+        cache.append((c["id"][7:19], "regular", human_size(c["size"]),
+                      created_since(parse_time(c["cfg"].get("created"))),
+                      created_since(datetime.datetime.fromtimestamp(
+                          used, datetime.timezone.utc)) if used else "",
+                      "1", "true" if c["shared"] else "false"))
+    out += [tabulate(table), "",
+            "Build cache usage: " + human_size(sum(c["size"] for c in cache_rows)), "",
+            tabulate(cache)]
     return "\n".join(out)

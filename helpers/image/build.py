@@ -6,9 +6,13 @@ own: the same isolation as any container, the default network unless
 ADD writes a tar of the files from the build context (placed by the
 Dockerfile's rules, owners root or --chown) into a created container of the
 image so far, through cp's extraction inside the container's root, and
-commits it; the other instructions change the image config.  Intermediate
-images and containers are removed at the end, whether the build succeeded
-or not; only the final image stays (tagged with -t).
+commits it; the other instructions change the image config.  The
+containers are removed at the end, whether the build succeeded or not.
+
+Every image a step makes stays in the build cache (image/buildcache.py):
+a step whose key (the steps before it, and what it runs or copies) is
+found there takes the cached image instead of running again (" ---> Using
+cache"), unless --no-cache.
 
 Supported: FROM (an image, scratch, or an earlier stage; ARGs before it;
 several stages, AS NAME), RUN, COPY (--chown; --from=STAGE|INDEX|IMAGE:
@@ -17,7 +21,7 @@ placed as the context's files are), ADD (local files, directories and
 wildcards; a local tar archive is extracted), ENV, ARG (--build-arg),
 LABEL, WORKDIR, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT, STOPSIGNAL, SHELL,
 ONBUILD (recorded), MAINTAINER, and .dockerignore.  Not yet: HEALTHCHECK,
-ADD from a URL, COPY --chmod, a build cache (every build runs every step).
+ADD from a URL, COPY --chmod.
 """
 
 import json
@@ -33,6 +37,7 @@ import uuid
 from ..container.runtime import _env_dict
 from ..errors import SandboxError, UsageError
 from . import archive
+from .buildcache import BuildCache, key
 
 NOP = "/bin/sh -c #(nop) "
 METADATA = ("ENV", "LABEL", "WORKDIR", "USER", "EXPOSE", "VOLUME", "CMD",
@@ -183,9 +188,12 @@ class Placer:
     """The tar a COPY or ADD writes into the container, entry names
     relative to "/"."""
 
-    def __init__(self, out, owner, missing_dirs):
+    def __init__(self, out, owner, missing_dirs, mtimes=True):
+        """``mtimes``: False writes every modification time as 0 (the tar
+        the build cache's key hashes)."""
         self.tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
         self.uid, self.gid = owner
+        self.mtimes = mtimes
         self.made = set()
         self.missing_dirs = missing_dirs
 
@@ -209,7 +217,7 @@ class Placer:
         ti = tarfile.TarInfo(rel)
         ti.uid, ti.gid = self.uid, self.gid
         ti.mode = stat.S_IMODE(st.st_mode)
-        ti.mtime = int(st.st_mtime)
+        ti.mtime = int(st.st_mtime) if self.mtimes else 0
         if stat.S_ISDIR(st.st_mode):
             ti.type = tarfile.DIRTYPE
             self.made.add(rel)
@@ -247,6 +255,8 @@ class Placer:
                 target = posixpath.join(rel, name) if rel else name
                 self.parents(target)
                 member.name = target
+                if not self.mtimes:
+                    member.mtime = 0
                 if member.islnk():
                     member.linkname = posixpath.join(rel, member.linkname.lstrip("/"))
                 data = src.extractfile(member) if member.isreg() else None
@@ -263,7 +273,7 @@ class Placer:
 # ---------------------------------------------------------------------------
 class Builder:
     def __init__(self, paths, context, dockerfile, tags=(), build_args=None, quiet=False,
-                 network=None, out=None):
+                 network=None, out=None, no_cache=False):
         self.paths = paths
         self.context = context
         self.dockerfile = dockerfile
@@ -274,7 +284,11 @@ class Builder:
         self.out = out or sys.stdout
         from .store import Store
         self.store = Store(paths)
-        self.images = []          # made by this build, removed at the end
+        self.cache = BuildCache(paths)
+        self.use_cache = not no_cache
+        self.key = None           # the build cache's key of self.image_id
+        self.hit = False          # the last step came from the cache
+        self.replaced = []        # images whose cache entries this build took
         self.containers = []
         self.image_id = None
         self.dirty = False
@@ -310,23 +324,28 @@ class Builder:
                              hint="e.g. FROM busybox")
         globals_ = {}         # ARGs before FROM: for FROM, and as defaults
         total = len(steps)
-        self.succeeded = False
+        lock = self.cache.hold()        # no pruning of the cache meanwhile
         try:
             for i, (lineno, instr, rest) in enumerate(steps, 1):
                 self.say("Step %d/%d : %s %s" % (i, total, instr, rest))
+                self.hit = False
                 self.step(lineno, instr, rest, globals_)
                 if instr in METADATA:
                     self.dirty = True
                     self.materialize(NOP + "%s %s" % (instr, rest))
+                if self.hit:
+                    self.say(" ---> Using cache")
                 if self.image_id is not None:
                     self.say(" ---> %s" % self.image_id[7:19])
             self.materialize()
             final = self.image_id
             for tag in self.tags:
                 self.store.tag(final, tag)
-            self.succeeded = True
         finally:
-            self.cleanup()
+            try:
+                self.cleanup()
+            finally:
+                os.close(lock)
         self.say("Successfully built %s" % final[7:19])
         for tag in self.tags:
             self.say("Successfully tagged %s" % tag)
@@ -405,6 +424,8 @@ class Builder:
         self.args = {}
         self.stage_name = stage_name
         self.image_id = self.source_image(words[0])
+        self.key = key("FROM", self.image_id)
+        self.hit = False            # (FROM scratch: not a step of its own)
         self.cfg = dict(self.store.config(self.image_id).get("config") or {})
 
     def end_stage(self):
@@ -432,19 +453,43 @@ class Builder:
             return pull_for_run(self.paths, name)
 
     def scratch(self):
-        # "created" makes it this build's own (the cleanup removes it).
+        k = key("FROM", "scratch")
+        cached = self.cached(k)
+        if cached:
+            return cached
         config = {"architecture": archive.host_arch(), "os": "linux", "config": {},
                   "created": archive.now_rfc3339(),
                   "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
         data = json.dumps(config, separators=(",", ":")).encode()
         image_id, _ = self.store.add_image(data, [], archive.docker_manifest(data, []))
-        self.images.append(image_id)
+        self.remember(k, image_id)
         return image_id
+
+    # -- the build cache ----------------------------------------------------
+    def cached(self, k):
+        """The image cached for key ``k`` (None: not there, or --no-cache)."""
+        image_id = self.cache.get(self.store, k) if self.use_cache else None
+        if image_id:
+            self.hit = True
+        return image_id
+
+    def remember(self, k, image_id):
+        old = self.cache.get(self.store, k)
+        if old and old != image_id:
+            self.replaced.append(old)
+        self.cache.put(k, image_id)
 
     def materialize(self, created_by=None):
         """The config changed since the last image: an image with the same
         layers and the new config."""
         if not self.dirty:
+            return
+        k = key(self.key, "config", json.dumps(self.cfg, sort_keys=True), created_by or "",
+                self.author or "")
+        self.dirty = False
+        cached = self.cached(k)
+        if cached:
+            self.image_id, self.key = cached, k
             return
         parent = self.store.config(self.image_id)
         config = dict(parent)
@@ -461,8 +506,8 @@ class Builder:
         manifest = None if pm is None else archive.docker_manifest(data, pm["layers"])
         n = len(config["rootfs"]["diff_ids"])
         self.image_id, _ = self.store.add_image(data, [None] * n, manifest)
-        self.images.append(self.image_id)
-        self.dirty = False
+        self.key = k
+        self.remember(k, self.image_id)
 
     def sandbox(self, *args, **kw):
         from ..container.monitor import _self_command
@@ -479,10 +524,8 @@ class Builder:
         name = "sandbox-build-" + uuid.uuid4().hex[:12]
         self.containers.append(name)
         opts = ["--name", name, "--entrypoint", ""]
-        image_env = _env_dict(self.cfg.get("Env") or [])
-        for k, v in self.args.items():
-            if k not in image_env:          # ENV wins over ARG, as in Docker
-                opts += ["-e", "%s=%s" % (k, v)]
+        for k, v in self.run_args():
+            opts += ["-e", "%s=%s" % (k, v)]
         if self.network and verb == "run":
             opts += ["--network", self.network]
         quiet = self.quiet
@@ -494,6 +537,11 @@ class Builder:
 
     def run_step(self, rest):
         argv, shell = _json_or_shell(rest, self.cfg.get("Shell") or ["/bin/sh", "-c"])
+        self.materialize()
+        self.hit = False
+        k = key(self.key, "RUN", json.dumps(argv), json.dumps(self.run_args()))
+        if self.use_cached(k):
+            return
         name, res = self.container("run", argv)
         if res.returncode != 0:
             if self.quiet:
@@ -502,16 +550,29 @@ class Builder:
             shown = " ".join(argv) if not shell else "%s %s" % (" ".join(argv[:-1]), argv[-1])
             raise BuildError("The command '%s' returned a non-zero code: %d"
                              % (shown, res.returncode))
-        self.commit(name, ("/bin/sh -c " + rest) if shell else json.dumps(argv))
+        self.commit(name, ("/bin/sh -c " + rest) if shell else json.dumps(argv), k)
 
-    def commit(self, name, created_by):
+    def use_cached(self, k):
+        cached = self.cached(k)
+        if cached:
+            self.image_id, self.key = cached, k
+        return bool(cached)
+
+    def run_args(self):
+        """The build args a RUN gets as environment variables (ENV wins
+        over ARG, as in Docker)."""
+        image_env = _env_dict(self.cfg.get("Env") or [])
+        return sorted((k, v) for k, v in self.args.items() if k not in image_env)
+
+    def commit(self, name, created_by, k):
         from ..container import commit, state
         cid = state.resolve(self.paths, name)
         st = state.refresh(self.paths, cid)
         cfg = dict(self.cfg)
         self.image_id = commit.commit(self.paths, cid, st, config=cfg,
                                       created_by=created_by, author=self.author)
-        self.images.append(self.image_id)
+        self.key = k
+        self.remember(k, self.image_id)
         self.sandbox("rm", "-f", name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.containers.remove(name)
 
@@ -537,9 +598,16 @@ class Builder:
         if not dest.startswith("/"):
             dest = posixpath.join(self.cfg.get("WorkingDir") or "/", dest)
         found = []
-        staging = None
+        staging = k = None
+        self.materialize()
+        self.hit = False
         if source is not None:
-            staging = self.from_image(source, sources)
+            # Keyed by the image the files come from (its id says all).
+            image_id = self.source_image(source)
+            k = key(self.key, instr, json.dumps([sources, dest, chown]), "from", image_id)
+            if self.use_cached(k):
+                return
+            staging = self.from_image(image_id, source, sources)
             for i, src in enumerate(sources):
                 got = os.path.join(staging, str(i))
                 # cp put SRC in as its own name; "/" came as its contents.
@@ -553,18 +621,20 @@ class Builder:
         try:
             if staging is None:
                 self.place(instr, found, dest, names_dir, chown, sources, self.context,
-                           self.patterns)
+                           self.patterns, k)
             else:
-                self.place(instr, found, dest, names_dir, chown, sources, staging, [])
+                self.place(instr, found, dest, names_dir, chown, sources, staging, [], k)
         finally:
             if staging is not None:
                 import shutil
                 shutil.rmtree(staging, ignore_errors=True)
 
-    def place(self, instr, found, dest, names_dir, chown, sources, base, patterns):
+    def place(self, instr, found, dest, names_dir, chown, sources, base, patterns, k):
         """Write ``found`` (host paths below ``base``, less what
         ``patterns`` exclude) at ``dest`` in a container of the image so
-        far, and commit it."""
+        far, and commit it.  ``k``: the step's cache key; None: the key is
+        made here, of the tar's digest (the files are read twice on a
+        miss, once to hash, once to copy)."""
         as_dir = names_dir or len(found) > 1 or any(
             os.path.isdir(p) and not os.path.islink(p) for p in found)
         rel_dest = posixpath.normpath(dest).lstrip("/")
@@ -582,9 +652,9 @@ class Builder:
             owner = user["uid"], user["gid"]
         missing = {p for p, kind in info.items() if kind is None}
 
-        def produce(out):
+        def produce(out, mtimes=True):
             # Streamed into the container as it is read from the context.
-            placer = Placer(out, owner, missing)
+            placer = Placer(out, owner, missing, mtimes)
             for host in found:
                 if os.path.isdir(host) and not os.path.islink(host):
                     placer.add_tree(host, rel_dest, base, patterns)
@@ -596,6 +666,12 @@ class Builder:
                         else rel_dest
                     placer.add_path(host, target)
             placer.close()
+        if k is None:
+            digest = _Digest()
+            produce(digest, mtimes=False)
+            k = key(self.key, instr, json.dumps([sources, dest, chown]), digest.hexdigest())
+            if self.use_cached(k):
+                return
         name, res = self.container("create", ["true"])
         if res.returncode != 0:
             raise BuildError("cannot create the container for %s: %s"
@@ -604,9 +680,9 @@ class Builder:
         from ..container import state
         cid = state.resolve(self.paths, name)
         copy_produced_in(self.paths, cid, state.refresh(self.paths, cid), name, produce, "/")
-        self.commit(name, NOP + "%s %s in %s" % (instr, " ".join(sources), dest))
+        self.commit(name, NOP + "%s %s in %s" % (instr, " ".join(sources), dest), k)
 
-    def from_image(self, source, sources):
+    def from_image(self, image_id, source, sources):
         """COPY --from: each source path of the stage or image ``source``
         copied out (as `cp` does, from a created container of it) into
         STAGING/INDEX/ on the host; returns STAGING.  Owners become root or
@@ -614,7 +690,6 @@ class Builder:
         import tempfile
         from ..commands.cp import copy_out
         from ..container import state
-        image_id = self.source_image(source)
         saved, self.image_id = self.image_id, image_id
         try:
             name, res = self.container("create", ["true"], materialize=False)
@@ -677,20 +752,37 @@ class Builder:
         return out
 
     def cleanup(self):
-        """The build's containers and images, but the final image when it
-        succeeded; then what only they used (store gc)."""
+        """The build's containers; the images whose cache entries this
+        build took over (--no-cache), when nothing else holds them (a name,
+        another entry, a container); then what only they used (store gc)."""
         for name in list(self.containers):
             self.sandbox("rm", "-f", name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        final = self.image_id
+        if not self.replaced:
+            return
+        from ..commands.image_admin import containers_by_image
         try:
-            for image_id in self.images:
-                # Never one with a name: it is somebody's, not ours alone.
-                if (image_id != final or not self.succeeded) and \
-                        not self.store.names(image_id):
+            keep = set(self.cache.entries().values()) | set(containers_by_image(self.paths))
+            for image_id in self.replaced:
+                if image_id not in keep and not self.store.names(image_id):
                     self.store.delete_image(image_id)
             self.store.gc()
         except SandboxError:
             pass
+
+
+class _Digest:
+    """A file object that hashes what is written to it."""
+
+    def __init__(self):
+        from .store import _sha256
+        self.h = _sha256()
+
+    def write(self, data):
+        self.h.update(data)
+        return len(data)
+
+    def hexdigest(self):
+        return self.h.hexdigest()
 
 
 def lookup_paths(layers, rel_dest):

@@ -6,6 +6,7 @@
     images/<config hex>.json      image config, byte for byte (id = its sha256)
     images/<config hex>.manifest  the manifest it came from
     repositories.json             {"docker.io/library/busybox:latest": "sha256:..."}
+    build-cache/<key>             the image a build step made (buildcache.py)
 
 Readers take no lock: every file is replaced by an atomic rename, and
 objects become visible bottom-up (layers, then the config, then the tag), so

@@ -1,8 +1,10 @@
 """`build`, as the unprivileged test user: a Dockerfile with the common
 instructions (ARG before FROM, ENV with a continuation line, LABEL,
 WORKDIR, COPY of files, directories, --chown and .dockerignore, RUN with
-build args, USER, EXPOSE, CMD), FROM scratch with ADD of a tar, -q, and the
-failures, which leave no container, no image and no tag behind."""
+build args, USER, EXPOSE, CMD), FROM scratch with ADD of a tar, -q, the
+failures, which leave no container, no listed image and no tag behind, and
+the build cache (steps found again, what invalidates them, --no-cache,
+builder prune)."""
 
 import json
 import os
@@ -184,8 +186,8 @@ def test_management_command_forms(sb, busybox):
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_a_build_interrupted_or_terminated_leaves_nothing(sb, busybox, sig):
     """Ctrl-C, or a `kill` / `timeout` (SIGTERM), in the middle of a RUN:
-    its container and the build's images are removed on the way out, with
-    Docker's exit codes for the signal."""
+    its container is removed on the way out (the steps done stay in the
+    build cache, unlisted), with Docker's exit codes for the signal."""
     import signal
     import time
     ctx = context(sb, "build-int", "FROM busybox\nENV A=1\nRUN sleep 60\n")
@@ -202,3 +204,113 @@ def test_a_build_interrupted_or_terminated_leaves_nothing(sb, busybox, sig):
     assert "Traceback" not in err, err
     assert leftovers(sb) == before
     assert sb("image", "inspect", "localhost/interrupted:1").returncode == 1
+
+
+CACHED = """\
+FROM busybox
+ARG FLAVOUR=plain
+ENV A=1
+RUN cat /proc/sys/kernel/random/uuid > /id && echo "$FLAVOUR" > /flavour
+COPY f.txt /f.txt
+CMD ["cat", "/f.txt"]
+"""
+
+
+def _steps(out):
+    """{step number: whether it said "Using cache"} and the final id."""
+    lines = out.splitlines()
+    hits, step = {}, None
+    for line in lines:
+        if line.startswith("Step "):
+            step = int(line.split()[1].split("/")[0])
+            hits[step] = False
+        elif line == " ---> Using cache":
+            hits[step] = True
+    built = [line.split()[-1] for line in lines if line.startswith("Successfully built ")]
+    assert len(built) == 1, out
+    return hits, built[0]
+
+
+def _cache_count(sb):
+    df = sb.ok("system", "df", "--format", "{{.Type}}={{.TotalCount}}").stdout
+    return dict(x.split("=") for x in df.splitlines())["Build Cache"]
+
+
+def test_the_build_cache(sb, busybox):
+    ctx = context(sb, "build-cache", CACHED, {"f.txt": "one\n"})
+    f = os.path.join(ctx, "f.txt")
+
+    def build(*flags):
+        r = sb("build", "-t", "localhost/cached:1", *flags, ctx)
+        assert r.returncode == 0, r.stderr
+        hits, short = _steps(r.stdout)
+        got = sb.ok("run", "--rm", "--entrypoint", "", "localhost/cached:1", "cat", "/id",
+                    "/flavour", "/f.txt").stdout.split()
+        return hits, short, got
+
+    before = leftovers(sb)
+    hits, first, (uuid, flavour, text) = build()
+    # (ENV A=1 on busybox: maybe cached by an earlier test of this module)
+    assert not any(hits[n] for n in (4, 5, 6)) and (flavour, text) == ("plain", "one")
+    # The same again: every step after FROM and ARG from the cache, the
+    # same image, and RUN did not run again (the same random id).
+    hits, again, got = build()
+    assert hits == {1: False, 2: False, 3: True, 4: True, 5: True, 6: True}
+    assert again == first and got == [uuid, "plain", "one"]
+    # Intermediate images are not listed (but with -a), nor pruned as
+    # dangling images.
+    assert leftovers(sb) == before
+    every = sb.ok("images", "-a", "--format", "{{.Repository}}").stdout.split()
+    assert every.count("<none>") >= 3
+    sb.ok("image", "prune", "-f")
+    assert build()[0][4] is True
+    # A file's modification time is not its content; its content is.
+    os.utime(f, (1, 1))
+    assert build()[0] == {1: False, 2: False, 3: True, 4: True, 5: True, 6: True}
+    with open(f, "w") as fh:
+        fh.write("two\n")
+    hits, changed, got = build()
+    assert hits == {1: False, 2: False, 3: True, 4: True, 5: False, 6: False}
+    assert changed != first and got == [uuid, "plain", "two"]
+    # A build arg the RUN sees is part of its key.
+    hits, _, got = build("--build-arg", "FLAVOUR=spicy")
+    assert hits == {1: False, 2: False, 3: True, 4: False, 5: False, 6: False}
+    assert got[0] != uuid and got[1:] == ["spicy", "two"]
+    # --no-cache runs everything; the images it replaced are not left
+    # behind as <none>.
+    hits, fresh, got = build("--no-cache")
+    assert not any(hits.values()) and got[0] != uuid and fresh != changed
+    assert leftovers(sb) == before
+    assert int(_cache_count(sb)) >= 4
+    # builder prune empties the cache; the named image stays.
+    r = sb.ok("builder", "prune", "-f")
+    assert r.stdout.startswith("Deleted build cache objects:\n"), r.stdout
+    every = sb.ok("images", "-a", "--format", "{{.Repository}}").stdout.split()
+    assert every.count("<none>") == before[1]
+    assert sb.ok("run", "--rm", "localhost/cached:1").stdout == "two\n"
+    assert _cache_count(sb) == "0"
+    hits, _, got = build()
+    assert not any(hits.values()) and got[1:] == ["plain", "two"]
+    sb.ok("rmi", "localhost/cached:1")
+    sb.ok("builder", "prune", "-f")
+
+
+def test_pruning_waits_for_no_build(sb, busybox):
+    """`builder prune` while a build runs leaves the cache (the build may
+    have just found an image there) and says so."""
+    import time
+    ctx = context(sb, "build-prune-busy", "FROM busybox\nENV B=1\nRUN sleep 60\n")
+    p = sb.popen("build", ctx)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(n.startswith("sandbox-build-") for n in
+                      sb.ok("ps", "--format", "{{.Names}}").stdout.split()):
+            assert time.monotonic() < deadline and p.poll() is None, "the RUN never ran"
+            time.sleep(0.1)
+        r = sb.ok("builder", "prune", "-f")
+        assert "a build is running" in r.stderr and "Total reclaimed space: 0B" in r.stdout
+    finally:
+        p.terminate()
+        p.communicate(timeout=60)
+    assert p.returncode == 143
+    assert "Deleted build cache objects" in sb.ok("builder", "prune", "-f").stdout
