@@ -105,6 +105,11 @@ def build_parser(verb=None):
         module = "helpers.commands." + name
         __import__(module)
         sys.modules[module].register(sub)
+    for group, verbs in MANAGED.items():
+        # `image --help` lists `image build` too (the top-level verb's line).
+        managed = sub.parsers.get(group)
+        if managed is not None:
+            managed.also = [(v, sub.parsers[v].summary) for v in verbs if v in sub.parsers]
     return parser
 
 
@@ -120,7 +125,12 @@ def main(argv=None):
         return monitor.resume(argv[1], int(argv[2]),
                               [int(fd) for fd in argv[3].split(",") if fd])
     argv = unmanaged(argv)
-    parser = build_parser(find_verb(argv))
+    verb = find_verb(argv)
+    # Help for a management verb (`image --help`) names the top-level verbs
+    # it also takes, which live in other modules: build them all.
+    help_of_group = verb in MANAGED and (
+        "-h" in argv or "--help" in argv or argv[-1:] == [verb])
+    parser = build_parser(None if help_of_group else verb)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         getattr(args, "_parser", parser).print_help(sys.stderr)

@@ -89,6 +89,7 @@ class Parser:
         self.positionals = []
         self.defaults = {}
         self.commands = None
+        self.also = []                    # [(name, summary)]: more commands to list
         if add_help:
             self.add_argument("-h", "--help", action="help", help="show this help")
 
@@ -282,6 +283,8 @@ class Parser:
             out.append("\nCommands:\n")
             for names, parser in self.commands.names:
                 out.append(_help_line(", ".join(names), parser.summary, COMMAND_COLUMN))
+            for name, summary in self.also:
+                out.append(_help_line(name, summary, COMMAND_COLUMN))
         if self.options:
             out.append("\nOptions:\n")
             for arg in self.options:

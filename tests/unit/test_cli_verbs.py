@@ -1,6 +1,8 @@
 """cli.py's verb finding: global options skipped, and Docker's management
 commands (`container rm`, `image build`) taken as the top-level verbs."""
 
+import contextlib
+
 import pytest
 
 from helpers import cli
@@ -23,6 +25,7 @@ def test_find_verb(argv, verb):
      ["--root", "/r", "run", "--rm", "busybox"]),
     (["image", "build", "-t", "a", "."], ["build", "-t", "a", "."]),
     (["image", "pull", "busybox"], ["pull", "busybox"]),
+    (["builder", "build", "."], ["build", "."]),
     # The management commands' own subcommands stay theirs.
     (["container", "ls", "-a"], ["container", "ls", "-a"]),
     (["container", "prune", "-f"], ["container", "prune", "-f"]),
@@ -34,3 +37,14 @@ def test_find_verb(argv, verb):
 ])
 def test_management_commands(argv, expected):
     assert cli.unmanaged(argv) == expected
+
+
+@pytest.mark.parametrize("argv", [["image", "--help"], ["container", "-h"], ["image"]])
+def test_management_help_lists_the_top_level_verbs_it_takes(argv, capsys):
+    # (--help exits as argparse does; the bare group prints its help)
+    with pytest.raises(SystemExit) if argv[-1] != "image" else contextlib.nullcontext():
+        cli.main(argv)
+    out = capsys.readouterr()
+    text = out.out + out.err
+    for verb in cli.MANAGED[argv[0]]:
+        assert "\n  %s " % verb in text, text
