@@ -75,7 +75,7 @@ def all_records(paths):
     out = []
     for cid in state.list_ids(paths):
         try:
-            out.append(state.refresh(paths, cid))
+            out.append(state.refresh(paths, cid, damaged_ok=True))
         except (SandboxError, ValueError):
             continue        # being removed right now
     out.sort(key=lambda st: st.get("Created") or "", reverse=True)

@@ -205,7 +205,10 @@ def cmd_rm(args, paths):
     from ..container import state
 
     def action(ref):
-        cid, st = load(paths, ref)
+        cid = state.resolve(paths, ref)
+        st = state.refresh(paths, cid, damaged_ok=True)
+        if st.get("Damaged"):
+            state.kill_supervisor_of(paths, cid)
         if state.is_running(st):
             if not args.force:
                 raise Conflict(

@@ -87,8 +87,9 @@ def cmd_stats(args, paths):
     if args.containers:
         cids = [state.resolve(paths, c) for c in args.containers]
     else:
-        cids = [c for c in state.list_ids(paths)
-                if args.all or state.is_running(state.refresh(paths, c))]
+        records = {c: state.refresh(paths, c, damaged_ok=True) for c in state.list_ids(paths)}
+        cids = [c for c, st in records.items()
+                if not st.get("Damaged") and (args.all or state.is_running(st))]
     if cids and not any(state.read_state(paths, c).get("Cgroup") for c in cids):
         from .. import cgroups
         ok, reason, hint = cgroups.availability()

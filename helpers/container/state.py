@@ -11,7 +11,7 @@ import os
 import time
 
 from .. import fsutil
-from ..errors import Conflict, ContainerNotFound, UsageError
+from ..errors import Conflict, ContainerNotFound, SandboxError, UsageError
 from ..pids import alive, proc_start_time  # noqa: F401  (re-exported)
 
 _ADJECTIVES = ("admiring", "bold", "brave", "clever", "dazzling", "eager",
@@ -99,11 +99,54 @@ def write_state(paths, cid, state, durable=True):
     fsutil.write_json(state_path(paths, cid), state, durable=durable)
 
 
-def read_state(paths, cid):
+class DamagedRecord(SandboxError, ValueError):
+    """state.json cannot be read (a disk error, a hand edit): one line with
+    the way out, not a traceback.  A ValueError too, so that the loops over
+    every container (volume and image users) pass it by as before."""
+
+
+def read_state(paths, cid, damaged_ok=False):
+    """The record; a damaged one raises DamagedRecord, or with
+    ``damaged_ok`` comes as a stand-in record of status "dead" (what `ps -a`
+    lists and `rm` removes, as Docker's dead containers)."""
+    path = state_path(paths, cid)
     try:
-        return fsutil.read_json(state_path(paths, cid))
+        st = fsutil.read_json(path)
     except (FileNotFoundError, NotADirectoryError):
         raise ContainerNotFound("No such container: %s" % cid) from None
+    except ValueError as exc:
+        st, why = None, str(exc)
+    else:
+        why = "not a JSON object"
+    if isinstance(st, dict):
+        return st
+    if not damaged_ok:
+        raise DamagedRecord("the record of container %s is damaged (%s: %s)"
+                            % (cid[:12], path, why),
+                            hint="sandbox rm %s removes the container" % cid[:12])
+    try:
+        created = os.stat(paths.container(cid)).st_mtime
+    except OSError:
+        created = 0
+    return {"Id": cid, "Name": _name_of(paths, cid), "Status": "dead", "Damaged": True,
+            "Created": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime(created)),
+            "Error": "the container's record (state.json) is damaged: " + why}
+
+
+def _name_of(paths, cid):
+    """The name reserved for ``cid`` (a scan of the name links)."""
+    d = names_dir(paths)
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return ""
+    for name in names:
+        try:
+            if os.readlink(os.path.join(d, name)) == cid:
+                return name
+        except OSError:
+            continue
+    return ""
 
 
 def update_state(paths, cid, durable=True, **changes):
@@ -180,6 +223,26 @@ def now_iso():
         (".%09dZ" % int((t % 1) * 1e9))
 
 
+def kill_supervisor_of(paths, cid):
+    """SIGKILL the processes of ours that hold a file of the container's
+    directory open (its supervisor writes the log; the record that held its
+    pid is damaged); the container's processes die with it
+    (PR_SET_PDEATHSIG)."""
+    import signal
+    top = paths.container(cid) + "/"
+    me, uid = os.getpid(), os.getuid()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        fds = "/proc/%s/fd" % pid
+        try:
+            if int(pid) == me or os.stat("/proc/" + pid).st_uid != uid:
+                continue
+            if any(os.readlink(os.path.join(fds, fd)).startswith(top)
+                   for fd in os.listdir(fds)):
+                os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            continue
+
+
 def remove_tree(paths, cid):
     """Delete a container's directory."""
     remove_any(paths.container(cid))
@@ -202,12 +265,13 @@ def remove_any(path):
 ACTIVE = ("running", "paused", "restarting")
 
 
-def refresh(paths, cid, st=None):
+def refresh(paths, cid, st=None, damaged_ok=False):
     """The record with reality applied: a container whose supervisor is gone
     (killed, or the machine rebooted) is exited, never running forever.  Its
     processes died with the supervisor (PR_SET_PDEATHSIG chains C and PID 1
-    to it), hence Docker's code for a SIGKILL."""
-    st = st if st is not None else read_state(paths, cid)
+    to it), hence Docker's code for a SIGKILL.  ``damaged_ok``: see
+    read_state."""
+    st = st if st is not None else read_state(paths, cid, damaged_ok)
     if st.get("Status") in ACTIVE and not alive(st.get("MonitorPid"),
                                                 st.get("MonitorStart")):
         with locked(paths, cid):

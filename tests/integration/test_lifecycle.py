@@ -290,6 +290,33 @@ def test_killed_supervisor_shows_exited_and_rm_cleans(sb, busybox):
     assert not os.path.exists(os.path.join(sb.root, "containers", cid))
 
 
+def test_a_damaged_record_is_listed_dead_and_removable(sb, busybox):
+    """A state.json that cannot be read (a disk error, a hand edit): ps -a
+    lists the container as Dead, the other verbs say so in one line, and
+    rm removes it, its supervisor included, freeing its name."""
+    cid = rund(sb, busybox, "sleep", "60", name="damaged")
+    path = os.path.join(sb.root, "containers", cid, "state.json")
+    with open(path) as f:
+        monitor = json.load(f)["MonitorPid"]
+    with open(path, "w") as f:
+        f.write('{"Id": "' + cid[:20])
+    rows = sb.ok("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout.splitlines()
+    assert "damaged Dead" in rows
+    for verb in (["inspect"], ["stop"], ["exec"], ["start"]):
+        r = sb(*verb, "damaged", *(["true"] if verb == ["exec"] else []))
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+        assert "the record of container %s is damaged" % cid[:12] in r.stderr, r.stderr
+        assert "hint: sandbox rm %s" % cid[:12] in r.stderr
+    sb.ok("rm", "damaged")
+    assert not os.path.exists(os.path.dirname(path))
+    deadline = time.monotonic() + 10
+    while os.path.exists("/proc/%d" % monitor) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists("/proc/%d" % monitor)
+    sb.ok("create", "--name", "damaged", busybox, "true")
+    sb.ok("rm", "damaged")
+
+
 def test_top_and_prune(sb, busybox):
     rund(sb, busybox, "sh", "-c", "sleep 60 & sleep 61", name="busy")
     deadline = time.monotonic() + 10
