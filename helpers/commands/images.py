@@ -35,13 +35,18 @@ def register(sub):
     p.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]",
                    help="name the image (repeatable)")
     p.add_argument("-f", "--file", metavar="FILE",
-                   help="the Dockerfile (default: CONTEXT/Dockerfile)")
+                   help="the Dockerfile (default: CONTEXT/Dockerfile; - for stdin)")
     p.add_argument("--build-arg", action="append", default=[], metavar="K=V",
                    help="a value for an ARG of the Dockerfile")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print only the image id (the steps' output only on failure)")
     p.add_argument("--network", metavar="MODE",
                    help="the network of the RUN steps (default: the default network)")
+    p.add_argument("--target", metavar="STAGE",
+                   help="build up to the end of this stage (FROM IMAGE AS STAGE)")
+    p.add_argument("--label", action="append", default=[], metavar="K=V",
+                   help="a label of the image (repeatable)")
+    p.add_argument("--iidfile", metavar="FILE", help="write the image id to FILE")
     p.add_argument("--no-cache", action="store_true",
                    help="run every step (the cache is not read; its entries are replaced)")
     p.add_argument("--rm", default="true", metavar="BOOL",
@@ -49,7 +54,8 @@ def register(sub):
                         "are always removed)")
     p.add_argument("--force-rm", action="store_true",
                    help="accepted for Docker compatibility (as --rm)")
-    p.add_argument("context", metavar="PATH")
+    p.add_argument("context", metavar="PATH|-",
+                   help="the context directory (-: a Dockerfile on stdin, no context)")
     p.set_defaults(func=cmd_build)
 
     bld = sub.add_parser("builder", help="manage the build cache")
@@ -443,8 +449,18 @@ def cmd_build(args, paths):
         if not k:
             raise UsageError("invalid --build-arg %r" % item, hint="--build-arg KEY=VALUE")
         build_args[k] = v if eq else os.environ.get(k, "")
+    labels = {}
+    for item in args.label:
+        k, _, v = item.partition("=")
+        if not k:
+            raise UsageError("invalid --label %r" % item, hint="--label KEY=VALUE")
+        labels[k] = v
     image_id = build.build(paths, args.context, args.file, tags=tags, build_args=build_args,
-                           quiet=args.quiet, network=args.network, no_cache=args.no_cache)
+                           quiet=args.quiet, network=args.network, no_cache=args.no_cache,
+                           target=args.target, labels=labels)
+    if args.iidfile:
+        from ..fsutil import atomic_write
+        atomic_write(os.path.abspath(args.iidfile), image_id)
     if args.quiet:
         print(image_id)
     return 0

@@ -20,8 +20,9 @@ the paths are copied out of a created container of it, as `cp` does, then
 placed as the context's files are), ADD (local files, directories and
 wildcards; a local tar archive is extracted), ENV, ARG (--build-arg),
 LABEL, WORKDIR, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT, STOPSIGNAL, SHELL,
-ONBUILD (recorded), MAINTAINER, and .dockerignore.  Not yet: HEALTHCHECK,
-ADD from a URL, COPY --chmod.
+ONBUILD (recorded), MAINTAINER, COPY/ADD --chmod (octal), ADD from an
+http(s) URL (fetched on the host, not extracted), and .dockerignore.  Not
+yet: HEALTHCHECK.
 """
 
 import json
@@ -188,12 +189,14 @@ class Placer:
     """The tar a COPY or ADD writes into the container, entry names
     relative to "/"."""
 
-    def __init__(self, out, owner, missing_dirs, mtimes=True):
+    def __init__(self, out, owner, missing_dirs, mtimes=True, mode=None):
         """``mtimes``: False writes every modification time as 0 (the tar
-        the build cache's key hashes)."""
+        the build cache's key hashes).  ``mode``: the permission bits of
+        every file and directory copied (--chmod), else their own."""
         self.tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
         self.uid, self.gid = owner
         self.mtimes = mtimes
+        self.mode = mode
         self.made = set()
         self.missing_dirs = missing_dirs
 
@@ -216,7 +219,8 @@ class Placer:
         self.parents(rel)
         ti = tarfile.TarInfo(rel)
         ti.uid, ti.gid = self.uid, self.gid
-        ti.mode = stat.S_IMODE(st.st_mode)
+        ti.mode = stat.S_IMODE(st.st_mode) if self.mode is None or \
+            stat.S_ISLNK(st.st_mode) else self.mode
         ti.mtime = int(st.st_mtime) if self.mtimes else 0
         if stat.S_ISDIR(st.st_mode):
             ti.type = tarfile.DIRTYPE
@@ -273,7 +277,11 @@ class Placer:
 # ---------------------------------------------------------------------------
 class Builder:
     def __init__(self, paths, context, dockerfile, tags=(), build_args=None, quiet=False,
-                 network=None, out=None, no_cache=False):
+                 network=None, out=None, no_cache=False, target=None, labels=None,
+                 dockerfile_text=None):
+        """``dockerfile_text``: the Dockerfile itself (read from stdin),
+        instead of the file ``dockerfile``; ``target``: the stage to stop
+        after; ``labels``: set on the final image (--label)."""
         self.paths = paths
         self.context = context
         self.dockerfile = dockerfile
@@ -282,6 +290,9 @@ class Builder:
         self.quiet = quiet
         self.network = network
         self.out = out or sys.stdout
+        self.target = target
+        self.labels = dict(labels or {})
+        self.dockerfile_text = dockerfile_text
         from .store import Store
         self.store = Store(paths)
         self.cache = BuildCache(paths)
@@ -290,6 +301,7 @@ class Builder:
         self.hit = False          # the last step came from the cache
         self.replaced = []        # images whose cache entries this build took
         self.containers = []
+        self.downloaded = set()   # ADD's files from URLs (never extracted)
         self.image_id = None
         self.dirty = False
         self.author = None
@@ -309,19 +321,25 @@ class Builder:
 
     # -- the steps ----------------------------------------------------------
     def run(self):
-        try:
-            with open(self.dockerfile) as f:
-                steps = parse(f.read())
-        except OSError as exc:
-            raise BuildError("cannot read the Dockerfile %s: %s"
-                             % (self.dockerfile, exc.strerror),
-                             hint="give one with -f, or put a Dockerfile in the context") from None
+        text = self.dockerfile_text
+        if text is None:
+            try:
+                with open(self.dockerfile) as f:
+                    text = f.read()
+            except OSError as exc:
+                raise BuildError("cannot read the Dockerfile %s: %s"
+                                 % (self.dockerfile, exc.strerror),
+                                 hint="give one with -f, or put a Dockerfile in the "
+                                      "context") from None
+        steps = parse(text)
         if not steps:
             raise BuildError("the Dockerfile %s has no instructions" % self.dockerfile)
         first = next((instr for _, instr, _ in steps if instr != "ARG"), None)
         if first != "FROM":
             raise BuildError("the Dockerfile must begin with FROM (after ARGs)",
                              hint="e.g. FROM busybox")
+        if self.target:
+            steps = up_to_stage(steps, self.target)
         globals_ = {}         # ARGs before FROM: for FROM, and as defaults
         total = len(steps)
         lock = self.cache.hold()        # no pruning of the cache meanwhile
@@ -337,6 +355,13 @@ class Builder:
                     self.say(" ---> Using cache")
                 if self.image_id is not None:
                     self.say(" ---> %s" % self.image_id[7:19])
+            if self.labels:
+                labels = dict(self.cfg.get("Labels") or {})
+                labels.update(self.labels)
+                self.cfg["Labels"] = labels
+                self.dirty = True
+                self.materialize(NOP + "LABEL " + " ".join(
+                    "%s=%s" % kv for kv in sorted(self.labels.items())))
             self.materialize()
             final = self.image_id
             for tag in self.tags:
@@ -578,7 +603,7 @@ class Builder:
 
     def copy_step(self, instr, rest, env):
         words = archive._exec_form(rest, shell=False)     # JSON or words
-        chown = source = None
+        chown = chmod = source = None
         while words and words[0].startswith("--"):
             flag = words.pop(0)
             if flag.startswith("--chown="):
@@ -586,7 +611,7 @@ class Builder:
             elif flag.startswith("--from=") and instr == "COPY":
                 source = expand(flag[7:], env)
             elif flag.startswith("--chmod="):
-                raise BuildError("%s --chmod is not supported yet" % instr)
+                chmod = _octal_mode(expand(flag[8:], env), instr)
             else:
                 raise BuildError("unknown flag %s for %s" % (flag, instr))
         words = [expand(w, env) for w in words]
@@ -597,6 +622,7 @@ class Builder:
         names_dir = dest.endswith("/") or dest == "." or dest.endswith("/.")
         if not dest.startswith("/"):
             dest = posixpath.join(self.cfg.get("WorkingDir") or "/", dest)
+        how = json.dumps([sources, dest, chown, chmod])
         found = []
         staging = k = None
         self.materialize()
@@ -604,7 +630,7 @@ class Builder:
         if source is not None:
             # Keyed by the image the files come from (its id says all).
             image_id = self.source_image(source)
-            k = key(self.key, instr, json.dumps([sources, dest, chown]), "from", image_id)
+            k = key(self.key, instr, how, "from", image_id)
             if self.use_cached(k):
                 return
             staging = self.from_image(image_id, source, sources)
@@ -613,28 +639,36 @@ class Builder:
                 # cp put SRC in as its own name; "/" came as its contents.
                 found.append(got if _stage_path(src) == "/"
                              else os.path.join(got, os.listdir(got)[0]))
-        for src in sources if source is None else ():
-            if re.match(r"^[a-z]+://", src):
-                raise BuildError("%s from a URL is not supported" % instr,
-                                 hint="download it in a RUN step (wget, curl)")
-            found += self.context_matches(src, instr)
         try:
-            if staging is None:
-                self.place(instr, found, dest, names_dir, chown, sources, self.context,
-                           self.patterns, k)
-            else:
-                self.place(instr, found, dest, names_dir, chown, sources, staging, [], k)
+            for i, src in enumerate(sources if source is None else ()):
+                if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", src):
+                    if instr != "ADD" or not src.lower().startswith(("http://", "https://")):
+                        raise BuildError("%s failed: source can't be a URL for %s: %s"
+                                         % (instr, instr, src),
+                                         hint="ADD takes http:// and https:// URLs")
+                    staging = staging or self.staging_dir()
+                    found.append(download(src, os.path.join(staging, "url-%d" % i)))
+                    self.downloaded.add(found[-1])
+                else:
+                    found += self.context_matches(src, instr)
+            self.place(instr, found, dest, names_dir, (chown, chmod), how,
+                       self.context if source is None else staging,
+                       self.patterns if source is None else [], k)
         finally:
             if staging is not None:
                 import shutil
                 shutil.rmtree(staging, ignore_errors=True)
 
-    def place(self, instr, found, dest, names_dir, chown, sources, base, patterns, k):
+    def staging_dir(self):
+        return staging_dir(self.paths)
+
+    def place(self, instr, found, dest, names_dir, owner_mode, how, base, patterns, k):
         """Write ``found`` (host paths below ``base``, less what
         ``patterns`` exclude) at ``dest`` in a container of the image so
-        far, and commit it.  ``k``: the step's cache key; None: the key is
-        made here, of the tar's digest (the files are read twice on a
-        miss, once to hash, once to copy)."""
+        far, owned and moded as ``owner_mode`` says (--chown, --chmod), and
+        commit it.  ``k``: the step's cache key; None: the key is made
+        here, of ``how`` and the tar's digest (the files are read twice on
+        a miss, once to hash, once to copy)."""
         as_dir = names_dir or len(found) > 1 or any(
             os.path.isdir(p) and not os.path.islink(p) for p in found)
         rel_dest = posixpath.normpath(dest).lstrip("/")
@@ -645,6 +679,7 @@ class Builder:
         info = lookup_paths(layers, rel_dest)
         if info.get(rel_dest) == "dir":
             as_dir = True
+        chown, chmod = owner_mode
         owner = (0, 0)
         if chown:
             from ..container.spec import resolve_user
@@ -654,12 +689,12 @@ class Builder:
 
         def produce(out, mtimes=True):
             # Streamed into the container as it is read from the context.
-            placer = Placer(out, owner, missing, mtimes)
+            placer = Placer(out, owner, missing, mtimes, chmod)
             for host in found:
                 if os.path.isdir(host) and not os.path.islink(host):
                     placer.add_tree(host, rel_dest, base, patterns)
                 elif instr == "ADD" and host.endswith(ARCHIVE_SUFFIXES) and \
-                        tarfile.is_tarfile(host):
+                        host not in self.downloaded and tarfile.is_tarfile(host):
                     placer.add_archive(host, rel_dest)
                 else:
                     target = posixpath.join(rel_dest, os.path.basename(host)) if as_dir \
@@ -669,7 +704,7 @@ class Builder:
         if k is None:
             digest = _Digest()
             produce(digest, mtimes=False)
-            k = key(self.key, instr, json.dumps([sources, dest, chown]), digest.hexdigest())
+            k = key(self.key, instr, how, digest.hexdigest())
             if self.use_cached(k):
                 return
         name, res = self.container("create", ["true"])
@@ -680,6 +715,7 @@ class Builder:
         from ..container import state
         cid = state.resolve(self.paths, name)
         copy_produced_in(self.paths, cid, state.refresh(self.paths, cid), name, produce, "/")
+        sources = json.loads(how)[0]
         self.commit(name, NOP + "%s %s in %s" % (instr, " ".join(sources), dest), k)
 
     def from_image(self, image_id, source, sources):
@@ -687,7 +723,6 @@ class Builder:
         copied out (as `cp` does, from a created container of it) into
         STAGING/INDEX/ on the host; returns STAGING.  Owners become root or
         --chown, as for the context's files."""
-        import tempfile
         from ..commands.cp import copy_out
         from ..container import state
         saved, self.image_id = self.image_id, image_id
@@ -698,9 +733,7 @@ class Builder:
         if res.returncode != 0:
             raise BuildError("cannot read stage %s: %s"
                              % (source, (res.stderr or b"").decode(errors="replace").strip()))
-        os.makedirs(self.paths.tmp, exist_ok=True)
-        # "build-PID-": store gc clears it if we die before the end.
-        staging = tempfile.mkdtemp(prefix="build-%d-" % os.getpid(), dir=self.paths.tmp)
+        staging = self.staging_dir()
         try:
             cid = state.resolve(self.paths, name)
             st = state.refresh(self.paths, cid)
@@ -770,6 +803,46 @@ class Builder:
             pass
 
 
+def _octal_mode(text, instr):
+    """--chmod's value: octal permission bits (as Docker's classic builder;
+    not the symbolic forms)."""
+    if not text or any(c not in "01234567" for c in text) or int(text, 8) > 0o7777:
+        raise BuildError("%s --chmod=%s: not an octal mode" % (instr, text),
+                         hint="e.g. --chmod=755 or --chmod=0640")
+    return int(text, 8)
+
+
+def download(url, where):
+    """ADD of a URL: the file, fetched on the host into the directory
+    ``where`` under the URL's last path component, mode 0600 and the
+    server's Last-Modified as its mtime (as Docker's builder)."""
+    import email.utils
+    import shutil
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    name = posixpath.basename(urllib.parse.urlsplit(url).path) or "index.html"
+    os.makedirs(where, exist_ok=True)
+    path = os.path.join(where, name)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, \
+                open(path, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as out:
+            shutil.copyfileobj(resp, out, 1 << 20)
+            modified = resp.headers.get("Last-Modified")
+    except urllib.error.HTTPError as exc:
+        raise BuildError("ADD failed: GET %s: %d %s" % (url, exc.code, exc.reason)) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+        raise BuildError("ADD failed: GET %s: %s" % (url, reason)) from None
+    if modified:
+        try:
+            t = email.utils.parsedate_to_datetime(modified).timestamp()
+            os.utime(path, (t, t))
+        except (TypeError, ValueError, OverflowError):
+            pass
+    return path
+
+
 class _Digest:
     """A file object that hashes what is written to it."""
 
@@ -783,6 +856,31 @@ class _Digest:
 
     def hexdigest(self):
         return self.h.hexdigest()
+
+
+def staging_dir(paths):
+    """A new directory of the build's in the store's tmp ("build-PID-":
+    store gc clears it if the build dies before its end)."""
+    import tempfile
+    os.makedirs(paths.tmp, exist_ok=True)
+    return tempfile.mkdtemp(prefix="build-%d-" % os.getpid(), dir=paths.tmp)
+
+
+def up_to_stage(steps, target):
+    """The steps up to the end of the stage named ``target`` (--target)."""
+    start = None
+    for i, (_, instr, rest) in enumerate(steps):
+        if instr != "FROM":
+            continue
+        if start is not None:
+            return steps[:i]
+        words = rest.split()
+        if len(words) == 3 and words[1].upper() == "AS" and words[2].lower() == target.lower():
+            start = i
+    if start is None:
+        raise BuildError("failed to reach build target %s in Dockerfile" % target,
+                         hint="--target names a stage: FROM IMAGE AS NAME")
+    return steps
 
 
 def lookup_paths(layers, rel_dest):
@@ -820,10 +918,27 @@ def _quote_pairs(rest, env):
 
 
 def build(paths, context, dockerfile=None, **kw):
+    """``context`` "-": the Dockerfile comes on stdin and there is no
+    context (as `docker build - < Dockerfile`); ``dockerfile`` "-": the
+    Dockerfile on stdin, the context a directory."""
+    if context == "-" or dockerfile == "-":
+        data = sys.stdin.buffer.read()
+        if data[:2] == b"\x1f\x8b" or data[257:262] == b"ustar":
+            raise UsageError("a tar archive on stdin as the build context is not supported",
+                             hint="extract it and give its directory: sandbox build DIR")
+        kw["dockerfile_text"] = data.decode(errors="replace")
+        dockerfile = "-"
+    if context == "-":
+        import shutil
+        empty = staging_dir(paths)
+        try:
+            return Builder(paths, empty, "-", **kw).run()
+        finally:
+            shutil.rmtree(empty, ignore_errors=True)
     if not os.path.isdir(context):
         raise UsageError("unable to prepare context: %s is not a directory" % context,
                          hint="sandbox build [-t NAME] DIR (the directory holds the Dockerfile)")
     dockerfile = dockerfile or os.path.join(context, "Dockerfile")
-    if not os.path.isabs(dockerfile) and not os.path.exists(dockerfile):
+    if dockerfile != "-" and not os.path.isabs(dockerfile) and not os.path.exists(dockerfile):
         dockerfile = os.path.join(context, dockerfile)
     return Builder(paths, context, dockerfile, **kw).run()

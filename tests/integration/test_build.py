@@ -314,3 +314,78 @@ def test_pruning_waits_for_no_build(sb, busybox):
         p.communicate(timeout=60)
     assert p.returncode == 143
     assert "Deleted build cache objects" in sb.ok("builder", "prune", "-f").stdout
+
+
+def test_target_label_iidfile_and_a_dockerfile_on_stdin(sb, busybox):
+    ctx = context(sb, "build-target", MULTISTAGE)
+    iid = os.path.join(ctx, "iid")
+    r = sb("build", "--target", "builder", "--label", "stage=first", "--label", "k=v",
+           "--iidfile", iid, "-t", "localhost/target:1", ctx)
+    assert r.returncode == 0, r.stderr
+    assert "Step 3/3 : RUN" in r.stdout         # stopped after the stage "builder"
+    with open(iid) as f:
+        image_id = f.read()
+    info = json.loads(sb.ok("image", "inspect", "localhost/target:1").stdout)[0]
+    assert info["Id"] == image_id
+    assert info["Config"]["Labels"] == {"stage": "first", "k": "v"}
+    assert sb.ok("run", "--rm", "localhost/target:1", "cat", "/src/out/bin/tool").stdout \
+        == "built\n"
+    r = sb("build", "--target", "nowhere", ctx)
+    assert r.returncode == 1 and "failed to reach build target nowhere" in r.stderr
+    # `build -`: the Dockerfile on stdin and no context; `-f -` with one.
+    r = sb("build", "-q", "-", input="FROM busybox\nRUN echo piped > /p\n")
+    assert r.returncode == 0, r.stderr
+    assert sb.ok("run", "--rm", r.stdout.strip(), "cat", "/p").stdout == "piped\n"
+    r = sb("build", "-", input="FROM busybox\nCOPY x /\n")
+    assert r.returncode == 1 and "file not found in build context" in r.stderr
+    ctx2 = context(sb, "build-stdin-f", "", {"data.txt": "d\n"})
+    r = sb("build", "-q", "-f", "-", ctx2, input="FROM busybox\nCOPY data.txt /\n")
+    assert r.returncode == 0, r.stderr
+    assert sb.ok("run", "--rm", r.stdout.strip(), "cat", "/data.txt").stdout == "d\n"
+    r = sb("build", "-", input="x" * 257 + "ustar\0" + "x" * 300)
+    assert r.returncode == 125 and "tar archive on stdin" in r.stderr
+    sb.ok("rmi", "localhost/target:1")
+
+
+def test_copy_chmod_and_add_from_a_url(sb, busybox):
+    import functools
+    import http.server
+    import threading
+    served = host_dir(sb, "build-served")
+    payload = os.path.join(served, "payload.tar.gz")
+    with tarfile.open(payload, "w:gz") as tf:
+        data = os.path.join(served, "inner.txt")
+        with open(data, "w") as f:
+            f.write("inner\n")
+        tf.add(data, "inner.txt")
+    os.utime(payload, (1500000000, 1500000000))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=served)
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = "http://127.0.0.1:%d" % server.server_address[1]
+    try:
+        ctx = context(sb, "build-chmod", (
+            "FROM busybox\n"
+            "COPY --chmod=751 tool /bin/tool\n"
+            "COPY --chmod=0640 dir /dir\n"
+            "ADD %s/payload.tar.gz /dl/\n"
+            "ADD %s/payload.tar.gz /named.tgz\n") % (base, base),
+            {"tool": "#!/bin/sh\necho tool\n", "dir/a": "a\n", "dir/sub/b": "b\n"})
+        r = sb("build", "-q", ctx)
+        assert r.returncode == 0, r.stderr
+        out = sb.ok("run", "--rm", r.stdout.strip(), "sh", "-c",
+                    "stat -c '%a %n' /bin/tool /dir/a /dir/sub /dl/payload.tar.gz "
+                    "/named.tgz; stat -c %Y /dl/payload.tar.gz; ls /dl").stdout.splitlines()
+        assert out == ["751 /bin/tool", "640 /dir/a", "640 /dir/sub",
+                       "600 /dl/payload.tar.gz", "600 /named.tgz", "1500000000",
+                       "payload.tar.gz"]          # a URL's archive is not extracted
+        r = sb("build", context(sb, "build-404", "FROM busybox\nADD %s/missing /\n" % base))
+        assert r.returncode == 1 and "ADD failed: GET %s/missing: 404" % base in r.stderr
+        r = sb("build", context(sb, "build-copyurl", "FROM busybox\nCOPY %s/x /\n" % base))
+        assert r.returncode == 1 and "source can't be a URL for COPY" in r.stderr
+        r = sb("build", context(sb, "build-badmode", "FROM busybox\nCOPY --chmod=u+x a /\n",
+                                {"a": ""}))
+        assert r.returncode == 1 and "--chmod=u+x: not an octal mode" in r.stderr
+    finally:
+        server.shutdown()
