@@ -124,6 +124,10 @@ def main(argv=None):
         from .container import monitor
         return monitor.resume(argv[1], int(argv[2]),
                               [int(fd) for fd in argv[3].split(",") if fd])
+    if argv[:1] == ["__health"]:
+        # One health check of a container (its loop runs this).
+        from .container import health
+        return health.main(argv[1:])
     argv = unmanaged(argv)
     verb = find_verb(argv)
     # Help for a management verb (`image --help`) names the top-level verbs

@@ -42,6 +42,16 @@
  * system (ending a fuse-overlayfs daemon) and exits with PID 1's status
  * (128+N for signal N).
  *
+ * A container with a health check gets, beside its supervisor (a child of
+ * it, which dies with it),
+ *
+ *   sandbox-monitor health DELAYMS PROBE...
+ *
+ * which sleeps DELAYMS, runs PROBE (`sandbox __health ...`: one check,
+ * recorded in the container's health.json), reads from its stdout the
+ * milliseconds until the next one, and so on; no number ends it
+ * (helpers/container/health.py).
+ *
  * The arguments are a private interface between this file and monitor.py:
  * the executable's name carries its version (sandbox-monitor.N).
  */
@@ -60,6 +70,7 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -723,13 +734,63 @@ static int reap(int argc, char **argv)
     return code;
 }
 
+static int health(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: sandbox-monitor health DELAYMS PROBE...\n");
+        return 125;
+    }
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        return 0;                      /* the supervisor is gone already */
+    long delay = parse_num(argv[1]);
+    while (delay > 0) {
+        struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+            return 1;
+        pid_t pid = fork();
+        if (pid < 0)
+            return 1;
+        if (pid == 0) {
+            dup2(p[1], 1);
+            execv(argv[2], argv + 2);
+            _exit(127);
+        }
+        close(p[1]);
+        char buf[32];
+        size_t n = 0;
+        for (;;) {
+            ssize_t r = read(p[0], buf + n, sizeof buf - 1 - n);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+            if (n == sizeof buf - 1)
+                break;
+        }
+        close(p[0]);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        buf[n] = '\0';
+        delay = strtol(buf, NULL, 10);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "supervise") == 0)
         return supervise(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "reap") == 0)
         return reap(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "health") == 0)
+        return health(argc - 1, argv + 1);
     fprintf(stderr, "sandbox-monitor: a part of sandbox, not run by hand "
-                    "(supervise | reap)\n");
+                    "(supervise | reap | health)\n");
     return 125;
 }

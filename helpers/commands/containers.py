@@ -42,7 +42,7 @@ def _ps_flags(p):
     p.add_argument("-l", "--latest", action="store_true",
                    help="the last created container (all states)")
     p.add_argument("-f", "--filter", action="append", default=[],
-                   metavar="KEY=VALUE", help="name=, id=, status=, label=, ancestor=")
+                   metavar="KEY=VALUE", help="name=, id=, status=, label=, ancestor=, exited=, health=")
     p.add_argument("--format", help="a Go template, 'table TEMPLATE' or 'json'")
     p.add_argument("-s", "--size", action="store_true", help="(accepted; sizes not shown)")
     p.set_defaults(func=cmd_ps)
@@ -116,7 +116,7 @@ def _spec_args(paths, cid):
         return []
 
 
-def matches(st, filters, image_ids=None):
+def matches(st, filters, image_ids=None, paths=None):
     for f in filters:
         key, sep, value = f.partition("=")
         if not sep:
@@ -145,9 +145,16 @@ def matches(st, filters, image_ids=None):
         elif key == "exited":
             if st.get("Status") != "exited" or str(st.get("ExitCode")) != value:
                 return False
+        elif key == "health" and paths is not None:
+            if value not in ("starting", "healthy", "unhealthy", "none"):
+                raise UsageError("invalid filter 'health=%s'" % value,
+                                 hint="health=starting|healthy|unhealthy|none")
+            from ..container import health
+            if health.status_of(paths, st) != value:
+                return False
         else:
             raise UsageError("invalid filter %r" % key,
-                             hint="name, id, status, label, ancestor, exited")
+                             hint="name, id, status, label, ancestor, exited, health")
     return True
 
 
@@ -182,7 +189,7 @@ def ps_row(paths, st, no_trunc=False):
         "CreatedAt": st.get("Created", ""),
         "RunningFor": created_since(parse_time(st.get("Created"))).replace(" ago", "")
         if parse_time(st.get("Created")) else "",
-        "Status": status_text(st),
+        "Status": status_text(st) + _health_text(paths, st),
         "State": st.get("Status", ""),
         "Ports": ports_text(st),
         "Names": st.get("Name", ""),
@@ -193,7 +200,15 @@ def ps_row(paths, st, no_trunc=False):
     }
 
 
+def _health_text(paths, st):
+    if not st.get("Healthcheck") or st.get("Status") != "running":
+        return ""
+    from ..container import health
+    return health.ps_suffix(paths, st)
+
+
 def cmd_ps(args, paths):
+    matches({"Id": ""}, args.filter, set(), paths)     # bad filters refused, even with no container
     records = all_records(paths)
     image_ids = None
     if any(f.startswith("ancestor=") for f in args.filter):
@@ -203,7 +218,7 @@ def cmd_ps(args, paths):
     if limit < 0 and not args.all:
         records = [st for st in records if st.get("Status") in
                    ("running", "paused", "restarting")]
-    records = [st for st in records if matches(st, args.filter, image_ids)]
+    records = [st for st in records if matches(st, args.filter, image_ids, paths)]
     if limit >= 0:
         records = records[:limit]
     if args.quiet:

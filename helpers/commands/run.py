@@ -40,6 +40,20 @@ def add_create_flags(p):
                    help="signal `stop` sends first (default: the image's, or SIGTERM)")
     p.add_argument("--stop-timeout", type=int, metavar="SECONDS",
                    help="seconds `stop` waits before SIGKILL (default 10)")
+    p.add_argument("--health-cmd", metavar="CMD",
+                   help="a command that checks the container's health (run with /bin/sh -c)")
+    p.add_argument("--health-interval", metavar="DURATION",
+                   help="time between checks (default 30s)")
+    p.add_argument("--health-timeout", metavar="DURATION",
+                   help="a check that runs longer fails (default 30s)")
+    p.add_argument("--health-retries", type=int, metavar="N",
+                   help="failures in a row that make it unhealthy (default 3)")
+    p.add_argument("--health-start-period", metavar="DURATION",
+                   help="time to start in, when failures do not count (default 0s)")
+    p.add_argument("--health-start-interval", metavar="DURATION",
+                   help="time between checks within the start period (default 5s)")
+    p.add_argument("--no-healthcheck", action="store_true",
+                   help="no health check, not even the image's")
     p.add_argument("-i", "--interactive", action="store_true",
                    help="keep stdin open and pass it to the container")
     p.add_argument("-t", "--tty", action="store_true",
@@ -112,6 +126,10 @@ def add_limit_flags(p):
 
 
 # ---------------------------------------------------------------------------
+HEALTH_FLAGS = ("health_cmd", "health_interval", "health_timeout", "health_retries",
+                "health_start_period", "health_start_interval")
+
+
 def validate(args):
     """Every flag checked before any side effect (house style 6)."""
     from ..container import security, spec as spec_mod
@@ -165,6 +183,9 @@ def validate(args):
             raise UsageError("invalid label %r" % item, hint="use -l KEY=VALUE")
         labels[k] = v
     limits, use_cgroup = cgroup_plan(args)
+    if args.no_healthcheck or any(getattr(args, f) is not None for f in HEALTH_FLAGS):
+        from ..container import health
+        health.effective({"Test": ["NONE"]}, args)      # its durations checked now
     return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
             "restart": restart, "labels": labels, "volume_specs": volume_specs,
             "limits": limits, "use_cgroup": use_cgroup, "net": net}
@@ -356,6 +377,11 @@ def create(paths, store, image_id, args, checked):
             annotations["io.sandbox.volumes.fill"] = jsonfast.dumps(fill)
         if args.init:
             annotations["io.sandbox.init"] = "true"
+        healthcheck = None
+        if img_cfg.get("Healthcheck") or args.no_healthcheck or \
+                any(getattr(args, f) is not None for f in HEALTH_FLAGS):
+            from ..container import health
+            healthcheck = health.effective(img_cfg.get("Healthcheck"), args)
         spec = spec_mod.build(
             image_config=config, args=args.command or None,
             entrypoint=args.entrypoint, user=user, workdir=args.workdir,
@@ -393,6 +419,9 @@ def create(paths, store, image_id, args, checked):
             "UseCgroup": bool(checked["use_cgroup"]),
             **net,
         }
+        if healthcheck:
+            # (with the image's SHELL, which CMD-SHELL checks run with)
+            record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))
         state.write_state(paths, cid, record, durable=False)
     except BaseException:
         state.release_name(paths, name, cid)

@@ -39,7 +39,7 @@ def container_json(paths, cid):
     mounts = [m for m in spec.get("mounts", []) if m.get("type") == "bind"
               and m.get("source") not in ("/sys",)]
     layers = _layers(paths, st.get("Image"))
-    return {
+    out = {
         "Id": cid,
         "Created": st.get("Created"),
         "Path": args[0] if args else "",
@@ -135,6 +135,12 @@ def container_json(paths, cid):
         },
         "NetworkSettings": network_settings(st, status == "running"),
     }
+    if st.get("Healthcheck"):
+        from . import health
+        out["Config"]["Healthcheck"] = st["Healthcheck"]
+        out["State"]["Health"] = health.read(paths, cid) or {
+            "Status": "starting", "FailingStreak": 0, "Log": []}
+    return out
 
 
 def _limits(st):

@@ -248,6 +248,7 @@ def run_foreground(paths, container, launch, starter, autoremove):
         finish(paths, container, autoremove, exc.exit_code, exc.message)
         raise
     collect_garbage_from_now_on()
+    checker = _health_loop(paths, container)
     restore = runtime.forward_signals(gpid)
     try:
         if starter.master is not None:
@@ -262,8 +263,24 @@ def run_foreground(paths, container, launch, starter, autoremove):
         restore()
         log.close()
         cg.close()
+        _end_health_loop(checker)
     finish(paths, container, autoremove, code, oom=oom)
     return code
+
+
+def _health_loop(paths, container, native=None):
+    """The health check's loop (health.py) of a container that has just
+    started, if it has a check: its pid."""
+    if not container["record"].get("Healthcheck"):
+        return None
+    from . import health
+    return health.spawn(paths, container["id"], container["record"], native)
+
+
+def _end_health_loop(pid):
+    if pid:
+        from . import health
+        health.stop(pid)
 
 
 def finish(paths, container, autoremove, code, error="", oom=False):
@@ -304,6 +321,11 @@ def preload(record=None):
     network.preload(record)
     from .. import cgroups         # noqa: F401
     from . import attach, rootfs, runtime, security, terminal, volumes   # noqa: F401
+    if (record or {}).get("Healthcheck"):
+        # The health loop probes from this process (health._python_loop).
+        import select    # noqa: F401
+        from .. import formatting          # noqa: F401
+        from . import exec, health, state  # noqa: F401
 
 
 def start_detached(paths, container, launch, options):
@@ -478,6 +500,7 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     if ready_w is not None:
         os.write(ready_w, ("ok %d\n" % starter.gpid).encode())
         _retire(ready_w)
+    container["health_pid"] = _health_loop(paths, container, native)
     if native is not None:
         if launch.tty:
             sources = (starter.master, starter.master, -1)
@@ -507,6 +530,7 @@ def _ended(paths, container, launch, cg, server, code):
     None once --rm has removed the container."""
     cid = container["id"]
     oom = cg.oom_killed()
+    _end_health_loop(container.pop("health_pid", None))
     network.release(paths, cid)     # its ports are free once it ended
     cg.close()
     try:
@@ -524,7 +548,7 @@ def _ended(paths, container, launch, cg, server, code):
 # ---------------------------------------------------------------------------
 # The native monitor (native/monitor.c): what holds an idle container
 # ---------------------------------------------------------------------------
-NATIVE_NAME = "sandbox-monitor.2"       # the suffix versions its arguments
+NATIVE_NAME = "sandbox-monitor.3"       # the suffix versions its arguments
 
 
 def native_path():
@@ -589,7 +613,8 @@ def _hand_over(paths, container, launch, server, cg, starter, stdio, restarts, d
                "listen_fd": server.sock.fileno(), "socket": server.path,
                "events_fd": cg.events_fd,
                "cgroup": cg.cgroup.to_dict() if cg.cgroup is not None else None,
-               "native": native, "network": network.hand_over(cid)}
+               "native": native, "network": network.hand_over(cid),
+               "health_pid": container.get("health_pid")}
     path = _handoff_path(paths, cid)
     fsutil.write_json(path, handoff, durable=False)
     stdin_fd, out_fd, err_fd = stdio
@@ -639,7 +664,7 @@ def resume(path, code, client_fds):
     idmap = IdMap(*h["idmap"])
     launch = Launch.from_json(h["launch"].encode(), idmap)
     container = {"id": h["id"], "name": h["name"], "record": h["record"],
-                 "policy": h["policy"]}
+                 "policy": h["policy"], "health_pid": h.get("health_pid")}
     server = Server.adopt(h["socket"], h["listen_fd"], client_fds)
     network.adopt(h["id"], h["network"])
     cg = CgroupHook(paths, h["id"], h["record"], launch)

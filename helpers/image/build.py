@@ -21,8 +21,8 @@ placed as the context's files are), ADD (local files, directories and
 wildcards; a local tar archive is extracted), ENV, ARG (--build-arg),
 LABEL, WORKDIR, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT, STOPSIGNAL, SHELL,
 ONBUILD (recorded), MAINTAINER, COPY/ADD --chmod (octal), ADD from an
-http(s) URL (fetched on the host, not extracted), and .dockerignore.  Not
-yet: HEALTHCHECK.
+http(s) URL (fetched on the host, not extracted), HEALTHCHECK, and
+.dockerignore.
 """
 
 import json
@@ -42,7 +42,7 @@ from .buildcache import BuildCache, key
 
 NOP = "/bin/sh -c #(nop) "
 METADATA = ("ENV", "LABEL", "WORKDIR", "USER", "EXPOSE", "VOLUME", "CMD",
-            "ENTRYPOINT", "STOPSIGNAL", "SHELL", "ONBUILD", "MAINTAINER")
+            "ENTRYPOINT", "STOPSIGNAL", "SHELL", "ONBUILD", "MAINTAINER", "HEALTHCHECK")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
@@ -427,7 +427,12 @@ class Builder:
             archive.apply_changes(self.cfg, ["%s %s" % (instr, value)])
             return None
         if instr == "HEALTHCHECK":
-            raise BuildError("line %d: HEALTHCHECK is not supported yet" % lineno)
+            from ..container import health
+            try:
+                self.cfg["Healthcheck"] = health.from_dockerfile(expand(rest, env))
+            except UsageError as exc:
+                raise BuildError("line %d: %s" % (lineno, exc.message), hint=exc.hint) from None
+            return None
         raise BuildError("line %d: unknown instruction: %s" % (lineno, instr),
                          hint="see the Dockerfile reference")
 
@@ -548,7 +553,7 @@ class Builder:
             self.materialize()
         name = "sandbox-build-" + uuid.uuid4().hex[:12]
         self.containers.append(name)
-        opts = ["--name", name, "--entrypoint", ""]
+        opts = ["--name", name, "--entrypoint", "", "--no-healthcheck"]
         for k, v in self.run_args():
             opts += ["-e", "%s=%s" % (k, v)]
         if self.network and verb == "run":
