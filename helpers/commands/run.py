@@ -54,6 +54,16 @@ def add_create_flags(p):
                    help="time between checks within the start period (default 5s)")
     p.add_argument("--no-healthcheck", action="store_true",
                    help="no health check, not even the image's")
+    p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                   help="a resource limit (nofile, nproc, core, ...; up to your own hard limits)")
+    p.add_argument("--sysctl", action="append", default=[], metavar="KEY=VALUE",
+                   help="a namespaced kernel parameter (net.*, fs.mqueue.*, kernel.shm*, ...)")
+    p.add_argument("--device", action="append", default=[], metavar="HOST[:CTR[:PERMS]]",
+                   help="a host device node the user may open (bound, not created)")
+    p.add_argument("--shm-size", metavar="SIZE", help="size of /dev/shm (default 64m)")
+    p.add_argument("--group-add", action="append", default=[], metavar="GROUP",
+                   help="a supplementary group of the process (name or number)")
+    p.add_argument("--cidfile", metavar="FILE", help="write the container id to FILE")
     p.add_argument("-i", "--interactive", action="store_true",
                    help="keep stdin open and pass it to the container")
     p.add_argument("-t", "--tty", action="store_true",
@@ -183,12 +193,28 @@ def validate(args):
             raise UsageError("invalid label %r" % item, hint="use -l KEY=VALUE")
         labels[k] = v
     limits, use_cgroup = cgroup_plan(args)
+    extra = {}
+    if args.ulimit:
+        extra["rlimits"] = [spec_mod.parse_ulimit(u) for u in args.ulimit]
+    if args.sysctl:
+        shared = net["NetworkMode"] == "host" or net["NetworkMode"].startswith("container:")
+        extra["sysctl"] = dict(spec_mod.parse_sysctl(x, shared) for x in args.sysctl)
+    if args.device:
+        extra["devices"] = [spec_mod.parse_device(d) for d in args.device]
+    if args.shm_size is not None:
+        from ..cgroups import _size
+        extra["shm_size"] = _size("--shm-size", args.shm_size)
+        if extra["shm_size"] <= 0:
+            raise UsageError("invalid --shm-size %r: it must be above 0" % args.shm_size)
+    if args.cidfile and os.path.lexists(args.cidfile):
+        raise UsageError("Container ID file found, make sure the other container isn't "
+                         "running or delete %s" % args.cidfile)
     if args.no_healthcheck or any(getattr(args, f) is not None for f in HEALTH_FLAGS):
         from ..container import health
         health.effective({"Test": ["NONE"]}, args)      # its durations checked now
     return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
             "restart": restart, "labels": labels, "volume_specs": volume_specs,
-            "limits": limits, "use_cgroup": use_cgroup, "net": net}
+            "limits": limits, "use_cgroup": use_cgroup, "net": net, "extra": extra}
 
 
 def cgroup_plan(args):
@@ -341,6 +367,10 @@ def create(paths, store, image_id, args, checked):
         img_cfg = config.get("config") or {}
         user_spec = args.user if args.user is not None else img_cfg.get("User", "")
         user, home = spec_mod.resolve_user(user_spec, layers)
+        if args.group_add:
+            user["additionalGids"] = list(user.get("additionalGids") or []) + [
+                g for g in spec_mod.resolve_groups(args.group_add, layers)
+                if g not in (user.get("additionalGids") or [])]
         hostname = args.hostname or (os.uname().nodename if net["NetworkMode"] == "host"
                                      else cid[:12])
         env = spec_mod.merge_env(img_cfg.get("Env"), checked["env"])
@@ -367,7 +397,8 @@ def create(paths, store, image_id, args, checked):
             vol_mounts, vol_names, fill = volumes.resolve(
                 paths, checked["volume_specs"], args.mount, args.volumes_from,
                 img_cfg.get("Volumes"))
-        user_mounts = checked["mounts"] + vol_mounts
+        extra = checked["extra"]
+        user_mounts = checked["mounts"] + vol_mounts + extra.get("devices", [])
         if checked["use_cgroup"]:
             # Its own cgroup, seen as the root through the cgroup namespace.
             user_mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup2",
@@ -393,6 +424,14 @@ def create(paths, store, image_id, args, checked):
             rootfs=os.path.join(cdir, "rootfs"), annotations=annotations)
         if not checked["seccomp"]:
             spec["linux"].pop("seccomp", None)
+        if extra.get("rlimits"):
+            spec["process"]["rlimits"] = extra["rlimits"]
+        if extra.get("sysctl"):
+            spec["linux"]["sysctl"] = extra["sysctl"]
+        if extra.get("shm_size"):
+            for m in spec["mounts"]:
+                if m["destination"] == "/dev/shm":
+                    m["options"] = spec_mod.shm_options(extra["shm_size"])
         # New files of a new container: nothing reads them before it runs,
         # and fsync would only slow the start.
         fsutil.write_new(os.path.join(cdir, "config.json"),
@@ -419,10 +458,20 @@ def create(paths, store, image_id, args, checked):
             "UseCgroup": bool(checked["use_cgroup"]),
             **net,
         }
+        if extra or args.group_add:
+            record.update(Ulimits=extra.get("rlimits"), Sysctls=extra.get("sysctl"),
+                          Devices=[d["source"] for d in extra.get("devices", [])],
+                          ShmSize=extra.get("shm_size"), GroupAdd=list(args.group_add))
         if healthcheck:
             # (with the image's SHELL, which CMD-SHELL checks run with)
             record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))
         state.write_state(paths, cid, record, durable=False)
+        if args.cidfile:
+            try:
+                fsutil.write_new(os.path.abspath(args.cidfile), cid)
+            except FileExistsError:
+                raise UsageError("Container ID file found, make sure the other container "
+                                 "isn't running or delete %s" % args.cidfile) from None
     except BaseException:
         state.release_name(paths, name, cid)
         try:

@@ -98,6 +98,14 @@ def container_json(paths, cid):
             "PidMode": "",
             "CgroupnsMode": "private",
             "Init": st.get("Init"),
+            "ShmSize": st.get("ShmSize") or 67108864,
+            "GroupAdd": st.get("GroupAdd") or None,
+            "Sysctls": st.get("Sysctls") or None,
+            "Ulimits": [{"Name": u["type"][7:].lower(), "Soft": _rlim(u["soft"]),
+                         "Hard": _rlim(u["hard"])} for u in st.get("Ulimits") or []] or None,
+            "Devices": [{"PathOnHost": m["source"], "PathInContainer": m["destination"],
+                         "CgroupPermissions": "rwm"} for m in spec.get("mounts", [])
+                        if m.get("source") in (st.get("Devices") or [])] or None,
         },
         "GraphDriver": {
             "Name": st.get("Driver"),
@@ -141,6 +149,10 @@ def container_json(paths, cid):
         out["State"]["Health"] = health.read(paths, cid) or {
             "Status": "starting", "FailingStreak": 0, "Log": []}
     return out
+
+
+def _rlim(v):
+    return -1 if v >= 1 << 63 else v
 
 
 def _limits(st):

@@ -606,6 +606,8 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         # keep the host's (the daemon reads the layers by their host paths,
         # C removes the container directory at the end).
         linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWCGROUP)
+        if process.get("rlimits"):
+            import resource     # noqa: F401  (now: after the pivot it is out of reach)
         # Step 0: empty volumes take the image's content at their path
         # (before their mounts hide it; as root here, so owners survive).
         fill = spec.get("annotations", {}).get("io.sandbox.volumes.fill")
@@ -629,8 +631,12 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         linux.pivot_root(".", ".")
         linux.umount2(".", linux.MNT_DETACH)
         os.chdir("/")
-        # Step 4: masked and read-only paths, after /proc and /sys exist.
+        # Step 4: --sysctl (namespaced ones: the container's network, IPC
+        # and mqueue namespaces are this user namespace's), then masked and
+        # read-only paths, after /proc and /sys exist.
         linux_cfg = spec.get("linux", {})
+        for key, value in (linux_cfg.get("sysctl") or {}).items():
+            _write_sysctl(key, value)
         for path in linux_cfg.get("maskedPaths", []):
             _mask(path)
         for path in linux_cfg.get("readonlyPaths", []):
@@ -645,6 +651,8 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         # Step 6: security and identity of the process, then its command.
         if notif_w is not None:
             _hand_bind_listener(notif_w, go_r)
+        if process.get("rlimits"):
+            _set_rlimits(process["rlimits"])
         path, env = prepare_exec(process, linux_cfg, launch.idmap)
         # Wait for P to have recorded us as running (EOF: P is gone).
         if os.read(go_r, 1) != b"g":
@@ -659,6 +667,35 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         code = _report(err_w, exc)
         os._exit(code)
     os._exit(125)
+
+
+def _write_sysctl(key, value):
+    path = "/proc/sys/" + key.replace(".", "/")
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as exc:
+        raise HostError("cannot set sysctl %s=%s: %s" % (key, value, exc.strerror),
+                        hint="this kernel does not let a user namespace set it") from None
+
+
+def _set_rlimits(rlimits):
+    import resource
+    for r in rlimits:
+        name = r["type"][len("RLIMIT_"):].lower()
+        which = getattr(resource, r["type"])
+        soft, hard = (resource.RLIM_INFINITY if v >= (1 << 63) else v
+                      for v in (r["soft"], r["hard"]))
+        try:
+            resource.setrlimit(which, (soft, hard))
+        except (OSError, ValueError):
+            _, now = resource.getrlimit(which)
+            raise UsageError(
+                "--ulimit %s=%s:%s: above this user's hard limit (%s)"
+                % (name, r["soft"], r["hard"],
+                   "unlimited" if now == resource.RLIM_INFINITY else now),
+                hint="raising a hard limit needs privilege on the host "
+                     "(limits.conf, or ulimit -H in the shell that runs sandbox)") from None
 
 
 def _hand_bind_listener(notif_w, go_r):

@@ -232,3 +232,99 @@ def resolve_user(spec_user, layers):
                 if int(g[2]) != gid:
                     extra.append(int(g[2]))
     return {"uid": uid, "gid": gid, "additionalGids": extra}, home or "/"
+
+
+# -- --ulimit, --sysctl, --device, --shm-size, --group-add ---------------------
+ULIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+           "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
+
+
+def parse_ulimit(text):
+    """--ulimit NAME=SOFT[:HARD] -> an OCI rlimit (Docker's names; -1 is
+    unlimited)."""
+    name, eq, value = text.partition("=")
+    if not eq or name not in ULIMITS:
+        raise UsageError("invalid --ulimit %r" % text,
+                         hint="NAME=SOFT[:HARD], NAME one of " + ", ".join(ULIMITS))
+    soft, _, hard = value.partition(":")
+    try:
+        soft = int(soft)
+        hard = int(hard) if hard else soft
+    except ValueError:
+        raise UsageError("invalid --ulimit %r: the limits are numbers" % text) from None
+    unlimited = (1 << 64) - 1
+    soft, hard = (unlimited if v == -1 else v for v in (soft, hard))
+    if soft < 0 or hard < 0 or soft > hard:
+        raise UsageError("invalid --ulimit %r: the soft limit must not be above the "
+                         "hard one" % text)
+    return {"type": "RLIMIT_" + name.upper(), "soft": soft, "hard": hard}
+
+
+# Docker's namespaced sysctls (the only ones a container may set).
+_SYSCTL_IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+               "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def parse_sysctl(text, host_network):
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise UsageError("invalid --sysctl %r" % text, hint="--sysctl KEY=VALUE")
+    key = key.replace("/", ".")
+    if key in _SYSCTL_IPC or key.startswith("fs.mqueue."):
+        return key, value
+    if key.startswith("net."):
+        if host_network:
+            raise UsageError("sysctl %r is not allowed with --network host or "
+                             "container:NAME" % key,
+                             hint="that network namespace is not the container's own")
+        return key, value
+    raise UsageError("sysctl %r is not allowed in a container" % key,
+                     hint="only namespaced ones: net.*, fs.mqueue.*, kernel.msg*, "
+                          "kernel.sem, kernel.shm*")
+
+
+def parse_device(text):
+    """--device HOST[:CTR[:PERMS]] -> a bind mount of the host's device node
+    (a user namespace cannot mknod; PERMS are accepted and not enforced:
+    no device cgroup without privilege)."""
+    parts = text.split(":")
+    host = parts[0]
+    ctr = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
+    perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
+    if not host.startswith("/") or len(parts) > 3 or not set(perms) <= set("rwm"):
+        raise UsageError("invalid --device %r" % text, hint="--device /dev/HOST[:/dev/CTR[:rwm]]")
+    import stat as _stat
+    try:
+        st = os.stat(host)
+    except OSError as exc:
+        raise UsageError("--device %s: %s" % (host, exc.strerror)) from None
+    if not (_stat.S_ISCHR(st.st_mode) or _stat.S_ISBLK(st.st_mode)):
+        raise UsageError("--device %s: not a device node" % host)
+    if not os.access(host, os.R_OK | (os.W_OK if "w" in perms else 0)):
+        raise UsageError("--device %s: this user may not open it" % host,
+                         hint="a rootless container gets only the devices its user can use "
+                              "(check the node's owner, group and mode)")
+    return {"destination": os.path.normpath(ctr), "type": "bind", "source": host,
+            "options": ["bind", "rw" if "w" in perms else "ro"]}
+
+
+def shm_options(size):
+    return ["nosuid", "noexec", "nodev", "mode=1777", "size=%d" % size]
+
+
+def resolve_groups(groups, layers):
+    """--group-add: numbers, or names of the image's /etc/group."""
+    out = []
+    known = {}
+    for line in _read_db(layers, "group"):
+        f = line.split(":")
+        if len(f) >= 3 and f[2].isdigit():
+            known[f[0]] = int(f[2])
+    for g in groups:
+        if g.isdigit():
+            out.append(int(g))
+        elif g in known:
+            out.append(known[g])
+        else:
+            raise UsageError("unable to find group %s: no matching entries in group file" % g)
+    return out

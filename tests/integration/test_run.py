@@ -409,3 +409,54 @@ def test_the_user_namespace_keeper_holds_no_inherited_fd(sb, busybox):
             os.close(w)
         with open(os.path.join(runroot, "userns.json")) as f:
             os.kill(json.load(f)["pid"], signal.SIGKILL)
+
+
+def test_ulimit_sysctl_shm_size_group_add_device_and_cidfile(sb, busybox):
+    cidfile = os.path.join(sb.root, "..", "cid")
+    if os.path.exists(cidfile):
+        os.unlink(cidfile)
+    fuse = ["--device", "/dev/fuse"] if os.access("/dev/fuse", os.R_OK | os.W_OK) and \
+        oct(os.stat("/dev/fuse").st_mode)[-3:] == "666" else []
+    r = sb("run", "--name", "tuned", "--cidfile", cidfile,
+           "--ulimit", "nofile=256:512", "--ulimit", "core=0",
+           "--sysctl", "net.ipv4.ip_unprivileged_port_start=0",
+           "--sysctl", "kernel.shmmax=1000000", "--sysctl", "fs.mqueue.msg_max=20",
+           "--shm-size", "8m", "--group-add", "app", "--group-add", "4321", *fuse,
+           busybox, "sh", "-c",
+           "ulimit -n; ulimit -Hn; ulimit -c; cat /proc/sys/net/ipv4/ip_unprivileged_port_start"
+           " /proc/sys/kernel/shmmax /proc/sys/fs/mqueue/msg_max; "
+           "df -k /dev/shm | tail -1 | awk '{print $2}'; id -G; "
+           "test -c /dev/fuse && echo fuse || echo no-fuse")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split()
+    assert out[:8] == ["256", "512", "0", "0", "1000000", "20", "8192", "0"], out
+    assert out[8:10] == ["1000", "4321"]
+    assert out[10] == ("fuse" if fuse else "no-fuse")
+    with open(cidfile) as f:
+        cid = f.read()
+    info = json.loads(sb.ok("inspect", "tuned").stdout)[0]
+    assert info["Id"] == cid
+    hc = info["HostConfig"]
+    assert hc["ShmSize"] == 8 * 1024 * 1024 and hc["GroupAdd"] == ["app", "4321"]
+    assert {"Name": "nofile", "Soft": 256, "Hard": 512} in hc["Ulimits"]
+    assert hc["Sysctls"]["kernel.shmmax"] == "1000000"
+    if fuse:
+        assert hc["Devices"][0]["PathOnHost"] == "/dev/fuse"
+    # The id file is not overwritten.
+    r = sb("run", "--rm", "--cidfile", cidfile, busybox, "true")
+    assert r.returncode == 125 and "Container ID file found" in r.stderr
+    sb.ok("rm", "tuned")
+    os.unlink(cidfile)
+    for flags, message in (
+            (["--ulimit", "nofile=10:999999999"], "above this user's hard limit"),
+            (["--ulimit", "bogus=1"], "invalid --ulimit"),
+            (["--sysctl", "vm.swappiness=1"], "not allowed in a container"),
+            (["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+             "not allowed with --network host"),
+            (["--device", "/dev/null-nope"], "--device /dev/null-nope"),
+            (["--device", "/etc/passwd"], "not a device node"),
+            (["--shm-size", "lots"], "invalid size"),
+            (["--group-add", "nosuchgroup"], "unable to find group nosuchgroup")):
+        r = sb("run", "--rm", *flags, busybox, "true")
+        assert r.returncode == 125 and message in r.stderr, (flags, r.stderr)
+        assert "Traceback" not in r.stderr
