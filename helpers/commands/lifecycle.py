@@ -19,6 +19,8 @@ def register(sub):
                    help="follow the output and return the exit code")
     p.add_argument("-i", "--interactive", action="store_true",
                    help="(with -a) pass stdin; needs the container made with -i")
+    p.add_argument("--detach-keys", metavar="KEYS",
+                   help='(with -ai and -t) the keys that detach (default "ctrl-p,ctrl-q")')
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=cmd_start)
 
@@ -61,6 +63,9 @@ def register(sub):
     p.add_argument("--no-stdin", action="store_true", help="do not pass stdin")
     p.add_argument("--sig-proxy", default="true", choices=("true", "false"),
                    help="pass SIGINT/SIGTERM on to the container (not with -t)")
+    p.add_argument("--detach-keys", metavar="KEYS",
+                   help='the keys that detach, leaving the container running (with -t; '
+                        'default "ctrl-p,ctrl-q")')
     p.add_argument("container", metavar="CONTAINER")
     p.set_defaults(func=cmd_attach)
 
@@ -273,9 +278,11 @@ def cmd_start(args, paths):
         from ..container import attach
         try:
             code = attach.attach(attach.socket_path(paths, cid), stdin=True,
-                                 tty=bool(st.get("Tty")))
+                                 tty=bool(st.get("Tty")), detach_keys=args.detach_keys)
         except (FileNotFoundError, ConnectionRefusedError):
             code = None
+        if code == attach.DETACHED:
+            return 0
         return code if code is not None else state.refresh(paths, cid).get("ExitCode", 0)
     # Without stdin: the log from its start, then until the exit (no output
     # can be missed between the start and the attach).
@@ -312,15 +319,18 @@ def cmd_attach(args, paths):
     if args.sig_proxy == "true" and not st.get("Tty") and st.get("Pid"):
         from ..container.runtime import forward_signals
         restore = forward_signals(st["Pid"])
+    attach.parse_detach_keys(args.detach_keys)         # refused before we attach
     try:
         code = attach.attach(attach.socket_path(paths, cid),
                              stdin=st.get("OpenStdin") and not args.no_stdin,
-                             tty=bool(st.get("Tty")))
+                             tty=bool(st.get("Tty")), detach_keys=args.detach_keys)
     except (FileNotFoundError, ConnectionRefusedError):
         raise SandboxError("container %s has no attach socket (its supervisor is "
                            "gone)" % args.container, exit_code=1) from None
     finally:
         restore()
+    if code == attach.DETACHED:
+        return 0                    # the container runs on
     if code is None:
         code = state.refresh(paths, cid).get("ExitCode", 0)
     return code

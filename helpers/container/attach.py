@@ -155,9 +155,66 @@ class Server:
             pass
 
 
-def attach(path, stdin=True, tty=False, on_connected=None):
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+DETACHED = "detached"
+
+
+def parse_detach_keys(text):
+    """Docker's --detach-keys: "ctrl-p,ctrl-q", "ctrl-a,x", ... -> bytes."""
+    from ..errors import UsageError
+    out = bytearray()
+    for key in (text or DEFAULT_DETACH_KEYS).split(","):
+        key = key.strip()
+        if len(key) == 1:
+            out.append(ord(key))
+            continue
+        if key.lower().startswith("ctrl-") and len(key) == 6:
+            c = key[5].lower()
+            if "a" <= c <= "z":
+                out.append(ord(c) - 96)
+                continue
+            if c in "@[\\]^_":
+                out.append("@[\\]^_".index(c) + (0 if c == "@" else 26))
+                continue
+        raise UsageError("invalid detach keys %r" % text,
+                         hint='e.g. --detach-keys "ctrl-p,ctrl-q" or "ctrl-a,d"')
+    return bytes(out)
+
+
+class _Escape:
+    """Watches the terminal's input for the detach sequence; what only
+    began like it goes on to the container once it turns out not to be."""
+
+    def __init__(self, keys):
+        self.keys = keys
+        self.held = b""
+
+    def feed(self, data):
+        """(bytes to send on, whether the sequence is complete)."""
+        out = bytearray()
+        for b in data:
+            b = bytes([b])
+            if self.keys.startswith(self.held + b):
+                self.held += b
+                if self.held == self.keys:
+                    self.held = b""
+                    return bytes(out), True
+                continue
+            out += self.held
+            self.held = b""
+            if self.keys.startswith(b):
+                self.held = b
+            else:
+                out += b
+        return bytes(out), False
+
+
+def attach(path, stdin=True, tty=False, on_connected=None, detach_keys=None):
     """The CLI's side: relay until the container exits; returns its code
-    (or None when the supervisor went away without one)."""
+    (or None when the supervisor went away without one, or DETACHED when
+    the user typed the detach keys: with a terminal, ``detach_keys``, by
+    default ctrl-p ctrl-q, as Docker)."""
+    escape = _Escape(parse_detach_keys(detach_keys)) if stdin and tty else None
     conn = connect(path)
     if on_connected:
         on_connected()
@@ -179,7 +236,13 @@ def attach(path, stdin=True, tty=False, on_connected=None):
                 continue
             if reading_stdin and 0 in ready:
                 data = os.read(0, 65536)
-                if data:
+                if data and escape is not None:
+                    data, detached = escape.feed(data)
+                    if data:
+                        conn.sendall(data)
+                    if detached:
+                        return DETACHED
+                elif data:
                     conn.sendall(data)
                 else:
                     reading_stdin = False

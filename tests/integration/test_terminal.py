@@ -65,3 +65,27 @@ def test_tty_without_i_still_shows_output(sb, busybox):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_attach_and_detach_with_the_detach_keys(sb, busybox):
+    """`attach` to a `run -dit` shell, type into it, then ctrl-p ctrl-q (or
+    the keys of --detach-keys): attach ends with 0 and the shell runs on."""
+    sb("rm", "-f", "detachable")
+    sb.ok("run", "-dit", "--name", "detachable", busybox, "sh")
+    try:
+        for keys, typed in ((None, "\x10\x11"), ("ctrl-a,d", "\x01d")):
+            child = spawn(sb, "attach", *(["--detach-keys", keys] if keys else []),
+                          "detachable")
+            child.sendline("echo $((6*7))")
+            child.expect("42")
+            child.send("\x10x")          # not the sequence: passed on
+            child.send(typed)
+            child.expect(pexpect.EOF)
+            child.close()
+            assert child.exitstatus == 0
+            assert sb.ok("inspect", "-f", "{{.State.Running}}", "detachable").stdout \
+                == "true\n"
+        r = sb("attach", "--detach-keys", "ctrl-", "detachable")
+        assert r.returncode == 125 and "invalid detach keys" in r.stderr
+    finally:
+        sb("rm", "-f", "detachable")

@@ -48,3 +48,4 @@ def test_management_help_lists_the_top_level_verbs_it_takes(argv, capsys):
     text = out.out + out.err
     for verb in cli.MANAGED[argv[0]]:
         assert "\n  %s " % verb in text, text
+
