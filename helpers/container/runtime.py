@@ -718,6 +718,20 @@ def _init(path, args, env, err_w):
     to it, orphans that the kernel reparents to us are reaped, and we exit
     with the command's status.  Nothing here may import: we are past the
     pivot, the host's Python library is out of reach."""
+    # Named and ready for signals before the fork: the command may look
+    # (ps) or be signalled at once.  The child keeps the name until its
+    # exec, which also resets the handlers.
+    linux.set_process_name("sandbox-init")
+    child = 0
+
+    def forward(signum, _frame):
+        if child:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+    for s in FORWARDED_SIGNALS + (signal.SIGWINCH, signal.SIGCONT):
+        signal.signal(s, forward)
     child = os.fork()
     if child == 0:
         try:
@@ -726,15 +740,6 @@ def _init(path, args, env, err_w):
             os._exit(_report(err_w, _exec_error(exc)))
         os._exit(127)
     os.close(err_w)          # P reads EOF when the command has exec'd
-    linux.set_process_name("sandbox-init")
-
-    def forward(signum, _frame):
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
-    for s in FORWARDED_SIGNALS + (signal.SIGWINCH, signal.SIGCONT):
-        signal.signal(s, forward)
     while True:
         try:
             pid, status = os.wait()
