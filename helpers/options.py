@@ -355,3 +355,16 @@ def _is_number(word):
     except ValueError:
         return False
     return True
+
+
+def labels(items, flag="--label"):
+    """KEY=VALUE words (-l, --label) -> {KEY: VALUE}; a missing KEY is
+    refused (a missing "=" gives an empty value, as Docker)."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            from .errors import UsageError
+            raise UsageError("invalid %s %r" % (flag, item), hint="use %s KEY=VALUE" % flag)
+        out[key] = value
+    return out

@@ -449,15 +449,10 @@ def cmd_build(args, paths):
         if not k:
             raise UsageError("invalid --build-arg %r" % item, hint="--build-arg KEY=VALUE")
         build_args[k] = v if eq else os.environ.get(k, "")
-    labels = {}
-    for item in args.label:
-        k, _, v = item.partition("=")
-        if not k:
-            raise UsageError("invalid --label %r" % item, hint="--label KEY=VALUE")
-        labels[k] = v
+    from ..options import labels
     image_id = build.build(paths, args.context, args.file, tags=tags, build_args=build_args,
                            quiet=args.quiet, network=args.network, no_cache=args.no_cache,
-                           target=args.target, labels=labels)
+                           target=args.target, labels=labels(args.label))
     if args.iidfile:
         from ..fsutil import atomic_write
         atomic_write(os.path.abspath(args.iidfile), image_id)

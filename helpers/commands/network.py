@@ -8,6 +8,7 @@ import sys
 from ..cli import report
 from ..errors import SandboxError, UsageError
 from ..formatting import print_objects
+from ..options import labels
 
 
 def register(sub):
@@ -95,22 +96,12 @@ def cmd_port(args, paths):
 # ---------------------------------------------------------------------------
 # network ...
 # ---------------------------------------------------------------------------
-def _labels(items):
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise UsageError("invalid label %r" % item, hint="use KEY=VALUE")
-        out[key] = value
-    return out
-
-
 def cmd_create(args, paths):
     from ..network import usernet
     rec = usernet.create(paths, args.name, subnet=args.subnet,
                          gateway=args.gateway, internal=args.internal,
-                         labels=_labels(args.label), driver=args.driver,
-                         options=_labels(args.opt))
+                         labels=labels(args.label), driver=args.driver,
+                         options=labels(args.opt, "--opt"))
     print(rec["Id"])
     return 0
 

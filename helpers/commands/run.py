@@ -186,12 +186,8 @@ def validate(args):
     if restart["Name"] != "no" and args.rm:
         raise UsageError("conflicting options: --restart and --rm",
                          hint="a container removed at exit cannot be restarted")
-    labels = {}
-    for item in args.label:
-        k, _, v = item.partition("=")
-        if not k:
-            raise UsageError("invalid label %r" % item, hint="use -l KEY=VALUE")
-        labels[k] = v
+    from ..options import labels as parse_labels
+    labels = parse_labels(args.label)
     limits, use_cgroup = cgroup_plan(args)
     extra = {}
     if args.ulimit:
