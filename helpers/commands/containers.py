@@ -29,7 +29,8 @@ def register(sub):
     _inspect_flags(csub.add_parser("inspect", help="low-level information"))
     p = csub.add_parser("prune", help="remove all stopped containers")
     p.add_argument("-f", "--force", action="store_true", help="do not ask")
-    p.add_argument("--filter", action="append", default=[])
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="until=TIME, label=K[=V], label!=K[=V]")
     p.set_defaults(func=cmd_prune)
 
 
@@ -274,6 +275,42 @@ def parse_when(value, now=None):
     return t.timestamp()
 
 
+# ---------------------------------------------------------------------------
+# prune --filter (container, image, network and system prune)
+# ---------------------------------------------------------------------------
+def prune_filters(filters):
+    """Docker's prune filters, checked before anything goes: until=T
+    (created before T: RFC 3339, Unix seconds or a duration such as 24h),
+    label=K[=V] and label!=K[=V].  Returns a function (created, labels) ->
+    whether to prune."""
+    until, wanted, unwanted = [], [], []
+    for f in filters or []:
+        key, sep, value = f.partition("=")
+        if key == "until" and sep:
+            until.append(parse_when(value))
+        elif key == "label" and sep:
+            wanted.append(value)
+        elif key == "label!" and sep:
+            unwanted.append(value)
+        else:
+            raise UsageError("invalid filter %r" % f,
+                             hint="prune filters: until=TIME, label=KEY[=VALUE], "
+                                  "label!=KEY[=VALUE]")
+
+    def has(labels, item):
+        k, has_v, v = item.partition("=")
+        return k in labels and (not has_v or labels[k] == v)
+
+    def keep_or_prune(created, labels):
+        labels = labels or {}
+        t = parse_time(created) if isinstance(created, str) else created
+        if until and (t is None or any(t.timestamp() >= u for u in until)):
+            return False
+        return all(has(labels, w) for w in wanted) and \
+            not any(has(labels, u) for u in unwanted)
+    return keep_or_prune
+
+
 def cmd_logs(args, paths):
     from ..container import state
     cid = state.resolve(paths, args.container)
@@ -463,10 +500,10 @@ def prune_containers(paths, filters=()):
     returns their ids."""
     from ..container import state
     from .lifecycle import remove
+    wanted = prune_filters(filters)
     removed = []
     for st in all_records(paths):
-        if state.is_running(st) or not matches(st, [f for f in filters
-                                                    if not f.startswith("until=")]):
+        if state.is_running(st) or not wanted(st.get("Created"), st.get("Labels")):
             continue
         try:
             remove(paths, st["Id"], st)
@@ -478,6 +515,7 @@ def prune_containers(paths, filters=()):
 
 def cmd_prune(args, paths):
     from .image_admin import confirm
+    prune_filters(args.filter)
     if not args.force and not confirm(
             "WARNING! This will remove all stopped containers."):
         return 0

@@ -35,6 +35,8 @@ def prune_flags(p):
                    help="remove every image no container uses, not just dangling ones "
                         "(the build cache stays: builder prune)")
     p.add_argument("-f", "--force", action="store_true", help="do not prompt")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="until=TIME, label=K[=V], label!=K[=V]")
     p.set_defaults(func=cmd_prune)
 
 
@@ -157,21 +159,26 @@ def containers_by_image(paths):
 
 
 def cmd_prune(args, paths):
+    from .containers import prune_filters
+    prune_filters(args.filter)
     if not args.force and not confirm(ALL_WARNING if args.all else DANGLING_WARNING):
         print("Total reclaimed space: 0B")
         return
-    lines, reclaimed = prune_images(paths, args.all)
+    lines, reclaimed = prune_images(paths, args.all, args.filter)
     if lines:
         print("Deleted Images:\n" + "\n".join(lines) + "\n")
     print("Total reclaimed space: " + human_size(reclaimed))
 
 
-def prune_images(paths, all_images=False):
+def prune_images(paths, all_images=False, filters=()):
     """Remove dangling images (every image no container uses, with
-    ``all_images``), not the build cache's; returns (Docker's
-    untagged:/deleted: lines, bytes reclaimed)."""
+    ``all_images``) that match ``filters`` (containers.prune_filters), not
+    the build cache's; returns (Docker's untagged:/deleted: lines, bytes
+    reclaimed)."""
     from ..image import reference
     from ..image.buildcache import BuildCache
+    from .containers import prune_filters
+    wanted = prune_filters(filters)
     store = _store(paths)
     used = containers_by_image(paths)
     repos = store.repositories()
@@ -184,6 +191,12 @@ def prune_images(paths, all_images=False):
         refs = sorted(k for k, v in repos.items() if v == image_id)
         if not all_images and any("@" not in r for r in refs):
             continue        # tagged: not dangling
+        try:
+            cfg = store.config(image_id)
+        except (SandboxError, ValueError):
+            continue
+        if filters and not wanted(cfg.get("created"), (cfg.get("config") or {}).get("Labels")):
+            continue
         removed = store.delete_image(image_id)
         lines += ["untagged: " + reference.familiar_name(r) for r in removed]
         lines.append("deleted: " + image_id)

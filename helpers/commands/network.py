@@ -71,7 +71,7 @@ def register(sub):
     p = nsub.add_parser("prune", help="remove networks no container uses")
     p.add_argument("-f", "--force", action="store_true", help="do not ask")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
-                   help="label=")
+                   help="until=TIME, label=K[=V], label!=K[=V]")
     p.set_defaults(func=cmd_prune)
 
 
@@ -273,11 +273,14 @@ def cmd_disconnect(args, paths):
 
 
 def prune_networks(paths, filters=()):
-    """Remove the user-defined networks no container names; their names."""
+    """Remove the user-defined networks no container names (that match
+    ``filters``, containers.prune_filters); their names."""
     from ..network import usernet
+    from .containers import prune_filters
+    wanted = prune_filters(filters)
     removed = []
     for rec in usernet.list_all(paths):
-        if not _matches(rec, filters) or usernet.users(paths, rec):
+        if not wanted(rec.get("Created"), rec.get("Labels")) or usernet.users(paths, rec):
             continue
         try:
             _remove(paths, rec)
@@ -288,7 +291,9 @@ def prune_networks(paths, filters=()):
 
 
 def cmd_prune(args, paths):
+    from .containers import prune_filters
     from .image_admin import confirm
+    prune_filters(args.filter)
     if not args.force and not confirm("WARNING! This will remove all custom "
                                       "networks not used by at least one container."):
         return 0

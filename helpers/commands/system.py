@@ -26,15 +26,18 @@ def register(sub):
     pr.add_argument("-f", "--force", action="store_true", help="do not prompt")
     pr.add_argument("--volumes", action="store_true",
                     help="also anonymous volumes no container uses")
+    pr.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                    help="until=TIME, label=K[=V], label!=K[=V] (containers, images, networks)")
     pr.set_defaults(func=cmd_prune)
 
 
 def cmd_prune(args, paths):
     """Docker's `system prune`: the four prunes in its order, one question."""
-    from .containers import prune_containers
+    from .containers import prune_containers, prune_filters
     from .image_admin import confirm, prune_build_cache, prune_images
     from .network import prune_networks
     from .volumes import prune_volumes
+    prune_filters(args.filter)
     items = ["all stopped containers",
              "all networks not used by at least one container"]
     if args.volumes:
@@ -44,16 +47,17 @@ def cmd_prune(args, paths):
     if not args.force and not confirm("WARNING! This will remove:\n" + "".join(
             "  - %s\n" % item for item in items)):
         return 0
-    for title, names in (("Deleted Containers", prune_containers(paths)),
-                         ("Deleted Networks", prune_networks(paths)),
+    for title, names in (("Deleted Containers", prune_containers(paths, args.filter)),
+                         ("Deleted Networks", prune_networks(paths, args.filter)),
                          ("Deleted Volumes", prune_volumes(paths) if args.volumes
                           else [])):
         if names:
             print("%s:\n%s\n" % (title, "\n".join(names)))
-    lines, reclaimed = prune_images(paths, args.all)
+    lines, reclaimed = prune_images(paths, args.all, args.filter)
     if lines:
         print("Deleted Images:\n" + "\n".join(lines) + "\n")
-    cached, freed = prune_build_cache(paths)
+    # (a filter keeps the build cache, which has no labels or dates of its own)
+    cached, freed = prune_build_cache(paths) if not args.filter else ([], 0)
     if cached:
         print("Deleted build cache objects:\n" + "\n".join(i[7:] for i in cached) + "\n")
     print("Total reclaimed space: " + human_size(reclaimed + freed))

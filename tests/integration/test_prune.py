@@ -1,5 +1,6 @@
-"""`system prune [-a] [-f] [--volumes]` and the confirmation every prune
-asks for without -f (Docker's PromptForConfirmation: only y or Y)."""
+"""`system prune [-a] [-f] [--volumes]`, the confirmation every prune
+asks for without -f (Docker's PromptForConfirmation: only y or Y), and the
+prunes' --filter until=/label=/label!=."""
 
 import os
 
@@ -64,3 +65,48 @@ def test_prunes_ask_first(fresh_sb, images_dir):
         assert not gone()
         r = sb.ok(*verb, input="Y\n")
         assert gone(), describe(r)
+
+
+def test_prune_filters_until_and_label(fresh_sb, images_dir):
+    """until= (created before: a time or a duration ago) and label=/label!=,
+    for container, image, network and system prune; a bad filter is
+    refused before anything goes."""
+    import json
+    import time
+    sb = fresh_sb
+    bb = os.path.join(images_dir, "busybox.tar")
+    sb.ok("load", "-i", bb)
+    sb.ok("create", "--name", "keep", "-l", "keep=yes", "busybox", "true")
+    sb.ok("create", "--name", "old", "busybox", "true")
+    sb.ok("network", "create", "--label", "keep=yes", "kept-net")
+    sb.ok("network", "create", "gone-net")
+    sb.ok("import", "-c", "LABEL keep=yes", bb, "labelled:2")
+    sb.ok("import", bb, "plain:2")
+    time.sleep(1.1)
+    sb.ok("create", "--name", "new", "busybox", "true")
+
+    def names():
+        return set(sb.ok("ps", "-a", "--format", "{{.Names}}").stdout.split())
+    # Only what was created more than a second ago, and not labelled keep.
+    r = sb.ok("container", "prune", "-f", "--filter", "until=1s", "--filter", "label!=keep")
+    assert names() == {"keep", "new"}, r.stdout
+    r = sb.ok("network", "prune", "-f", "--filter", "label!=keep=yes")
+    nets = sb.ok("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert "kept-net" in nets and "gone-net" not in nets
+    r = sb.ok("image", "prune", "-a", "-f", "--filter", "label=keep=yes")
+    repos = sb.ok("images", "--format", "{{.Repository}}").stdout.split()
+    assert "labelled" not in repos and "plain" in repos, r.stdout
+    # An RFC 3339 time far back: nothing is that old.
+    sb.ok("system", "prune", "-a", "-f", "--filter", "until=2001-01-01T00:00:00Z")
+    assert names() == {"keep", "new"}
+    assert "plain" in sb.ok("images", "--format", "{{.Repository}}").stdout
+    for verb in (["container", "prune"], ["image", "prune"], ["network", "prune"],
+                 ["system", "prune"]):
+        r = sb(*verb, "-f", "--filter", "colour=blue")
+        assert r.returncode == 125 and "invalid filter" in r.stderr, r.stderr
+    r = sb("container", "prune", "-f", "--filter", "until=yesterday")
+    assert r.returncode == 125 and "invalid time" in r.stderr
+    assert names() == {"keep", "new"}
+    json.loads(sb.ok("inspect", "keep").stdout)
+    sb.ok("rm", "keep", "new")
+    sb.ok("network", "rm", "kept-net")
