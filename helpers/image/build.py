@@ -368,7 +368,7 @@ class Builder:
                 self.store.tag(final, tag)
         finally:
             try:
-                self.cleanup()
+                self.cleanup(lock)
             finally:
                 os.close(lock)
         self.say("Successfully built %s" % final[7:19])
@@ -789,14 +789,21 @@ class Builder:
                              ".dockerignore: %s" % (instr, src))
         return out
 
-    def cleanup(self):
+    def cleanup(self, lock):
         """The build's containers; the images whose cache entries this
         build took over (--no-cache), when nothing else holds them (a name,
-        another entry, a container); then what only they used (store gc)."""
+        another entry, a container, another build running now: ``lock``,
+        our shared hold of the cache, cannot become exclusive); then what
+        only they used (store gc)."""
+        import fcntl
         for name in list(self.containers):
             self.sandbox("rm", "-f", name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not self.replaced:
             return
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return      # another build may be using them: `image prune` takes them later
         from ..commands.image_admin import containers_by_image
         try:
             keep = set(self.cache.entries().values()) | set(containers_by_image(self.paths))
