@@ -206,18 +206,37 @@ def prune_images(paths, all_images=False, filters=()):
 
 # -- builder prune --------------------------------------------------------------
 def prune_build_cache(paths):
-    """Empty the build cache (image/buildcache.py); returns (the removed
-    images' ids, bytes reclaimed).  While a build runs, nothing goes (a
+    """Empty the build cache (image/buildcache.py) and the volumes of RUN
+    --mount=type=cache; returns (the removed images' ids and volumes'
+    names, bytes reclaimed).  While a build runs, nothing goes (a
     notice on stderr)."""
     from ..image.buildcache import BuildCache
     store = _store(paths)
     before = store_usage(store)
-    removed = BuildCache(paths).prune(store, containers_by_image(paths))
+    cache = BuildCache(paths)
+    removed = cache.prune(store, containers_by_image(paths))
     if removed is None:
         sys.stderr.write("sandbox: a build is running: the build cache was left as it is\n")
         return [], 0
     store.gc()
-    return removed, max(0, before - store_usage(store))
+    freed = max(0, before - store_usage(store))
+    # RUN --mount=type=cache's volumes (build.cache_volume) go too.
+    from ..container import volumes
+    from ..image.build import CACHE_VOLUME_PREFIX
+    from .system import tree_size
+    for name in volumes.names(paths):
+        if name.startswith(CACHE_VOLUME_PREFIX) and not volumes.users(paths, name):
+            try:
+                size = tree_size(volumes.volume_dir(paths, name))
+            except OSError:
+                size = 0            # (a directory of another id of the container's)
+            try:
+                volumes.remove(paths, name)
+            except SandboxError:
+                continue
+            removed.append(name)
+            freed += size
+    return removed, freed
 
 
 def cmd_builder_prune(args, paths):
@@ -226,5 +245,6 @@ def cmd_builder_prune(args, paths):
         return
     removed, reclaimed = prune_build_cache(paths)
     if removed:
-        print("Deleted build cache objects:\n" + "\n".join(i[7:] for i in removed) + "\n")
+        print("Deleted build cache objects:\n" + "\n".join(
+            i.partition("sha256:")[2] or i for i in removed) + "\n")
     print("Total reclaimed space: " + human_size(reclaimed))

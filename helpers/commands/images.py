@@ -47,6 +47,9 @@ def register(sub):
     p.add_argument("--label", action="append", default=[], metavar="K=V",
                    help="a label of the image (repeatable)")
     p.add_argument("--iidfile", metavar="FILE", help="write the image id to FILE")
+    p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
+                   help="a secret for RUN --mount=type=secret (id=ID,src=FILE or "
+                        "id=ID,env=VAR); in no layer of the image")
     p.add_argument("--no-cache", action="store_true",
                    help="run every step (the cache is not read; its entries are replaced)")
     p.add_argument("--rm", default="true", metavar="BOOL",
@@ -439,6 +442,40 @@ def inspect_image(store, image_id):
     }
 
 
+def build_secrets(paths, values):
+    """--secret id=ID,src=FILE | id=ID,env=VAR -> ({id: file}, the private
+    directory made for env secrets or None)."""
+    secrets, made = {}, None
+    for value in values:
+        fields = dict(item.partition("=")[::2] for item in value.split(","))
+        sid = fields.get("id")
+        src = fields.get("src") or fields.get("source")
+        env = fields.get("env")
+        if not sid and (src or env):
+            sid = os.path.basename(src) if src else env
+        if not sid or bool(src) == bool(env):
+            raise UsageError("invalid --secret %r" % value,
+                             hint="--secret id=ID,src=FILE or --secret id=ID,env=VAR")
+        if src:
+            src = os.path.abspath(src)
+            if not os.path.isfile(src) or not os.access(src, os.R_OK):
+                raise UsageError("--secret %s: %s is not a readable file" % (sid, src))
+            secrets[sid] = src
+            continue
+        if env not in os.environ:
+            raise UsageError("--secret %s: the variable %s is not set" % (sid, env))
+        if made is None:
+            from ..image.build import staging_dir
+            made = staging_dir(paths)
+            os.chmod(made, 0o700)
+        path = os.path.join(made, "secret-%d" % len(secrets))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(os.environ[env])
+        secrets[sid] = path
+    return secrets, made
+
+
 def cmd_build(args, paths):
     from ..image import build
     from ..image.reference import parse
@@ -450,9 +487,16 @@ def cmd_build(args, paths):
             raise UsageError("invalid --build-arg %r" % item, hint="--build-arg KEY=VALUE")
         build_args[k] = v if eq else os.environ.get(k, "")
     from ..options import labels
-    image_id = build.build(paths, args.context, args.file, tags=tags, build_args=build_args,
-                           quiet=args.quiet, network=args.network, no_cache=args.no_cache,
-                           target=args.target, labels=labels(args.label))
+    secrets, made = build_secrets(paths, args.secret)
+    try:
+        image_id = build.build(paths, args.context, args.file, tags=tags,
+                               build_args=build_args, quiet=args.quiet, network=args.network,
+                               no_cache=args.no_cache, target=args.target,
+                               labels=labels(args.label), secrets=secrets)
+    finally:
+        if made:
+            import shutil
+            shutil.rmtree(made, ignore_errors=True)
     if args.iidfile:
         from ..fsutil import atomic_write
         atomic_write(os.path.abspath(args.iidfile), image_id)

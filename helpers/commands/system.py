@@ -59,7 +59,8 @@ def cmd_prune(args, paths):
     # (a filter keeps the build cache, which has no labels or dates of its own)
     cached, freed = prune_build_cache(paths) if not args.filter else ([], 0)
     if cached:
-        print("Deleted build cache objects:\n" + "\n".join(i[7:] for i in cached) + "\n")
+        print("Deleted build cache objects:\n" + "\n".join(
+            i.partition("sha256:")[2] or i for i in cached) + "\n")
     print("Total reclaimed space: " + human_size(reclaimed + freed))
     return 0
 

@@ -119,8 +119,8 @@ def parse_mount(value):
     for item in value.split(","):
         k, sep, v = item.partition("=")
         k = k.strip().lower()
-        if k in ("readonly", "ro"):
-            fields["readonly"] = v.lower() in ("", "1", "true")
+        if k in ("readonly", "ro", "volume-nocopy"):
+            fields["readonly" if k != "volume-nocopy" else k] = v.lower() in ("", "1", "true")
             continue
         if not sep:
             raise UsageError("invalid --mount field %r" % item,
@@ -145,11 +145,11 @@ def resolve(paths, volume_flags, mount_flags, volumes_from, image_volumes):
     mounts, used, fill = [], [], []
     taken = set()
 
-    def add_volume(name, dest, readonly, anonymous=False):
+    def add_volume(name, dest, readonly, anonymous=False, nocopy=False):
         name = name or os.urandom(32).hex()
         fresh = not exists(paths, name)
         name = create(paths, name, anonymous=anonymous)
-        if fresh or not os.listdir(data_dir(paths, name)):
+        if not nocopy and (fresh or not os.listdir(data_dir(paths, name))):
             fill.append(os.path.normpath(dest))
         mounts.append(_bind(data_dir(paths, name), dest, readonly))
         used.append(name)
@@ -175,7 +175,7 @@ def resolve(paths, volume_flags, mount_flags, volumes_from, image_volumes):
             mounts.append(parse_tmpfs(m["target"] + (":" + ",".join(opts) if opts else "")))
         else:
             add_volume(m.get("source") or None, m["target"], m.get("readonly"),
-                       anonymous=not m.get("source"))
+                       anonymous=not m.get("source"), nocopy=m.get("volume-nocopy"))
         taken.add(os.path.normpath(m["target"]))
     for ref in volumes_from:
         mounts_of, names_of = _volumes_from(paths, ref)

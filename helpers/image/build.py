@@ -55,10 +55,16 @@ class BuildError(SandboxError):
 # ---------------------------------------------------------------------------
 # The Dockerfile
 # ---------------------------------------------------------------------------
+HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+
+
 def parse(text):
     """[(line number, INSTRUCTION, arguments)]: comments and empty lines
     dropped, continuation lines (a trailing backslash, or the character of
-    an ``# escape=`` directive) joined."""
+    an ``# escape=`` directive) joined.  RUN, COPY and ADD may have here-
+    documents (BuildKit's ``<<EOF`` ... ``EOF``): their lines follow the
+    instruction's first line in its arguments, newline-separated, with the
+    terminators (heredocs() takes them apart)."""
     escape = "\\"
     lines = text.splitlines()
     for line in lines:              # parser directives: only at the very top
@@ -68,7 +74,10 @@ def parse(text):
         if m.group(1).lower() == "escape":
             escape = m.group(2)
     out, buf, start = [], [], None
-    for n, line in enumerate(lines, 1):
+    n = 0
+    while n < len(lines):
+        line = lines[n]
+        n += 1
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -78,16 +87,46 @@ def parse(text):
             buf.append(line.rstrip()[:-1])
             continue
         buf.append(line)
-        out.append(_instruction(start, " ".join(b.strip() for b in buf)))
+        joined = " ".join(b.strip() for b in buf)
+        if joined.split(None, 1)[0].upper() in ("RUN", "COPY", "ADD"):
+            for dash, _, word in HEREDOC.findall(joined):
+                body = []
+                while n < len(lines):
+                    raw = lines[n]
+                    n += 1
+                    if (raw.lstrip("\t") if dash else raw) == word:
+                        break
+                    body.append(raw)
+                else:
+                    raise BuildError("line %d: the here-document <<%s has no end "
+                                     "(a line %s)" % (start, word, word))
+                joined += "\n" + "\n".join(body + [word])
+        out.append(_instruction(start, joined))
         buf, start = [], None
     if buf:
         out.append(_instruction(start, " ".join(b.strip() for b in buf)))
     return out
 
 
+def heredocs(rest):
+    """(the instruction's first line, {word: body}) of arguments that parse()
+    gave here-documents; a body ends with a newline, as the shell's."""
+    first, _, tail = rest.partition("\n")
+    bodies = {}
+    lines = tail.split("\n") if tail else []
+    for dash, _, word in HEREDOC.findall(first):
+        end = lines.index(word)
+        body = lines[:end]
+        if dash:
+            body = [b.lstrip("\t") for b in body]
+        bodies[word] = "".join(b + "\n" for b in body)
+        lines = lines[end + 1:]
+    return first, bodies
+
+
 def _instruction(lineno, text):
     word, _, rest = text.strip().partition(" ")
-    rest = rest.strip()
+    rest = rest.strip(" \t")
     if "\t" in word:
         word, _, more = word.partition("\t")
         rest = (more + " " + rest).strip()
@@ -278,10 +317,11 @@ class Placer:
 class Builder:
     def __init__(self, paths, context, dockerfile, tags=(), build_args=None, quiet=False,
                  network=None, out=None, no_cache=False, target=None, labels=None,
-                 dockerfile_text=None):
+                 dockerfile_text=None, secrets=None):
         """``dockerfile_text``: the Dockerfile itself (read from stdin),
         instead of the file ``dockerfile``; ``target``: the stage to stop
-        after; ``labels``: set on the final image (--label)."""
+        after; ``labels``: set on the final image (--label); ``secrets``:
+        {id: file} for RUN --mount=type=secret (--secret)."""
         self.paths = paths
         self.context = context
         self.dockerfile = dockerfile
@@ -293,6 +333,7 @@ class Builder:
         self.target = target
         self.labels = dict(labels or {})
         self.dockerfile_text = dockerfile_text
+        self.secrets = dict(secrets or {})
         from .store import Store
         self.store = Store(paths)
         self.cache = BuildCache(paths)
@@ -547,8 +588,9 @@ class Builder:
                                   self.paths.runroot] + list(args)
         return subprocess.run(argv, **kw)
 
-    def container(self, verb, argv, materialize=True):
-        """`sandbox run` or `create` of the image so far -> the container's id."""
+    def container(self, verb, argv, materialize=True, extra=()):
+        """`sandbox run` or `create` of the image so far -> the container's
+        id; ``extra``: more flags of it (a RUN's mounts and network)."""
         if materialize:
             self.materialize()
         name = "sandbox-build-" + uuid.uuid4().hex[:12]
@@ -556,8 +598,9 @@ class Builder:
         opts = ["--name", name, "--entrypoint", "", "--no-healthcheck"]
         for k, v in self.run_args():
             opts += ["-e", "%s=%s" % (k, v)]
-        if self.network and verb == "run":
+        if self.network and verb == "run" and "--network" not in extra:
             opts += ["--network", self.network]
+        opts += list(extra)
         quiet = self.quiet
         res = self.sandbox(verb, *opts, self.image_id, *argv,
                            stdin=subprocess.DEVNULL,
@@ -566,21 +609,81 @@ class Builder:
         return name, res
 
     def run_step(self, rest):
-        argv, shell = _json_or_shell(rest, self.cfg.get("Shell") or ["/bin/sh", "-c"])
+        flags, rest = _run_flags(rest)
+        first, bodies = heredocs(rest)
+        shell_cmd = self.cfg.get("Shell") or ["/bin/sh", "-c"]
+        if bodies and first.startswith("<<") and len(bodies) == 1:
+            # RUN <<EOF: the document is the script (with a #! line: its
+            # own interpreter, from a file that goes again at the end).
+            body = next(iter(bodies.values()))
+            if body.startswith("#!"):
+                body = ('f=$(mktemp) && cat > "$f" <<\'SANDBOX_HEREDOC\'\n%s'
+                        'SANDBOX_HEREDOC\nchmod +x "$f"; "$f"; rc=$?; rm -f "$f"; exit $rc'
+                        % body)
+            argv, shell = list(shell_cmd) + [body], True
+        else:
+            argv, shell = _json_or_shell(rest, shell_cmd)
+        network = flags.get("network", [self.network])[-1]
+        if network not in (None, "default", "none", "host"):
+            raise BuildError("RUN --network=%s: not supported" % network,
+                             hint="default, none or host")
         self.materialize()
         self.hit = False
-        k = key(self.key, "RUN", json.dumps(argv), json.dumps(self.run_args()))
-        if self.use_cached(k):
+        mounts = [RunMount.parse(m) for m in flags.get("mount", [])]
+        temps = []
+        try:
+            keys = []
+            for m in mounts:
+                m.prepare(self, temps)
+                keys.append(m.key)
+            k = key(self.key, "RUN", json.dumps(argv), json.dumps(self.run_args()),
+                    json.dumps(keys), "" if network in (None, "default") else network)
+            if self.use_cached(k):
+                return
+            opts = [o for m in mounts for o in m.options]
+            if network not in (None, "default"):
+                opts += ["--network", network]
+            made = self.missing_paths([m.target for m in mounts if m.target])
+            name, res = self.container("run", argv, extra=opts)
+            if res.returncode != 0:
+                if self.quiet:
+                    sys.stderr.write((res.stdout or b"").decode(errors="replace") +
+                                     (res.stderr or b"").decode(errors="replace"))
+                shown = " ".join(argv) if not shell else "%s %s" % (" ".join(argv[:-1]),
+                                                                     argv[-1])
+                raise BuildError("The command '%s' returned a non-zero code: %d"
+                                 % (shown, res.returncode))
+            self.remove_mountpoints(name, made)
+            self.commit(name, ("/bin/sh -c " + rest) if shell else json.dumps(argv), k)
+        finally:
+            import shutil
+            for d in temps:
+                shutil.rmtree(d, ignore_errors=True)
+
+    def missing_paths(self, targets):
+        """The mount targets, and the directories above them, that the image
+        so far lacks (the container makes them as mount points), deepest
+        first."""
+        layers = self.store.layer_dirs(self.image_id)
+        out = set()
+        for t in targets:
+            rel = posixpath.normpath(t).lstrip("/")
+            out.update(p for p, kind in lookup_paths(layers, rel).items() if kind is None)
+        return sorted(out, key=lambda p: -p.count("/"))
+
+    def remove_mountpoints(self, name, made):
+        """A RUN's mount points are not part of its layer (an empty secret
+        file, a cache directory): removed from the container's writable
+        layer if they are still empty there."""
+        if not made:
             return
-        name, res = self.container("run", argv)
-        if res.returncode != 0:
-            if self.quiet:
-                sys.stderr.write((res.stdout or b"").decode(errors="replace") +
-                                 (res.stderr or b"").decode(errors="replace"))
-            shown = " ".join(argv) if not shell else "%s %s" % (" ".join(argv[:-1]), argv[-1])
-            raise BuildError("The command '%s' returned a non-zero code: %d"
-                             % (shown, res.returncode))
-        self.commit(name, ("/bin/sh -c " + rest) if shell else json.dumps(argv), k)
+        from ..container import state
+        from ..userns import run_in_userns
+        cid = state.resolve(self.paths, name)
+        st = state.read_state(self.paths, cid)
+        top = os.path.join(self.paths.container(cid),
+                           "rootfs" if st.get("Driver") == "vfs" else "upper")
+        run_in_userns(_remove_empty, top, made)
 
     def use_cached(self, k):
         cached = self.cached(k)
@@ -607,6 +710,7 @@ class Builder:
         self.containers.remove(name)
 
     def copy_step(self, instr, rest, env):
+        rest, bodies = heredocs(rest)
         words = archive._exec_form(rest, shell=False)     # JSON or words
         chown = chmod = source = None
         while words and words[0].startswith("--"):
@@ -646,7 +750,20 @@ class Builder:
                              else os.path.join(got, os.listdir(got)[0]))
         try:
             for i, src in enumerate(sources if source is None else ()):
-                if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", src):
+                doc = HEREDOC.fullmatch(src)
+                if doc:
+                    # COPY <<NAME: a file NAME holding the document
+                    # (variables expanded unless the word was quoted).
+                    staging = staging or self.staging_dir()
+                    os.makedirs(os.path.join(staging, "doc-%d" % i))
+                    path = os.path.join(staging, "doc-%d" % i, doc.group(3))
+                    body = bodies[doc.group(3)]
+                    with open(path, "w") as f:
+                        f.write(body if doc.group(2) else expand(body, env))
+                    os.chmod(path, 0o644)
+                    found.append(path)
+                    self.downloaded.add(path)           # (never extracted)
+                elif re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", src):
                     if instr != "ADD" or not src.lower().startswith(("http://", "https://")):
                         raise BuildError("%s failed: source can't be a URL for %s: %s"
                                          % (instr, instr, src),
@@ -813,6 +930,171 @@ class Builder:
             self.store.gc()
         except SandboxError:
             pass
+
+
+def _run_flags(rest):
+    """RUN's BuildKit flags (--mount=..., --network=..., --security=...)
+    before the command -> ({name: [values]}, the command)."""
+    flags = {}
+    while rest.startswith("--"):
+        word, _, tail = rest.partition(" ")
+        name, eq, value = word[2:].partition("=")
+        if name not in ("mount", "network") or not eq:
+            raise BuildError("RUN: unknown flag %s" % word,
+                             hint="RUN takes --mount=... and --network=...")
+        flags.setdefault(name, []).append(value)
+        rest = tail.lstrip(" ")
+    return flags, rest
+
+
+def _remove_empty(top, rels):
+    """(in the user namespace) Remove each path below ``top`` that is an
+    empty file or an empty directory."""
+    for rel in rels:
+        path = os.path.join(top, rel)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(path)
+            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+class RunMount:
+    """One RUN --mount (BuildKit's): type=cache (a volume of the user's
+    that outlives the build, `builder prune` removes it), bind (from the
+    context, read-only unless rw, when a copy is bound; or from= a stage or
+    image), tmpfs, secret (a file given with build --secret, read-only, in
+    no layer and no cache key)."""
+
+    KEYS = {"type", "target", "dst", "destination", "source", "src", "from", "id",
+            "ro", "readonly", "rw", "readwrite", "uid", "gid", "mode", "sharing",
+            "required", "size"}
+
+    def __init__(self, fields):
+        self.f = fields
+        self.type = fields.get("type", "bind")
+        self.target = fields.get("target") or fields.get("dst") or fields.get("destination")
+        self.options = []
+        self.key = None
+
+    @classmethod
+    def parse(cls, text):
+        fields = {}
+        for item in text.split(","):
+            k, eq, v = item.partition("=")
+            k = k.strip().lower()
+            if k not in cls.KEYS:
+                raise BuildError("RUN --mount: unknown field %r" % k,
+                                 hint="type=cache|bind|tmpfs|secret,target=PATH,...")
+            fields[k] = v if eq else "true"
+        m = cls(fields)
+        if m.type not in ("cache", "bind", "tmpfs", "secret"):
+            raise BuildError("RUN --mount type=%s is not supported" % m.type,
+                             hint="cache, bind, tmpfs or secret")
+        if m.type == "secret" and not m.target:
+            m.target = "/run/secrets/" + fields.get("id", "")
+        if not m.target or not m.target.startswith("/"):
+            raise BuildError("RUN --mount needs an absolute target=",
+                             hint="e.g. --mount=type=cache,target=/root/.cache")
+        return m
+
+    def flag(self, name):
+        return self.f.get(name, "false").lower() in ("true", "1", "")
+
+    def prepare(self, builder, temps):
+        """Work out the flags of `sandbox run` and the cache key part; a
+        directory made for it (a copy, a stage's files) goes into
+        ``temps`` (removed after the RUN)."""
+        f, target = self.f, self.target
+        ro = self.flag("ro") or self.flag("readonly")
+        if self.type == "tmpfs":
+            self.options = ["--tmpfs", target + (":size=" + f["size"] if "size" in f else "")]
+            self.key = ["tmpfs", target, f.get("size")]
+        elif self.type == "cache":
+            cache_id = f.get("id") or target
+            name = cache_volume(builder.paths, cache_id, f.get("uid"), f.get("gid"),
+                                f.get("mode"))
+            self.options = ["--mount", "type=volume,source=%s,target=%s,volume-nocopy%s"
+                            % (name, target, ",readonly" if ro else "")]
+            self.key = ["cache", cache_id, target, ro]
+        elif self.type == "secret":
+            sid = f.get("id") or posixpath.basename(target)
+            src = builder.secrets.get(sid)
+            if src is None:
+                if self.flag("required"):
+                    raise BuildError("RUN --mount=type=secret: secret %s is required "
+                                     "but not given" % sid,
+                                     hint="sandbox build --secret id=%s,src=FILE" % sid)
+                self.key, self.target = ["secret", sid, None], None
+                return
+            self.options = ["--mount", "type=bind,source=%s,target=%s,readonly" % (src, target)]
+            self.key = ["secret", sid, target]       # not its content
+        else:
+            source = f.get("source") or f.get("src") or "."
+            if "from" in f:
+                image_id = builder.source_image(f["from"])
+                staged = builder.from_image(image_id, f["from"], [source])
+                temps.append(staged)
+                got = os.path.join(staged, "0")
+                host = got if _stage_path(source) == "/" else \
+                    os.path.join(got, os.listdir(got)[0])
+                self.key = ["bind", "from", image_id, source, target, ro]
+            else:
+                host = builder.context_matches(source, "RUN --mount")[0]
+                digest = _Digest()
+                placer = Placer(digest, (0, 0), set(), mtimes=False)
+                if os.path.isdir(host) and not os.path.islink(host):
+                    placer.add_tree(host, "", builder.context, builder.patterns)
+                else:
+                    placer.add_path(host, posixpath.basename(host))
+                placer.close()
+                self.key = ["bind", source, target, ro, digest.hexdigest()]
+                if ro or not (self.flag("rw") or self.flag("readwrite")):
+                    ro = True           # the context is never written
+                else:
+                    # Writes to a bind mount are thrown away: to a copy.
+                    import shutil
+                    temps.append(builder.staging_dir())
+                    copy = os.path.join(temps[-1], "bind")
+                    if os.path.isdir(host):
+                        shutil.copytree(host, copy, symlinks=True)
+                    else:
+                        shutil.copy2(host, copy)
+                    host = copy
+            self.options = ["--mount", "type=bind,source=%s,target=%s%s"
+                            % (host, target, ",readonly" if ro else "")]
+
+
+CACHE_VOLUME_PREFIX = "sandbox-buildcache-"
+
+
+def cache_volume(paths, cache_id, uid=None, gid=None, mode=None):
+    """The volume of a RUN --mount=type=cache (by its id), made on first
+    use, owned and moded as the mount asks."""
+    from ..container import volumes
+    from .store import digest_of
+    name = CACHE_VOLUME_PREFIX + digest_of(cache_id.encode())[7:23]
+    if not volumes.exists(paths, name):
+        volumes.create(paths, name, labels={"io.sandbox.build-cache": cache_id})
+        if uid or gid or mode:
+            from ..userns import run_in_userns
+            try:
+                run_in_userns(_own, volumes.data_dir(paths, name), int(uid or 0),
+                              int(gid or 0), int(mode, 8) if mode else None)
+            except ValueError:
+                raise BuildError("RUN --mount=type=cache: uid, gid and mode are "
+                                 "numbers (mode in octal)") from None
+    return name
+
+
+def _own(path, uid, gid, mode):
+    """(in the user namespace)"""
+    os.chown(path, uid, gid)
+    if mode is not None:
+        os.chmod(path, mode)
 
 
 def _octal_mode(text, instr):

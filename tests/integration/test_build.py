@@ -389,3 +389,86 @@ def test_copy_chmod_and_add_from_a_url(sb, busybox):
         assert r.returncode == 1 and "--chmod=u+x: not an octal mode" in r.stderr
     finally:
         server.shutdown()
+
+
+BUILDKIT = """\
+FROM busybox AS base
+RUN echo base > /base.txt
+FROM busybox
+ARG WHO=world
+RUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/runs; wc -l < /cache/runs > /runs-seen'
+RUN --mount=type=bind,source=src,target=/src cat /src/data.txt > /copied.txt
+RUN --mount=type=bind,source=src,target=/src,rw sh -c 'echo scribble > /src/new.txt; ls /src > /rwlist'
+RUN --mount=type=bind,from=base,source=/base.txt,target=/b.txt cp /b.txt /from-base.txt
+RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /secret-len
+RUN --mount=type=tmpfs,target=/scratch --network=none sh -c 'echo x > /scratch/x; ls /sys/class/net > /nets'
+RUN <<EOF
+echo "heredoc $WHO" > /heredoc.txt
+echo second >> /heredoc.txt
+EOF
+RUN cat > /cat.txt <<DOC
+via cat
+DOC
+COPY <<NOTE /note.txt
+note for $WHO
+NOTE
+RUN <<'PY'
+#!/bin/sh
+echo "shebang script" > /shebang.txt
+PY
+"""
+
+
+def test_buildkit_syntax_mounts_secrets_and_heredocs(sb, busybox):
+    """RUN --mount (cache, bind from the context or a stage, tmpfs,
+    secret), RUN --network, here-documents in RUN and COPY: what they leave
+    in the image, and what they do not (mount points, the secret, writes
+    to an rw bind of the context)."""
+    ctx = context(sb, "build-buildkit", BUILDKIT, {"src/data.txt": "hello from ctx\n"})
+    secret = os.path.join(ctx, "..", "token")
+    with open(secret, "w") as f:
+        f.write("s3cret\n")
+    give(sb, secret)
+
+    def build(*flags):
+        r = sb("build", "--secret", "id=tok,src=" + secret, "-t", "localhost/bk:1", *flags, ctx)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+    build()
+    out = sb.ok("run", "--rm", "localhost/bk:1", "sh", "-c",
+                "cat /runs-seen /copied.txt /rwlist /from-base.txt /secret-len /nets "
+                "/heredoc.txt /cat.txt /note.txt /shebang.txt; "
+                "for p in /run/secrets /scratch /cache /src /b.txt; do "
+                "test -e $p && echo left $p; done; true").stdout
+    assert out.splitlines() == [
+        "1", "hello from ctx", "data.txt", "new.txt", "base", "7", "lo",
+        "heredoc world", "second", "via cat", "note for world", "shebang script"], out
+    assert os.listdir(os.path.join(ctx, "src")) == ["data.txt"]   # rw: a copy
+    sb.ok("save", "localhost/bk:1", "-o", os.path.join(ctx, "..", "bk.tar"))
+    with tarfile.open(os.path.join(ctx, "..", "bk.tar")) as outer:
+        for member in outer:
+            if member.name.endswith((".tar", "/layer.tar")) or "blobs" in member.name:
+                data = outer.extractfile(member)
+                if data is not None:
+                    assert b"s3cret" not in data.read(), member.name
+    del saved
+    # Cached the second time; the cache mount persists across --no-cache builds.
+    assert build().count(" ---> Using cache") == 11     # all but FROM, FROM, ARG
+    build("--no-cache")
+    assert sb.ok("run", "--rm", "localhost/bk:1", "cat", "/runs-seen").stdout == "2\n"
+    volumes = sb.ok("volume", "ls", "-q").stdout.split()
+    assert any(v.startswith("sandbox-buildcache-") for v in volumes)
+    r = sb.ok("builder", "prune", "-f")
+    assert not any(v.startswith("sandbox-buildcache-")
+                   for v in sb.ok("volume", "ls", "-q").stdout.split()), r.stdout
+    for dockerfile, message in (
+            ("FROM busybox\nRUN --mount=type=secret,id=nope,required true\n",
+             "secret nope is required but not given"),
+            ("FROM busybox\nRUN --mount=type=ssh true\n", "type=ssh is not supported"),
+            ("FROM busybox\nRUN --privileged true\n", "RUN: unknown flag --privileged"),
+            ("FROM busybox\nRUN <<EOF\ntrue\n", "has no end")):
+        r = sb("build", context(sb, "build-bk-bad", dockerfile))
+        assert r.returncode == 1 and message in r.stderr, (dockerfile, r.stderr)
+    r = sb("build", "--secret", "id=x,src=/nonexistent", ctx)
+    assert r.returncode == 125 and "not a readable file" in r.stderr
+    sb.ok("rmi", "localhost/bk:1")

@@ -1,6 +1,8 @@
 """build.py's pure parts: the Dockerfile parser, variable expansion and
 .dockerignore matching."""
 
+import pytest
+
 from helpers.image import build
 
 
@@ -44,3 +46,23 @@ def test_json_and_shell_forms():
         (["/bin/sh", "-c", "echo [x]"], True)
     assert build._json_or_shell('["not", json', ["sh", "-c"]) == (["sh", "-c", '["not", json'],
                                                                   True)
+
+
+def test_heredocs_are_kept_with_their_instruction():
+    steps = build.parse("FROM x\nRUN <<EOF\necho a\n  echo b\nEOF\n"
+                        "COPY <<-A <<B /d/\n\tone\nA\ntwo\nB\nCMD true\n")
+    assert [s[1] for s in steps] == ["FROM", "RUN", "COPY", "CMD"]
+    first, bodies = build.heredocs(steps[1][2])
+    assert first == "<<EOF" and bodies == {"EOF": "echo a\n  echo b\n"}
+    first, bodies = build.heredocs(steps[2][2])
+    assert first == "<<-A <<B /d/" and bodies == {"A": "one\n", "B": "two\n"}
+    with pytest.raises(build.BuildError, match="no end"):
+        build.parse("FROM x\nRUN <<EOF\necho a\n")
+
+
+def test_run_flags():
+    flags, rest = build._run_flags("--mount=type=cache,target=/c --network=none make all")
+    assert flags == {"mount": ["type=cache,target=/c"], "network": ["none"]}
+    assert rest == "make all"
+    with pytest.raises(build.BuildError, match="unknown flag"):
+        build._run_flags("--privileged make")
