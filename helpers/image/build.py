@@ -421,16 +421,17 @@ class Builder:
         env = dict(self.args)
         env.update(_env_dict(self.cfg.get("Env") or []))
         if instr == "FROM":
-            return self.from_(expand(rest, globals_))
+            return self.from_(expand(rest, dict(platform_args(), **globals_)))
         if instr == "ARG":
             name, eq, default = rest.partition("=")
             name = name.strip()
+            auto = platform_args().get(name)       # BuildKit's TARGETARCH, ...
             if self.image_id is None:
-                value = self.build_args.get(name, expand(default, globals_) if eq else None)
+                value = self.build_args.get(name, expand(default, globals_) if eq else auto)
                 if value is not None:
                     globals_[name] = value
                 return None
-            value = self.build_args.get(name, globals_.get(name) if not eq
+            value = self.build_args.get(name, globals_.get(name, auto) if not eq
                                         else expand(default, env))
             if value is not None:
                 self.args[name] = value
@@ -481,6 +482,13 @@ class Builder:
         """A new stage: the one before (if any) is kept for FROM NAME and
         COPY --from=NAME (by its name or its index)."""
         words = ref.split()
+        while words and words[0].startswith("--platform="):
+            wanted = words.pop(0)[11:]
+            here = platform_args()["TARGETPLATFORM"]
+            if wanted and wanted != here and wanted + "/" != here[:len(wanted) + 1]:
+                raise BuildError("FROM --platform=%s: this host builds for %s only"
+                                 % (wanted, here),
+                                 hint="drop --platform, or build on a %s machine" % wanted)
         if len(words) == 3 and words[1].upper() == "AS":
             stage_name = words[2].lower()
         elif len(words) == 1:
@@ -712,7 +720,7 @@ class Builder:
     def copy_step(self, instr, rest, env):
         rest, bodies = heredocs(rest)
         words = archive._exec_form(rest, shell=False)     # JSON or words
-        chown = chmod = source = None
+        chown = chmod = source = checksum = None
         while words and words[0].startswith("--"):
             flag = words.pop(0)
             if flag.startswith("--chown="):
@@ -721,6 +729,12 @@ class Builder:
                 source = expand(flag[7:], env)
             elif flag.startswith("--chmod="):
                 chmod = _octal_mode(expand(flag[8:], env), instr)
+            elif flag in ("--link", "--link=true", "--link=false"):
+                pass            # BuildKit's layer trick: the same files here
+            elif flag.startswith("--checksum=") and instr == "ADD":
+                checksum = expand(flag[11:], env)
+                if not re.fullmatch(r"sha256:[0-9a-f]{64}", checksum):
+                    raise BuildError("ADD --checksum=%s: not sha256:HEX" % checksum)
             else:
                 raise BuildError("unknown flag %s for %s" % (flag, instr))
         words = [expand(w, env) for w in words]
@@ -771,6 +785,8 @@ class Builder:
                     staging = staging or self.staging_dir()
                     found.append(download(src, os.path.join(staging, "url-%d" % i)))
                     self.downloaded.add(found[-1])
+                    if checksum:
+                        _check_digest(found[-1], checksum, src)
                 else:
                     found += self.context_matches(src, instr)
             self.place(instr, found, dest, names_dir, (chown, chmod), how,
@@ -1097,6 +1113,17 @@ def _own(path, uid, gid, mode):
         os.chmod(path, mode)
 
 
+def _check_digest(path, checksum, url):
+    from .store import _sha256
+    h = _sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if "sha256:" + h.hexdigest() != checksum:
+        raise BuildError("ADD failed: %s: digest mismatch: got sha256:%s, wanted %s"
+                         % (url, h.hexdigest(), checksum))
+
+
 def _octal_mode(text, instr):
     """--chmod's value: octal permission bits (as Docker's classic builder;
     not the symbolic forms)."""
@@ -1150,6 +1177,17 @@ class _Digest:
 
     def hexdigest(self):
         return self.h.hexdigest()
+
+
+def platform_args():
+    """BuildKit's predefined platform ARGs, for this host (the only platform
+    a build runs on here)."""
+    plat = "linux/" + archive.host_arch()
+    out = {}
+    for side in ("TARGET", "BUILD"):
+        out.update({side + "PLATFORM": plat, side + "OS": "linux",
+                    side + "ARCH": archive.host_arch(), side + "VARIANT": ""})
+    return out
 
 
 def staging_dir(paths):

@@ -380,6 +380,16 @@ def test_copy_chmod_and_add_from_a_url(sb, busybox):
         assert out == ["751 /bin/tool", "640 /dir/a", "640 /dir/sub",
                        "600 /dl/payload.tar.gz", "600 /named.tgz", "1500000000",
                        "payload.tar.gz"]          # a URL's archive is not extracted
+        import hashlib
+        with open(payload, "rb") as f:
+            digest = "sha256:" + hashlib.sha256(f.read()).hexdigest()
+        r = sb("build", "-q", context(sb, "build-sum", (
+            "FROM busybox\nADD --checksum=%s %s/payload.tar.gz /p.tgz\n"
+            "COPY --link --chmod=600 tool /t\n") % (digest, base), {"tool": "x"}))
+        assert r.returncode == 0, r.stderr
+        r = sb("build", context(sb, "build-badsum", "FROM busybox\nADD --checksum=sha256:%s "
+                                "%s/payload.tar.gz /p.tgz\n" % ("0" * 64, base)))
+        assert r.returncode == 1 and "digest mismatch" in r.stderr, r.stderr
         r = sb("build", context(sb, "build-404", "FROM busybox\nADD %s/missing /\n" % base))
         assert r.returncode == 1 and "ADD failed: GET %s/missing: 404" % base in r.stderr
         r = sb("build", context(sb, "build-copyurl", "FROM busybox\nCOPY %s/x /\n" % base))
@@ -472,3 +482,24 @@ def test_buildkit_syntax_mounts_secrets_and_heredocs(sb, busybox):
     r = sb("build", "--secret", "id=x,src=/nonexistent", ctx)
     assert r.returncode == 125 and "not a readable file" in r.stderr
     sb.ok("rmi", "localhost/bk:1")
+
+
+def test_from_platform_and_the_platform_args(sb, busybox):
+    """FROM --platform=$BUILDPLATFORM and BuildKit's TARGETARCH & co. (the
+    host's: the only platform a build runs on); another platform is refused."""
+    from helpers.image.archive import host_arch
+    ctx = context(sb, "build-platform", (
+        "ARG BUILDPLATFORM\n"
+        "FROM --platform=$BUILDPLATFORM busybox AS build\n"
+        "ARG TARGETARCH\nARG TARGETOS\n"
+        "RUN echo \"$TARGETOS/$TARGETARCH\" > /target\n"
+        "FROM --platform=linux busybox\n"
+        "COPY --from=build /target /target\n"))
+    r = sb("build", "-q", ctx)
+    assert r.returncode == 0, r.stderr
+    assert sb.ok("run", "--rm", r.stdout.strip(), "cat", "/target").stdout == \
+        "linux/%s\n" % host_arch()
+    other = "linux/arm64" if host_arch() != "arm64" else "linux/amd64"
+    r = sb("build", context(sb, "build-platform-other",
+                            "FROM --platform=%s busybox\n" % other))
+    assert r.returncode == 1 and "this host builds for linux/%s only" % host_arch() in r.stderr
