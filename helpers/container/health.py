@@ -311,13 +311,21 @@ def _run_check(paths, cid, st, hc):
     deadline = time.monotonic() + timeout / SECOND
     chunks, size = [], 0
     timed_out = False
+    status = None
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             timed_out = True
             break
-        ready, _, _ = select.select([out_r], [], [], left)
+        # Until EOF, or until the check has ended (a process it left in the
+        # background may hold the pipe open): its output so far is it.
+        ready, _, _ = select.select([out_r], [], [], min(left, 0.1))
         if not ready:
+            if status is not None:
+                break
+            done, wstatus = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = wstatus
             continue
         data = os.read(out_r, 65536)
         if not data:
@@ -326,7 +334,7 @@ def _run_check(paths, cid, st, hc):
             chunks.append(data[:MAX_OUTPUT - size])
             size += len(chunks[-1])
     os.close(out_r)
-    if timed_out:
+    if timed_out and status is None:
         # The exec forwards SIGTERM to the check's process; then it goes.
         os.kill(pid, signal.SIGTERM)
         for _ in range(20):
@@ -337,7 +345,8 @@ def _run_check(paths, cid, st, hc):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         return -1, "Health check exceeded timeout (%s)" % go_duration(timeout)
-    _, status = os.waitpid(pid, 0)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return (code if code >= 0 else 128 - code), b"".join(chunks).decode("utf-8", "replace")
 
