@@ -1206,7 +1206,7 @@ def up_to_stage(steps, target):
             continue
         if start is not None:
             return steps[:i]
-        words = rest.split()
+        words = [w for w in rest.split() if not w.startswith("--platform=")]
         if len(words) == 3 and words[1].upper() == "AS" and words[2].lower() == target.lower():
             start = i
     if start is None:
