@@ -321,6 +321,8 @@ def preload(record=None):
     network.preload(record)
     from .. import cgroups         # noqa: F401
     from . import attach, rootfs, runtime, security, terminal, volumes   # noqa: F401
+    if (record or {}).get("Ulimits"):
+        import resource  # noqa: F401  (runtime._set_rlimits, at each restart)
     if (record or {}).get("Healthcheck"):
         # The health loop probes from this process (health._python_loop).
         import select    # noqa: F401
