@@ -534,6 +534,10 @@ def _ended(paths, container, launch, cg, server, code):
     oom = cg.oom_killed()
     _end_health_loop(container.pop("health_pid", None))
     network.release(paths, cid)     # its ports are free once it ended
+    # ... and its helper, killed without a wait, is reaped now (else a
+    # restarting container's supervisor collects a zombie a round).
+    from ..network.helper import reap_later
+    reap_later(wait=0.5)
     cg.close()
     try:
         if launch.autoremove:

@@ -230,16 +230,23 @@ class Helper:
 _unreaped = []
 
 
-def reap_later():
+def reap_later(wait=0.0):
     """Reap helpers stopped earlier without waiting (a restarting
-    container's supervisor would otherwise collect zombies)."""
-    for pid in list(_unreaped):
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                continue
-        except ChildProcessError:
-            pass
-        _unreaped.remove(pid)
+    container's supervisor would otherwise collect zombies); ``wait``:
+    seconds to give those not dead yet (SIGKILLed: milliseconds)."""
+    import time
+    deadline = time.monotonic() + wait
+    while True:
+        for pid in list(_unreaped):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue
+            except ChildProcessError:
+                pass
+            _unreaped.remove(pid)
+        if not _unreaped or time.monotonic() >= deadline:
+            return
+        time.sleep(0.005)
 
 
 def _hint(detail):

@@ -259,6 +259,29 @@ def test_restart_policy_on_failure_is_carried_out(sb, busybox):
     conflict = sb("run", "--rm", "--restart", "always", busybox, "true")
     assert conflict.returncode == 125
     sb.ok("rm", "flaky")
+    # Restarts leave no zombie behind in the supervisor (each round's network
+    # helper, health loop and C are reaped).
+    cid = rund(sb, busybox, "sh", "-c", "sleep 0.3; exit 3", name="again",
+               flags=["--restart", "always", "--health-cmd", "true",
+                      "--health-interval", "100ms"])
+    deadline = time.monotonic() + 20
+    while json.loads(sb.ok("inspect", "again").stdout)[0]["RestartCount"] < 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with open(os.path.join(sb.root, "containers", cid, "state.json")) as f:
+        supervisor = json.load(f)["MonitorPid"]
+    zombies = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == supervisor:
+            with open("/proc/%s/comm" % pid) as f:
+                zombies.append((pid, f.read().strip()))
+    assert not zombies
+    sb.ok("rm", "-f", "again")
 
 
 def test_detached_rm_leaves_nothing(fresh_sb, images_dir):
