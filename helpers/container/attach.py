@@ -223,7 +223,7 @@ def attach(path, stdin=True, tty=False, on_connected=None, detach_keys=None):
         import termios
         import tty as tty_mod
         restore = termios.tcgetattr(0)
-        tty_mod.setraw(0)
+        tty_mod.setraw(0, termios.TCSANOW)     # (typed-ahead input is kept)
     buf = b""
     code = None
     try:

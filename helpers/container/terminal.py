@@ -29,7 +29,9 @@ def relay(master, forward_stdin=True, stdin=0, stdout=1, on_output=None):
     restore = None
     if forward_stdin and os.isatty(stdin):
         restore = termios.tcgetattr(stdin)
-        tty.setraw(stdin)
+        # TCSANOW, as Docker's MakeRaw: what was typed before we got here
+        # (a slow start) goes to the container, not flushed away.
+        tty.setraw(stdin, termios.TCSANOW)
     src_tty = stdin if os.isatty(stdin) else (stdout if os.isatty(stdout) else None)
     old_winch = None
     if src_tty is not None:
