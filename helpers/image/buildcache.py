@@ -9,7 +9,9 @@
 
 A key chains all that a step's result depends on (image/build.py): the key
 of the step before it (the first one: the FROM image's id), and the step as
-it runs: for RUN its argv and the build args in its environment, for COPY
+it runs: for RUN its argv, the build args in its environment and its
+mounts (a bind mount's files by digest; not a cache mount's or a secret's
+contents), for COPY
 and ADD a digest of the tar it writes into the image (names, contents,
 modes, owners, link targets; not modification times, as Docker's builder),
 for a change of the config the whole new config.  The same Dockerfile on
