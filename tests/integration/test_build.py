@@ -461,7 +461,6 @@ def test_buildkit_syntax_mounts_secrets_and_heredocs(sb, busybox):
                 data = outer.extractfile(member)
                 if data is not None:
                     assert b"s3cret" not in data.read(), member.name
-    del saved
     # Cached the second time; the cache mount persists across --no-cache builds.
     assert build().count(" ---> Using cache") == 11     # all but FROM, FROM, ARG
     build("--no-cache")
