@@ -116,13 +116,18 @@ def make_data_dir(account, label):
 
 def kill_leftovers(path):
     """SIGKILL, by pid, every process whose environment points into path
-    (CLIs and monitors a failed test left behind), so that the next module
-    and the next CI run start clean.  Containers die with their monitor."""
-    needle = ("SANDBOX_ROOT=" + os.path.join(path, "root")).encode()
+    (CLIs and monitors a failed test left behind, user namespace keepers),
+    so that the next module and the next CI run start clean.  Containers
+    die with their monitor."""
+    # SANDBOX_ROOT or SANDBOX_RUNROOT inside path: a test with a store of
+    # its own elsewhere (test_full_disk) still runs in this run root, and
+    # its user namespace keeper must not outlive it.
+    needles = (("SANDBOX_ROOT=" + path + "/").encode(),
+               ("SANDBOX_RUNROOT=" + path + "/").encode())
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open("/proc/%s/environ" % pid, "rb") as f:
-                if needle in f.read().split(b"\0"):
+                if any(v.startswith(needles) for v in f.read().split(b"\0")):
                     os.kill(int(pid), signal.SIGKILL)
         except OSError:
             pass
