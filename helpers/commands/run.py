@@ -64,6 +64,9 @@ def add_create_flags(p):
     p.add_argument("--group-add", action="append", default=[], metavar="GROUP",
                    help="a supplementary group of the process (name or number)")
     p.add_argument("--cidfile", metavar="FILE", help="write the container id to FILE")
+    for kind, what in (("pid", "processes"), ("ipc", "IPC objects"), ("uts", "host name")):
+        p.add_argument("--" + kind, metavar="container:NAME",
+                       help="share the %s of a running container" % what)
     p.add_argument("-i", "--interactive", action="store_true",
                    help="keep stdin open and pass it to the container")
     p.add_argument("-t", "--tty", action="store_true",
@@ -202,6 +205,20 @@ def validate(args):
         extra["shm_size"] = _size("--shm-size", args.shm_size)
         if extra["shm_size"] <= 0:
             raise UsageError("invalid --shm-size %r: it must be above 0" % args.shm_size)
+    shared = {}
+    for kind in ("pid", "ipc", "uts"):
+        value = getattr(args, kind)
+        if value in (None, "", "private") or (kind == "ipc" and value == "shareable"):
+            continue
+        if not value.startswith("container:") or not value[10:]:
+            raise UsageError(
+                "--%s %s is not supported" % (kind, value),
+                hint="rootless, the host's %s namespace is not this user's to join: "
+                     "--%s container:NAME shares another container's" % (kind, kind))
+        shared[kind] = value[10:]            # resolved at create
+    if shared.get("uts") and args.hostname:
+        raise UsageError("conflicting options: --hostname and --uts container:NAME")
+    extra["shared"] = shared
     if args.cidfile and os.path.lexists(args.cidfile):
         raise UsageError("Container ID file found, make sure the other container isn't "
                          "running or delete %s" % args.cidfile)
@@ -331,6 +348,17 @@ def _full_name(name):
         return name
 
 
+def _other(paths, kind, name):
+    """The container --KIND container:NAME names (exit 125 if none)."""
+    from ..container import state
+    from ..errors import ContainerNotFound
+    try:
+        return state.resolve(paths, name)
+    except ContainerNotFound:
+        raise SandboxError("--%s container:%s: no such container" % (kind, name),
+                           hint="name a running container (sandbox ps)") from None
+
+
 def create(paths, store, image_id, args, checked):
     """Write the container record and its spec; return a dict describing
     it.  On failure, nothing of the container stays behind."""
@@ -369,6 +397,11 @@ def create(paths, store, image_id, args, checked):
                 if g not in (user.get("additionalGids") or [])]
         hostname = args.hostname or (os.uname().nodename if net["NetworkMode"] == "host"
                                      else cid[:12])
+        if checked["extra"]["shared"].get("uts"):
+            # The other container's name, which the shared namespace has.
+            other = state.read_state(paths, _other(paths, "uts",
+                                                   checked["extra"]["shared"]["uts"]))
+            hostname = other.get("Hostname") or hostname
         env = spec_mod.merge_env(img_cfg.get("Env"), checked["env"])
         keys = {e.partition("=")[0] for e in env}
         extra = ["HOSTNAME=" + hostname]
@@ -404,6 +437,12 @@ def create(paths, store, image_id, args, checked):
             annotations["io.sandbox.volumes.fill"] = jsonfast.dumps(fill)
         if args.init:
             annotations["io.sandbox.init"] = "true"
+        modes = {}
+        for kind, target in checked["extra"]["shared"].items():
+            # (network.prepare finds its namespace when the container starts)
+            tid = _other(paths, kind, target)
+            annotations["io.sandbox.%s.container" % kind] = tid
+            modes[kind] = "container:" + tid
         healthcheck = None
         if img_cfg.get("Healthcheck") or args.no_healthcheck or \
                 any(getattr(args, f) is not None for f in HEALTH_FLAGS):
@@ -454,10 +493,14 @@ def create(paths, store, image_id, args, checked):
             "UseCgroup": bool(checked["use_cgroup"]),
             **net,
         }
-        if extra or args.group_add:
+        if args.group_add or any(extra.get(k) for k in ("rlimits", "sysctl", "devices",
+                                                        "shm_size")):
             record.update(Ulimits=extra.get("rlimits"), Sysctls=extra.get("sysctl"),
                           Devices=[d["source"] for d in extra.get("devices", [])],
                           ShmSize=extra.get("shm_size"), GroupAdd=list(args.group_add))
+        if modes:
+            record.update(PidMode=modes.get("pid", ""), IpcMode=modes.get("ipc", ""),
+                          UTSMode=modes.get("uts", ""))
         if healthcheck:
             # (with the image's SHELL, which CMD-SHELL checks run with)
             record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))

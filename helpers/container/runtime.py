@@ -423,7 +423,16 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         launch = Launch.from_json(data, idmap)
         # The cgroup namespace is G's (_child_g), made in the container's
         # own cgroup, which C is not in (cgroups.py).
-        flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
+        # --pid/--ipc/--uts container:NAME: namespaces with a path (the
+        # other container's, owned by the same user namespace) are joined.
+        joins = {n["type"]: n["path"] for n in launch.spec["linux"]["namespaces"]
+                 if n.get("path") and n["type"] in ("pid", "ipc", "uts")}
+        flags = linux.CLONE_NEWNS
+        for kind, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC)):
+            if kind in joins:
+                _join(joins[kind], flag)
+            else:
+                flags |= flag
         if launch.net_path:
             # Joined as root of the shared user namespace, which owns it.
             netfd = os.open(launch.net_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -438,8 +447,12 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         rootfs_mod.mount_rootfs(launch.driver, launch.layers, launch.cdir,
                                 launch.rootfs, volatile=launch.autoremove)
         # The PID namespace last: its first child becomes PID 1, so no helper
-        # (fuse-overlayfs) may be forked after this.
-        linux.unshare(linux.CLONE_NEWPID)
+        # (fuse-overlayfs) may be forked after this.  (Joined: G is one
+        # more process of the other container's.)
+        if "pid" in joins:
+            _join(joins["pid"], linux.CLONE_NEWPID)
+        else:
+            linux.unshare(linux.CLONE_NEWPID)
         sys.stdout.flush()
         gpid = os.fork()
         if gpid == 0:
@@ -486,6 +499,14 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
             pass
     finally:
         os._exit(code)
+
+
+def _join(path, flag):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        linux.setns(fd, flag)
+    finally:
+        os.close(fd)
 
 
 def _await_record(go_r):
@@ -644,7 +665,8 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         if spec["root"].get("readonly"):
             _remount_readonly("/")
         # Step 5: identity of the container.
-        if spec.get("hostname"):
+        if spec.get("hostname") and \
+                "io.sandbox.uts.container" not in spec.get("annotations", {}):
             linux.sethostname(spec["hostname"])
         if launch.new_net:
             linux.interface_up("lo")

@@ -335,27 +335,30 @@ def write_files(paths, cdir, hostname, name, net):
 # Start and end of a container
 # ---------------------------------------------------------------------------
 def prepare(paths, launch):
-    """Before the container's first process: --network container:NAME
-    becomes the path of NAME's network namespace (OCI: a namespace entry
-    with a "path" is joined, not made)."""
+    """Before the container's first process: --network, --pid, --ipc or
+    --uts container:NAME become the path of NAME's namespace of that kind
+    (OCI: a namespace entry with a "path" is joined, not made)."""
+    annotations = launch.spec.get("annotations", {})
     for ns in launch.spec["linux"]["namespaces"]:
-        if ns["type"] != "network":
-            continue
-        target = launch.spec.get("annotations", {}).get("io.sandbox.network.container")
+        kind = ns["type"]
+        target = annotations.get("io.sandbox.%s.container" % kind)
         if not target:
-            return
+            continue
         from ..container import state
         try:
             st = state.refresh(paths, target)
         except SandboxError:
             st = {}
+        what = {"network": "network", "pid": "processes", "ipc": "IPC",
+                "uts": "host name"}.get(kind, kind)
         if not state.is_running(st) or not st.get("Pid"):
             raise SandboxError(
-                "cannot join the network of container %s: it is not running"
-                % (st.get("Name") or target[:12]),
+                "cannot join the %s of container %s: it is not running"
+                % (what, st.get("Name") or target[:12]),
                 hint="start it first (sandbox start %s)" % (st.get("Name") or target[:12]))
-        ns["path"] = "/proc/%d/ns/net" % st["Pid"]
-        launch.net_path = ns["path"]
+        ns["path"] = "/proc/%d/ns/%s" % (st["Pid"], "net" if kind == "network" else kind)
+        if kind == "network":
+            launch.net_path = ns["path"]
 
 
 def early_netns(net):

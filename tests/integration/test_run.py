@@ -460,3 +460,38 @@ def test_ulimit_sysctl_shm_size_group_add_device_and_cidfile(sb, busybox):
         r = sb("run", "--rm", *flags, busybox, "true")
         assert r.returncode == 125 and message in r.stderr, (flags, r.stderr)
         assert "Traceback" not in r.stderr
+
+
+def test_sharing_another_containers_pid_ipc_and_uts_namespaces(sb, busybox):
+    """--pid/--ipc/--uts container:NAME: a sidecar sees the other
+    container's processes (its PID 1 included), IPC namespace and host
+    name; without them it sees its own; host is refused (rootless)."""
+    sb("rm", "-f", "shared-target")
+    sb.ok("run", "-d", "--name", "shared-target", "--hostname", "target-host",
+          busybox, "sleep", "60")
+    try:
+        probe = ("ps -o comm | grep -c '^sleep'; hostname; "
+                 "[ $(readlink /proc/1/ns/ipc) = $(readlink /proc/self/ns/ipc) ] "
+                 "&& echo same-ipc || echo other-ipc")
+        out = sb.ok("run", "--rm", "--pid", "container:shared-target", "--ipc",
+                    "container:shared-target", "--uts", "container:shared-target",
+                    busybox, "sh", "-c", probe).stdout.split()
+        assert out == ["1", "target-host", "same-ipc"], out
+        out = sb.ok("run", "--rm", "--pid", "container:shared-target", busybox,
+                    "sh", "-c", probe).stdout.split()
+        assert out[0] == "1" and out[1] != "target-host" and out[2] == "other-ipc", out
+        out = sb.ok("run", "--rm", busybox, "sh", "-c", probe).stdout.split()
+        assert out[0] == "0", out
+        mode = sb.ok("inspect", "-f", "{{.HostConfig.PidMode}}", "shared-target").stdout
+        assert mode == "\n"
+        for flags, message in ((["--pid", "host"], "--pid host is not supported"),
+                               (["--ipc", "container:nope"], "no such container"),
+                               (["--uts", "container:shared-target", "-h", "x"],
+                                "conflicting options")):
+            r = sb("run", "--rm", *flags, busybox, "true")
+            assert r.returncode == 125 and message in r.stderr, (flags, r.stderr)
+        sb.ok("stop", "-t", "0", "shared-target")
+        r = sb("run", "--rm", "--pid", "container:shared-target", busybox, "true")
+        assert r.returncode == 125 and "it is not running" in r.stderr
+    finally:
+        sb("rm", "-f", "shared-target")
