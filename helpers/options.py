@@ -368,3 +368,9 @@ def labels(items, flag="--label"):
             raise UsageError("invalid %s %r" % (flag, item), hint="use %s KEY=VALUE" % flag)
         out[key] = value
     return out
+
+
+def has_label(labels, item):
+    """A label=K[=V] filter: ``labels`` has K (with the value V if given)."""
+    key, has_value, value = item.partition("=")
+    return key in labels and (not has_value or labels[key] == value)

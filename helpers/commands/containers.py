@@ -6,6 +6,7 @@ import time
 
 from .. import jsonfast
 from ..errors import NotFound, SandboxError, UsageError
+from ..options import has_label
 from ..formatting import (created_since, human_duration, parse_time, print_objects,
                           print_rows, tabulate)
 
@@ -136,9 +137,7 @@ def matches(st, filters, image_ids=None, paths=None):
             if st.get("Status") != value:
                 return False
         elif key == "label":
-            k, has_v, v = value.partition("=")
-            labels = st.get("Labels") or {}
-            if k not in labels or (has_v and labels[k] != v):
+            if not has_label(st.get("Labels") or {}, value):
                 return False
         elif key == "ancestor":
             if not _ancestor_matches(st, value, image_ids):
@@ -297,17 +296,13 @@ def prune_filters(filters):
                              hint="prune filters: until=TIME, label=KEY[=VALUE], "
                                   "label!=KEY[=VALUE]")
 
-    def has(labels, item):
-        k, has_v, v = item.partition("=")
-        return k in labels and (not has_v or labels[k] == v)
-
     def keep_or_prune(created, labels):
         labels = labels or {}
         t = parse_time(created) if isinstance(created, str) else created
         if until and (t is None or any(t.timestamp() >= u for u in until)):
             return False
-        return all(has(labels, w) for w in wanted) and \
-            not any(has(labels, u) for u in unwanted)
+        return all(has_label(labels, w) for w in wanted) and \
+            not any(has_label(labels, u) for u in unwanted)
     return keep_or_prune
 
 

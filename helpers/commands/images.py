@@ -8,6 +8,7 @@ import sys
 
 from ..errors import Conflict, ImageNotFound, NotFound, SandboxError, UsageError
 from . import image_admin as admin
+from ..options import has_label
 from ..formatting import (created_since, human_size, parse_time, print_objects,
                           print_rows, tabulate)
 
@@ -206,11 +207,7 @@ _EPOCH = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 
 
 def _label_match(labels, wanted):
-    for w in wanted:
-        k, eq, v = w.partition("=")
-        if k not in labels or (eq and labels[k] != v):
-            return False
-    return True
+    return all(has_label(labels, w) for w in wanted)
 
 
 def image_rows(store, filters, want=None, no_trunc=False, cached=frozenset(), all_=False):

@@ -8,7 +8,7 @@ import sys
 from ..cli import report
 from ..errors import SandboxError, UsageError
 from ..formatting import print_objects
-from ..options import labels
+from ..options import has_label, labels
 
 
 def register(sub):
@@ -141,8 +141,7 @@ def _matches(rec, filters):
         elif key == "driver":
             ok = rec["Driver"] == value
         elif key == "label":
-            k, has_v, v = value.partition("=")
-            ok = k in rec["Labels"] and (not has_v or rec["Labels"][k] == v)
+            ok = has_label(rec["Labels"], value)
         elif key == "type":
             if value not in ("custom", "builtin"):
                 raise UsageError("invalid filter type=%s" % value,

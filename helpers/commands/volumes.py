@@ -5,6 +5,7 @@ import sys
 from ..cli import report
 from ..errors import SandboxError, UsageError
 from ..formatting import print_objects
+from ..options import has_label
 
 
 def register(sub):
@@ -57,9 +58,7 @@ def _matches(paths, name, filters):
             if value not in name:
                 return False
         elif key == "label":
-            k, has_v, v = value.partition("=")
-            labels = volumes.inspect(paths, name).get("Labels") or {}
-            if k not in labels or (has_v and labels[k] != v):
+            if not has_label(volumes.inspect(paths, name).get("Labels") or {}, value):
                 return False
         else:
             raise UsageError("invalid filter %r" % key, hint="dangling, name, label")
