@@ -342,7 +342,7 @@ class Builder:
         self.hit = False          # the last step came from the cache
         self.replaced = []        # images whose cache entries this build took
         self.containers = []
-        self.downloaded = set()   # ADD's files from URLs (never extracted)
+        self.not_archives = set()  # ADD never extracts these (URLs, here-documents)
         self.image_id = None
         self.dirty = False
         self.author = None
@@ -745,7 +745,6 @@ class Builder:
         names_dir = dest.endswith("/") or dest == "." or dest.endswith("/.")
         if not dest.startswith("/"):
             dest = posixpath.join(self.cfg.get("WorkingDir") or "/", dest)
-        how = json.dumps([sources, dest, chown, chmod])
         found = []
         staging = k = None
         self.materialize()
@@ -753,7 +752,8 @@ class Builder:
         if source is not None:
             # Keyed by the image the files come from (its id says all).
             image_id = self.source_image(source)
-            k = key(self.key, instr, how, "from", image_id)
+            k = key(self.key, instr, _copy_words(sources, dest, chown, chmod), "from",
+                    image_id)
             if self.use_cached(k):
                 return
             staging = self.from_image(image_id, source, sources)
@@ -776,7 +776,7 @@ class Builder:
                         f.write(body if doc.group(2) else expand(body, env))
                     os.chmod(path, 0o644)
                     found.append(path)
-                    self.downloaded.add(path)           # (never extracted)
+                    self.not_archives.add(path)
                 elif re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", src):
                     if instr != "ADD" or not src.lower().startswith(("http://", "https://")):
                         raise BuildError("%s failed: source can't be a URL for %s: %s"
@@ -784,12 +784,12 @@ class Builder:
                                          hint="ADD takes http:// and https:// URLs")
                     staging = staging or self.staging_dir()
                     found.append(download(src, os.path.join(staging, "url-%d" % i)))
-                    self.downloaded.add(found[-1])
+                    self.not_archives.add(found[-1])
                     if checksum:
                         _check_digest(found[-1], checksum, src)
                 else:
                     found += self.context_matches(src, instr)
-            self.place(instr, found, dest, names_dir, (chown, chmod), how,
+            self.place(instr, found, dest, names_dir, (chown, chmod), sources,
                        self.context if source is None else staging,
                        self.patterns if source is None else [], k)
         finally:
@@ -800,12 +800,12 @@ class Builder:
     def staging_dir(self):
         return staging_dir(self.paths)
 
-    def place(self, instr, found, dest, names_dir, owner_mode, how, base, patterns, k):
+    def place(self, instr, found, dest, names_dir, owner_mode, sources, base, patterns, k):
         """Write ``found`` (host paths below ``base``, less what
         ``patterns`` exclude) at ``dest`` in a container of the image so
         far, owned and moded as ``owner_mode`` says (--chown, --chmod), and
         commit it.  ``k``: the step's cache key; None: the key is made
-        here, of ``how`` and the tar's digest (the files are read twice on
+        here, of the step's words and the tar's digest (the files are read twice on
         a miss, once to hash, once to copy)."""
         as_dir = names_dir or len(found) > 1 or any(
             os.path.isdir(p) and not os.path.islink(p) for p in found)
@@ -832,7 +832,7 @@ class Builder:
                 if os.path.isdir(host) and not os.path.islink(host):
                     placer.add_tree(host, rel_dest, base, patterns)
                 elif instr == "ADD" and host.endswith(ARCHIVE_SUFFIXES) and \
-                        host not in self.downloaded and tarfile.is_tarfile(host):
+                        host not in self.not_archives and tarfile.is_tarfile(host):
                     placer.add_archive(host, rel_dest)
                 else:
                     target = posixpath.join(rel_dest, os.path.basename(host)) if as_dir \
@@ -842,7 +842,8 @@ class Builder:
         if k is None:
             digest = _Digest()
             produce(digest, mtimes=False)
-            k = key(self.key, instr, how, digest.hexdigest())
+            k = key(self.key, instr, _copy_words(sources, dest, chown, chmod),
+                    digest.hexdigest())
             if self.use_cached(k):
                 return
         name, res = self.container("create", ["true"])
@@ -853,7 +854,6 @@ class Builder:
         from ..container import state
         cid = state.resolve(self.paths, name)
         copy_produced_in(self.paths, cid, state.refresh(self.paths, cid), name, produce, "/")
-        sources = json.loads(how)[0]
         self.commit(name, NOP + "%s %s in %s" % (instr, " ".join(sources), dest), k)
 
     def from_image(self, image_id, source, sources):
@@ -946,6 +946,11 @@ class Builder:
             self.store.gc()
         except SandboxError:
             pass
+
+
+def _copy_words(sources, dest, chown, chmod):
+    """What a COPY/ADD step's cache key takes of its words."""
+    return json.dumps([sources, dest, chown, chmod])
 
 
 def _run_flags(rest):
