@@ -262,6 +262,9 @@ def cmd_start(args, paths):
     from ..container import state
     if args.attach and len(args.containers) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
+    if args.attach and args.interactive:
+        from ..container import attach
+        keys = attach.parse_detach_keys(args.detach_keys)   # refused before the start
 
     def action(ref):
         cid, st = load(paths, ref)
@@ -275,10 +278,9 @@ def cmd_start(args, paths):
     cid, st = load(paths, args.containers[0])
     if args.interactive:
         # stdin goes through the supervisor's attach socket
-        from ..container import attach
         try:
             code = attach.attach(attach.socket_path(paths, cid), stdin=True,
-                                 tty=bool(st.get("Tty")), detach_keys=args.detach_keys)
+                                 tty=bool(st.get("Tty")), detach_keys=keys)
         except (FileNotFoundError, ConnectionRefusedError):
             code = None
         if code == attach.DETACHED:
@@ -319,11 +321,11 @@ def cmd_attach(args, paths):
     if args.sig_proxy == "true" and not st.get("Tty") and st.get("Pid"):
         from ..container.runtime import forward_signals
         restore = forward_signals(st["Pid"])
-    attach.parse_detach_keys(args.detach_keys)         # refused before we attach
+    keys = attach.parse_detach_keys(args.detach_keys)      # refused before we attach
     try:
         code = attach.attach(attach.socket_path(paths, cid),
                              stdin=st.get("OpenStdin") and not args.no_stdin,
-                             tty=bool(st.get("Tty")), detach_keys=args.detach_keys)
+                             tty=bool(st.get("Tty")), detach_keys=keys)
     except (FileNotFoundError, ConnectionRefusedError):
         raise SandboxError("container %s has no attach socket (its supervisor is "
                            "gone)" % args.container, exit_code=1) from None

@@ -212,9 +212,9 @@ class _Escape:
 def attach(path, stdin=True, tty=False, on_connected=None, detach_keys=None):
     """The CLI's side: relay until the container exits; returns its code
     (or None when the supervisor went away without one, or DETACHED when
-    the user typed the detach keys: with a terminal, ``detach_keys``, by
-    default ctrl-p ctrl-q, as Docker)."""
-    escape = _Escape(parse_detach_keys(detach_keys)) if stdin and tty else None
+    the user typed the detach keys: with a terminal, ``detach_keys``, the
+    bytes of parse_detach_keys, checked by the caller before it acts)."""
+    escape = _Escape(detach_keys) if stdin and tty and detach_keys else None
     conn = connect(path)
     if on_connected:
         on_connected()
