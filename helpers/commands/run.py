@@ -196,8 +196,8 @@ def validate(args):
     if args.ulimit:
         extra["rlimits"] = [spec_mod.parse_ulimit(u) for u in args.ulimit]
     if args.sysctl:
-        shared = net["NetworkMode"] == "host" or net["NetworkMode"].startswith("container:")
-        extra["sysctl"] = dict(spec_mod.parse_sysctl(x, shared) for x in args.sysctl)
+        not_own = net["NetworkMode"] == "host" or net["NetworkMode"].startswith("container:")
+        extra["sysctl"] = dict(spec_mod.parse_sysctl(x, not_own) for x in args.sysctl)
     if args.device:
         extra["devices"] = [spec_mod.parse_device(d) for d in args.device]
     if args.shm_size is not None:
@@ -222,12 +222,15 @@ def validate(args):
     if args.cidfile and os.path.lexists(args.cidfile):
         raise UsageError("Container ID file found, make sure the other container isn't "
                          "running or delete %s" % args.cidfile)
-    if args.no_healthcheck or any(getattr(args, f) is not None for f in HEALTH_FLAGS):
+    health_flags = args.no_healthcheck or any(getattr(args, f) is not None
+                                              for f in HEALTH_FLAGS)
+    if health_flags:
         from ..container import health
         health.effective({"Test": ["NONE"]}, args)      # its durations checked now
     return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
             "restart": restart, "labels": labels, "volume_specs": volume_specs,
-            "limits": limits, "use_cgroup": use_cgroup, "net": net, "extra": extra}
+            "limits": limits, "use_cgroup": use_cgroup, "net": net, "extra": extra,
+            "health_flags": health_flags}
 
 
 def cgroup_plan(args):
@@ -397,11 +400,12 @@ def create(paths, store, image_id, args, checked):
                 if g not in (user.get("additionalGids") or [])]
         hostname = args.hostname or (os.uname().nodename if net["NetworkMode"] == "host"
                                      else cid[:12])
-        if checked["extra"]["shared"].get("uts"):
+        # --pid/--ipc/--uts container:NAME: {kind: the other container's id}
+        others = {kind: _other(paths, kind, target)
+                  for kind, target in checked["extra"]["shared"].items()}
+        if "uts" in others:
             # The other container's name, which the shared namespace has.
-            other = state.read_state(paths, _other(paths, "uts",
-                                                   checked["extra"]["shared"]["uts"]))
-            hostname = other.get("Hostname") or hostname
+            hostname = state.read_state(paths, others["uts"]).get("Hostname") or hostname
         env = spec_mod.merge_env(img_cfg.get("Env"), checked["env"])
         keys = {e.partition("=")[0] for e in env}
         extra = ["HOSTNAME=" + hostname]
@@ -426,8 +430,8 @@ def create(paths, store, image_id, args, checked):
             vol_mounts, vol_names, fill = volumes.resolve(
                 paths, checked["volume_specs"], args.mount, args.volumes_from,
                 img_cfg.get("Volumes"))
-        extra = checked["extra"]
-        user_mounts = checked["mounts"] + vol_mounts + extra.get("devices", [])
+        chosen = checked["extra"]      # --ulimit, --sysctl, --device, --shm-size
+        user_mounts = checked["mounts"] + vol_mounts + chosen.get("devices", [])
         if checked["use_cgroup"]:
             # Its own cgroup, seen as the root through the cgroup namespace.
             user_mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup2",
@@ -437,15 +441,11 @@ def create(paths, store, image_id, args, checked):
             annotations["io.sandbox.volumes.fill"] = jsonfast.dumps(fill)
         if args.init:
             annotations["io.sandbox.init"] = "true"
-        modes = {}
-        for kind, target in checked["extra"]["shared"].items():
+        for kind, tid in others.items():
             # (network.prepare finds its namespace when the container starts)
-            tid = _other(paths, kind, target)
             annotations["io.sandbox.%s.container" % kind] = tid
-            modes[kind] = "container:" + tid
         healthcheck = None
-        if img_cfg.get("Healthcheck") or args.no_healthcheck or \
-                any(getattr(args, f) is not None for f in HEALTH_FLAGS):
+        if img_cfg.get("Healthcheck") or checked["health_flags"]:
             from ..container import health
             healthcheck = health.effective(img_cfg.get("Healthcheck"), args)
         spec = spec_mod.build(
@@ -459,14 +459,14 @@ def create(paths, store, image_id, args, checked):
             rootfs=os.path.join(cdir, "rootfs"), annotations=annotations)
         if not checked["seccomp"]:
             spec["linux"].pop("seccomp", None)
-        if extra.get("rlimits"):
-            spec["process"]["rlimits"] = extra["rlimits"]
-        if extra.get("sysctl"):
-            spec["linux"]["sysctl"] = extra["sysctl"]
-        if extra.get("shm_size"):
+        if chosen.get("rlimits"):
+            spec["process"]["rlimits"] = chosen["rlimits"]
+        if chosen.get("sysctl"):
+            spec["linux"]["sysctl"] = chosen["sysctl"]
+        if chosen.get("shm_size"):
             for m in spec["mounts"]:
                 if m["destination"] == "/dev/shm":
-                    m["options"] = spec_mod.shm_options(extra["shm_size"])
+                    m["options"] = spec_mod.shm_options(chosen["shm_size"])
         # New files of a new container: nothing reads them before it runs,
         # and fsync would only slow the start.
         fsutil.write_new(os.path.join(cdir, "config.json"),
@@ -493,14 +493,14 @@ def create(paths, store, image_id, args, checked):
             "UseCgroup": bool(checked["use_cgroup"]),
             **net,
         }
-        if args.group_add or any(extra.get(k) for k in ("rlimits", "sysctl", "devices",
+        if args.group_add or any(chosen.get(k) for k in ("rlimits", "sysctl", "devices",
                                                         "shm_size")):
-            record.update(Ulimits=extra.get("rlimits"), Sysctls=extra.get("sysctl"),
-                          Devices=[d["source"] for d in extra.get("devices", [])],
-                          ShmSize=extra.get("shm_size"), GroupAdd=list(args.group_add))
-        if modes:
-            record.update(PidMode=modes.get("pid", ""), IpcMode=modes.get("ipc", ""),
-                          UTSMode=modes.get("uts", ""))
+            record.update(Ulimits=chosen.get("rlimits"), Sysctls=chosen.get("sysctl"),
+                          Devices=[d["source"] for d in chosen.get("devices", [])],
+                          ShmSize=chosen.get("shm_size"), GroupAdd=list(args.group_add))
+        if others:
+            field = {"pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode"}
+            record.update({field[kind]: "container:" + tid for kind, tid in others.items()})
         if healthcheck:
             # (with the image's SHELL, which CMD-SHELL checks run with)
             record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))
