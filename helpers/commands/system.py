@@ -115,7 +115,8 @@ def usage(paths):
                    + [volumes.data_dir(paths, n) for n in vol_names])
 
     cache = BuildCache(paths)
-    cached = cache.hidden(store)
+    entries = cache.entries()
+    cached = cache.hidden(store, entries)
     images, layer_users, cache_images = [], {}, []
     for image_id in store.image_ids():
         try:
@@ -132,7 +133,7 @@ def usage(paths):
     cache_size = sum(layer_size[c] for c in cache_only)
     total = sum(layer_size.values()) - cache_size
     last_used = {}
-    for k, image_id in cache.entries().items():
+    for k, image_id in entries.items():
         try:
             mtime = os.stat(os.path.join(cache.dir, k)).st_mtime
         except FileNotFoundError:

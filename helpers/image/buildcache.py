@@ -93,12 +93,11 @@ class BuildCache:
                     pass
         return out
 
-    def hidden(self, store):
+    def hidden(self, store, entries=None):
         """The cached images that have no name: what `images` shows only
-        with -a."""
-        repos = store.repositories()
-        named = set(repos.values())
-        return {i for i in self.entries().values() if i not in named}
+        with -a.  ``entries``: self.entries(), when the caller has them."""
+        named = set(store.repositories().values())
+        return {i for i in (entries or self.entries()).values() if i not in named}
 
     def prune(self, store, in_use):
         """Remove every entry, and each cached image that has no name and
