@@ -25,7 +25,6 @@ def register(sub):
 def cmd_exec(args, paths):
     if not args.command:
         raise UsageError("exec needs a command", hint="sandbox exec CONTAINER CMD [ARG...]")
-    from .. import fsutil
     from ..container import exec as cexec, security, spec as spec_mod, state
     spec_mod.check_workdir(args.workdir)
     from ..userns import current_id_map
@@ -38,8 +37,7 @@ def cmd_exec(args, paths):
     if st.get("Status") == "paused":
         raise SandboxError("container %s is paused, unpause it first" % args.container,
                            exit_code=1)
-    spec = fsutil.read_json(os.path.join(paths.container(cid), "config.json"))
-    process = dict(spec["process"])
+    spec, process, cgroup = cexec.starting_point(paths, cid, st)
     env = list(args.env)
     for f in args.env_file:
         env = spec_mod.parse_env_file(f) + env
@@ -59,10 +57,6 @@ def cmd_exec(args, paths):
     if args.tty and args.interactive and not os.isatty(0):
         raise UsageError("the input device is not a TTY",
                          hint="drop -t when stdin is a pipe or file")
-    cgroup = None
-    if st.get("Cgroup"):
-        from .. import cgroups
-        cgroup = cgroups.Cgroup.from_dict(st["Cgroup"])
     return cexec.run(st["Pid"], process, spec.get("linux", {}), current_id_map(),
                      tty=args.tty, stdin=args.interactive, detach=args.detach,
                      cgroup=cgroup)

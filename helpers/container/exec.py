@@ -25,6 +25,19 @@ NAMESPACES = (("user", linux.CLONE_NEWUSER), ("mnt", linux.CLONE_NEWNS),
               ("pid", linux.CLONE_NEWPID))
 
 
+def starting_point(paths, cid, st):
+    """What a process run in container ``cid`` (record ``st``) starts from:
+    (its spec, a copy of its OCI process to change, its cgroups.Cgroup or
+    None) -- for `exec` and for health checks."""
+    from ..fsutil import read_json
+    spec = read_json(os.path.join(paths.container(cid), "config.json"))
+    cgroup = None
+    if st.get("Cgroup"):
+        from .. import cgroups
+        cgroup = cgroups.Cgroup.from_dict(st["Cgroup"])
+    return spec, dict(spec["process"]), cgroup
+
+
 def open_namespaces(pid):
     """fds of the namespaces of ``pid`` that differ from ours (setns into
     our own namespace would need privileges over it that we lack)."""

@@ -283,14 +283,9 @@ def _run_check(paths, cid, st, hc):
     import signal
     from ..userns import current_id_map
     from . import exec as cexec
-    spec = fsutil.read_json(os.path.join(paths.container(cid), "config.json"))
-    process = dict(spec["process"])
+    spec, process, cgroup = cexec.starting_point(paths, cid, st)
     process["args"] = argv_of(hc, st.get("Shell"))
     process["terminal"] = False
-    cgroup = None
-    if st.get("Cgroup"):
-        from .. import cgroups
-        cgroup = cgroups.Cgroup.from_dict(st["Cgroup"])
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
