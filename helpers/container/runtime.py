@@ -435,9 +435,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
                 flags |= flag
         if launch.net_path:
             # Joined as root of the shared user namespace, which owns it.
-            netfd = os.open(launch.net_path, os.O_RDONLY | os.O_CLOEXEC)
-            linux.setns(netfd, linux.CLONE_NEWNET)
-            os.close(netfd)
+            _join(launch.net_path, linux.CLONE_NEWNET)
         elif launch.new_net and net_w is None:
             flags |= linux.CLONE_NEWNET
         linux.unshare(flags)
