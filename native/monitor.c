@@ -5,12 +5,14 @@
  * The Python supervisor starts the container, then replaces itself (same
  * pid, same children, same open fds) with
  *
- *   sandbox-monitor supervise LOG CPID LISTENFD STDINFD OUTFD ERRFD TTY
- *                             NOTIFYFD DIRECT CMD...
+ *   sandbox-monitor supervise LOG LOGMAX CPID LISTENFD STDINFD OUTFD ERRFD
+ *                             TTY NOTIFYFD DIRECT CMD...
  *
  * which, as helpers/container/monitor.py and attach.py do in Python:
  *   - copies the container's output (OUTFD, ERRFD; with TTY=1 the pty
- *     master is OUTFD and STDINFD) to Docker's json-file LOG and to the
+ *     master is OUTFD and STDINFD) to Docker's json-file LOG, rotated per
+ *     LOGMAX ("MAXSIZE:MAXFILES", --log-opt max-size and max-file;
+ *     MAXSIZE 0: never; "-": no log, --log-driver none), and to the
  *     clients of the attach socket LISTENFD (frames: kind "1"/"2"/"x",
  *     big-endian u32 length, payload);
  *   - writes the clients' bytes to STDINFD; a client's EOF closes it when
@@ -212,6 +214,42 @@ struct source {
 };
 
 static int log_fd = -1;
+static const char *log_path;
+static long long log_max_size;     /* 0: no rotation */
+static long log_max_files = 1;
+
+/* Docker's json-file rotation (helpers/container/logconfig.py, rotate):
+ * once the file holds max-size bytes, it becomes LOG.1 (LOG.1 becomes
+ * LOG.2, ..., the oldest beyond max-file goes); with max-file 1 it is
+ * emptied in place.  A failed rename leaves the live file growing. */
+static void log_rotate(void)
+{
+    struct stat st;
+    if (!log_max_size || fstat(log_fd, &st) < 0 || st.st_size < log_max_size)
+        return;
+    if (log_max_files <= 1) {
+        if (ftruncate(log_fd, 0) < 0)
+            return;
+        return;
+    }
+    char older[4200], newer[4200];
+    snprintf(older, sizeof older, "%s.%ld", log_path, log_max_files - 1);
+    unlink(older);
+    for (long i = log_max_files - 1; i >= 1; i--) {
+        snprintf(older, sizeof older, "%s.%ld", log_path, i);
+        if (i == 1)
+            snprintf(newer, sizeof newer, "%s", log_path);
+        else
+            snprintf(newer, sizeof newer, "%s.%ld", log_path, i - 1);
+        if (rename(newer, older) < 0 && errno != ENOENT && i == 1)
+            return;
+    }
+    int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return;
+    close(log_fd);
+    log_fd = fd;
+}
 
 static void log_entry(struct buf *out, const char *stream, const char *p, size_t n)
 {
@@ -237,6 +275,9 @@ static void log_entry(struct buf *out, const char *stream, const char *p, size_t
  * lost, as Docker's json-file loses them; the container goes on. */
 static void log_append(const char *p, size_t n)
 {
+    if (log_fd < 0)
+        return;                    /* --log-driver none */
+    log_rotate();
     size_t done = 0;
     while (done < n) {
         ssize_t w = write(log_fd, p + done, n - done);
@@ -296,7 +337,8 @@ static void log_close(struct source *srcs, int n)
     if (out.len)
         log_append(out.p, out.len);
     free(out.p);
-    close(log_fd);
+    if (log_fd >= 0)
+        close(log_fd);
 }
 
 /* ---- attach clients ---------------------------------------------------- */
@@ -561,27 +603,31 @@ static void note_failure(const char *log_path, const char *what)
 
 static int supervise(int argc, char **argv)
 {
-    if (argc < 11) {
-        fprintf(stderr, "usage: sandbox-monitor supervise LOG CPID LISTENFD "
+    if (argc < 12) {
+        fprintf(stderr, "usage: sandbox-monitor supervise LOG LOGMAX CPID LISTENFD "
                         "STDINFD OUTFD ERRFD TTY NOTIFYFD DIRECT CMD...\n");
         return 125;
     }
-    const char *log_path = argv[1];
-    pid_t cpid = parse_num(argv[2]);
-    int listen_fd = parse_num(argv[3]);
-    int stdin_fd = parse_num(argv[4]);
-    int out_fd = parse_num(argv[5]);
-    int err_fd = parse_num(argv[6]);
-    int tty = strcmp(argv[7], "1") == 0;
-    int notify_fd = parse_num(argv[8]);
-    parse_direct(argv[9]);
-    char **cmd = argv + 10;
-    int cmdc = argc - 10;
+    log_path = argv[1];
+    if (sscanf(argv[2], "%lld:%ld", &log_max_size, &log_max_files) != 2)
+        log_max_size = 0, log_max_files = 1;
+    pid_t cpid = parse_num(argv[3]);
+    int listen_fd = parse_num(argv[4]);
+    int stdin_fd = parse_num(argv[5]);
+    int out_fd = parse_num(argv[6]);
+    int err_fd = parse_num(argv[7]);
+    int tty = strcmp(argv[8], "1") == 0;
+    int notify_fd = parse_num(argv[9]);
+    parse_direct(argv[10]);
+    char **cmd = argv + 11;
+    int cmdc = argc - 11;
 
     signal(SIGPIPE, SIG_IGN);
-    log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (log_fd < 0)
-        die(log_path);
+    if (strcmp(argv[2], "-") != 0) {
+        log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (log_fd < 0)
+            die(log_path);
+    }
 
     struct source srcs[2];
     int nsrc = 0;

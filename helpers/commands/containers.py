@@ -356,26 +356,55 @@ def _emit(entry, timestamps, since, until):
     out.flush()
 
 
+def _rotated_away(f, path):
+    """Has the writer rotated the log we follow?  "moved" (a new file took
+    its name: max-file 2 and more), "emptied" (max-file 1), or None."""
+    try:
+        live = os.stat(path)
+    except FileNotFoundError:
+        return None            # between the rename and the new file
+    mine = os.fstat(f.fileno())
+    if (live.st_ino, live.st_dev) != (mine.st_ino, mine.st_dev):
+        return "moved"
+    if mine.st_size < f.tell():
+        return "emptied"
+    return None
+
+
 def follow_logs(paths, cid, tail, since, until, timestamps, follow,
                 return_exit_code=False):
-    """Print the log; with ``follow``, keep printing until the container has
-    stopped and the log is drained."""
-    from ..container import monitor, state
+    """Print the log (its rotated files first, oldest first); with
+    ``follow``, keep printing until the container has stopped and the log
+    is drained, across rotations."""
+    from ..container import logconfig, monitor, state
+    record = state.read_state(paths, cid)
+    if logconfig.of(record)["Type"] == "none":
+        raise SandboxError("configured logging driver does not support reading",
+                           hint="the container runs with --log-driver none: "
+                                "its output is not kept", exit_code=1)
     path = monitor.log_path(paths, cid)
+    f = None
+    lines = []
+    pending = b""
+    for name in logconfig.files(path)[:-1]:
+        try:
+            with open(name, "rb") as old:
+                lines += old.read().splitlines(keepends=True)
+        except FileNotFoundError:
+            continue
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         f = None
     try:
         if f is not None:
-            lines = f.read().splitlines(keepends=True)
-            pending = b""
+            lines += f.read().splitlines(keepends=True)
             if lines and not lines[-1].endswith(b"\n"):
                 pending = lines.pop()
-            if tail is not None:
-                lines = lines[-tail:] if tail > 0 else []
-            for line in lines:
-                _emit(_entry(line), timestamps, since, until)
+        if tail is not None:
+            lines = lines[-tail:] if tail > 0 else []
+        for line in lines:
+            _emit(_entry(line), timestamps, since, until)
         if not follow:
             return 0
         delay = 0.02
@@ -394,6 +423,23 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
                 for line in lines:
                     _emit(_entry(line), timestamps, since, until)
                 delay = 0.02
+                continue
+            rotated = _rotated_away(f, path) if f is not None else None
+            if rotated == "moved":
+                # Drained above (the writer writes only the live file):
+                # on with the file that came after ours.
+                following = logconfig.next_file(path, os.fstat(f.fileno()))
+                f.close()
+                f = None
+                try:
+                    f = open(following, "rb")
+                    pending = b""
+                except FileNotFoundError:
+                    pass
+                continue
+            if rotated == "emptied":
+                f.seek(0)
+                pending = b""
                 continue
             try:
                 st = state.refresh(paths, cid)

@@ -262,9 +262,11 @@ def cmd_start(args, paths):
     from ..container import state
     if args.attach and len(args.containers) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
-    if args.attach and args.interactive:
+    keys = None
+    if args.attach:
         from ..container import attach
-        keys = attach.parse_detach_keys(args.detach_keys)   # refused before the start
+        if args.interactive:
+            keys = attach.parse_detach_keys(args.detach_keys)   # refused before the start
 
     def action(ref):
         cid, st = load(paths, ref)
@@ -276,10 +278,12 @@ def cmd_start(args, paths):
     if code or not args.attach:
         return code
     cid, st = load(paths, args.containers[0])
-    if args.interactive:
-        # stdin goes through the supervisor's attach socket
+    from ..container.logconfig import of as log_config
+    if args.interactive or log_config(st)["Type"] == "none":
+        # stdin goes through the supervisor's attach socket (and the output
+        # of a container that keeps no log: --log-driver none)
         try:
-            code = attach.attach(attach.socket_path(paths, cid), stdin=True,
+            code = attach.attach(attach.socket_path(paths, cid), stdin=args.interactive,
                                  tty=bool(st.get("Tty")), detach_keys=keys)
         except (FileNotFoundError, ConnectionRefusedError):
             code = None

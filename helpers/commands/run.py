@@ -64,6 +64,10 @@ def add_create_flags(p):
     p.add_argument("--group-add", action="append", default=[], metavar="GROUP",
                    help="a supplementary group of the process (name or number)")
     p.add_argument("--cidfile", metavar="FILE", help="write the container id to FILE")
+    p.add_argument("--log-driver", metavar="DRIVER",
+                   help="json-file (default) or none")
+    p.add_argument("--log-opt", action="append", default=[], metavar="K=V",
+                   help="json-file's max-size=SIZE (rotate at) and max-file=N (files kept)")
     for kind, what in (("pid", "processes"), ("ipc", "IPC objects"), ("uts", "host name")):
         p.add_argument("--" + kind, metavar="container:NAME",
                        help="share the %s of a running container" % what)
@@ -222,6 +226,15 @@ def validate(args):
     if args.cidfile and os.path.lexists(args.cidfile):
         raise UsageError("Container ID file found, make sure the other container isn't "
                          "running or delete %s" % args.cidfile)
+    from ..paths import config_dir
+    log = None
+    if args.log_driver or args.log_opt or \
+            os.path.exists(os.path.join(config_dir(), "config.json")):
+        from ..container import logconfig
+        log = logconfig.parse(args.log_driver, args.log_opt)
+        logconfig.limits(log["Config"])         # the values, checked now
+        if log == logconfig.DEFAULT:
+            log = None
     health_flags = args.no_healthcheck or any(getattr(args, f) is not None
                                               for f in HEALTH_FLAGS)
     if health_flags:
@@ -230,7 +243,7 @@ def validate(args):
     return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
             "restart": restart, "labels": labels, "volume_specs": volume_specs,
             "limits": limits, "use_cgroup": use_cgroup, "net": net, "extra": extra,
-            "health_flags": health_flags}
+            "health_flags": health_flags, "log": log}
 
 
 def cgroup_plan(args):
@@ -501,6 +514,10 @@ def create(paths, store, image_id, args, checked):
         if others:
             field = {"pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode"}
             record.update({field[kind]: "container:" + tid for kind, tid in others.items()})
+        if checked.get("log"):
+            from ..container.logconfig import limits
+            record.update(LogConfig=checked["log"],
+                          LogLimits=list(limits(checked["log"]["Config"])))
         if healthcheck:
             # (with the image's SHELL, which CMD-SHELL checks run with)
             record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))

@@ -5,7 +5,7 @@ import os
 
 from .. import fsutil
 from ..network import network_settings
-from . import state
+from . import logconfig, state
 
 
 def _spec(paths, cid):
@@ -39,6 +39,7 @@ def container_json(paths, cid):
     mounts = [m for m in spec.get("mounts", []) if m.get("type") == "bind"
               and m.get("source") not in ("/sys",)]
     layers = _layers(paths, st.get("Image"))
+    log_config = logconfig.of(st)
     out = {
         "Id": cid,
         "Created": st.get("Created"),
@@ -63,7 +64,7 @@ def container_json(paths, cid):
         "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
         "HostnamePath": os.path.join(cdir, "hostname"),
         "HostsPath": os.path.join(cdir, "hosts"),
-        "LogPath": os.path.join(cdir, cid + "-json.log"),
+        "LogPath": "" if log_config["Type"] == "none" else os.path.join(cdir, cid + "-json.log"),
         "Name": "/" + st.get("Name", ""),
         "RestartCount": st.get("RestartCount", 0),
         "Driver": st.get("Driver"),
@@ -80,6 +81,7 @@ def container_json(paths, cid):
             "Dns": st.get("Dns") or [], "DnsSearch": st.get("DnsSearch") or [],
             "DnsOptions": st.get("DnsOptions") or [],
             "ExtraHosts": st.get("ExtraHosts") or None,
+            "LogConfig": log_config,
             "RestartPolicy": st.get("RestartPolicy") or {"Name": "no",
                                                          "MaximumRetryCount": 0},
             "AutoRemove": bool(st.get("AutoRemove")),

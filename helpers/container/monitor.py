@@ -46,9 +46,12 @@ def timestamp(ns=None):
 class LogWriter:
     """Docker's json-file format: one JSON object a line with log, stream
     and time; a line is an entry, a partial line is kept until its newline
-    (or MAX_PARTIAL bytes, or the end)."""
+    (or MAX_PARTIAL bytes, or the end).  ``limits``: (max_size, max_files)
+    of --log-opt (logconfig.py), rotated as Docker's json-file does."""
 
-    def __init__(self, path):
+    def __init__(self, path, limits=(0, 1)):
+        self.path = path
+        self.max_size, self.max_files = limits
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                           0o640)
         self.partial = {"stdout": b"", "stderr": b""}
@@ -78,6 +81,12 @@ class LogWriter:
         a record would run into the next one).  The lines that did not fit
         are lost, as Docker's json-file loses them; the container goes on.
         (native/monitor.c's log_append does the same.)"""
+        if self.max_size and os.fstat(self.fd).st_size >= self.max_size:
+            from .logconfig import rotate
+            try:
+                self.fd = rotate(self.fd, self.path, self.max_files)
+            except OSError:
+                pass        # (renames refused) the live file grows on
         done = 0
         try:
             while done < len(data):
@@ -102,6 +111,25 @@ class LogWriter:
         if rest:
             self._append(b"".join(rest))
         os.close(self.fd)
+
+
+class NoLog:
+    """--log-driver none: the output is not kept."""
+
+    def write(self, stream, data):
+        pass
+
+    def close(self):
+        pass
+
+
+def open_log(paths, container):
+    """The container's log writer, as its LogConfig says."""
+    from .logconfig import writer_limits
+    limits = writer_limits(container["record"])
+    if limits is None:
+        return NoLog()
+    return LogWriter(log_path(paths, container["id"]), limits)
 
 
 def pump(sources, log, tee=None):
@@ -234,7 +262,7 @@ def run_foreground(paths, container, launch, starter, autoremove):
     returns the exit code."""
     from . import runtime
     cid = container["id"]
-    log = LogWriter(log_path(paths, cid))
+    log = open_log(paths, container)
     cg = CgroupHook(paths, cid, container["record"], launch)
     try:
         network.prepare(paths, launch)
@@ -320,7 +348,7 @@ def preload(record=None):
     from .. import proc, userns    # noqa: F401
     network.preload(record)
     from .. import cgroups         # noqa: F401
-    from . import attach, rootfs, runtime, security, terminal, volumes   # noqa: F401
+    from . import attach, logconfig, rootfs, runtime, security, terminal, volumes   # noqa: F401
     if (record or {}).get("Ulimits"):
         import resource  # noqa: F401  (runtime._set_rlimits, at each restart)
     if (record or {}).get("Healthcheck"):
@@ -472,7 +500,7 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     for fd in (stdin_r, out_w, err_w):
         if fd is not None:
             os.close(fd)
-    log = LogWriter(log_path(paths, cid))
+    log = open_log(paths, container)
     cg = CgroupHook(paths, cid, container["record"], launch)
     try:
         network.prepare(paths, launch)
@@ -554,7 +582,7 @@ def _ended(paths, container, launch, cg, server, code):
 # ---------------------------------------------------------------------------
 # The native monitor (native/monitor.c): what holds an idle container
 # ---------------------------------------------------------------------------
-NATIVE_NAME = "sandbox-monitor.3"       # the suffix versions its arguments
+NATIVE_NAME = "sandbox-monitor.4"       # the suffix versions its arguments
 
 
 def native_path():
@@ -631,7 +659,10 @@ def _hand_over(paths, container, launch, server, cg, starter, stdio, restarts, d
         os.set_inheritable(fd, True)
     direct = ",".join("%d:%s:%d" % (ctr, ip, host)
                       for ip, host, ctr, _ in network.direct_of(cid))
-    argv = ["sandbox-monitor", "supervise", log_path(paths, cid), str(starter.cpid),
+    from .logconfig import writer_limits
+    limits = writer_limits(container["record"])
+    argv = ["sandbox-monitor", "supervise", log_path(paths, cid),
+            "%d:%d" % limits if limits else "-", str(starter.cpid),
             str(server.sock.fileno()), str(stdin_fd), str(out_fd), str(err_fd),
             "1" if launch.tty else "0",
             # The listener whenever PID 1 has the filter, even with no port

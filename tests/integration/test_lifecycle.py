@@ -445,6 +445,118 @@ def test_detached_tty_container_is_attachable(sb, busybox):
     sb.ok("rm", "ttybox")
 
 
+def _log_files(sb, cid):
+    d = os.path.join(sb.root, "containers", cid)
+    return sorted(n for n in os.listdir(d) if n.startswith(cid + "-json.log"))
+
+
+SLOW_LINES = "i=1; while [ $i -le %d ]; do echo line$i; i=$((i+1)); sleep 0.002; done"
+
+
+def test_log_rotation_keeps_max_file_files_and_logs_reads_them_in_order(sb, busybox):
+    """--log-opt max-size/max-file as Docker's json-file: rotated files
+    <log>.1 and <log>.2 beside the live one, no more; each rotated file
+    holds at least max-size bytes; `logs` reads them oldest first, so
+    what it shows is the newest lines without a gap."""
+    cid = rund(sb, busybox, "sh", "-c", SLOW_LINES % 400,
+               flags=["--log-opt", "max-size=2k", "--log-opt", "max-file=3"])
+    assert sb.ok("wait", cid, timeout=60).stdout.strip() == "0"
+    assert _log_files(sb, cid) == [cid + "-json.log", cid + "-json.log.1",
+                                   cid + "-json.log.2"]
+    d = os.path.join(sb.root, "containers", cid)
+    for name in (cid + "-json.log.1", cid + "-json.log.2"):
+        size = os.path.getsize(os.path.join(d, name))
+        assert 2048 <= size < 2048 + 4096, (name, size)
+    shown = sb.ok("logs", cid).stdout.split()
+    numbers = [int(w[4:]) for w in shown]
+    assert numbers[-1] == 400 and numbers[0] > 1, numbers[:3]
+    assert numbers == list(range(numbers[0], 401))
+    assert sb.ok("logs", "--tail", "3", cid).stdout.split() == ["line398", "line399", "line400"]
+    cfg = json.loads(sb.ok("inspect", cid).stdout)[0]["HostConfig"]["LogConfig"]
+    assert cfg == {"Type": "json-file", "Config": {"max-size": "2k", "max-file": "3"}}
+    sb.ok("rm", cid)
+
+
+def test_logs_follow_goes_on_across_rotations(sb, busybox):
+    """`logs -f` started before the output: every line once, in order,
+    though the writer rotated the file many times under it."""
+    cid = rund(sb, busybox, "sh", "-c", "sleep 1; " + SLOW_LINES % 600,
+               flags=["--log-opt", "max-size=4k", "--log-opt", "max-file=4"])
+    follow = sb("logs", "-f", cid, timeout=90)
+    assert follow.returncode == 0, follow.stderr
+    assert follow.stdout.split() == ["line%d" % i for i in range(1, 601)]
+    assert len(_log_files(sb, cid)) == 4
+    sb.ok("rm", cid)
+
+
+def test_max_file_1_empties_the_log_in_place(sb, busybox):
+    cid = rund(sb, busybox, "sh", "-c", SLOW_LINES % 300,
+               flags=["--log-opt", "max-size=1k"])
+    assert sb.ok("wait", cid, timeout=60).stdout.strip() == "0"
+    assert _log_files(sb, cid) == [cid + "-json.log"]
+    path = os.path.join(sb.root, "containers", cid, cid + "-json.log")
+    assert os.path.getsize(path) < 1024 + 4096
+    shown = sb.ok("logs", cid).stdout.split()
+    assert shown and shown[-1] == "line300" and len(shown) < 300
+    sb.ok("rm", cid)
+
+
+def test_log_driver_none_keeps_nothing(sb, busybox):
+    cid = rund(sb, busybox, "sh", "-c", "echo hidden; sleep 60",
+               flags=["--log-driver", "none"])
+    r = sb("logs", cid)
+    assert r.returncode == 1
+    assert "configured logging driver does not support reading" in r.stderr
+    info = json.loads(sb.ok("inspect", cid).stdout)[0]
+    assert info["LogPath"] == ""
+    assert info["HostConfig"]["LogConfig"] == {"Type": "none", "Config": {}}
+    assert _log_files(sb, cid) == []
+    sb.ok("rm", "-f", cid)
+    # In the foreground the output still reaches the terminal; `start -a`
+    # attaches (what the container writes once attached).
+    r = sb.ok("run", "--rm", "--log-driver", "none", busybox, "echo", "shown")
+    assert r.stdout == "shown\n"
+    cid = sb.ok("create", "--log-driver", "none", busybox,
+                "sh", "-c", "sleep 1; echo attached; exit 3").stdout.strip()
+    r = sb("start", "-a", cid, timeout=30)
+    assert (r.returncode, r.stdout) == (3, "attached\n"), r.stderr
+    sb.ok("rm", cid)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--log-driver", "syslog"], "unsupported log driver 'syslog'"),
+    (["--log-opt", "max-size=lots"], "invalid max-size 'lots'"),
+    (["--log-opt", "max-size=0"], "max-size must be a positive number"),
+    (["--log-opt", "max-file=0"], "max-file cannot be less than 1"),
+    (["--log-opt", "compress=true"], "unknown log opt 'compress' for json-file log driver"),
+    (["--log-driver", "none", "--log-opt", "max-size=1m"],
+     "unknown log opt 'max-size' for none log driver"),
+    (["--log-opt", "max-size"], "invalid --log-opt 'max-size'"),
+])
+def test_bad_log_flags_are_refused_before_anything_is_made(sb, busybox, flags, message):
+    r = sb("run", "-d", *flags, busybox, "true")
+    assert r.returncode == 125 and message in r.stderr, r.stderr
+    assert sb.ok("ps", "-a", "-q").stdout == ""
+
+
+def test_log_defaults_from_config_json(sb, busybox):
+    """Docker's daemon.json keys in ~/.config/sandbox/config.json: the
+    defaults, merged under the flags when the driver is the same."""
+    config = os.path.join(os.path.dirname(sb.root), "config-logs")
+    os.makedirs(os.path.join(config, "sandbox"), exist_ok=True)
+    with open(os.path.join(config, "sandbox", "config.json"), "w") as f:
+        json.dump({"log-opts": {"max-size": "8k", "max-file": "2"}}, f)
+    subprocess.run(["chown", "-R", "%d:%d" % (sb.uid, sb.gid), config], check=True)
+    env = {"XDG_CONFIG_HOME": config}
+    cid = sb.ok("create", "--log-opt", "max-file=5", busybox, "true", env=env).stdout.strip()
+    cfg = json.loads(sb.ok("inspect", cid).stdout)[0]["HostConfig"]["LogConfig"]
+    assert cfg == {"Type": "json-file", "Config": {"max-size": "8k", "max-file": "5"}}
+    cid2 = sb.ok("create", "--log-driver", "none", busybox, "true", env=env).stdout.strip()
+    cfg = json.loads(sb.ok("inspect", cid2).stdout)[0]["HostConfig"]["LogConfig"]
+    assert cfg == {"Type": "none", "Config": {}}
+    sb.ok("rm", cid, cid2)
+
+
 def test_limits_on_a_host_without_cgroup_delegation(sb, busybox):
     """This CI host has the hybrid layout: limits warn and run, or fail with
     --cgroups=required; pause/stats/update say why they cannot work."""

@@ -18,7 +18,7 @@ def binary():
     return path
 
 
-def run_monitor(tmp_path, out, err, child_status=3):
+def run_monitor(tmp_path, out, err, child_status=3, logmax="0:1"):
     """The monitor supervising a child that exits with ``child_status``,
     with ``out`` and ``err`` (each at most a pipe's 64 KiB) already written
     to its pipes: one read each, as Python's LogWriter.write of all of it.
@@ -39,7 +39,7 @@ def run_monitor(tmp_path, out, err, child_status=3):
                 os._exit(child_status)
             for fd in (out_r, err_r):
                 os.set_inheritable(fd, True)
-            os.execv(binary(), ["sandbox-monitor", "supervise", log, str(child), "-1",
+            os.execv(binary(), ["sandbox-monitor", "supervise", log, logmax, str(child), "-1",
                                 "-1", str(out_r), str(err_r), "0", "-1", "", "/bin/sh", "-c",
                                 'printf "%%s|%%s" "$1" "$2" > %s' % result, "sh"])
         finally:
@@ -48,14 +48,16 @@ def run_monitor(tmp_path, out, err, child_status=3):
     os.close(err_r)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    with open(log) as f:
-        entries = [json.loads(line) for line in f]
+    entries = []
+    if os.path.exists(log):
+        with open(log) as f:
+            entries = [json.loads(line) for line in f]
     with open(result) as f:
         return entries, f.read()
 
 
-def python_entries(tmp_path, out, err):
-    writer = monitor.LogWriter(str(tmp_path / "py-json.log"))
+def python_entries(tmp_path, out, err, limits=(0, 1)):
+    writer = monitor.LogWriter(str(tmp_path / "py-json.log"), limits)
     if out:
         writer.write("stdout", out)
     if err:
@@ -92,6 +94,37 @@ def test_log_is_what_the_python_supervisor_writes(tmp_path):
     with open(tmp_path / "c-json.log", "rb") as f:
         first = f.readline()
     assert first.startswith(b'{"log":"plain\\n","stream":"stdout","time":"')
+
+
+def _streams_of(path):
+    with open(path) as f:
+        return [json.loads(line)["stream"] for line in f]
+
+
+def test_rotates_as_the_python_supervisor_does(tmp_path):
+    """max-size 1000, max-file 3: the stdout read fills the first file,
+    the stderr read finds it full and goes to a new one (rotation happens
+    between writes, as Docker's); the same files from both writers."""
+    out, err = b"a\n" * 600, b"b\n" * 10
+    entries, _ = run_monitor(tmp_path, out, err, logmax="1000:3")
+    python_entries(tmp_path, out, err, limits=(1000, 3))
+    assert [e["stream"] for e in entries] == ["stderr"] * 10
+    assert _streams_of(tmp_path / "c-json.log.1") == ["stdout"] * 600
+    assert _streams_of(tmp_path / "py-json.log.1") == ["stdout"] * 600
+    assert _streams_of(tmp_path / "py-json.log") == ["stderr"] * 10
+    assert not os.path.exists(tmp_path / "c-json.log.2")
+    # max-file 1: emptied in place instead.
+    one = tmp_path / "one"
+    one.mkdir()
+    entries, _ = run_monitor(one, out, err, logmax="1000:1")
+    assert [e["stream"] for e in entries] == ["stderr"] * 10
+    assert sorted(os.listdir(one)) == ["c-json.log", "result"]
+
+
+def test_log_driver_none_writes_no_file(tmp_path):
+    entries, handed = run_monitor(tmp_path, b"out\n", b"err\n", logmax="-")
+    assert entries == [] and handed == "3|"
+    assert not os.path.exists(tmp_path / "c-json.log")
 
 
 def test_hands_back_the_exit_code_and_no_clients(tmp_path):
