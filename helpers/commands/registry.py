@@ -168,11 +168,11 @@ def cmd_logout(args, paths):
 
 
 # -- run/create of a missing image ------------------------------------------------
-def pull_for_run(paths, name, missing=True):
+def pull_for_run(paths, name, missing=True, platform=None, quiet=False):
     """`run`/`create` with --pull=missing (the image was not found) or
     --pull=always: pull as Docker does, progress on stderr; errors exit
     125 as every error of `run` before the container starts."""
-    if missing:
+    if missing and not quiet:
         from ..image.reference import parse
         try:
             shown = str(parse(name))
@@ -184,7 +184,8 @@ def pull_for_run(paths, name, missing=True):
     from ..errors import terminate_as_interrupt
     terminate_as_interrupt()        # for the pull only (what forks later keeps the default)
     try:
-        image_id, _ = pull_image(paths, name, out=sys.stderr)
+        image_id, _ = pull_image(paths, name, quiet=quiet, platform=platform,
+                                 out=sys.stderr)
     except SandboxError as exc:
         exc.exit_code = 125
         raise

@@ -109,6 +109,11 @@ def add_create_flags(p):
     p.add_argument("--pull", choices=("missing", "always", "never"),
                    default="missing",
                    help="pull the image before running (default: when missing)")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="the image's platform (pulled when the local one is another's; "
+                        "foreign binaries run only where the host emulates them)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no pull progress")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs="...", metavar="CMD")
 
@@ -272,10 +277,10 @@ def parse_restart(value):
     return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
-def cmd_run(args, paths):
-    checked = validate(args)
-    from ..image.store import Store
-    store = Store(paths)
+def image_for(paths, store, args):
+    """The image of `run`/`create`: the local one, else (or with
+    --pull=always) pulled, as Docker does; --platform picks it (a local
+    image of another platform counts as missing)."""
     image_id = None
     try:
         if args.pull != "always":
@@ -286,10 +291,42 @@ def cmd_run(args, paths):
                 "Unable to find image '%s' locally" % _full_name(args.image),
                 hint="pull it (sandbox pull), load it (sandbox load -i FILE), "
                      "or drop --pull=never") from None
+    if image_id is not None and args.platform:
+        wanted = _platform_text(args.platform)
+        cfg = store.config(image_id)
+        actual = _platform_text("/".join(x for x in (cfg.get("os"), cfg.get("architecture"),
+                                                     cfg.get("variant")) if x))
+        if actual != wanted:
+            if args.pull == "never":
+                raise SandboxError(
+                    "image with reference %s was found but does not match the "
+                    "specified platform: wanted %s, actual: %s"
+                    % (args.image, wanted, actual),
+                    hint="pull that platform (sandbox pull --platform %s %s)"
+                         % (wanted, args.image))
+            image_id = None
     if image_id is None:
         # The registry client is imported only here, never for a local image.
         from .registry import pull_for_run
-        image_id = pull_for_run(paths, args.image, missing=args.pull != "always")
+        image_id = pull_for_run(paths, args.image, missing=args.pull != "always",
+                                platform=args.platform, quiet=args.quiet)
+    return image_id
+
+
+def _platform_text(value):
+    """"linux/arm64/v8" and "linux/arm64" alike; checked (exit 125)."""
+    from ..image.pull import parse_platform
+    os_, arch, variant = parse_platform(value)
+    if arch == "arm64" and variant == "v8":
+        variant = None
+    return "/".join(x for x in (os_, arch, variant) if x)
+
+
+def cmd_run(args, paths):
+    checked = validate(args)
+    from ..image.store import Store
+    store = Store(paths)
+    image_id = image_for(paths, store, args)
     if args.detach:
         container = create(paths, store, image_id, args, checked)
         return start_detached(paths, container, args)
@@ -328,12 +365,7 @@ def cmd_create(args, paths):
     checked = validate(args)
     from ..image.store import Store
     store = Store(paths)
-    try:
-        image_id = store.lookup(args.image)
-    except ImageNotFound:
-        raise SandboxError(
-            "Unable to find image '%s' locally" % _full_name(args.image),
-            hint="load it with `sandbox load -i FILE` or `sandbox import`") from None
+    image_id = image_for(paths, store, args)
     container = create(paths, store, image_id, args, checked)
     print(container["id"])
     return 0

@@ -142,7 +142,7 @@ def _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach):
                 os.dup2(nul, fd)
             os.close(nul)
         path, env = runtime.prepare_exec(process, linux_cfg, idmap)
-        os.execve(path, process["args"], env)
+        runtime.exec_command(path, process["args"], env)
     except OSError as exc:
         os._exit(runtime._report(err_w, runtime._exec_error(exc)))
     except BaseException as exc:   # noqa: BLE001 - reported to the CLI

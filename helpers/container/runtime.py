@@ -679,7 +679,7 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
             os._exit(125)
         if spec.get("annotations", {}).get("io.sandbox.init") == "true":
             _init(path, process["args"], env, err_w)     # never returns
-        os.execve(path, process["args"], env)
+        exec_command(path, process["args"], env)
     except OSError as exc:
         code = _report(err_w, _exec_error(exc))
         os._exit(code)
@@ -755,7 +755,7 @@ def _init(path, args, env, err_w):
     child = os.fork()
     if child == 0:
         try:
-            os.execve(path, args, env)
+            exec_command(path, args, env)
         except OSError as exc:
             os._exit(_report(err_w, _exec_error(exc)))
         os._exit(127)
@@ -818,6 +818,18 @@ def prepare_exec(process, linux_cfg, idmap):
     return path, _env_dict(env)
 
 
+def exec_command(path, args, env):
+    """execve of the container's command: a failure is the command's
+    (126/127 by _exec_error: a program of another platform, a missing
+    ELF interpreter), not the setup's."""
+    try:
+        os.execve(path, args, env)
+    except OSError as exc:
+        exc.sandbox_exec = True
+        exc.filename = path
+        raise
+
+
 def _exec_error(exc):
     """Docker's exit codes: 127 when the command is missing, 126 when it
     exists but cannot run; anything else is a setup failure (125)."""
@@ -827,7 +839,12 @@ def _exec_error(exc):
             return CommandNotFound(
                 'exec: "%s": no such file or directory' % name,
                 hint="check the command and the image's PATH")
-        if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.EPERM):
+        if exc.errno == errno.ENOEXEC:
+            return CannotExecute('exec: "%s": exec format error' % name,
+                                 hint="a program for another platform (this host runs "
+                                      "foreign binaries only with binfmt_misc emulation), "
+                                      "or a script without #!")
+        if exc.errno in (errno.EACCES, errno.EISDIR, errno.EPERM):
             return CannotExecute('exec: "%s": %s' % (name, exc.strerror),
                                  hint="the file is not executable in the container")
     return HostError("container setup failed: " + _oserror_text(exc))

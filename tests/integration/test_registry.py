@@ -123,6 +123,31 @@ def test_pull_zstd_and_uncompressed_layers(sb, reg, tag, variant):
     assert sb.ok("run", "--rm", name, "cat", "/etc/variant").stdout == variant + "\n"
 
 
+def test_run_platform_pulls_that_platform_and_q_is_quiet(fresh_sb, reg):
+    """run --platform: the arm64 entry (its config says arm64 and runs
+    `echo arm64`; its layer is this host's busybox, so it can run here);
+    a local image of another platform counts as missing; -q: no pull
+    output.  create pulls a missing image as run does."""
+    name = "%s/multi" % reg.host
+    r = fresh_sb.ok("run", "--rm", "-q", "--platform", "linux/arm64", name)
+    assert r.stdout == "arm64\n" and r.stderr == "", r.stderr
+    r = fresh_sb.ok("run", "--rm", "--platform", "linux/arm64/v8", name)
+    assert r.stdout == "arm64\n" and "Pulling" not in r.stderr + r.stdout
+    r = fresh_sb("run", "--rm", "--pull=never", "--platform", "linux/amd64", name)
+    assert r.returncode == 125
+    assert "does not match the specified platform: wanted linux/amd64, actual: linux/arm64" \
+        in r.stderr
+    r = fresh_sb.ok("run", "--rm", "--platform", "linux/amd64", name)
+    assert r.stdout == "amd64\n" and "Pulling from multi" in r.stderr, r.stderr
+    r = fresh_sb("run", "--rm", "--platform", "amd64", name)
+    assert r.returncode == 125 and "invalid platform 'amd64'" in r.stderr
+    fresh_sb.ok("rmi", name)
+    cid = fresh_sb.ok("create", "-q", name).stdout.strip()
+    assert len(cid) == 64
+    assert fresh_sb.ok("start", "-a", cid).stdout == "amd64\n"
+    fresh_sb.ok("rm", cid)
+
+
 def test_manifest_list_platform_selection(fresh_sb, reg):
     name = "%s/multi" % reg.host
     r = fresh_sb.ok("pull", name)

@@ -216,6 +216,28 @@ def test_exit_codes(sb, busybox):
     assert bad_flag.returncode == 125
 
 
+def test_a_program_of_another_platform_gives_126(sb, busybox):
+    """An ELF header for arm64 (what `run --platform linux/arm64` of a real
+    image brings where nothing emulates it): exec format error, 126, for
+    PID 1, under --init and for exec; not a setup failure (125)."""
+    d = os.path.join(os.path.dirname(sb.root), "foreign")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "prog")
+    with open(path, "wb") as f:
+        f.write(b"\x7fELF\x02\x01\x01" + b"\0" * 9 + b"\x02\x00\xb7\x00" + b"\0" * 44)
+    os.chmod(path, 0o755)
+    os.chmod(d, 0o755)
+    for extra in ([], ["--init"]):
+        r = sb("run", "--rm", *extra, "-v", path + ":/prog:ro", busybox, "/prog")
+        assert r.returncode == 126, r.stderr
+        assert 'exec: "/prog": exec format error' in r.stderr
+        assert "another platform" in r.stderr
+    cid = sb.ok("run", "-d", "-v", path + ":/prog:ro", busybox, "sleep", "60").stdout.strip()
+    r = sb("exec", cid, "/prog")
+    assert r.returncode == 126 and "exec format error" in r.stderr, r.stderr
+    sb.ok("rm", "-f", cid)
+
+
 def test_sigint_is_forwarded(sb, busybox):
     proc = sb.popen("run", "--rm", busybox, "sh", "-c",
                     "trap 'exit 130' INT; echo ready; while :; do sleep 0.1; done")
