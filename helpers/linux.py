@@ -103,6 +103,7 @@ _umount2 = _libc("umount2", [_c_char_p, _c_int])
 _prctl = _libc("prctl", [_c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong])
 _syscall = _libc("syscall", restype=_c_long)
 _sethostname = _libc("sethostname", [_c_char_p, _c_ulong])
+_setdomainname = _libc("setdomainname", [_c_char_p, _c_ulong])
 
 
 def _check(ret, path=None):
@@ -147,6 +148,11 @@ def set_process_name(name):
     """PR_SET_NAME: the comm shown by ps (15 bytes at most)."""
     buf = _buffer(_b(name)[:15] + b"\0")
     prctl(PR_SET_NAME, _ctypes.addressof(buf))
+
+
+def setdomainname(name):
+    b = name.encode()
+    _check(_setdomainname(b, len(b)))
 
 
 def sethostname(name):

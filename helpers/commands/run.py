@@ -33,6 +33,10 @@ def add_create_flags(p):
                    help="no, on-failure[:N], always or unless-stopped")
     p.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
                    help="set a label on the container")
+    p.add_argument("--label-file", action="append", default=[], metavar="FILE",
+                   help="read labels from a file (K=V lines)")
+    p.add_argument("--annotation", action="append", default=[], metavar="K=V",
+                   help="an OCI annotation of the container")
     add_limit_flags(p)
     p.add_argument("--init", action="store_true",
                    help="a minimal init as PID 1 that forwards signals and reaps zombies")
@@ -85,6 +89,14 @@ def add_create_flags(p):
     p.add_argument("-u", "--user", help="USER[:GROUP] (name or number)")
     p.add_argument("--entrypoint", help="override the image's entrypoint")
     p.add_argument("-h", "--hostname", help="container host name")
+    p.add_argument("--domainname", help="container NIS domain name")
+    p.add_argument("--oom-score-adj", type=int, metavar="N",
+                   help="the OOM killer's preference (-1000..1000; raising only, unprivileged)")
+    p.add_argument("--cgroupns", choices=("private", "host"),
+                   help="private (default): the container's cgroup is its root; "
+                        "host: the user's view")
+    p.add_argument("-a", "--attach", action="append", default=[], metavar="STREAM",
+                   help="stdin, stdout or stderr: attach only these (foreground)")
     p.add_argument("--read-only", action="store_true",
                    help="mount the root filesystem read-only")
     p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]",
@@ -199,7 +211,30 @@ def validate(args):
         raise UsageError("conflicting options: --restart and --rm",
                          hint="a container removed at exit cannot be restarted")
     from ..options import labels as parse_labels
-    labels = parse_labels(args.label)
+    file_labels = []
+    for f in args.label_file:
+        file_labels += spec_mod.parse_env_file(f, "label file")
+    labels = parse_labels(file_labels + args.label)
+    annotations = parse_labels(args.annotation, "--annotation")
+    for key in annotations:
+        if key.startswith("io.sandbox."):
+            raise UsageError("invalid --annotation %r: io.sandbox.* keys are sandbox's own"
+                             % key)
+    streams = []
+    for a in args.attach:
+        if a.lower() not in ("stdin", "stdout", "stderr"):
+            raise UsageError("invalid argument %r for \"-a, --attach\" flag: valid "
+                             "streams are STDIN, STDOUT and STDERR" % a)
+        streams.append(a.lower())
+    if streams and args.detach:
+        raise UsageError("conflicting options: -a and -d",
+                         hint="-d runs in the background; attach later with "
+                              "sandbox attach")
+    if streams and "stdin" not in streams:
+        args.interactive = False        # -i's input is not attached
+    if args.oom_score_adj is not None and not -1000 <= args.oom_score_adj <= 1000:
+        raise UsageError("invalid value %d for --oom-score-adj: it must be between "
+                         "-1000 and 1000" % args.oom_score_adj)
     limits, use_cgroup = cgroup_plan(args)
     extra = {}
     if args.ulimit:
@@ -248,7 +283,8 @@ def validate(args):
     return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
             "restart": restart, "labels": labels, "volume_specs": volume_specs,
             "limits": limits, "use_cgroup": use_cgroup, "net": net, "extra": extra,
-            "health_flags": health_flags, "log": log}
+            "health_flags": health_flags, "log": log, "annotations": annotations,
+            "attach": streams}
 
 
 def cgroup_plan(args):
@@ -351,6 +387,7 @@ def cmd_run(args, paths):
         starter.abort()
         raise
     container["sources"] = {out_r: "stdout", err_r: "stderr"} if not args.tty else {}
+    container["attach"] = checked["attach"]
     from ..container import monitor
     try:
         return monitor.run_foreground(paths, container, make_launch(container, args),
@@ -504,6 +541,15 @@ def create(paths, store, image_id, args, checked):
             rootfs=os.path.join(cdir, "rootfs"), annotations=annotations)
         if not checked["seccomp"]:
             spec["linux"].pop("seccomp", None)
+        if checked["annotations"]:
+            spec["annotations"] = dict(checked["annotations"], **spec["annotations"])
+        if args.domainname:
+            spec["domainname"] = args.domainname
+        if args.oom_score_adj is not None:
+            spec["process"]["oomScoreAdj"] = args.oom_score_adj
+        if args.cgroupns == "host":
+            spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
+                                           if n["type"] != "cgroup"]
         if chosen.get("rlimits"):
             spec["process"]["rlimits"] = chosen["rlimits"]
         if chosen.get("sysctl"):
@@ -546,6 +592,12 @@ def create(paths, store, image_id, args, checked):
         if others:
             field = {"pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode"}
             record.update({field[kind]: "container:" + tid for kind, tid in others.items()})
+        for field, value in (("Annotations", checked["annotations"]),
+                             ("Domainname", args.domainname),
+                             ("OomScoreAdj", args.oom_score_adj),
+                             ("CgroupnsMode", args.cgroupns)):
+            if value:
+                record[field] = value
         if checked.get("log"):
             from ..container.logconfig import limits
             record.update(LogConfig=checked["log"],

@@ -284,7 +284,10 @@ def run_foreground(paths, container, launch, starter, autoremove):
             relay(starter.master, forward_stdin=launch.stdin,
                   on_output=lambda data: log.write("stdout", data))
         else:
-            pump(container["sources"], log, tee={"stdout": 1, "stderr": 2})
+            tee = {"stdout": 1, "stderr": 2}
+            if container.get("attach"):         # -a: only those streams
+                tee = {s: fd for s, fd in tee.items() if s in container["attach"]}
+            pump(container["sources"], log, tee=tee)
         code = starter.wait()
         oom = cg.oom_killed()
     finally:

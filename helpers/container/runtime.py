@@ -624,7 +624,8 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         # process in the namespace, and C and the fuse-overlayfs daemon must
         # keep the host's (the daemon reads the layers by their host paths,
         # C removes the container directory at the end).
-        linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWCGROUP)
+        own_cgroupns = any(n["type"] == "cgroup" for n in spec["linux"]["namespaces"])
+        linux.unshare(linux.CLONE_NEWNS | (linux.CLONE_NEWCGROUP if own_cgroupns else 0))
         if process.get("rlimits"):
             import resource     # noqa: F401  (now: after the pivot it is out of reach)
         # Step 0: empty volumes take the image's content at their path
@@ -666,8 +667,12 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         if spec.get("hostname") and \
                 "io.sandbox.uts.container" not in spec.get("annotations", {}):
             linux.sethostname(spec["hostname"])
+        if spec.get("domainname"):
+            linux.setdomainname(spec["domainname"])
         if launch.new_net:
             linux.interface_up("lo")
+        if process.get("oomScoreAdj") is not None:
+            _set_oom_score_adj(process["oomScoreAdj"])
         # Step 6: security and identity of the process, then its command.
         if notif_w is not None:
             _hand_bind_listener(notif_w, go_r)
@@ -687,6 +692,21 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         code = _report(err_w, exc)
         os._exit(code)
     os._exit(125)
+
+
+def _set_oom_score_adj(value):
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as exc:
+        try:
+            with open("/proc/self/oom_score_adj") as f:
+                now = f.read().strip()
+        except OSError:
+            now = "?"
+        raise HostError("cannot set --oom-score-adj %d: %s" % (value, exc.strerror),
+                        hint="an unprivileged user may raise it, not lower it below "
+                             "its own (%s)" % now) from None
 
 
 def _write_sysctl(key, value):

@@ -22,12 +22,14 @@ def check_workdir(path):
                          "absolute path" % path)
 
 
-def parse_env_file(path):
+def parse_env_file(path, what="env file"):
+    """The lines of an --env-file (or --label-file): blank lines and
+    # comments left out."""
     try:
         with open(path) as f:
             lines = f.read().splitlines()
     except OSError as exc:
-        raise UsageError("cannot read env file %s: %s" % (path, exc.strerror))
+        raise UsageError("cannot read %s %s: %s" % (what, path, exc.strerror))
     out = []
     for line in lines:
         line = line.strip()

@@ -484,6 +484,54 @@ def test_ulimit_sysctl_shm_size_group_add_device_and_cidfile(sb, busybox):
         assert "Traceback" not in r.stderr
 
 
+def test_labels_annotations_domainname_oom_score_and_cgroupns(sb, busybox):
+    label_file = os.path.join(os.path.dirname(sb.root), "labels")
+    with open(label_file, "w") as f:
+        f.write("# a comment\n\nteam=core\nempty\ntier=file\n")
+    os.chmod(label_file, 0o644)
+    r = sb("run", "--name", "decorated", "--label-file", label_file, "--label", "tier=flag",
+           "--annotation", "org.example.note=hi", "--domainname", "example.org",
+           "--oom-score-adj", "500", "--cgroupns", "host", busybox, "sh", "-c",
+           "cat /proc/sys/kernel/domainname /proc/self/oom_score_adj; "
+           "readlink /proc/self/ns/cgroup")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["example.org", "500", os.readlink("/proc/self/ns/cgroup")]
+    info = json.loads(sb.ok("inspect", "decorated").stdout)[0]
+    assert info["Config"]["Labels"] == {"team": "core", "empty": "", "tier": "flag"}
+    assert info["Config"]["Domainname"] == "example.org"
+    hc = info["HostConfig"]
+    assert hc["Annotations"] == {"org.example.note": "hi"}
+    assert (hc["OomScoreAdj"], hc["CgroupnsMode"]) == (500, "host")
+    sb.ok("rm", "decorated")
+    # By default: a cgroup namespace of its own, the user's OOM score.
+    r = sb.ok("run", "--rm", busybox, "sh", "-c",
+              "cat /proc/self/oom_score_adj; readlink /proc/self/ns/cgroup")
+    assert r.stdout.split()[0] == "0"
+    assert r.stdout.split()[1] != os.readlink("/proc/self/ns/cgroup")
+    for flags, message in (
+            (["--oom-score-adj", "-500"], "may raise it, not lower it"),
+            (["--oom-score-adj", "1001"], "between -1000 and 1000"),
+            (["--annotation", "io.sandbox.init=true"], "io.sandbox.* keys are sandbox's own"),
+            (["--label-file", "/nonexistent"], "cannot read label file /nonexistent"),
+            (["--cgroupns", "other"], "invalid choice"),
+            (["-a", "stdmiddle"], "valid streams are STDIN, STDOUT and STDERR"),
+            (["-d", "-a", "stdout"], "conflicting options: -a and -d")):
+        r = sb("run", "--rm", *flags, busybox, "true")
+        assert r.returncode == 125 and message in r.stderr, (flags, r.stderr)
+        assert "Traceback" not in r.stderr
+
+
+def test_attach_only_some_streams(sb, busybox):
+    script = "echo out; echo err >&2; cat"
+    r = sb("run", "--rm", "-a", "stderr", busybox, "sh", "-c", script)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "err\n")
+    r = sb("run", "--rm", "-a", "STDOUT", "-i", busybox, "sh", "-c", script, input="in\n")
+    assert (r.stdout, r.stderr) == ("out\n", "")      # stdin not attached
+    r = sb("run", "--rm", "-a", "stdin", "-a", "stdout", "-i", busybox, "sh", "-c", script,
+           input="in\n")
+    assert r.stdout == "out\nin\n"
+
+
 def test_sharing_another_containers_pid_ipc_and_uts_namespaces(sb, busybox):
     """--pid/--ipc/--uts container:NAME: a sidecar sees the other
     container's processes (its PID 1 included), IPC namespace and host
