@@ -20,6 +20,7 @@ Runner API (see class Runner)
         -> CompletedProcess (text stdout/stderr, never raises on exit code)
   sb.ok(*args, ...)      same, but asserts exit code 0 (shows stderr)
   sb.popen(*args, user=None, env=None, cwd=None, **popen_kw) -> Popen
+  sb.popen_raw(argv, user=None, env=None, **popen_kw) -> Popen of any command
   sb.argv(*args, user=None, env=None) -> full argv (for pexpect.spawn)
   sb.on_terminal(*args, timeout=30) -> (exit status, output) with stdin,
         stdout and stderr on a pseudo-terminal (pexpect), to the end
@@ -245,6 +246,10 @@ class Runner:
         kw.setdefault("start_new_session", True)
         return subprocess.Popen(self.argv(*args, user=user, env=env),
                                 cwd=self._cwd(user, cwd), **kw)
+
+    def popen_raw(self, argv, user=None, env=None, **kw):
+        """Start any command as the user (a helper such as ssh-agent)."""
+        return subprocess.Popen(self._wrap(argv, user, env), cwd=self._cwd(user, None), **kw)
 
     @staticmethod
     def _run(argv, input, timeout, cwd):

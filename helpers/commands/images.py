@@ -51,6 +51,8 @@ def register(sub):
     p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
                    help="a secret for RUN --mount=type=secret (id=ID,src=FILE or "
                         "id=ID,env=VAR); in no layer of the image")
+    p.add_argument("--ssh", action="append", default=[], metavar="default|ID[=SOCKET]",
+                   help="an SSH agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)")
     p.add_argument("--no-cache", action="store_true",
                    help="run every step (the cache is not read; its entries are replaced)")
     p.add_argument("--rm", default="true", metavar="BOOL",
@@ -473,6 +475,35 @@ def build_secrets(paths, values):
     return secrets, made
 
 
+def build_ssh(values):
+    """--ssh default | ID | ID=SOCKET -> {id: agent socket}.  Agent sockets
+    only (BuildKit also loads key files into an agent of its own: run
+    ssh-agent and ssh-add instead)."""
+    import stat
+    agents = {}
+    for value in values:
+        sid, eq, path = value.partition("=")
+        if not sid or "," in value:
+            raise UsageError("invalid --ssh %r" % value, hint="--ssh default or --ssh ID=SOCKET")
+        if not eq:
+            path = os.environ.get("SSH_AUTH_SOCK")
+            if not path:
+                raise UsageError("--ssh %s: SSH_AUTH_SOCK is not set" % sid,
+                                 hint="start ssh-agent (eval $(ssh-agent); ssh-add), or "
+                                      "give its socket: --ssh %s=SOCKET" % sid)
+        path = os.path.abspath(path)
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+        except OSError as exc:
+            raise UsageError("--ssh %s: %s: %s" % (sid, path, exc.strerror)) from None
+        if not is_socket:
+            raise UsageError("--ssh %s: %s is not an SSH agent's socket" % (sid, path),
+                             hint="key files are not loaded: add them to an ssh-agent "
+                                  "(ssh-add FILE) and give its socket")
+        agents[sid] = path
+    return agents
+
+
 def cmd_build(args, paths):
     from ..image import build
     from ..image.reference import parse
@@ -484,12 +515,13 @@ def cmd_build(args, paths):
             raise UsageError("invalid --build-arg %r" % item, hint="--build-arg KEY=VALUE")
         build_args[k] = v if eq else os.environ.get(k, "")
     from ..options import labels
+    ssh = build_ssh(args.ssh)
     secrets, made = build_secrets(paths, args.secret)
     try:
         image_id = build.build(paths, args.context, args.file, tags=tags,
                                build_args=build_args, quiet=args.quiet, network=args.network,
                                no_cache=args.no_cache, target=args.target,
-                               labels=labels(args.label), secrets=secrets)
+                               labels=labels(args.label), secrets=secrets, ssh=ssh)
     finally:
         if made:
             import shutil

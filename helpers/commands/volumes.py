@@ -41,7 +41,8 @@ def cmd_create(args, paths):
     from ..container import volumes
     if args.driver != "local":
         raise UsageError("volume driver %r is not supported" % args.driver, hint="local")
-    labels = dict(item.partition("=")[::2] for item in args.label)
+    from ..options import labels as parse_labels
+    labels = parse_labels(args.label)
     print(volumes.create(paths, args.name, labels=labels))
     return 0
 

@@ -20,7 +20,7 @@ the paths are copied out of a created container of it, as `cp` does, then
 placed as the context's files are), ADD (local files, directories and
 wildcards; a local tar archive is extracted), ENV, ARG (--build-arg),
 LABEL, WORKDIR, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT, STOPSIGNAL, SHELL,
-ONBUILD (recorded), MAINTAINER, COPY/ADD --chmod (octal), ADD from an
+ONBUILD (recorded; an image's triggers run after the FROM that uses it), MAINTAINER, COPY/ADD --chmod (octal), ADD from an
 http(s) URL (fetched on the host, not extracted), HEALTHCHECK, and
 .dockerignore.
 """
@@ -317,11 +317,12 @@ class Placer:
 class Builder:
     def __init__(self, paths, context, dockerfile, tags=(), build_args=None, quiet=False,
                  network=None, out=None, no_cache=False, target=None, labels=None,
-                 dockerfile_text=None, secrets=None):
+                 dockerfile_text=None, secrets=None, ssh=None):
         """``dockerfile_text``: the Dockerfile itself (read from stdin),
         instead of the file ``dockerfile``; ``target``: the stage to stop
         after; ``labels``: set on the final image (--label); ``secrets``:
-        {id: file} for RUN --mount=type=secret (--secret)."""
+        {id: file} for RUN --mount=type=secret (--secret); ``ssh``: {id:
+        agent socket} for RUN --mount=type=ssh (--ssh)."""
         self.paths = paths
         self.context = context
         self.dockerfile = dockerfile
@@ -334,6 +335,7 @@ class Builder:
         self.labels = dict(labels or {})
         self.dockerfile_text = dockerfile_text
         self.secrets = dict(secrets or {})
+        self.ssh = dict(ssh or {})
         from .store import Store
         self.store = Store(paths)
         self.cache = BuildCache(paths)
@@ -387,15 +389,7 @@ class Builder:
         try:
             for i, (lineno, instr, rest) in enumerate(steps, 1):
                 self.say("Step %d/%d : %s %s" % (i, total, instr, rest))
-                self.hit = False
-                self.step(lineno, instr, rest, globals_)
-                if instr in METADATA:
-                    self.dirty = True
-                    self.materialize(NOP + "%s %s" % (instr, rest))
-                if self.hit:
-                    self.say(" ---> Using cache")
-                if self.image_id is not None:
-                    self.say(" ---> %s" % self.image_id[7:19])
+                self.do(lineno, instr, rest, globals_)
             if self.labels:
                 labels = dict(self.cfg.get("Labels") or {})
                 labels.update(self.labels)
@@ -416,6 +410,38 @@ class Builder:
         for tag in self.tags:
             self.say("Successfully tagged %s" % tag)
         return final
+
+    def do(self, lineno, instr, rest, globals_):
+        """One instruction (of the Dockerfile, or an ONBUILD trigger) and
+        its image."""
+        self.hit = False
+        self.step(lineno, instr, rest, globals_)
+        if instr in METADATA:
+            self.dirty = True
+            self.materialize(NOP + "%s %s" % (instr, rest))
+        if self.hit:
+            self.say(" ---> Using cache")
+        if self.image_id is not None:
+            self.say(" ---> %s" % self.image_id[7:19])
+        if instr == "FROM":
+            self.triggers(lineno, globals_)
+
+    def triggers(self, lineno, globals_):
+        """Docker's ONBUILD: the new stage's image's triggers run now, as
+        if written right after its FROM; the stage's image keeps none (they
+        are not passed on to images built from it)."""
+        triggers = self.cfg.get("OnBuild") or []
+        if not triggers:
+            return
+        self.cfg["OnBuild"] = None
+        self.dirty = True
+        self.say("# Executing %d build trigger%s" % (len(triggers),
+                                                    "s" if len(triggers) > 1 else ""))
+        for text in triggers:
+            for _, instr, rest in parse(text):
+                check_trigger(lineno, instr)
+                self.say(" ---> Trigger: %s %s" % (instr, rest))
+                self.do(lineno, instr, rest, globals_)
 
     def step(self, lineno, instr, rest, globals_):
         env = dict(self.args)
@@ -461,6 +487,11 @@ class Builder:
                 self.cfg["Cmd"] = form
                 self.cmd_set = True
             return None
+        if instr == "ONBUILD":
+            trigger = parse(rest)
+            if len(trigger) != 1:
+                raise BuildError("line %d: ONBUILD takes one instruction" % lineno)
+            check_trigger(lineno, trigger[0][1])
         if instr in ("ENV", "LABEL", "WORKDIR", "USER", "EXPOSE", "VOLUME", "STOPSIGNAL",
                      "ONBUILD"):
             value = rest if instr == "ONBUILD" else expand(rest, env)
@@ -637,7 +668,9 @@ class Builder:
                              hint="default, none or host")
         self.materialize()
         self.hit = False
-        mounts = [RunMount.parse(m) for m in flags.get("mount", [])]
+        mounts = []
+        for text in flags.get("mount", []):
+            mounts.append(RunMount.parse(text, sum(m.type == "ssh" for m in mounts)))
         temps = []
         try:
             keys = []
@@ -649,6 +682,9 @@ class Builder:
             if self.use_cached(k):
                 return
             opts = [o for m in mounts for o in m.options]
+            agents = [m.target for m in mounts if m.type == "ssh" and m.target]
+            if agents:
+                opts += ["-e", "SSH_AUTH_SOCK=" + agents[0]]      # BuildKit's
             if network not in (None, "default"):
                 opts += ["--network", network]
             made = self.missing_paths([m.target for m in mounts if m.target])
@@ -988,7 +1024,8 @@ class RunMount:
     that outlives the build, `builder prune` removes it), bind (from the
     context, read-only unless rw, when a copy is bound; or from= a stage or
     image), tmpfs, secret (a file given with build --secret, read-only, in
-    no layer and no cache key)."""
+    no layer and no cache key), ssh (the agent socket given with build
+    --ssh, bound at /run/buildkit/ssh_agent.N, SSH_AUTH_SOCK set)."""
 
     KEYS = {"type", "target", "dst", "destination", "source", "src", "from", "id",
             "ro", "readonly", "rw", "readwrite", "uid", "gid", "mode", "sharing",
@@ -1002,7 +1039,8 @@ class RunMount:
         self.key = None
 
     @classmethod
-    def parse(cls, text):
+    def parse(cls, text, ssh_index=0):
+        """``ssh_index``: how many ssh mounts the RUN had before this one."""
         fields = {}
         for item in text.split(","):
             k, eq, v = item.partition("=")
@@ -1012,11 +1050,15 @@ class RunMount:
                                  hint="type=cache|bind|tmpfs|secret,target=PATH,...")
             fields[k] = v if eq else "true"
         m = cls(fields)
-        if m.type not in ("cache", "bind", "tmpfs", "secret"):
+        if m.type not in ("cache", "bind", "tmpfs", "secret", "ssh"):
             raise BuildError("RUN --mount type=%s is not supported" % m.type,
-                             hint="cache, bind, tmpfs or secret")
+                             hint="cache, bind, tmpfs, secret or ssh")
         if m.type == "secret" and not m.target:
             m.target = "/run/secrets/" + fields.get("id", "")
+        if m.type == "ssh" and not m.target:
+            m.target = "/run/buildkit/ssh_agent.%d" % ssh_index
+        if m.type == "ssh" and "id" not in fields:
+            m.f["id"] = "default"
         if not m.target or not m.target.startswith("/"):
             raise BuildError("RUN --mount needs an absolute target=",
                              hint="e.g. --mount=type=cache,target=/root/.cache")
@@ -1041,6 +1083,19 @@ class RunMount:
             self.options = ["--mount", "type=volume,source=%s,target=%s,volume-nocopy%s"
                             % (name, target, ",readonly" if ro else "")]
             self.key = ["cache", cache_id, target, ro]
+        elif self.type == "ssh":
+            sid = f["id"]
+            sock = builder.ssh.get(sid)
+            if sock is None:
+                if self.flag("required"):
+                    raise BuildError("RUN --mount=type=ssh: no SSH agent %s was given" % sid,
+                                     hint="sandbox build --ssh %s (with ssh-agent running: "
+                                          "its $SSH_AUTH_SOCK) or --ssh %s=SOCKET"
+                                          % (sid, sid))
+                self.key, self.target = ["ssh", sid, None], None
+                return
+            self.options = ["--mount", "type=bind,source=%s,target=%s" % (sock, target)]
+            self.key = ["ssh", sid, target]          # not the agent's keys
         elif self.type == "secret":
             sid = f.get("id") or posixpath.basename(target)
             src = builder.secrets.get(sid)
@@ -1182,6 +1237,15 @@ class _Digest:
 
     def hexdigest(self):
         return self.h.hexdigest()
+
+
+def check_trigger(lineno, instr):
+    """What ONBUILD may not hold (Docker's rules)."""
+    if instr == "ONBUILD":
+        raise BuildError("line %d: chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
+                         % lineno)
+    if instr in ("FROM", "MAINTAINER"):
+        raise BuildError("line %d: %s isn't allowed as an ONBUILD trigger" % (lineno, instr))
 
 
 def platform_args():

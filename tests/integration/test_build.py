@@ -8,7 +8,9 @@ builder prune)."""
 
 import json
 import os
+import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -473,7 +475,7 @@ def test_buildkit_syntax_mounts_secrets_and_heredocs(sb, busybox):
     for dockerfile, message in (
             ("FROM busybox\nRUN --mount=type=secret,id=nope,required true\n",
              "secret nope is required but not given"),
-            ("FROM busybox\nRUN --mount=type=ssh true\n", "type=ssh is not supported"),
+            ("FROM busybox\nRUN --mount=type=npipe true\n", "type=npipe is not supported"),
             ("FROM busybox\nRUN --privileged true\n", "RUN: unknown flag --privileged"),
             ("FROM busybox\nRUN <<EOF\ntrue\n", "has no end")):
         r = sb("build", context(sb, "build-bk-bad", dockerfile))
@@ -502,3 +504,93 @@ def test_from_platform_and_the_platform_args(sb, busybox):
     r = sb("build", context(sb, "build-platform-other",
                             "FROM --platform=%s busybox\n" % other))
     assert r.returncode == 1 and "this host builds for linux/%s only" % host_arch() in r.stderr
+
+
+def test_onbuild_triggers_run_in_the_child_build_only(sb, busybox):
+    """Docker's ONBUILD: recorded in the base image, run right after the
+    FROM of a build that uses it (RUN, ENV, COPY from the child's context),
+    and not passed on to the child's own image."""
+    base = context(sb, "onbuild-base", "FROM %s\n"
+                   "ONBUILD COPY app.txt /app.txt\n"
+                   "ONBUILD RUN echo triggered > /trig\n"
+                   "ONBUILD ENV FROM_TRIGGER=yes\n"
+                   "CMD [\"true\"]\n" % busybox)
+    sb.ok("build", "-q", "-t", "localhost/onbase", base)
+    cfg = json.loads(sb.ok("image", "inspect", "localhost/onbase").stdout)[0]["Config"]
+    assert cfg["OnBuild"] == ["COPY app.txt /app.txt", "RUN echo triggered > /trig",
+                              "ENV FROM_TRIGGER=yes"]
+    child = context(sb, "onbuild-child", "FROM localhost/onbase\nRUN cat /trig /app.txt\n",
+                    {"app.txt": "the child's\n"})
+    r = sb("build", "-t", "localhost/onchild", child)
+    assert r.returncode == 0, r.stderr
+    assert "# Executing 3 build triggers" in r.stdout
+    assert "triggered\nthe child's\n" in r.stdout
+    out = sb.ok("run", "--rm", "localhost/onchild", "sh", "-c",
+                "cat /trig /app.txt; echo $FROM_TRIGGER").stdout
+    assert out == "triggered\nthe child's\nyes\n"
+    cfg = json.loads(sb.ok("image", "inspect", "localhost/onchild").stdout)[0]["Config"]
+    assert not cfg.get("OnBuild")
+    grandchild = context(sb, "onbuild-grandchild", "FROM localhost/onchild\nRUN true\n")
+    r = sb.ok("build", "-t", "localhost/ongrand", grandchild)
+    assert "build trigger" not in r.stdout
+    sb.ok("rmi", "localhost/ongrand", "localhost/onchild", "localhost/onbase")
+
+
+@pytest.mark.parametrize("trigger, message", [
+    ("ONBUILD RUN true", "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
+    ("FROM busybox", "FROM isn't allowed as an ONBUILD trigger"),
+    ("MAINTAINER me", "MAINTAINER isn't allowed as an ONBUILD trigger"),
+])
+def test_onbuild_refuses_what_docker_refuses(sb, busybox, trigger, message):
+    ctx = context(sb, "onbuild-bad", "FROM %s\nONBUILD %s\n" % (busybox, trigger))
+    r = sb("build", ctx)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+
+
+@pytest.fixture(scope="module")
+def debian(sb, images_dir):
+    sb.ok("load", "-i", os.path.join(images_dir, "debian.tar"), timeout=300)
+    return "localhost/debian:bookworm"
+
+
+def test_run_mount_ssh_reaches_the_users_agent(sb, busybox, debian):
+    """build --ssh default: the user's ssh-agent, bound at BuildKit's
+    /run/buildkit/ssh_agent.0 with SSH_AUTH_SOCK set; a request for its
+    identities answered (perl of the Debian image speaks the protocol);
+    the socket is in no layer.  Without --ssh, a required mount fails."""
+    agent_dir = os.path.join(os.path.dirname(sb.root), "agent")
+    os.makedirs(agent_dir, exist_ok=True)
+    os.chown(agent_dir, sb.uid, sb.gid)
+    os.chmod(agent_dir, 0o700)
+    sock = os.path.join(agent_dir, "sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    agent = sb.popen_raw(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            assert time.monotonic() < deadline and agent.poll() is None, "no ssh-agent"
+            time.sleep(0.05)
+        probe = ("perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => "
+                 "$ENV{SSH_AUTH_SOCK}) or die qq(no agent: $!\\n); print $s pack(q(NC), 1, 11); "
+                 "read($s, $b, 5) == 5 or die qq(no answer\\n); "
+                 "printf qq(agent answered %d at %s\\n), (unpack q(NC), $b)[1], $ENV{SSH_AUTH_SOCK}'")
+        ctx = context(sb, "ssh-ctx", "FROM %s\nRUN --mount=type=ssh %s\n" % (debian, probe))
+        r = sb("build", "--ssh", "default", "-t", "localhost/sshed", ctx,
+               env={"SSH_AUTH_SOCK": sock}, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "agent answered 12 at /run/buildkit/ssh_agent.0" in r.stdout
+        r = sb.ok("run", "--rm", "localhost/sshed", "ls", "-A", "/run")
+        assert "buildkit" not in r.stdout
+        sb.ok("rmi", "localhost/sshed")
+        ctx = context(sb, "ssh-req", "FROM %s\nRUN --mount=type=ssh,required true\n" % busybox)
+        r = sb("build", ctx)
+        assert r.returncode == 1 and "no SSH agent default was given" in r.stderr, r.stderr
+        r = sb("build", "--ssh", "default", ctx, env={"SSH_AUTH_SOCK": None})
+        assert r.returncode == 125 and "SSH_AUTH_SOCK is not set" in r.stderr
+        r = sb("build", "--ssh", "k=" + os.path.join(agent_dir), ctx)
+        assert r.returncode == 125 and "is not an SSH agent's socket" in r.stderr
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)

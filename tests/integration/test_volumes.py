@@ -77,3 +77,15 @@ def test_volume_prune(fresh_sb, images_dir):
     assert fresh_sb.ok("volume", "ls", "-q").stdout.split() == ["named-unused"]
     fresh_sb.ok("volume", "prune", "-a", "-f")
     assert fresh_sb.ok("volume", "ls", "-q").stdout.split() == []
+
+
+def test_volume_labels_and_the_label_filter(sb, busybox):
+    sb.ok("volume", "create", "-l", "team=core", "--label", "empty", "labelled")
+    info = json.loads(sb.ok("volume", "inspect", "labelled").stdout)[0]
+    assert info["Labels"] == {"team": "core", "empty": ""}
+    assert sb.ok("volume", "ls", "-q", "--filter", "label=team=core").stdout.split() == \
+        ["labelled"]
+    r = sb("volume", "create", "-l", "=nokey", "badlabel")
+    assert r.returncode == 125 and "invalid --label '=nokey'" in r.stderr
+    assert "badlabel" not in sb.ok("volume", "ls", "-q").stdout.split()
+    sb.ok("volume", "rm", "labelled")
