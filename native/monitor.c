@@ -638,6 +638,19 @@ static int supervise(int argc, char **argv)
     int open_srcs[2] = {1, nsrc > 1};
     static char data[CHUNK];
 
+    /* A client that connected before the start (run -it, start -a: the
+     * Python supervisor waited for it before the exec) is taken before any
+     * output is read, so it misses none of it. */
+    if (listen_fd >= 0) {
+        struct pollfd lp = {listen_fd, POLLIN, 0};
+        while (nclients < MAX_CLIENTS && poll(&lp, 1, 0) == 1 && (lp.revents & POLLIN)) {
+            int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (c < 0)
+                break;
+            clients[nclients++] = (struct client){c, 1};
+        }
+    }
+
     for (;;) {
         struct pollfd pfd[2 + 2 + MAX_CLIENTS];
         /* -1..-2: source; -3: listen; -4: seccomp; >= 0: client */

@@ -267,24 +267,36 @@ def cmd_start(args, paths):
         from ..container import attach
         if args.interactive:
             keys = attach.parse_detach_keys(args.detach_keys)   # refused before the start
+    from ..container.logconfig import of as log_config
+    box = {}
 
     def action(ref):
         cid, st = load(paths, ref)
         if state.is_running(st):
             return ref
-        start(paths, cid, st)
+        def connect():
+            box["conn"] = attach.connect(attach.socket_path(paths, cid))
+        # Attached before the start (the command waits for us): none of
+        # its output is missed.
+        first = args.attach and (args.interactive or log_config(st)["Type"] == "none")
+        try:
+            start(paths, cid, st, connect if first else None)
+        except BaseException:
+            if "conn" in box:
+                box.pop("conn").close()
+            raise
         return None if args.attach else ref
     code = each(args, action)
     if code or not args.attach:
         return code
     cid, st = load(paths, args.containers[0])
-    from ..container.logconfig import of as log_config
     if args.interactive or log_config(st)["Type"] == "none":
         # stdin goes through the supervisor's attach socket (and the output
         # of a container that keeps no log: --log-driver none)
         try:
             code = attach.attach(attach.socket_path(paths, cid), stdin=args.interactive,
-                                 tty=bool(st.get("Tty")), detach_keys=keys)
+                                 tty=bool(st.get("Tty")), detach_keys=keys,
+                                 conn=box.pop("conn", None), tty_path=st.get("TtyPath"))
         except (FileNotFoundError, ConnectionRefusedError):
             code = None
         if code == attach.DETACHED:
@@ -297,8 +309,9 @@ def cmd_start(args, paths):
                        timestamps=False, follow=True, return_exit_code=True)
 
 
-def start(paths, cid, st):
-    """Start an existing container under a new supervisor."""
+def start(paths, cid, st, on_listening=None):
+    """Start an existing container under a new supervisor (attached first:
+    ``on_listening``, see monitor.start_detached)."""
     from ..container import monitor, state
     from ..container.runtime import Launch
     from ..fsutil import read_json
@@ -312,7 +325,8 @@ def start(paths, cid, st):
     state.update_state(paths, cid, StopRequested=False)
     container = {"id": cid, "name": st["Name"], "record": st}
     monitor.start_detached(paths, container, launch,
-                           {"restart": st.get("RestartPolicy") or {"Name": "no"}})
+                           {"restart": st.get("RestartPolicy") or {"Name": "no"}},
+                           on_listening=on_listening)
 
 
 def cmd_attach(args, paths):
@@ -329,7 +343,8 @@ def cmd_attach(args, paths):
     try:
         code = attach.attach(attach.socket_path(paths, cid),
                              stdin=st.get("OpenStdin") and not args.no_stdin,
-                             tty=bool(st.get("Tty")), detach_keys=keys)
+                             tty=bool(st.get("Tty")), detach_keys=keys,
+                             tty_path=st.get("TtyPath"))
     except (FileNotFoundError, ConnectionRefusedError):
         raise SandboxError("container %s has no attach socket (its supervisor is "
                            "gone)" % args.container, exit_code=1) from None

@@ -97,6 +97,9 @@ def add_create_flags(p):
                         "host: the user's view")
     p.add_argument("-a", "--attach", action="append", default=[], metavar="STREAM",
                    help="stdin, stdout or stderr: attach only these (foreground)")
+    p.add_argument("--detach-keys", metavar="KEYS",
+                   help="the keys that detach from -it, leaving the container running "
+                        "(default ctrl-p,ctrl-q)")
     p.add_argument("--read-only", action="store_true",
                    help="mount the root filesystem read-only")
     p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]",
@@ -164,8 +167,9 @@ HEALTH_FLAGS = ("health_cmd", "health_interval", "health_timeout", "health_retri
                 "health_start_period", "health_start_interval")
 
 
-def validate(args):
-    """Every flag checked before any side effect (house style 6)."""
+def validate(args, attaching=True):
+    """Every flag checked before any side effect (house style 6).
+    ``attaching``: `run` (not `create`, which attaches nothing)."""
     from ..container import security, spec as spec_mod
     if args.name is not None:
         from ..container.state import valid_name
@@ -203,7 +207,7 @@ def validate(args):
     env = list(args.env)
     for f in args.env_file:
         env = spec_mod.parse_env_file(f) + env
-    if args.tty and args.interactive and not os.isatty(0) and not args.detach:
+    if args.tty and args.interactive and not os.isatty(0) and not args.detach and attaching:
         raise UsageError("the input device is not a TTY",
                          hint="drop -t when stdin is a pipe or file")
     restart = parse_restart(args.restart)
@@ -232,6 +236,9 @@ def validate(args):
                               "sandbox attach")
     if streams and "stdin" not in streams:
         args.interactive = False        # -i's input is not attached
+    if args.detach_keys is not None:
+        from ..container.attach import parse_detach_keys
+        parse_detach_keys(args.detach_keys)            # refused before anything is made
     if args.oom_score_adj is not None and not -1000 <= args.oom_score_adj <= 1000:
         raise UsageError("invalid value %d for --oom-score-adj: it must be between "
                          "-1000 and 1000" % args.oom_score_adj)
@@ -366,6 +373,9 @@ def cmd_run(args, paths):
     if args.detach:
         container = create(paths, store, image_id, args, checked)
         return start_detached(paths, container, args)
+    if args.tty and args.interactive:
+        container = create(paths, store, image_id, args, checked)
+        return run_attached(paths, container, args)
     from ..container.runtime import Starter
     from ..userns import current_id_map
     # Without a terminal the output goes through pipes, as under Docker: we
@@ -399,7 +409,7 @@ def cmd_run(args, paths):
 
 
 def cmd_create(args, paths):
-    checked = validate(args)
+    checked = validate(args, attaching=False)
     from ..image.store import Store
     store = Store(paths)
     image_id = image_for(paths, store, args)
@@ -416,6 +426,51 @@ def start_detached(paths, container, args):
                            {"restart": container["record"]["RestartPolicy"]})
     print(container["id"])
     return 0
+
+
+def run_attached(paths, container, args):
+    """`run -it`, as Docker does it: the container under a supervisor of
+    its own (as with -d) and this CLI attached to it from before its
+    start.  The detach keys (ctrl-p ctrl-q) leave it running (exit 0);
+    signals sent to the CLI go to PID 1; the container's terminal keeps
+    the size of ours."""
+    from ..container import attach, monitor, state
+    from ..container.runtime import forward_signals
+    from ..errors import NotFound
+    keys = attach.parse_detach_keys(args.detach_keys)
+    cid = container["id"]
+    path = attach.socket_path(paths, cid)
+    box = {}
+
+    def on_listening():
+        box["conn"] = attach.connect(path)
+    try:
+        pid = monitor.start_detached(paths, container, make_launch(container, args),
+                                     {"restart": container["record"]["RestartPolicy"]},
+                                     on_listening=on_listening)
+    except BaseException:
+        if "conn" in box:
+            box["conn"].close()
+        raise
+    try:
+        tty_path = state.read_state(paths, cid).get("TtyPath")
+    except NotFound:
+        tty_path = None             # ended and removed (--rm) already
+    restore = forward_signals(pid)
+    try:
+        code = attach.attach(path, stdin=True, tty=True, detach_keys=keys,
+                             conn=box.pop("conn"), tty_path=tty_path)
+    finally:
+        restore()
+    if code == attach.DETACHED:
+        return 0                    # the container runs on
+    if code is None:
+        # The supervisor went away without a word: what the record says.
+        try:
+            code = state.refresh(paths, cid).get("ExitCode", 125)
+        except NotFound:
+            code = 125
+    return code
 
 
 def make_launch(container, args):

@@ -92,6 +92,19 @@ class Server:
         poller.register(self.sock.fileno(), select.POLLIN)
         by_fd = {}
         stdin = [stdin_fd]
+        # A client that connected before the start (run -it, start -a) is
+        # taken before any output is read: it misses none of it.
+        self.sock.setblocking(False)
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            conn.setblocking(True)
+            self.clients.append(conn)
+            by_fd[conn.fileno()] = conn
+            poller.register(conn.fileno(), select.POLLIN)
+        self.sock.setblocking(True)
 
         def output(stream, data):
             log.write(stream, data)
@@ -209,16 +222,45 @@ class _Escape:
         return bytes(out), False
 
 
-def attach(path, stdin=True, tty=False, on_connected=None, detach_keys=None):
+def _resizer(tty_path):
+    """Keep the container's terminal (its pty slave, ``tty_path``) the size
+    of ours: now and on SIGWINCH.  Returns the function that stops it.
+    The slave is opened for each change only: held open, it would keep
+    the pty from ending when the container's last process has gone."""
+    import signal
+    from .runtime import copy_winsize_to
+
+    def resize(*_):
+        try:
+            fd = os.open(tty_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return                  # gone (or not ours): the size stays
+        try:
+            copy_winsize_to(fd)
+        finally:
+            os.close(fd)
+    resize()
+    old = signal.signal(signal.SIGWINCH, resize)
+    return lambda: signal.signal(signal.SIGWINCH, old)
+
+
+def attach(path, stdin=True, tty=False, on_connected=None, detach_keys=None,
+           conn=None, tty_path=None):
     """The CLI's side: relay until the container exits; returns its code
     (or None when the supervisor went away without one, or DETACHED when
     the user typed the detach keys: with a terminal, ``detach_keys``, the
-    bytes of parse_detach_keys, checked by the caller before it acts)."""
+    bytes of parse_detach_keys, checked by the caller before it acts).
+    ``conn``: a connection made already (attach before the start);
+    ``tty_path``: the container's pty slave, kept the size of our terminal."""
     escape = _Escape(detach_keys) if stdin and tty and detach_keys else None
-    conn = connect(path)
+    if conn is None:
+        conn = connect(path)
     if on_connected:
         on_connected()
     restore = None
+    stop_resizing = lambda: None        # noqa: E731
+    if tty and tty_path and os.isatty(0):
+        stop_resizing = _resizer(tty_path)
     if stdin and tty and os.isatty(0):
         import termios
         import tty as tty_mod
@@ -262,6 +304,7 @@ def attach(path, stdin=True, tty=False, on_connected=None, detach_keys=None):
                     else:
                         fsutil.write_all(1 if kind == b"1" else 2, payload)
     finally:
+        stop_resizing()
         if restore is not None:
             import termios
             termios.tcsetattr(0, termios.TCSADRAIN, restore)

@@ -69,7 +69,7 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     master = slave = None
     if tty and not detach:
         master, slave = os.openpty()
-        runtime._copy_winsize(master)
+        runtime.copy_winsize_to(master)
     xpid = os.fork()
     if xpid == 0:
         code = 125

@@ -178,16 +178,35 @@ def drain_sources(sources, on_output, poller=None, on_other=None):
             on_output(sources[fd], data)
 
 
-def _started(paths, cid, monitor_pid):
+def _started(paths, cid, monitor_pid, tty_path=None):
+    """``tty_path``: the pty slave of a -t container, recorded for attach
+    (it sets the window size on it)."""
+    extra = {"TtyPath": tty_path} if tty_path else {}
+
     def record(pid):
         state.update_state(paths, cid, durable=False, Status="running", Pid=pid,
                            PidStart=state.proc_start_time(pid),
                            MonitorPid=monitor_pid,
                            MonitorStart=state.proc_start_time(monitor_pid),
                            StartedAt=state.now_iso(), FinishedAt=None,
-                           ExitCode=0, Error="")
+                           ExitCode=0, Error="", **extra)
         # The network helper joins PID 1's namespace now, before the exec.
         network.attach(paths, cid, pid)
+    return record
+
+
+def _after_a_client(on_started, server):
+    """on_started, then wait (PID 1 waits at its exec meanwhile) until the
+    attaching CLI's connection is pending on the socket; the server takes
+    it before it reads any output (Server.serve, native/monitor.c)."""
+    def record(pid):
+        on_started(pid)
+        poller = select.poll()
+        poller.register(server.sock.fileno(), select.POLLIN)
+        try:
+            poller.poll(int(ATTACH_WAIT * 1000))
+        except InterruptedError:
+            pass
     return record
 
 
@@ -361,9 +380,16 @@ def preload(record=None):
         from . import exec, health, state  # noqa: F401
 
 
-def start_detached(paths, container, launch, options):
+ATTACH_WAIT = 30.0      # seconds the first round waits for its attaching CLI
+
+
+def start_detached(paths, container, launch, options, on_listening=None):
     """Fork the supervisor; return PID 1's host pid once the command runs,
-    or raise the reason it could not start."""
+    or raise the reason it could not start.  ``on_listening()``: attach
+    before the start, as Docker does (`run -it`, `start -a`): called once
+    the attach socket listens, it connects; the command is exec'd only
+    then (or after ATTACH_WAIT seconds without a client), so the client
+    misses none of its output."""
     policy = options.get("restart", {"Name": "no", "MaximumRetryCount": 0})
     # Opened here, while the frozen binary's unpacked copy surely exists.
     native = _open_native(policy)
@@ -371,6 +397,11 @@ def start_detached(paths, container, launch, options):
         # The supervisor stays Python for the container's life (with the
         # native monitor it is Python again only through a fresh exec).
         preload(container.get("record"))
+    winsize = None
+    if launch.tty:
+        # The CLI's terminal's size becomes the container's pty's.
+        from .runtime import terminal_winsize
+        winsize = terminal_winsize()
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
@@ -383,6 +414,10 @@ def start_detached(paths, container, launch, options):
                 os.dup2(nul, fd)
             os.close(nul)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if on_listening is not None:
+                container = dict(container, attach_first=True)
+            if winsize:
+                container = dict(container, winsize=winsize)
             supervise(paths, container, launch, policy, ready_w, native)
         except BaseException as exc:      # noqa: BLE001
             code = 1
@@ -391,21 +426,32 @@ def start_detached(paths, container, launch, options):
     os.close(ready_w)
     if native is not None:
         os.close(native)
-    # One line, not EOF: the container's processes hold copies of the pipe.
-    reply = b""
-    while not reply.endswith(b"\n"):
-        chunk = os.read(ready_r, 4096)
-        if not chunk:
-            break
-        reply += chunk
-    reply = reply.decode(errors="replace").rstrip("\n")
-    os.close(ready_r)
+    # Lines, not EOF: the container's processes hold copies of the pipe.
+    try:
+        reply = _read_line(ready_r)
+        if reply == "listening":
+            on_listening()
+            reply = _read_line(ready_r)
+    finally:
+        os.close(ready_r)
     if reply.startswith("ok "):
         return int(reply[3:])
     parts = (reply.split("\0") + ["", "", ""])[:3]
     code = int(parts[0]) if parts[0].isdigit() else 125
     raise SandboxError(parts[1] or "the container's supervisor died",
                        hint=parts[2] or None, exit_code=code)
+
+
+def _read_line(fd):
+    """One line of the supervisor's report, read a byte at a time (what
+    follows it is not ours to take)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        line += chunk
+    return line.decode(errors="replace").rstrip("\n")
 
 
 def _retire(fd):
@@ -441,6 +487,8 @@ def supervise(paths, container, launch, policy, ready_w, native):
     collect_garbage_from_now_on()
     from .attach import Server, socket_path
     server = Server(socket_path(paths, container["id"]))
+    if container.get("attach_first") and ready_w is not None:
+        os.write(ready_w, b"listening\n")
     # The restart policy travels with the container (and through resume).
     container = dict(container, policy=policy)
     try:
@@ -499,15 +547,18 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
                       keep=(stdin_w, out_r, err_r),
                       early_net=network.early_netns(container["record"]),
-                      direct=launch.direct)
+                      direct=launch.direct, winsize=container.get("winsize"))
     for fd in (stdin_r, out_w, err_w):
         if fd is not None:
             os.close(fd)
     log = open_log(paths, container)
     cg = CgroupHook(paths, cid, container["record"], launch)
+    on_started = _started(paths, cid, me, tty_path=starter.slave_name)
+    if ready_w is not None and container.pop("attach_first", False):
+        on_started = _after_a_client(on_started, server)
     try:
         network.prepare(paths, launch)
-        starter.start(launch, on_started=_started(paths, cid, me), on_forked=cg,
+        starter.start(launch, on_started=on_started, on_forked=cg,
                       on_netns=lambda cpid: network.spawn_early(
                           paths, cid, cpid, starter.route_watch))
     except SandboxError as exc:

@@ -111,7 +111,7 @@ class Starter:
     the Launch, sent as JSON over a pipe."""
 
     def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=(),
-                 early_net=False, direct=False, early_exit=False):
+                 early_net=False, direct=False, early_exit=False, winsize=None):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
         the caller's own).  With ``tty``, G gets the slave of a new pty and
         the caller reads ``self.master``.  ``keep``: the caller's ends of
@@ -122,6 +122,8 @@ class Starter:
         the network helper started while the container is set up.
         ``direct``: G hands over a seccomp listener for its bind(2) calls
         (Launch.direct), kept as ``self.bind_listener``.
+        ``winsize``: the pty's window size (TIOCGWINSZ bytes; default: our
+        terminal's).
         ``early_exit``: C reports PID 1's exit status as soon as it has it,
         and tears down on its own afterwards (wait() returns sooner; for a
         caller that exits right after, the foreground `run`)."""
@@ -137,10 +139,17 @@ class Starter:
         go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
         launch_r, self.launch_w = os.pipe2(os.O_CLOEXEC)
         self.master = slave = None
+        self.slave_name = None
         self.gpid = 0
         if tty:
             self.master, slave = os.openpty()
-            _copy_winsize(self.master)
+            self.slave_name = os.ttyname(slave)
+            if winsize:
+                import fcntl
+                import termios
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, winsize)
+            else:
+                copy_winsize_to(self.master)
         sys.stdout.flush()
         sys.stderr.flush()
         self.cpid = os.fork()
@@ -355,17 +364,31 @@ def _oserror_text(exc):
     return exc.strerror or str(exc)
 
 
-def _copy_winsize(master):
+def terminal_winsize():
+    """Our terminal's window size (TIOCGWINSZ bytes): the first of stdin,
+    stdout, stderr that is a terminal; None without one."""
     import fcntl
     import termios
     for fd in (0, 1, 2):
         if os.isatty(fd):
             try:
-                ws = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-                fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
-                return
+                return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
             except OSError:
                 continue
+    return None
+
+
+def copy_winsize_to(master):
+    """Our terminal's window size onto ``master`` (a pty's master or
+    slave)."""
+    ws = terminal_winsize()
+    if ws is not None:
+        import fcntl
+        import termios
+        try:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------------------

@@ -89,3 +89,73 @@ def test_attach_and_detach_with_the_detach_keys(sb, busybox):
         assert r.returncode == 125 and "invalid detach keys" in r.stderr
     finally:
         sb("rm", "-f", "detachable")
+
+
+def test_run_it_detaches_with_the_detach_keys_and_attach_resizes(sb, busybox):
+    """`run -it`, then ctrl-p ctrl-q: the CLI ends with 0 and the shell runs
+    on (as under Docker); `attach` finds it, with its terminal's size
+    following the new client's; `exit 5` ends attach with 5."""
+    sb("rm", "-f", "itdetach")
+    child = spawn(sb, "run", "-it", "--name", "itdetach", busybox, "sh")
+    try:
+        child.expect(r"# ")
+        child.sendline("echo $((6*7))")
+        child.expect("42")
+        child.send("\x10\x11")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+        assert sb.ok("inspect", "-f", "{{.State.Running}}", "itdetach").stdout == "true\n"
+        child = spawn(sb, "attach", "itdetach", rows=33, cols=111)
+        child.sendline("stty size")
+        child.expect("33 111")
+        child.setwinsize(44, 122)
+        child.sendline("stty size")
+        child.expect("44 122")
+        child.sendline("exit 5")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 5
+        assert sb.ok("inspect", "-f", "{{.State.ExitCode}}", "itdetach").stdout == "5\n"
+    finally:
+        sb("rm", "-f", "itdetach")
+    child = spawn(sb, "run", "--rm", "-it", "--detach-keys", "ctrl-a,d", busybox, "sh")
+    child.expect(r"# ")
+    child.send("\x01d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    r = sb("run", "--rm", "-t", "--detach-keys", "ctrl-", busybox, "true")
+    assert r.returncode == 125 and "invalid detach keys" in r.stderr
+    for cid in sb.ok("ps", "-q").stdout.split():
+        sb.ok("rm", "-f", cid)
+
+
+def test_run_it_and_start_ai_miss_no_output(sb, busybox):
+    """Attached before the start: what the command writes at once is seen
+    every time (run -it, start -ai)."""
+    for _ in range(5):
+        child = spawn(sb, "run", "--rm", "-it", busybox, "echo", "right-away")
+        child.expect("right-away")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+    cid = sb.ok("create", "-it", busybox, "sh", "-c", "echo at-once; exit 4").stdout.strip()
+    child = spawn(sb, "start", "-ai", cid)
+    child.expect("at-once")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 4
+    sb.ok("rm", cid)
+
+
+def test_signals_sent_to_run_it_reach_the_container(sb, busybox):
+    child = spawn(sb, "run", "--rm", "-it", busybox, "sh", "-c",
+                  "trap 'echo got-term; exit 9' TERM; echo ready; "
+                  "while :; do sleep 0.1; done")
+    child.expect("ready")
+    child.kill(15)
+    child.expect("got-term")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 9
