@@ -100,6 +100,9 @@ def add_create_flags(p):
     p.add_argument("--detach-keys", metavar="KEYS",
                    help="the keys that detach from -it, leaving the container running "
                         "(default ctrl-p,ctrl-q)")
+    p.add_argument("--sig-proxy", default="true", choices=("true", "false"),
+                   help="false: signals sent to the CLI stay with it (Ctrl-C ends the CLI, "
+                        "the container runs on)")
     p.add_argument("--read-only", action="store_true",
                    help="mount the root filesystem read-only")
     p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]",
@@ -373,7 +376,7 @@ def cmd_run(args, paths):
     if args.detach:
         container = create(paths, store, image_id, args, checked)
         return start_detached(paths, container, args)
-    if args.tty and args.interactive:
+    if (args.tty and args.interactive) or args.sig_proxy == "false":
         container = create(paths, store, image_id, args, checked)
         return run_attached(paths, container, args)
     from ..container.runtime import Starter
@@ -429,11 +432,12 @@ def start_detached(paths, container, args):
 
 
 def run_attached(paths, container, args):
-    """`run -it`, as Docker does it: the container under a supervisor of
-    its own (as with -d) and this CLI attached to it from before its
-    start.  The detach keys (ctrl-p ctrl-q) leave it running (exit 0);
-    signals sent to the CLI go to PID 1; the container's terminal keeps
-    the size of ours."""
+    """`run -it` (and `run --sig-proxy=false`), as Docker does it: the
+    container under a supervisor of its own (as with -d) and this CLI
+    attached to it from before its start.  The detach keys (ctrl-p ctrl-q)
+    leave it running (exit 0); signals sent to the CLI go to PID 1 (not
+    with --sig-proxy=false: they end the CLI alone); the container's
+    terminal keeps the size of ours."""
     from ..container import attach, monitor, state
     from ..container.runtime import forward_signals
     from ..errors import NotFound
@@ -456,9 +460,9 @@ def run_attached(paths, container, args):
         tty_path = state.read_state(paths, cid).get("TtyPath")
     except NotFound:
         tty_path = None             # ended and removed (--rm) already
-    restore = forward_signals(pid)
+    restore = forward_signals(pid) if args.sig_proxy == "true" else (lambda: None)
     try:
-        code = attach.attach(path, stdin=True, tty=True, detach_keys=keys,
+        code = attach.attach(path, stdin=args.interactive, tty=args.tty, detach_keys=keys,
                              conn=box.pop("conn"), tty_path=tty_path)
     finally:
         restore()

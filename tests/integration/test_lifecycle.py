@@ -557,6 +557,26 @@ def test_log_defaults_from_config_json(sb, busybox):
     sb.ok("rm", cid, cid2)
 
 
+def test_run_sig_proxy_false_leaves_the_signal_to_the_cli(sb, busybox):
+    """--sig-proxy=false (Docker's): the CLI is attached to a container of
+    its own supervisor; SIGINT ends the CLI (130) and the container runs
+    on.  stdin still goes through with -i."""
+    p = sb.popen("run", "--name", "unproxied", "--sig-proxy=false", busybox, "sh", "-c",
+                 "trap 'echo got-int' INT; echo ready; sleep 60")
+    try:
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=20) == 130
+        assert state_of(sb, "unproxied")["Running"]
+        assert "got-int" not in sb.ok("logs", "unproxied").stdout
+    finally:
+        p.kill()
+        sb("rm", "-f", "unproxied")
+    r = sb("run", "--rm", "-i", "--sig-proxy=false", busybox, "sh", "-c", "cat; exit 6",
+           input="piped\n")
+    assert (r.returncode, r.stdout) == (6, "piped\n")
+
+
 def test_limits_on_a_host_without_cgroup_delegation(sb, busybox):
     """This CI host has the hybrid layout: limits warn and run, or fail with
     --cgroups=required; pause/stats/update say why they cannot work."""
