@@ -128,7 +128,8 @@ def store_usage(store):
     """Bytes the image store holds: layer contents plus blobs."""
     total = 0
     for name in _listdir(store.paths.layers):
-        total += store.layer_meta("sha256:" + name).get("size", 0)
+        if name != "mountpoints":
+            total += store.layer_meta("sha256:" + name).get("size", 0)
     for name in _listdir(store.paths.blobs):
         try:
             total += os.lstat(os.path.join(store.paths.blobs, name)).st_size

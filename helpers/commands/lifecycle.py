@@ -319,7 +319,8 @@ def start(paths, cid, st, on_listening=None):
     from ..userns import current_id_map
     spec = read_json(os.path.join(paths.container(cid), "config.json"))
     store = Store(paths)
-    layers = store.layer_dirs(st["Image"])
+    from ..container.rootfs import with_mountpoints
+    layers = with_mountpoints(paths, store.layer_dirs(st["Image"]))
     launch = Launch(spec, paths.container(cid), layers, st["Driver"],
                     current_id_map(), autoremove=st.get("AutoRemove", False))
     state.update_state(paths, cid, StopRequested=False)

@@ -513,7 +513,7 @@ def create(paths, store, image_id, args, checked):
 
     from .. import network
     config = store.config(image_id)
-    layers = store.layer_dirs(image_id, config)
+    layers = rootfs.with_mountpoints(paths, store.layer_dirs(image_id, config))
     net = network.resolve(paths, checked["net"], config)
     idmap = current_id_map()
     if idmap.single:

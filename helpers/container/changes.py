@@ -24,9 +24,20 @@ import stat
 
 from ..image.unpack import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 
-# Made by sandbox in every container's upper layer (runtime.plan_mounts).
-RUNTIME_PATHS = frozenset(("/etc/hosts", "/etc/hostname", "/etc/resolv.conf",
-                           "/proc", "/sys", "/dev"))
+# Made by sandbox in a container's upper layer as mount points
+# (runtime.plan_mounts) where the shared mount point layer does not serve
+# (rootfs.with_mountpoints), and by containers of older versions.
+RUNTIME_DIRS = frozenset(("/proc", "/sys", "/dev"))
+RUNTIME_FILES = frozenset(("/etc/hosts", "/etc/hostname", "/etc/resolv.conf"))
+
+
+def _mount_point(path, st):
+    """Is this entry of the upper layer one of those mount points?  The
+    files only as sandbox makes them, empty: one the user put there (a
+    build's COPY of an /etc/resolv.conf, a symlink) is a change like any."""
+    if path in RUNTIME_DIRS:
+        return True
+    return path in RUNTIME_FILES and stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 # An opaque directory's mark in fuse-overlayfs's upper layer: the OCI name,
@@ -137,9 +148,9 @@ def upper_changes(upper, layers):
                 continue
             child = os.path.join(rel, name) if rel else name
             path = "/" + child
-            if path in RUNTIME_PATHS:
-                continue
             st = entry.stat(follow_symlinks=False)
+            if _mount_point(path, st):
+                continue
             if _is_whiteout(st):
                 found.append(("D", path))
                 listed = True
@@ -185,12 +196,13 @@ def tree_changes(tree, layers):
         for name in sorted(set(names) | theirs):
             child = os.path.join(rel, name) if rel else name
             path = "/" + child
-            if path in RUNTIME_PATHS:
-                continue
             if name not in names:
-                found.append(("D", path))
+                if path not in RUNTIME_DIRS | RUNTIME_FILES:
+                    found.append(("D", path))
                 continue
             st = os.lstat(os.path.join(mine, name))
+            if _mount_point(path, st):
+                continue
             hit = lower.find(child) if name in theirs else None
             if hit is None:
                 found.append(("A", path))

@@ -439,7 +439,7 @@ def _spawn_stopped(paths, cid, st, work, keep_fd, err_r, err_w, read_only=False)
     from . import rootfs as rootfs_mod
     cdir = paths.container(cid)
     read_json(os.path.join(cdir, "config.json"))     # a complete container
-    layers = Store(paths).layer_dirs(st["Image"])
+    layers = rootfs_mod.with_mountpoints(paths, Store(paths).layer_dirs(st["Image"]))
     target = os.path.join(cdir, "rootfs")
     nsfd = shared_userns_fd()
     pid = os.fork()

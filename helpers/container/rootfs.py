@@ -25,6 +25,94 @@ from ..errors import HostError
 DRIVERS = ("overlay", "fuse-overlayfs", "vfs")
 
 
+# ---------------------------------------------------------------------------
+# Docker's init layer, shared by every container
+# ---------------------------------------------------------------------------
+MOUNTPOINTS = "mountpoints"     # layers/mountpoints/diff (store gc keeps it)
+_MP_DIRS = (("etc", 0o755),)
+_MP_FILES = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
+
+
+def with_mountpoints(paths, layers):
+    """The image's layers plus, on top, a read-only layer that holds the
+    mount points of /etc/hosts, /etc/hostname and /etc/resolv.conf, which
+    every container gets: mounting them then writes nothing to the
+    container's upper layer (creating /etc/hosts there copies /etc up
+    first: most of a millisecond of every start), and a container that
+    writes nothing leaves an empty upper layer.  Only where the image has
+    them as they are in that layer (/etc a directory of root, mode 755;
+    the files regular ones) or not at all: an /etc/resolv.conf symlink
+    keeps its meaning, and the merged /etc its owner and mode.  (/proc,
+    /sys and /dev are left to the image: their modes differ from image to
+    image, and the upper layer gets them only where the image lacks them.)"""
+    me = (os.getuid(), os.getgid())
+    wanted = {name: mode for name, mode in _MP_DIRS}
+    for rel in [name for name, _ in _MP_DIRS] + list(_MP_FILES):
+        st = _topmost(layers, rel)
+        if st is None:
+            continue
+        if rel in wanted:
+            if not stat.S_ISDIR(st.st_mode) or (st.st_uid, st.st_gid) != me or \
+                    stat.S_IMODE(st.st_mode) != wanted[rel]:
+                return layers
+        elif not stat.S_ISREG(st.st_mode):
+            return layers
+    d = _mountpoints_layer(paths)
+    return list(layers) + [d] if d else layers
+
+
+def _topmost(layers, rel):
+    """The lstat of ``rel`` in the topmost layer that has it (None: no
+    layer has it, or a whiteout hides it).  Conservative: an entry below
+    a layer's non-directory parent counts as what hides it."""
+    parts = rel.split("/")
+    for layer in reversed(layers):
+        path = layer
+        for i, part in enumerate(parts):
+            path = os.path.join(path, part)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                break
+            if is_whiteout(st):
+                return None
+            if i == len(parts) - 1 or not stat.S_ISDIR(st.st_mode):
+                return st
+    return None
+
+
+def _mountpoints_layer(paths):
+    """layers/mountpoints/diff, made once (atomically: built aside, then
+    renamed into place); None if it cannot be made."""
+    top = os.path.join(paths.layers, MOUNTPOINTS)
+    diff = os.path.join(top, "diff")
+    if os.path.isdir(diff):
+        return diff
+    import tempfile
+    try:
+        os.makedirs(paths.layers, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".mountpoints-", dir=paths.layers)
+        base = os.path.join(tmp, "diff")
+        os.mkdir(base)
+        for name, mode in _MP_DIRS:
+            os.mkdir(os.path.join(base, name))
+        for rel in _MP_FILES:
+            path = os.path.join(base, rel)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC))
+            os.chmod(path, 0o644)
+        for name, mode in _MP_DIRS:
+            os.chmod(os.path.join(base, name), mode)      # (whatever the umask)
+        os.chmod(base, 0o755)
+        os.chmod(tmp, 0o755)
+        try:
+            os.rename(tmp, top)
+        except OSError:
+            fsutil.rmtree(tmp)      # another process made it meanwhile
+    except OSError:
+        return None
+    return diff if os.path.isdir(diff) else None
+
+
 def overlay_options(layers, upper, work):
     # lowerdir lists the top layer first (overlayfs.rst "Multiple lower
     # layers").  Paths are made relative to the layers' common parent, which

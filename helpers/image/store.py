@@ -457,8 +457,8 @@ class Store:
                     keep_blobs.add(d.partition(":")[2])
             os.makedirs(self.paths.tmp, exist_ok=True)
             for hexid in _listdir(self.paths.layers):
-                if hexid in keep_layers:
-                    continue
+                if hexid in keep_layers or hexid == "mountpoints":
+                    continue        # (the containers' shared init layer: rootfs.py)
                 # Renamed out under the lock, deleted after it: the layer
                 # disappears atomically and the slow delete blocks no one.
                 grave = os.path.join(self.paths.tmp, "gc-%d-%s" % (os.getpid(), hexid))

@@ -274,12 +274,15 @@ def device_layer(out):
 
 def store_leftovers(root):
     """What a sandbox store at ``root`` still holds of images: layers,
-    image records, blobs, temp files and tags ([] when empty)."""
+    image records, blobs, temp files and tags ([] when empty).  Not the
+    containers' shared mount point layer (layers/mountpoints: three empty
+    files, of no image; container/rootfs.py)."""
     leftovers = []
     for sub in ("layers", "images", "tmp", "blobs/sha256"):
         d = os.path.join(root, sub)
         if os.path.isdir(d):
-            leftovers += [os.path.join(sub, n) for n in os.listdir(d)]
+            leftovers += [os.path.join(sub, n) for n in os.listdir(d)
+                          if (sub, n) != ("layers", "mountpoints")]
     repos = os.path.join(root, "repositories.json")
     if os.path.exists(repos):
         with open(repos) as f:

@@ -313,6 +313,38 @@ def test_rm_containers_get_a_volatile_overlay(sb, busybox):
     assert "userxattr" in kept.stdout and "volatile" not in kept.stdout
 
 
+def test_the_runtime_files_leave_the_upper_layer_empty(sb, busybox):
+    """/etc/hosts, /etc/hostname and /etc/resolv.conf are mounted on the
+    shared mount point layer (layers/mountpoints), not on files made in
+    the container's upper layer: a container that writes nothing leaves
+    it empty.  An image whose /etc/resolv.conf is a symlink keeps it: the
+    file is mounted where the symlink points, as before."""
+    cid = sb.ok("run", "-d", busybox, "sh", "-c", "cat /etc/hostname; sleep 60").stdout.strip()
+    upper = os.path.join(sb.root, "containers", cid, "upper")
+    deadline = time.monotonic() + 10
+    while cid[:12] not in sb.ok("logs", cid).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert os.listdir(upper) == []
+    assert sb.ok("diff", cid).stdout == ""
+    sb.ok("rm", "-f", cid)
+    # (A RUN cannot replace the mounted file: COPY places the symlink.)
+    ctx = os.path.join(os.path.dirname(sb.root), "linked-resolv")
+    os.makedirs(os.path.join(ctx, "etc"), exist_ok=True)
+    link = os.path.join(ctx, "etc", "resolv.conf")
+    if not os.path.islink(link):
+        os.symlink("/run/net/resolv.conf", link)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM %s\nRUN mkdir -p /run/net\nCOPY etc/ /etc/\n" % busybox)
+    for d in (ctx, os.path.join(ctx, "etc")):
+        os.chmod(d, 0o755)
+    sb.ok("build", "-q", "-t", "localhost/linked-resolv", ctx)
+    r = sb.ok("run", "--rm", "localhost/linked-resolv", "sh", "-c",
+              "readlink /etc/resolv.conf; grep -c nameserver /run/net/resolv.conf")
+    assert r.stdout.split()[0] == "/run/net/resolv.conf" and int(r.stdout.split()[1]) >= 1
+    sb.ok("rmi", "localhost/linked-resolv")
+
+
 def test_name_clash_is_refused(sb, busybox):
     sb.ok("run", "--name", "taken", busybox, "true")
     again = sb("run", "--name", "taken", busybox, "true")
