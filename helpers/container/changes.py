@@ -22,7 +22,7 @@ symlink target).
 import os
 import stat
 
-from ..image.unpack import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
+from .layerview import OPAQUE_MARKS, WHITEOUT_PREFIX, LowerView, is_opaque, is_whiteout
 
 # Made by sandbox in a container's upper layer as mount points
 # (runtime.plan_mounts) where the shared mount point layer does not serve
@@ -38,80 +38,6 @@ def _mount_point(path, st):
     if path in RUNTIME_DIRS:
         return True
     return path in RUNTIME_FILES and stat.S_ISREG(st.st_mode) and st.st_size == 0
-
-
-# An opaque directory's mark in fuse-overlayfs's upper layer: the OCI name,
-# or the one its versions write.
-OPAQUE_MARKS = (WHITEOUT_OPAQUE, WHITEOUT_PREFIX + ".opq")
-
-
-def _is_whiteout(st):
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _opaque(path):
-    """The kernel's mark (the xattr) or fuse-overlayfs's (a .wh..wh..opq file)."""
-    try:
-        if os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y":
-            return True
-    except OSError:
-        pass
-    return any(os.path.lexists(os.path.join(path, m)) for m in OPAQUE_MARKS)
-
-
-class LowerView:
-    """The image's layers merged as overlay merges them, for lookups."""
-
-    def __init__(self, layers):
-        self.top_down = list(reversed(layers))
-
-    def find(self, rel):
-        """(host path, os.lstat) of ``rel`` ("etc/passwd") in the merged
-        layers, or None."""
-        parts = rel.split("/")
-        for layer in self.top_down:
-            path = layer
-            for i, part in enumerate(parts):
-                path = os.path.join(path, part)
-                try:
-                    st = os.lstat(path)
-                except FileNotFoundError:
-                    if os.path.lexists(os.path.join(os.path.dirname(path),
-                                                    WHITEOUT_PREFIX + part)):
-                        return None            # fuse-overlayfs / OCI whiteout
-                    break                      # not in this layer: go down
-                if _is_whiteout(st):
-                    return None
-                if i == len(parts) - 1:
-                    return path, st
-                if not stat.S_ISDIR(st.st_mode):
-                    return None                # a file hides what is below
-                if _opaque(path):
-                    # Nothing below this directory comes from lower layers.
-                    full = os.path.join(layer, rel)
-                    try:
-                        return full, os.lstat(full)
-                    except FileNotFoundError:
-                        return None
-        return None
-
-    def lstat(self, rel):
-        """os.lstat of ``rel`` in the merged layers, or None."""
-        found = self.find(rel)
-        return found and found[1]
-
-    def listdir(self, rel):
-        names = set()
-        for layer in self.top_down:
-            path = os.path.join(layer, rel)
-            try:
-                entries = os.listdir(path)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            names.update(n for n in entries if not n.startswith(WHITEOUT_PREFIX))
-            if _opaque(path):
-                break
-        return sorted(n for n in names if self.lstat(os.path.join(rel, n) if rel else n))
 
 
 def _same(a, b, link_a=None, link_b=None):
@@ -151,7 +77,7 @@ def upper_changes(upper, layers):
             st = entry.stat(follow_symlinks=False)
             if _mount_point(path, st):
                 continue
-            if _is_whiteout(st):
+            if is_whiteout(st):
                 found.append(("D", path))
                 listed = True
                 continue
@@ -159,7 +85,7 @@ def upper_changes(upper, layers):
             if stat.S_ISDIR(st.st_mode):
                 index = len(found)
                 below = walk(child)
-                if _opaque(entry.path) and before is not None and stat.S_ISDIR(before.st_mode):
+                if is_opaque(entry.path) and before is not None and stat.S_ISDIR(before.st_mode):
                     # Deleted and made again: what the layers had is gone.
                     mine = set(os.listdir(entry.path))
                     for gone in lower.listdir(child):
@@ -168,7 +94,7 @@ def upper_changes(upper, layers):
                             below = True
                 if before is None or not stat.S_ISDIR(before.st_mode):
                     found.insert(index, ("A", path))
-                elif below or _opaque(entry.path) or \
+                elif below or is_opaque(entry.path) or \
                         (st.st_mode, st.st_uid, st.st_gid) != \
                         (before.st_mode, before.st_uid, before.st_gid):
                     found.insert(index, ("C", path))

@@ -21,6 +21,7 @@ import stat
 
 from .. import fsutil, linux
 from ..errors import HostError
+from .layerview import LowerView, is_opaque, is_whiteout
 
 DRIVERS = ("overlay", "fuse-overlayfs", "vfs")
 
@@ -47,8 +48,9 @@ def with_mountpoints(paths, layers):
     image, and the upper layer gets them only where the image lacks them.)"""
     me = (os.getuid(), os.getgid())
     wanted = {name: mode for name, mode in _MP_DIRS}
+    view = LowerView(layers)
     for rel in [name for name, _ in _MP_DIRS] + list(_MP_FILES):
-        st = _topmost(layers, rel)
+        st = view.lstat(rel)
         if st is None:
             continue
         if rel in wanted:
@@ -61,26 +63,6 @@ def with_mountpoints(paths, layers):
     return list(layers) + [d] if d else layers
 
 
-def _topmost(layers, rel):
-    """The lstat of ``rel`` in the topmost layer that has it (None: no
-    layer has it, or a whiteout hides it).  Conservative: an entry below
-    a layer's non-directory parent counts as what hides it."""
-    parts = rel.split("/")
-    for layer in reversed(layers):
-        path = layer
-        for i, part in enumerate(parts):
-            path = os.path.join(path, part)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                break
-            if is_whiteout(st):
-                return None
-            if i == len(parts) - 1 or not stat.S_ISDIR(st.st_mode):
-                return st
-    return None
-
-
 def _mountpoints_layer(paths):
     """layers/mountpoints/diff, made once (atomically: built aside, then
     renamed into place); None if it cannot be made."""
@@ -88,10 +70,12 @@ def _mountpoints_layer(paths):
     diff = os.path.join(top, "diff")
     if os.path.isdir(diff):
         return diff
-    import tempfile
+    tmp = os.path.join(paths.layers, ".mountpoints-%d" % os.getpid())
     try:
         os.makedirs(paths.layers, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".mountpoints-", dir=paths.layers)
+        if os.path.lexists(tmp):
+            fsutil.rmtree(tmp)      # left by a process that had our pid
+        os.mkdir(tmp)
         base = os.path.join(tmp, "diff")
         os.mkdir(base)
         for name, mode in _MP_DIRS:
@@ -186,18 +170,6 @@ def find_program(name):
 
 
 # -- vfs: copy the layers, applying whiteouts --------------------------------
-def is_whiteout(st):
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def is_opaque(path):
-    try:
-        return os.getxattr(path, "user.overlay.opaque",
-                           follow_symlinks=False) == b"y"
-    except OSError:
-        return False
-
-
 def copy_layers(layers, target):
     """Merge ``layers`` (bottom first) into ``target`` as overlay would show
     them.  Owners, modes, xattrs, hardlinks and times are kept."""

@@ -1287,7 +1287,7 @@ def up_to_stage(steps, target):
 def lookup_paths(layers, rel_dest):
     """{path: "dir" | "other" | None} for ``rel_dest`` and the directories
     above it, in the image of ``layers``."""
-    from ..container.changes import LowerView
+    from ..container.layerview import LowerView
     from ..userns import run_in_userns
     chain = []
     p = rel_dest

@@ -38,10 +38,8 @@ import tarfile
 from ..errors import StoreError, UnsafeArchive
 from ..fsutil import write_all
 
-WHITEOUT_PREFIX = ".wh."
-WHITEOUT_META_PREFIX = ".wh..wh."
-WHITEOUT_OPAQUE = ".wh..wh..opq"
-OPAQUE_XATTR = "user.overlay.opaque"
+from ..container.layerview import (OPAQUE_XATTR, WHITEOUT_META_PREFIX,  # noqa: F401
+                                   WHITEOUT_OPAQUE, WHITEOUT_PREFIX)
 CHUNK = 1 << 20
 HOSTILE_HINT = ("the archive is malformed or hostile; nothing was written "
                 "outside the layer and nothing was kept")
