@@ -16,6 +16,13 @@ def spawn(sb, *args, rows=30, cols=100):
     return child
 
 
+def ended(child):
+    """The exit status of a spawned CLI, once its output has ended."""
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus
+
+
 def test_interactive_shell_prompt_command_and_exit_code(sb, busybox):
     child = spawn(sb, "run", "--rm", "-it", busybox, "sh")
     child.expect(r"# ")                      # root's prompt from ash
@@ -102,9 +109,7 @@ def test_run_it_detaches_with_the_detach_keys_and_attach_resizes(sb, busybox):
         child.sendline("echo $((6*7))")
         child.expect("42")
         child.send("\x10\x11")
-        child.expect(pexpect.EOF)
-        child.close()
-        assert child.exitstatus == 0
+        assert ended(child) == 0
         assert sb.ok("inspect", "-f", "{{.State.Running}}", "itdetach").stdout == "true\n"
         child = spawn(sb, "attach", "itdetach", rows=33, cols=111)
         child.sendline("stty size")
@@ -113,18 +118,14 @@ def test_run_it_detaches_with_the_detach_keys_and_attach_resizes(sb, busybox):
         child.sendline("stty size")
         child.expect("44 122")
         child.sendline("exit 5")
-        child.expect(pexpect.EOF)
-        child.close()
-        assert child.exitstatus == 5
+        assert ended(child) == 5
         assert sb.ok("inspect", "-f", "{{.State.ExitCode}}", "itdetach").stdout == "5\n"
     finally:
         sb("rm", "-f", "itdetach")
     child = spawn(sb, "run", "--rm", "-it", "--detach-keys", "ctrl-a,d", busybox, "sh")
     child.expect(r"# ")
     child.send("\x01d")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    assert ended(child) == 0
     r = sb("run", "--rm", "-t", "--detach-keys", "ctrl-", busybox, "true")
     assert r.returncode == 125 and "invalid detach keys" in r.stderr
     for cid in sb.ok("ps", "-q").stdout.split():
@@ -137,15 +138,11 @@ def test_run_it_and_start_ai_miss_no_output(sb, busybox):
     for _ in range(5):
         child = spawn(sb, "run", "--rm", "-it", busybox, "echo", "right-away")
         child.expect("right-away")
-        child.expect(pexpect.EOF)
-        child.close()
-        assert child.exitstatus == 0
+        assert ended(child) == 0
     cid = sb.ok("create", "-it", busybox, "sh", "-c", "echo at-once; exit 4").stdout.strip()
     child = spawn(sb, "start", "-ai", cid)
     child.expect("at-once")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 4
+    assert ended(child) == 4
     sb.ok("rm", cid)
 
 
@@ -156,6 +153,4 @@ def test_signals_sent_to_run_it_reach_the_container(sb, busybox):
     child.expect("ready")
     child.kill(15)
     child.expect("got-term")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 9
+    assert ended(child) == 9
