@@ -46,7 +46,8 @@ def _ps_flags(p):
     p.add_argument("-f", "--filter", action="append", default=[],
                    metavar="KEY=VALUE", help="name=, id=, status=, label=, ancestor=, exited=, health=")
     p.add_argument("--format", help="a Go template, 'table TEMPLATE' or 'json'")
-    p.add_argument("-s", "--size", action="store_true", help="(accepted; sizes not shown)")
+    p.add_argument("-s", "--size", action="store_true",
+                   help="the SIZE column: what the container wrote (and, virtual, with its image)")
     p.set_defaults(func=cmd_ps)
 
 
@@ -64,7 +65,8 @@ def _logs_flags(p):
 def _inspect_flags(p):
     p.add_argument("-f", "--format", help="a Go template")
     p.add_argument("--type", choices=("container", "image", "volume", "network"))
-    p.add_argument("-s", "--size", action="store_true", help="(accepted)")
+    p.add_argument("-s", "--size", action="store_true",
+                   help="a container's SizeRw and SizeRootFs")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.set_defaults(func=cmd_inspect)
 
@@ -200,6 +202,29 @@ def ps_row(paths, st, no_trunc=False):
     }
 
 
+def container_sizes(paths, records):
+    """{id: (bytes the container wrote: its upper layer, the same plus its
+    image's)}, as Docker's SizeRw and SizeRootFs; read as root of the user
+    namespace (the upper layer holds files of subordinate ids)."""
+    from ..image.store import Store
+    from .system import _sizes
+    uppers = {st["Id"]: os.path.join(paths.container(st["Id"]), "upper") for st in records}
+    written = _sizes(list(uppers.values()))
+    store = Store(paths)
+    image_size = {}
+    out = {}
+    for st in records:
+        image = st.get("Image")
+        if image not in image_size:
+            try:
+                image_size[image] = store.size(image)
+            except (SandboxError, ValueError):
+                image_size[image] = 0
+        rw = written.get(uppers[st["Id"]], 0)
+        out[st["Id"]] = (rw, rw + image_size[image])
+    return out
+
+
 def _health_text(paths, st):
     if not st.get("Healthcheck") or st.get("Status") != "running":
         return ""
@@ -229,6 +254,13 @@ def cmd_ps(args, paths):
     columns = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
                ("CREATED", "CreatedHuman"), ("STATUS", "Status"), ("PORTS", "Ports"),
                ("NAMES", "Names")]
+    if args.size:
+        from ..formatting import human_size
+        sizes = container_sizes(paths, records)
+        for row, st in zip(rows, records):
+            rw, virtual = sizes[st["Id"]]
+            row["Size"] = "%s (virtual %s)" % (human_size(rw), human_size(virtual))
+        columns.append(("SIZE", "Size"))
     if print_rows(args.format, rows):
         return 0
     lines = [[c for c, _ in columns]]
@@ -474,6 +506,9 @@ def cmd_inspect(args, paths):
             try:
                 cid = state.resolve(paths, name)
                 obj = container_json(paths, cid)
+                if args.size:
+                    rw, rootfs = container_sizes(paths, [state.read_state(paths, cid)])[cid]
+                    obj.update(SizeRw=rw, SizeRootFs=rootfs)
             except NotFound:
                 obj = None
         if obj is None and args.type in (None, "image"):

@@ -577,6 +577,21 @@ def test_run_sig_proxy_false_leaves_the_signal_to_the_cli(sb, busybox):
     assert (r.returncode, r.stdout) == (6, "piped\n")
 
 
+def test_ps_and_inspect_sizes(sb, busybox):
+    """ps -s: Docker's SIZE column, what the container wrote (its upper
+    layer) and, virtual, with its image; inspect -s: SizeRw, SizeRootFs."""
+    cid = rund(sb, busybox, "sh", "-c", "head -c 300000 /dev/zero > /big; echo done; sleep 60",
+               name="sized")
+    _wait_log(sb, "sized", "done")
+    info = json.loads(sb.ok("inspect", "-s", "sized").stdout)[0]
+    assert info["SizeRw"] == 300000
+    assert info["SizeRootFs"] > 300000 + 1_000_000          # with busybox's ~2 MB
+    row = sb.ok("ps", "-s", "--format", "{{.Names}}|{{.Size}}").stdout.strip()
+    assert row.startswith("sized|300kB (virtual ") and row.endswith("MB)"), row
+    assert sb.ok("ps", "-s").stdout.splitlines()[0].split()[-1] == "SIZE"
+    sb.ok("rm", "-f", cid)
+
+
 def test_limits_on_a_host_without_cgroup_delegation(sb, busybox):
     """This CI host has the hybrid layout: limits warn and run, or fail with
     --cgroups=required; pause/stats/update say why they cannot work."""
