@@ -34,6 +34,9 @@ def register(sub):
 
     p = sub.add_parser("restart", help="restart containers")
     p.add_argument("-t", "--time", "--timeout", type=int, default=None, metavar="SECONDS")
+    p.add_argument("-s", "--signal", metavar="SIGNAL",
+                   help="signal to stop it with first (default: the image's StopSignal "
+                        "or SIGTERM)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=cmd_restart)
 
@@ -359,9 +362,11 @@ def cmd_attach(args, paths):
 
 
 def cmd_restart(args, paths):
+    signum = signal_number(args.signal) if args.signal else None
+
     def action(ref):
         cid, _ = load(paths, ref)
-        st = stop(paths, cid, args.time)
+        st = stop(paths, cid, args.time, signum)
         start(paths, cid, st)
         return ref
     return each(args, action)

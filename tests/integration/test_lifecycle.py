@@ -242,7 +242,17 @@ def test_create_start_attach_restart_rename(sb, busybox):
     sb.ok("restart", "-t", "0", "again")
     _wait_log(sb, "again", "boot\nboot")
     assert state_of(sb, "again")["Running"]
-    sb.ok("rm", "-f", "renamed", "again")
+    # restart -s: the signal it stops with (Docker 23's flag).
+    rund(sb, busybox, "sh", "-c", "trap 'echo got-usr1; exit 0' USR1; echo up; "
+         "while :; do sleep 0.05; done", name="signalled")
+    _wait_log(sb, "signalled", "up")
+    started = time.monotonic()
+    sb.ok("restart", "-s", "USR1", "-t", "10", "signalled")
+    assert time.monotonic() - started < 5
+    _wait_log(sb, "signalled", "up\ngot-usr1\nup")
+    r = sb("restart", "-s", "NOPE", "signalled")
+    assert r.returncode == 125 and "NOPE" in r.stderr
+    sb.ok("rm", "-f", "renamed", "again", "signalled")
 
 
 def test_restart_policy_on_failure_is_carried_out(sb, busybox):
