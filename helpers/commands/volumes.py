@@ -15,7 +15,9 @@ def register(sub):
     p.add_argument("name", nargs="?", metavar="VOLUME")
     p.add_argument("-l", "--label", action="append", default=[], metavar="K=V")
     p.add_argument("-d", "--driver", default="local", help="only 'local'")
-    p.add_argument("-o", "--opt", action="append", default=[], help="(none supported)")
+    p.add_argument("-o", "--opt", action="append", default=[], metavar="K=V",
+                   help="type=tmpfs,device=tmpfs,o=size=64m (a tmpfs at each mount) or "
+                        "type=none,o=bind,device=DIR (a host directory)")
     p.set_defaults(func=cmd_create)
     p = vsub.add_parser("ls", aliases=["list"], help="list volumes")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -43,7 +45,12 @@ def cmd_create(args, paths):
         raise UsageError("volume driver %r is not supported" % args.driver, hint="local")
     from ..options import labels as parse_labels
     labels = parse_labels(args.label)
-    print(volumes.create(paths, args.name, labels=labels))
+    options = volumes.check_options(args.opt)
+    if args.name and volumes.exists(paths, args.name) and \
+            (volumes.inspect(paths, args.name).get("Options") or {}) != options:
+        raise UsageError("volume %s exists with other options" % args.name,
+                         hint="remove it first (sandbox volume rm %s)" % args.name)
+    print(volumes.create(paths, args.name, labels=labels, options=options))
     return 0
 
 

@@ -29,8 +29,42 @@ def exists(paths, name):
     return os.path.isfile(os.path.join(volume_dir(paths, name), "meta.json"))
 
 
-def create(paths, name=None, labels=None, anonymous=False):
-    """Create (or find) a volume; returns its name."""
+def check_options(opts):
+    """The local driver's --opt (-o) K=V list -> {K: V}: what a rootless
+    user can mount.  type=tmpfs (device=tmpfs, o=size=,mode=,uid=,gid=):
+    a tmpfs at each mount; type=none with o=bind and device=HOST_PATH: that
+    host directory.  Anything else (nfs, cifs, a block device) needs root."""
+    out = {}
+    for item in opts or []:
+        key, eq, value = item.partition("=")
+        if not eq or key not in ("type", "device", "o"):
+            raise UsageError("invalid volume option %r" % item,
+                             hint="type=tmpfs,device=tmpfs,o=size=64m or "
+                                  "type=none,o=bind,device=/host/dir")
+        out[key] = value
+    if not out:
+        return out
+    kind = out.get("type")
+    binds = [o for o in out.get("o", "").split(",") if o in ("bind", "rbind")]
+    if kind == "tmpfs":
+        from .spec import parse_tmpfs
+        parse_tmpfs("/x:" + out["o"] if out.get("o") else "/x")     # its options, checked
+    elif kind == "none" and binds:
+        device = out.get("device", "")
+        if not device.startswith("/") or not os.path.isdir(device):
+            raise UsageError("volume option device=%r: not a directory" % device,
+                             hint="o=bind takes an existing absolute host directory")
+    else:
+        raise UsageError("volume options %s are not supported"
+                         % ",".join("%s=%s" % kv for kv in sorted(out.items())),
+                         hint="rootless, the local driver mounts type=tmpfs, or "
+                              "type=none,o=bind,device=DIR; nfs, cifs and devices need root")
+    return out
+
+
+def create(paths, name=None, labels=None, anonymous=False, options=None):
+    """Create (or find) a volume; returns its name.  ``options``: see
+    check_options (checked by the caller)."""
     from . import state
     if name is None:
         name = os.urandom(32).hex()
@@ -44,7 +78,7 @@ def create(paths, name=None, labels=None, anonymous=False):
         os.makedirs(os.path.join(d, "_data"), exist_ok=True)
         fsutil.write_json(os.path.join(d, "meta.json"), {
             "Name": name, "Driver": "local", "CreatedAt": state.now_iso(),
-            "Labels": labels or {}, "Options": {}, "Scope": "local",
+            "Labels": labels or {}, "Options": dict(options or {}), "Scope": "local",
             "Anonymous": bool(anonymous)})
     return name
 
@@ -149,11 +183,21 @@ def resolve(paths, volume_flags, mount_flags, volumes_from, image_volumes):
         name = name or os.urandom(32).hex()
         fresh = not exists(paths, name)
         name = create(paths, name, anonymous=anonymous)
+        used.append(name)
+        taken.add(os.path.normpath(dest))
+        opts = {} if fresh else (inspect(paths, name).get("Options") or {})
+        if opts.get("type") == "tmpfs":
+            mount = parse_tmpfs(dest + (":" + opts["o"] if opts.get("o") else ""))
+            if readonly:
+                mount["options"] = list(mount.get("options") or []) + ["ro"]
+            mounts.append(mount)
+            return
+        if opts.get("type") == "none":
+            mounts.append(_bind(opts["device"], dest, readonly))
+            return
         if not nocopy and (fresh or not os.listdir(data_dir(paths, name))):
             fill.append(os.path.normpath(dest))
         mounts.append(_bind(data_dir(paths, name), dest, readonly))
-        used.append(name)
-        taken.add(os.path.normpath(dest))
 
     for spec in volume_flags:
         parts = spec.split(":")

@@ -89,3 +89,33 @@ def test_volume_labels_and_the_label_filter(sb, busybox):
     assert r.returncode == 125 and "invalid --label '=nokey'" in r.stderr
     assert "badlabel" not in sb.ok("volume", "ls", "-q").stdout.split()
     sb.ok("volume", "rm", "labelled")
+
+
+def test_volume_options_tmpfs_and_bind(sb, busybox):
+    """The local driver's --opt as compose files use them: a tmpfs volume
+    (o= its mount options), a bind volume (o=bind, device=DIR)."""
+    sb.ok("volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs",
+          "--opt", "o=size=1m,mode=0700", "scratchvol")
+    info = json.loads(sb.ok("volume", "inspect", "scratchvol").stdout)[0]
+    assert info["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=1m,mode=0700"}
+    out = sb.ok("run", "--rm", "-v", "scratchvol:/data", busybox, "sh", "-c",
+                "grep ' /data ' /proc/mounts; stat -c %a /data").stdout
+    assert out.startswith("tmpfs /data tmpfs") and "size=1024k" in out, out
+    assert out.split()[-1] == "700"
+    host = os.path.join(os.path.dirname(sb.root), "bound-volume")
+    os.makedirs(host, exist_ok=True)
+    os.chown(host, sb.uid, sb.gid)
+    sb.ok("volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device=" + host,
+          "bindvol")
+    sb.ok("run", "--rm", "-v", "bindvol:/data", busybox, "sh", "-c", "echo kept > /data/f")
+    with open(os.path.join(host, "f")) as f:
+        assert f.read() == "kept\n"
+    for opts, message in ((["type=nfs", "o=addr=10.0.0.1", "device=:/x"], "need root"),
+                          (["type=none", "o=bind", "device=/nonexistent"], "not a directory"),
+                          (["colour=blue"], "invalid volume option 'colour=blue'")):
+        r = sb("volume", "create", *[a for o in opts for a in ("--opt", o)], "badvol")
+        assert r.returncode == 125 and message in r.stderr, (opts, r.stderr)
+    assert "badvol" not in sb.ok("volume", "ls", "-q").stdout.split()
+    r = sb("volume", "create", "--opt", "type=tmpfs", "bindvol")
+    assert r.returncode == 125 and "exists with other options" in r.stderr
+    sb.ok("volume", "rm", "scratchvol", "bindvol")
