@@ -338,10 +338,10 @@ def image_for(paths, store, args):
                 hint="pull it (sandbox pull), load it (sandbox load -i FILE), "
                      "or drop --pull=never") from None
     if image_id is not None and args.platform:
-        wanted = _platform_text(args.platform)
+        from ..image.pull import parse_platform
+        wanted = _platform_text(*parse_platform(args.platform))
         cfg = store.config(image_id)
-        actual = _platform_text("/".join(x for x in (cfg.get("os"), cfg.get("architecture"),
-                                                     cfg.get("variant")) if x))
+        actual = _platform_text(cfg.get("os"), cfg.get("architecture"), cfg.get("variant"))
         if actual != wanted:
             if args.pull == "never":
                 raise SandboxError(
@@ -359,10 +359,9 @@ def image_for(paths, store, args):
     return image_id
 
 
-def _platform_text(value):
-    """"linux/arm64/v8" and "linux/arm64" alike; checked (exit 125)."""
-    from ..image.pull import parse_platform
-    os_, arch, variant = parse_platform(value)
+def _platform_text(os_, arch, variant):
+    """"linux/arm64/v8" and "linux/arm64" alike (and an image config
+    without some of them as it is)."""
     if arch == "arm64" and variant == "v8":
         variant = None
     return "/".join(x for x in (os_, arch, variant) if x)
