@@ -578,17 +578,8 @@ def cgroups_mode(cli_value=None, config_path=None):
     ~/.config/sandbox/config.json, else "enabled"."""
     value = cli_value
     if value is None:
-        from . import jsonfast
-        path = config_path or os.path.join(
-            os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"),
-            "sandbox", "config.json")
-        try:
-            with open(path) as f:
-                value = jsonfast.loads(f.read()).get("cgroups")
-        except FileNotFoundError:
-            value = None
-        except (OSError, ValueError, AttributeError) as e:
-            raise UsageError("%s: %s" % (path, e)) from None
+        from .paths import user_config
+        value = user_config(config_path).get("cgroups")
     value = value or "enabled"
     if value not in MODES:
         raise UsageError("invalid --cgroups value %r: one of %s" % (value, ", ".join(MODES)))

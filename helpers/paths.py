@@ -102,3 +102,23 @@ def config_dir():
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(
         os.path.expanduser("~"), ".config")
     return os.path.join(base, "sandbox")
+
+
+def user_config(path=None):
+    """~/.config/sandbox/config.json (or ``path``) as a dict: {} when it is
+    missing, exit 125 with the file's name when it cannot be read or is not
+    a JSON object (the settings of `run`: "cgroups", "log-driver",
+    "log-opts")."""
+    from . import jsonfast
+    from .errors import UsageError
+    path = path or os.path.join(config_dir(), "config.json")
+    try:
+        with open(path, "rb") as f:
+            cfg = jsonfast.loads(f.read())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise UsageError("%s: %s" % (path, exc)) from None
+    if not isinstance(cfg, dict):
+        raise UsageError("%s: not a JSON object" % path)
+    return cfg

@@ -239,9 +239,10 @@ def validate(args, attaching=True):
                               "sandbox attach")
     if streams and "stdin" not in streams:
         args.interactive = False        # -i's input is not attached
-    if args.detach_keys is not None:
+    detach_keys = None
+    if args.tty and args.interactive or args.detach_keys is not None:
         from ..container.attach import parse_detach_keys
-        parse_detach_keys(args.detach_keys)            # refused before anything is made
+        detach_keys = parse_detach_keys(args.detach_keys)   # refused before anything is made
     if args.oom_score_adj is not None and not -1000 <= args.oom_score_adj <= 1000:
         raise UsageError("invalid value %d for --oom-score-adj: it must be between "
                          "-1000 and 1000" % args.oom_score_adj)
@@ -277,12 +278,12 @@ def validate(args, attaching=True):
         raise UsageError("Container ID file found, make sure the other container isn't "
                          "running or delete %s" % args.cidfile)
     from ..paths import config_dir
-    log = None
+    log = log_limits = None
     if args.log_driver or args.log_opt or \
             os.path.exists(os.path.join(config_dir(), "config.json")):
         from ..container import logconfig
         log = logconfig.parse(args.log_driver, args.log_opt)
-        logconfig.limits(log["Config"])         # the values, checked now
+        log_limits = logconfig.limits(log["Config"])     # the values, checked now
         if log == logconfig.DEFAULT:
             log = None
     health_flags = args.no_healthcheck or any(getattr(args, f) is not None
@@ -293,8 +294,8 @@ def validate(args, attaching=True):
     return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
             "restart": restart, "labels": labels, "volume_specs": volume_specs,
             "limits": limits, "use_cgroup": use_cgroup, "net": net, "extra": extra,
-            "health_flags": health_flags, "log": log, "annotations": annotations,
-            "attach": streams}
+            "health_flags": health_flags, "log": log, "log_limits": log_limits,
+            "annotations": annotations, "attach": streams, "detach_keys": detach_keys}
 
 
 def cgroup_plan(args):
@@ -377,7 +378,7 @@ def cmd_run(args, paths):
         return start_detached(paths, container, args)
     if (args.tty and args.interactive) or args.sig_proxy == "false":
         container = create(paths, store, image_id, args, checked)
-        return run_attached(paths, container, args)
+        return run_attached(paths, container, args, checked["detach_keys"])
     from ..container.runtime import Starter
     from ..userns import current_id_map
     # Without a terminal the output goes through pipes, as under Docker: we
@@ -430,17 +431,17 @@ def start_detached(paths, container, args):
     return 0
 
 
-def run_attached(paths, container, args):
+def run_attached(paths, container, args, keys):
     """`run -it` (and `run --sig-proxy=false`), as Docker does it: the
     container under a supervisor of its own (as with -d) and this CLI
     attached to it from before its start.  The detach keys (ctrl-p ctrl-q)
     leave it running (exit 0); signals sent to the CLI go to PID 1 (not
     with --sig-proxy=false: they end the CLI alone); the container's
-    terminal keeps the size of ours."""
+    terminal keeps the size of ours.  ``keys``: the parsed --detach-keys
+    (validate)."""
     from ..container import attach, monitor, state
     from ..container.runtime import forward_signals
     from ..errors import NotFound
-    keys = attach.parse_detach_keys(args.detach_keys)
     cid = container["id"]
     path = attach.socket_path(paths, cid)
     box = {}
@@ -656,10 +657,8 @@ def create(paths, store, image_id, args, checked):
                              ("CgroupnsMode", args.cgroupns)):
             if value:
                 record[field] = value
-        if checked.get("log"):
-            from ..container.logconfig import limits
-            record.update(LogConfig=checked["log"],
-                          LogLimits=list(limits(checked["log"]["Config"])))
+        if checked["log"]:
+            record.update(LogConfig=checked["log"], LogLimits=list(checked["log_limits"]))
         if healthcheck:
             # (with the image's SHELL, which CMD-SHELL checks run with)
             record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))

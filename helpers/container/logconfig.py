@@ -52,18 +52,11 @@ def parse(driver, opts, defaults=None):
 
 
 def _config_defaults():
-    from ..paths import config_dir
-    from .. import jsonfast
-    path = os.path.join(config_dir(), "config.json")
-    try:
-        with open(path, "rb") as f:
-            cfg = jsonfast.loads(f.read())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise UsageError("%s: %s" % (path, exc)) from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("log-opts") or {}, dict):
-        raise UsageError("%s: \"log-opts\" must be an object of strings" % path)
+    from ..paths import config_dir, user_config
+    cfg = user_config()
+    if not isinstance(cfg.get("log-opts") or {}, dict):
+        raise UsageError("%s: \"log-opts\" must be an object of strings"
+                         % os.path.join(config_dir(), "config.json"))
     return cfg
 
 
