@@ -415,7 +415,6 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
                            hint="the container runs with --log-driver none: "
                                 "its output is not kept", exit_code=1)
     path = monitor.log_path(paths, cid)
-    f = None
     lines = []
     pending = b""
     for name in logconfig.files(path)[:-1]:
@@ -507,7 +506,7 @@ def cmd_inspect(args, paths):
                 cid = state.resolve(paths, name)
                 obj = container_json(paths, cid)
                 if args.size:
-                    rw, rootfs = container_sizes(paths, [state.read_state(paths, cid)])[cid]
+                    rw, rootfs = container_sizes(paths, [obj])[cid]     # (its Id, Image)
                     obj.update(SizeRw=rw, SizeRootFs=rootfs)
             except NotFound:
                 obj = None

@@ -144,12 +144,7 @@ class Starter:
         if tty:
             self.master, slave = os.openpty()
             self.slave_name = os.ttyname(slave)
-            if winsize:
-                import fcntl
-                import termios
-                fcntl.ioctl(self.master, termios.TIOCSWINSZ, winsize)
-            else:
-                copy_winsize_to(self.master)
+            copy_winsize_to(self.master, winsize)
         sys.stdout.flush()
         sys.stderr.flush()
         self.cpid = os.fork()
@@ -378,10 +373,10 @@ def terminal_winsize():
     return None
 
 
-def copy_winsize_to(master):
-    """Our terminal's window size onto ``master`` (a pty's master or
-    slave)."""
-    ws = terminal_winsize()
+def copy_winsize_to(master, ws=None):
+    """Our terminal's window size (or ``ws``, TIOCGWINSZ bytes) onto
+    ``master`` (a pty's master or slave)."""
+    ws = ws or terminal_winsize()
     if ws is not None:
         import fcntl
         import termios

@@ -47,8 +47,7 @@ def check_options(opts):
     kind = out.get("type")
     binds = [o for o in out.get("o", "").split(",") if o in ("bind", "rbind")]
     if kind == "tmpfs":
-        from .spec import parse_tmpfs
-        parse_tmpfs("/x:" + out["o"] if out.get("o") else "/x")     # its options, checked
+        tmpfs_mount("/x", out)                  # its options, checked
     elif kind == "none" and binds:
         device = out.get("device", "")
         if not device.startswith("/") or not os.path.isdir(device):
@@ -60,6 +59,13 @@ def check_options(opts):
                          hint="rootless, the local driver mounts type=tmpfs, or "
                               "type=none,o=bind,device=DIR; nfs, cifs and devices need root")
     return out
+
+
+def tmpfs_mount(dest, options):
+    """The spec mount of a type=tmpfs volume at ``dest`` (its o= options
+    are the tmpfs's)."""
+    from .spec import parse_tmpfs
+    return parse_tmpfs(dest + (":" + options["o"] if options.get("o") else ""))
 
 
 def create(paths, name=None, labels=None, anonymous=False, options=None):
@@ -187,7 +193,7 @@ def resolve(paths, volume_flags, mount_flags, volumes_from, image_volumes):
         taken.add(os.path.normpath(dest))
         opts = {} if fresh else (inspect(paths, name).get("Options") or {})
         if opts.get("type") == "tmpfs":
-            mount = parse_tmpfs(dest + (":" + opts["o"] if opts.get("o") else ""))
+            mount = tmpfs_mount(dest, opts)
             if readonly:
                 mount["options"] = list(mount.get("options") or []) + ["ro"]
             mounts.append(mount)

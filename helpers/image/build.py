@@ -20,9 +20,9 @@ the paths are copied out of a created container of it, as `cp` does, then
 placed as the context's files are), ADD (local files, directories and
 wildcards; a local tar archive is extracted), ENV, ARG (--build-arg),
 LABEL, WORKDIR, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT, STOPSIGNAL, SHELL,
-ONBUILD (recorded; an image's triggers run after the FROM that uses it), MAINTAINER, COPY/ADD --chmod (octal), ADD from an
-http(s) URL (fetched on the host, not extracted), HEALTHCHECK, and
-.dockerignore.
+ONBUILD (recorded; an image's triggers run after the FROM that uses it),
+MAINTAINER, COPY/ADD --chmod (octal), ADD from an http(s) URL (fetched on
+the host, not extracted), HEALTHCHECK, and .dockerignore.
 """
 
 import json
@@ -1064,6 +1064,14 @@ class RunMount:
                              hint="e.g. --mount=type=cache,target=/root/.cache")
         return m
 
+    def absent(self, sid, message, hint):
+        """A secret or SSH agent the build was not given: an error if the
+        mount is required, else the RUN goes without it (and says so in its
+        cache key)."""
+        if self.flag("required"):
+            raise BuildError(message, hint=hint)
+        self.key, self.target = [self.type, sid, None], None
+
     def flag(self, name):
         return self.f.get(name, "false").lower() in ("true", "1", "")
 
@@ -1087,12 +1095,9 @@ class RunMount:
             sid = f["id"]
             sock = builder.ssh.get(sid)
             if sock is None:
-                if self.flag("required"):
-                    raise BuildError("RUN --mount=type=ssh: no SSH agent %s was given" % sid,
-                                     hint="sandbox build --ssh %s (with ssh-agent running: "
-                                          "its $SSH_AUTH_SOCK) or --ssh %s=SOCKET"
-                                          % (sid, sid))
-                self.key, self.target = ["ssh", sid, None], None
+                self.absent(sid, "RUN --mount=type=ssh: no SSH agent %s was given" % sid,
+                            "sandbox build --ssh %s (with ssh-agent running: its "
+                            "$SSH_AUTH_SOCK) or --ssh %s=SOCKET" % (sid, sid))
                 return
             self.options = ["--mount", "type=bind,source=%s,target=%s" % (sock, target)]
             self.key = ["ssh", sid, target]          # not the agent's keys
@@ -1100,11 +1105,8 @@ class RunMount:
             sid = f.get("id") or posixpath.basename(target)
             src = builder.secrets.get(sid)
             if src is None:
-                if self.flag("required"):
-                    raise BuildError("RUN --mount=type=secret: secret %s is required "
-                                     "but not given" % sid,
-                                     hint="sandbox build --secret id=%s,src=FILE" % sid)
-                self.key, self.target = ["secret", sid, None], None
+                self.absent(sid, "RUN --mount=type=secret: secret %s is required but "
+                            "not given" % sid, "sandbox build --secret id=%s,src=FILE" % sid)
                 return
             self.options = ["--mount", "type=bind,source=%s,target=%s,readonly" % (src, target)]
             self.key = ["secret", sid, target]       # not its content
