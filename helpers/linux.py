@@ -8,48 +8,77 @@ call into it (all of it is loaded before the pivot).  (DESIGN.md, house style 1)
 
 import os
 
-# _ctypes, not the ctypes package: the package costs ~2.5 ms of every
-# `run` (most of it ctypes._endian's classes), and this module needs only
-# function pointers into libc and a few simple C types, all of which are
-# _ctypes' own (the package defines c_int and friends in exactly this way).
-import _ctypes
+
+class _Lib:
+    """The libc side: _ctypes, its simple C types and libc's function
+    pointers, made at the first syscall (_load), not at import.  The CLI of
+    `run` imports this module for its constants but calls nothing in it:
+    C and G, the container's processes, pay for _ctypes (about a
+    millisecond), on the other core, while the CLI writes the record.
+    Loaded before any pivot (the first setns or unshare loads it), so a
+    child past the pivot never imports."""
+
+    def __getattr__(self, name):
+        # Only for a missing attribute: once loaded, plain lookups.
+        _load(self)
+        return object.__getattribute__(self, name)
 
 
-def _simple_type(code):
-    """A simple C type, made as the ctypes package makes c_int and friends:
-    a _SimpleCData subclass with that struct-module code."""
-    return type("c_" + code, (_ctypes._SimpleCData,), {"_type_": code})
+_lib = _Lib()
 
 
-_c_int = _simple_type("i")
-_c_long = _simple_type("l")
-_c_ulong = _simple_type("L")
-_c_char_p = _simple_type("z")
-_c_void_p = _simple_type("P")
-_c_char = _simple_type("c")
+def _load(lib):
+    # _ctypes, not the ctypes package: the package costs ~2.5 ms (most of
+    # it ctypes._endian's classes), and this module needs only function
+    # pointers into libc and a few simple C types, all of which are
+    # _ctypes' own (the package defines c_int and friends in exactly this
+    # way: a _SimpleCData subclass with that struct-module code).
+    import _ctypes
+
+    def simple_type(code):
+        return type("c_" + code, (_ctypes._SimpleCData,), {"_type_": code})
+    c_int, c_long, c_ulong = simple_type("i"), simple_type("l"), simple_type("L")
+    c_char_p, c_void_p = simple_type("z"), simple_type("P")
+
+    class Libc:
+        _handle = _ctypes.dlopen(None, 0)      # the program's own libc
+
+    class Function(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = c_int
+
+    def libc(name, argtypes=None, restype=None):
+        function = Function((name, Libc))
+        if argtypes is not None:
+            function.argtypes = argtypes
+        if restype is not None:
+            function.restype = restype
+        return function
+
+    lib.ctypes = _ctypes
+    lib.c_char = simple_type("c")
+    lib.unshare = libc("unshare", [c_int])
+    lib.setns = libc("setns", [c_int, c_int])
+    lib.mount = libc("mount", [c_char_p, c_char_p, c_char_p, c_ulong, c_char_p])
+    lib.umount2 = libc("umount2", [c_char_p, c_int])
+    lib.prctl = libc("prctl", [c_int, c_ulong, c_ulong, c_ulong, c_ulong])
+    lib.syscall = libc("syscall", restype=c_long)
+    lib.sethostname = libc("sethostname", [c_char_p, c_ulong])
+    lib.setdomainname = libc("setdomainname", [c_char_p, c_ulong])
+    lib.socket = libc("socket", [c_int, c_int, c_int])
+    lib.ioctl = libc("ioctl", [c_int, c_ulong, c_void_p])
+    lib.close = libc("close", [c_int])
 
 
-class _Libc:
-    _handle = _ctypes.dlopen(None, 0)      # the program's own libc
-
-
-class _Function(_ctypes.CFuncPtr):
-    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-    _restype_ = _c_int
-
-
-def _libc(name, argtypes=None, restype=None):
-    function = _Function((name, _Libc))
-    if argtypes is not None:
-        function.argtypes = argtypes
-    if restype is not None:
-        function.restype = restype
-    return function
+def preload():
+    """The libc side now, not at the first syscall: for a process that
+    must not import later (monitor.preload)."""
+    return _lib.ctypes
 
 
 def _buffer(data):
     """A writable C copy of ``data`` (passed as a pointer; .raw reads it)."""
-    return (_c_char * len(data)).from_buffer_copy(data)
+    return (_lib.c_char * len(data)).from_buffer_copy(data)
 
 
 # <linux/sched.h>
@@ -96,19 +125,9 @@ SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 SYS_setns = 308
 SYS_capset = 126
 
-_unshare = _libc("unshare", [_c_int])
-_setns = _libc("setns", [_c_int, _c_int])
-_mount = _libc("mount", [_c_char_p, _c_char_p, _c_char_p, _c_ulong, _c_char_p])
-_umount2 = _libc("umount2", [_c_char_p, _c_int])
-_prctl = _libc("prctl", [_c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong])
-_syscall = _libc("syscall", restype=_c_long)
-_sethostname = _libc("sethostname", [_c_char_p, _c_ulong])
-_setdomainname = _libc("setdomainname", [_c_char_p, _c_ulong])
-
-
 def _check(ret, path=None):
     if ret < 0:
-        err = _ctypes.get_errno()
+        err = _lib.ctypes.get_errno()
         raise OSError(err, os.strerror(err), path)
     return ret
 
@@ -120,44 +139,44 @@ def _b(s):
 
 
 def unshare(flags):
-    _check(_unshare(flags))
+    _check(_lib.unshare(flags))
 
 
 def setns(fd, nstype=0):
-    _check(_setns(fd, nstype))
+    _check(_lib.setns(fd, nstype))
 
 
 def mount(source, target, fstype, flags=0, data=None):
-    _check(_mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
+    _check(_lib.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
            target)
 
 
 def umount2(target, flags=0):
-    _check(_umount2(_b(target), flags), target)
+    _check(_lib.umount2(_b(target), flags), target)
 
 
 def pivot_root(new_root, put_old):
-    _check(_syscall(SYS_pivot_root, _b(new_root), _b(put_old)), new_root)
+    _check(_lib.syscall(SYS_pivot_root, _b(new_root), _b(put_old)), new_root)
 
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
-    return _check(_prctl(option, arg2, arg3, arg4, arg5))
+    return _check(_lib.prctl(option, arg2, arg3, arg4, arg5))
 
 
 def set_process_name(name):
     """PR_SET_NAME: the comm shown by ps (15 bytes at most)."""
     buf = _buffer(_b(name)[:15] + b"\0")
-    prctl(PR_SET_NAME, _ctypes.addressof(buf))
+    prctl(PR_SET_NAME, _lib.ctypes.addressof(buf))
 
 
 def setdomainname(name):
     b = name.encode()
-    _check(_setdomainname(b, len(b)))
+    _check(_lib.setdomainname(b, len(b)))
 
 
 def sethostname(name):
     b = _b(name)
-    _check(_sethostname(b, len(b)))
+    _check(_lib.sethostname(b, len(b)))
 
 
 # -- capabilities ---------------------------------------------------------
@@ -173,7 +192,7 @@ def capset(effective, permitted, inheritable):
     data = b"".join(_u32((mask >> shift) & 0xFFFFFFFF)
                     for shift in (0, 32)
                     for mask in (effective, permitted, inheritable))
-    _check(_syscall(SYS_capset, hdr, _buffer(data)))
+    _check(_lib.syscall(SYS_capset, hdr, _buffer(data)))
 
 
 def _u32(value):
@@ -210,13 +229,13 @@ def seccomp_set_filter(program, flags=0):
     insns = _buffer(b"".join(code.to_bytes(2, "little") + bytes((jt, jf)) + _u32(k)
                              for code, jt, jf, k in program))
     prog = _buffer(len(program).to_bytes(2, "little") + bytes(6) +
-                   _ctypes.addressof(insns).to_bytes(8, "little"))
-    return _check(_syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog))
+                   _lib.ctypes.addressof(insns).to_bytes(8, "little"))
+    return _check(_lib.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog))
 
 
 def pidfd_getfd(pidfd, fd):
     """A duplicate of another process's fd (close-on-exec)."""
-    return _check(_syscall(SYS_pidfd_getfd, pidfd, fd, 0))
+    return _check(_lib.syscall(SYS_pidfd_getfd, pidfd, fd, 0))
 
 
 # -- network interfaces -----------------------------------------------------
@@ -227,20 +246,15 @@ AF_INET = 2
 SOCK_DGRAM = 2
 SOCK_CLOEXEC = 0o2000000
 
-_socket = _libc("socket", [_c_int, _c_int, _c_int])
-_ioctl = _libc("ioctl", [_c_int, _c_ulong, _c_void_p])
-_close = _libc("close", [_c_int])
-
-
 def interface_up(name):
     """Set IFF_UP on an interface (netdevice(7) SIOCGIFFLAGS/SIOCSIFFLAGS);
     used for `lo` in a fresh network namespace without importing socket."""
-    fd = _check(_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0))
+    fd = _check(_lib.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0))
     try:
         ifr = _buffer(name.encode().ljust(40, b"\0"))     # struct ifreq
-        _check(_ioctl(fd, SIOCGIFFLAGS, ifr), name)
+        _check(_lib.ioctl(fd, SIOCGIFFLAGS, ifr), name)
         flags = int.from_bytes(ifr.raw[16:18], "little") | IFF_UP
         ifr[16:18] = flags.to_bytes(2, "little")
-        _check(_ioctl(fd, SIOCSIFFLAGS, ifr), name)
+        _check(_lib.ioctl(fd, SIOCSIFFLAGS, ifr), name)
     finally:
-        _close(fd)
+        _lib.close(fd)

@@ -367,7 +367,8 @@ def preload(record=None):
     import shlex         # noqa: F401
     import socket        # noqa: F401
     import traceback     # noqa: F401
-    from .. import proc, userns    # noqa: F401
+    from .. import linux, proc, userns    # noqa: F401
+    linux.preload()
     network.preload(record)
     from .. import cgroups         # noqa: F401
     from . import attach, logconfig, rootfs, runtime, security, terminal, volumes   # noqa: F401
