@@ -111,7 +111,8 @@ class Starter:
     the Launch, sent as JSON over a pipe."""
 
     def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=(),
-                 early_net=False, direct=False, early_exit=False, winsize=None):
+                 early_net=False, direct=False, early_exit=False, winsize=None,
+                 watch_routes=True):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
         the caller's own).  With ``tty``, G gets the slave of a new pty and
         the caller reads ``self.master``.  ``keep``: the caller's ends of
@@ -120,6 +121,8 @@ class Starter:
         ``early_net``: the container gets a network namespace of its own
         (network.early_netns); C makes it at once, so that start() can have
         the network helper started while the container is set up.
+        ``watch_routes``: with early_net, C also makes a route watch for us
+        (_route_watch; network.pasta waits on it, nothing else does).
         ``direct``: G hands over a seccomp listener for its bind(2) calls
         (Launch.direct), kept as ``self.bind_listener``.
         ``winsize``: the pty's window size (TIOCGWINSZ bytes; default: our
@@ -154,7 +157,8 @@ class Starter:
                 if fd is not None:
                     os.close(fd)
             _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w,
-                     self.master, slave, stdio, notif_w, status_w)  # never returns
+                     self.master, slave, stdio, notif_w, status_w,
+                     watch_routes)                                  # never returns
         for fd in (nsfd, err_w, pid_w, go_r, launch_r, net_w, notif_w, status_w):
             if fd is not None:
                 os.close(fd)
@@ -411,7 +415,7 @@ def _route_watch():
 
 
 def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
-             stdio, notif_w=None, status_w=None):
+             stdio, notif_w=None, status_w=None, watch_routes=True):
     code = 125
     launch = None
     try:
@@ -429,7 +433,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         if net_w is not None:
             # Owned by the shared user namespace, as the others below.
             linux.unshare(linux.CLONE_NEWNET)
-            watch = _route_watch()
+            watch = _route_watch() if watch_routes else None
             os.write(net_w, b"n%d" % watch if watch is not None else b"n")
             os.close(net_w)
         data = fsutil.read_all(launch_r)

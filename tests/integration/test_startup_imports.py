@@ -58,3 +58,22 @@ def test_run_imports(sb, busybox):
                        busybox, "true")
     assert "helpers.container.monitor" in modules
     check(modules)
+
+
+def test_run_cli_leaves_ctypes_to_the_container(sb, busybox):
+    """The CLI of a foreground `run` without a network helper never loads
+    _ctypes: the container's first process does, on the other core, while
+    the CLI writes the record (linux._Lib).  And the route watch that only
+    pasta uses is not made (taking it from C is a syscall of _ctypes)."""
+    proc = sb.popen("run", "--rm", "-i", "--network", "none", "--cgroups", "disabled",
+                    busybox, "sh", "-c", "echo up; read x; exit 0")
+    try:
+        assert proc.stdout.readline() == "up\n"
+        with open("/proc/%d/maps" % proc.pid) as f:
+            maps = f.read()
+        assert "python" in maps          # the CLI itself (not a wrapper)
+        assert "_ctypes" not in maps
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr.read()
