@@ -35,3 +35,18 @@ def alive(pid, start):
         return False
     fields = stat_fields(pid)
     return not ended(fields) and int(fields[19]) == start
+
+
+def in_namespace(kind, inode):
+    """Pids of the processes in the namespace of that kind ("pid", "mnt")
+    and inode number (the st_ino of /proc/PID/ns/KIND)."""
+    import os
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat("/proc/%s/ns/%s" % (entry, kind)).st_ino == inode:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return sorted(found)

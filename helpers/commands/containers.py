@@ -540,20 +540,19 @@ def cmd_inspect(args, paths):
 # top and prune
 # ---------------------------------------------------------------------------
 def container_pids(pid):
-    """Host pids of every process in the PID namespace of ``pid``."""
+    """Host pids of every process in the PID namespace of ``pid``; in the
+    mount namespace of ``pid`` when its PID namespace is ours (--pid host:
+    every container has a mount namespace of its own)."""
+    kind = "pid"
     try:
         target = os.stat("/proc/%d/ns/pid" % pid).st_ino
+        if target == os.stat("/proc/self/ns/pid").st_ino:
+            kind = "mnt"
+            target = os.stat("/proc/%d/ns/mnt" % pid).st_ino
     except OSError:
         return []
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat("/proc/%s/ns/pid" % entry).st_ino == target:
-                    pids.append(int(entry))
-            except OSError:
-                continue
-    return sorted(pids)
+    from ..pids import in_namespace
+    return in_namespace(kind, target)
 
 
 def cmd_top(args, paths):

@@ -73,8 +73,8 @@ def add_create_flags(p):
     p.add_argument("--log-opt", action="append", default=[], metavar="K=V",
                    help="json-file's max-size=SIZE (rotate at) and max-file=N (files kept)")
     for kind, what in (("pid", "processes"), ("ipc", "IPC objects"), ("uts", "host name")):
-        p.add_argument("--" + kind, metavar="container:NAME",
-                       help="share the %s of a running container" % what)
+        p.add_argument("--" + kind, metavar="host|container:NAME",
+                       help="share the %s of the host or of a running container" % what)
     p.add_argument("-i", "--interactive", action="store_true",
                    help="keep stdin open and pass it to the container")
     p.add_argument("-t", "--tty", action="store_true",
@@ -261,19 +261,33 @@ def validate(args, attaching=True):
         if extra["shm_size"] <= 0:
             raise UsageError("invalid --shm-size %r: it must be above 0" % args.shm_size)
     shared = {}
+    host = []      # --pid/--ipc/--uts host: the host's namespace, kept (not joined)
     for kind in ("pid", "ipc", "uts"):
         value = getattr(args, kind)
         if value in (None, "", "private") or (kind == "ipc" and value == "shareable"):
             continue
+        if value == "host":
+            host.append(kind)
+            continue
         if not value.startswith("container:") or not value[10:]:
             raise UsageError(
-                "--%s %s is not supported" % (kind, value),
-                hint="rootless, the host's %s namespace is not this user's to join: "
-                     "--%s container:NAME shares another container's" % (kind, kind))
+                "invalid --%s %r" % (kind, value),
+                hint="host, private or container:NAME")
         shared[kind] = value[10:]            # resolved at create
-    if shared.get("uts") and args.hostname:
-        raise UsageError("conflicting options: --hostname and --uts container:NAME")
+    if args.hostname and (shared.get("uts") or "uts" in host):
+        raise UsageError("conflicting options: --hostname and --uts %s" % args.uts,
+                         hint="the container has the host name of the UTS namespace "
+                              "it shares")
+    if "ipc" in host and args.shm_size is not None:
+        raise UsageError("conflicting options: --shm-size and --ipc host",
+                         hint="the container uses the host's /dev/shm")
+    if "ipc" in host:
+        for key in extra.get("sysctl", {}):
+            if not key.startswith("net."):
+                raise UsageError("sysctl %r is not allowed with --ipc host" % key,
+                                 hint="that IPC namespace is the host's")
     extra["shared"] = shared
+    extra["host_ns"] = host
     if args.cidfile and os.path.lexists(args.cidfile):
         raise UsageError("Container ID file found, make sure the other container isn't "
                          "running or delete %s" % args.cidfile)
@@ -544,7 +558,9 @@ def create(paths, store, image_id, args, checked):
             user["additionalGids"] = list(user.get("additionalGids") or []) + [
                 g for g in spec_mod.resolve_groups(args.group_add, layers)
                 if g not in (user.get("additionalGids") or [])]
-        hostname = args.hostname or (os.uname().nodename if net["NetworkMode"] == "host"
+        host_ns = checked["extra"]["host_ns"]
+        hostname = args.hostname or (os.uname().nodename
+                                     if net["NetworkMode"] == "host" or "uts" in host_ns
                                      else cid[:12])
         # --pid/--ipc/--uts container:NAME: {kind: the other container's id}
         others = {kind: _other(paths, kind, target)
@@ -614,6 +630,11 @@ def create(paths, store, image_id, args, checked):
         if args.cgroupns == "host":
             spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
                                            if n["type"] != "cgroup"]
+        if host_ns:
+            # Kept from the host: runtime.plan_mounts binds its /proc
+            # (--pid), /dev/shm and /dev/mqueue (--ipc) instead.
+            spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
+                                           if n["type"] not in host_ns]
         if chosen.get("rlimits"):
             spec["process"]["rlimits"] = chosen["rlimits"]
         if chosen.get("sysctl"):
@@ -653,9 +674,9 @@ def create(paths, store, image_id, args, checked):
             record.update(Ulimits=chosen.get("rlimits"), Sysctls=chosen.get("sysctl"),
                           Devices=[d["source"] for d in chosen.get("devices", [])],
                           ShmSize=chosen.get("shm_size"), GroupAdd=list(args.group_add))
-        if others:
-            field = {"pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode"}
-            record.update({field[kind]: "container:" + tid for kind, tid in others.items()})
+        field = {"pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode"}
+        record.update({field[kind]: "container:" + tid for kind, tid in others.items()})
+        record.update({field[kind]: "host" for kind in host_ns})
         for field, value in (("Annotations", checked["annotations"]),
                              ("Domainname", args.domainname),
                              ("OomScoreAdj", args.oom_score_adj),

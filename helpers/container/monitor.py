@@ -542,7 +542,10 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     stdio = (stdin_r, out_w, err_w) if not launch.tty else (None, None, None)
     # C becomes the native reaper once PID 1 runs (runtime._child_c), and
     # the native monitor gives the server published ports' host sockets.
-    launch.reaper_fd = native
+    # (Not with --pid host: C itself ends the container's other processes
+    # then, runtime._kill_namespace.)
+    launch.reaper_fd = native if any(n["type"] == "pid" for n in
+                                     launch.spec["linux"]["namespaces"]) else None
     launch.direct = native is not None and network.decide_direct(paths, cid,
                                                                  container["record"])
     starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,

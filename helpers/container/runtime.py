@@ -27,10 +27,12 @@ import os
 import _signal as signal
 import stat
 import sys
+import time
 
 from .. import fsutil, jsonfast, linux
 from ..errors import (CannotExecute, CommandNotFound, HostError, SandboxError,
                       UsageError)
+from ..pids import in_namespace
 from ..userns import join_userns, shared_userns_fd
 from . import rootfs as rootfs_mod
 from . import security
@@ -447,13 +449,15 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         # own cgroup, which C is not in (cgroups.py).
         # --pid/--ipc/--uts container:NAME: namespaces with a path (the
         # other container's, owned by the same user namespace) are joined.
+        # --pid/--ipc/--uts host: no entry of that type, the host's is kept.
+        kinds = _namespace_kinds(launch.spec)
         joins = {n["type"]: n["path"] for n in launch.spec["linux"]["namespaces"]
                  if n.get("path") and n["type"] in ("pid", "ipc", "uts")}
         flags = linux.CLONE_NEWNS
         for kind, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC)):
             if kind in joins:
                 _join(joins[kind], flag)
-            else:
+            elif kind in kinds:
                 flags |= flag
         if launch.net_path:
             # Joined as root of the shared user namespace, which owns it.
@@ -471,13 +475,17 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         # more process of the other container's.)
         if "pid" in joins:
             _join(joins["pid"], linux.CLONE_NEWPID)
-        else:
+        elif "pid" in kinds:
             linux.unshare(linux.CLONE_NEWPID)
         sys.stdout.flush()
         gpid = os.fork()
         if gpid == 0:
             os.close(pid_w)
             _child_g(launch, err_w, go_r, slave, stdio, notif_w)   # never returns
+        # In the host's PID namespace nothing ends the container's other
+        # processes when its first one exits: they are found by its mount
+        # namespace (G makes its own at once, _child_g).
+        leftovers = None if "pid" in kinds else _mount_namespace_of(gpid)
         if not launch.autoremove:
             os.close(go_r)
             go_r = None
@@ -501,6 +509,8 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         if launch.reaper_fd is not None:
             _become_reaper(launch, gpid)      # returns only if the exec failed
         code = _wait(gpid)
+        if leftovers is not None:
+            _kill_namespace(leftovers)
         _note_oom(launch)
         _await_record(go_r)
         if status_w is not None:
@@ -519,6 +529,42 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
             pass
     finally:
         os._exit(code)
+
+
+def _namespace_kinds(spec):
+    return {n["type"] for n in spec["linux"]["namespaces"]}
+
+
+def _mount_namespace_of(gpid):
+    """G's own mount namespace (an inode number), once G has made it; G
+    does so first, before anything it may fail at."""
+    mine = os.stat("/proc/self/ns/mnt").st_ino
+    for _ in range(2000):
+        try:
+            theirs = os.stat("/proc/%d/ns/mnt" % gpid).st_ino
+        except OSError:
+            return None                 # G is gone already
+        if theirs != mine:
+            return theirs
+        time.sleep(0.001)
+    return None
+
+
+def _kill_namespace(mntns):
+    """SIGKILL every process in the mount namespace ``mntns`` (--pid host:
+    what the end of a PID namespace does for the others), until none is
+    left."""
+    for _ in range(100):
+        found = False
+        for pid in in_namespace("mnt", mntns):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                found = True
+            except OSError:
+                continue
+        if not found:
+            return
+        time.sleep(0.01)
 
 
 def _join(path, flag):
@@ -686,7 +732,7 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         if spec["root"].get("readonly"):
             _remount_readonly("/")
         # Step 5: identity of the container.
-        if spec.get("hostname") and \
+        if spec.get("hostname") and "uts" in _namespace_kinds(spec) and \
                 "io.sandbox.uts.container" not in spec.get("annotations", {}):
             linux.sethostname(spec["hostname"])
         if spec.get("domainname"):
@@ -1077,6 +1123,7 @@ def _parse_options(options):
 def plan_mounts(spec, root, launch):
     """The list of MountOps for the spec's mounts, in execution order."""
     ops = []
+    kinds = _namespace_kinds(spec)
     mounts = list(spec.get("mounts", []))
     # Parents before children; stable, so the spec's order holds otherwise.
     mounts.sort(key=lambda m: len([p for p in m["destination"].split("/") if p]))
@@ -1101,6 +1148,18 @@ def plan_mounts(spec, root, launch):
             # namespace; with the host's network, bind the host's /sys.
             ops.append(MountOp("bind", target, "/sys", None,
                                linux.MS_BIND | linux.MS_REC, readonly=True))
+            continue
+        # Likewise proc and mqueue for the host's PID and IPC namespaces
+        # (--pid/--ipc host), whose /dev/shm is the host's too, as Docker's.
+        host_source = None
+        if mtype == "proc" and "pid" not in kinds:
+            host_source = "/proc"
+        elif dest in ("/dev/shm", "/dev/mqueue") and "ipc" not in kinds:
+            host_source = dest
+        if host_source:
+            if os.path.isdir(host_source):
+                ops.append(MountOp("bind", target, host_source, None,
+                                   linux.MS_BIND | linux.MS_REC))
             continue
         if mtype == "devpts" and not launch.idmap.single:
             data = (data + "," if data else "") + "gid=5"

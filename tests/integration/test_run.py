@@ -567,7 +567,7 @@ def test_attach_only_some_streams(sb, busybox):
 def test_sharing_another_containers_pid_ipc_and_uts_namespaces(sb, busybox):
     """--pid/--ipc/--uts container:NAME: a sidecar sees the other
     container's processes (its PID 1 included), IPC namespace and host
-    name; without them it sees its own; host is refused (rootless)."""
+    name; without them it sees its own."""
     sb("rm", "-f", "shared-target")
     sb.ok("run", "-d", "--name", "shared-target", "--hostname", "target-host",
           busybox, "sleep", "60")
@@ -586,7 +586,7 @@ def test_sharing_another_containers_pid_ipc_and_uts_namespaces(sb, busybox):
         assert out[0] == "0", out
         mode = sb.ok("inspect", "-f", "{{.HostConfig.PidMode}}", "shared-target").stdout
         assert mode == "\n"
-        for flags, message in ((["--pid", "host"], "--pid host is not supported"),
+        for flags, message in ((["--pid", "elsewhere"], "invalid --pid 'elsewhere'"),
                                (["--ipc", "container:nope"], "no such container"),
                                (["--uts", "container:shared-target", "-h", "x"],
                                 "conflicting options")):
@@ -597,3 +597,78 @@ def test_sharing_another_containers_pid_ipc_and_uts_namespaces(sb, busybox):
         assert r.returncode == 125 and "it is not running" in r.stderr
     finally:
         sb("rm", "-f", "shared-target")
+
+
+def _host_processes(marker):
+    """Host pids whose command line holds ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_pid_host_sees_the_hosts_processes_and_ends_its_own(sb, busybox):
+    """--pid host (Docker's, as rootless podman has it): the container
+    stays in the host's PID namespace (the host's /proc bound, still with
+    the masked and read-only paths), so it sees the host's processes and its
+    command is not PID 1; its own processes still end with it (C kills what
+    is left in its mount namespace), `top` lists only them, `inspect` says
+    host."""
+    witness = sb.popen_raw(["sleep", "31.4159"])
+    try:
+        out = sb.ok("run", "--rm", "--pid", "host", busybox, "sh", "-c",
+                    "echo pid=$$; ps -o args | grep -c '^sleep 31.4159'; "
+                    "wc -c < /proc/keys; touch /proc/sys/kernel/x 2>&1 || echo ro").stdout
+        lines = out.split("\n")
+        assert lines[0] != "pid=1" and lines[1] == "1" and lines[2].strip() == "0", out
+        assert "ro" in lines[-2], out
+    finally:
+        witness.kill()
+        witness.wait()
+    sb.ok("run", "--rm", "--pid", "host", busybox, "sh", "-c", "sleep 27.1828 >/dev/null 2>&1 & echo up")
+    assert _host_processes("sleep\x0027.1828") == []
+    sb("rm", "-f", "pid-host")
+    sb.ok("run", "-d", "--name", "pid-host", "--pid", "host", busybox,
+          "sh", "-c", "sleep 16.18 >/dev/null 2>&1 & exec sleep 600")
+    try:
+        for _ in range(100):
+            top = sb.ok("top", "pid-host").stdout
+            if "16.18" in top:
+                break
+            time.sleep(0.05)
+        assert [line.split()[-2:] for line in top.splitlines()[1:]] == \
+            [["sleep", "600"], ["sleep", "16.18"]], top
+        assert sb.ok("inspect", "-f", "{{.HostConfig.PidMode}}", "pid-host").stdout == "host\n"
+        sb.ok("rm", "-f", "pid-host")
+        assert _host_processes("sleep\x0016.18") == []
+    finally:
+        sb("rm", "-f", "pid-host")
+
+
+def test_uts_and_ipc_host(sb, busybox):
+    """--uts host: the host's name (and no --hostname); --ipc host: the
+    host's IPC namespace and its /dev/shm (no --shm-size)."""
+    import socket
+    out = sb.ok("run", "--rm", "--uts", "host", busybox, "hostname").stdout
+    assert out == socket.gethostname() + "\n"
+    r = sb("run", "--rm", "--uts", "host", "--hostname", "x", busybox, "true")
+    assert r.returncode == 125 and "conflicting options: --hostname and --uts host" in r.stderr
+    name = "sandbox-test-shm-%d" % os.getpid()
+    with open("/dev/shm/" + name, "w") as f:
+        f.write("from the host\n")
+    try:
+        out = sb.ok("run", "--rm", "--ipc", "host", busybox, "cat", "/dev/shm/" + name).stdout
+        assert out == "from the host\n"
+        r = sb("run", "--rm", busybox, "cat", "/dev/shm/" + name)
+        assert r.returncode == 1
+        mode = sb.ok("run", "--rm", "--ipc", "host", busybox, "readlink", "/proc/self/ns/ipc")
+        assert mode.stdout.strip() == os.readlink("/proc/self/ns/ipc")
+    finally:
+        os.unlink("/dev/shm/" + name)
+    r = sb("run", "--rm", "--ipc", "host", "--shm-size", "1m", busybox, "true")
+    assert r.returncode == 125 and "--shm-size and --ipc host" in r.stderr
