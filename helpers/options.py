@@ -90,6 +90,9 @@ class Parser:
         self.defaults = {}
         self.commands = None
         self.also = []                    # [(name, summary)]: more commands to list
+        # Docker's flags that sandbox knows and refuses: {flag: (why, hint)},
+        # for an error that says so (looked up only for an unknown flag).
+        self.unsupported = {}
         if add_help:
             self.add_argument("-h", "--help", action="help", help="show this help")
 
@@ -185,6 +188,11 @@ class Parser:
     def _option(self, flag):
         option = self.by_flag.get(flag)
         if option is None:
+            if flag in self.unsupported:
+                why, hint = self.unsupported[flag]
+                sys.stderr.write("sandbox: %s is not supported: %s\n  hint: %s\n"
+                                 % (flag, why, hint))
+                sys.exit(125)
             self.error("unknown flag: %s" % flag)
         return option
 

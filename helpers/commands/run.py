@@ -24,7 +24,48 @@ def register(sub):
     p.set_defaults(func=cmd_create)
 
 
+# Docker's (and podman's) run/create flags that have no rootless meaning
+# here: refused with the reason (options.Parser.unsupported).
+UNSUPPORTED_FLAGS = {
+    "--gpus": ("GPUs need a vendor's container toolkit, which sandbox does not drive",
+               "--device /dev/nvidia0 (and the other nodes) binds device nodes your "
+               "user may open"),
+    "--userns": ("every container runs in your own user namespace: your uid is root "
+                 "inside, your subordinate ids are the other users (no keep-id, auto "
+                 "or nomap)",
+                 "what root writes to a bind mount is yours on the host; -u UID:GID "
+                 "runs as another user inside"),
+    "--link": ("legacy links are gone",
+               "put the containers on one network (sandbox network create NET, then "
+               "--network NET): they reach each other by name (--network-alias adds "
+               "names)"),
+    "--mac-address": ("the MAC address is the network helper's (pasta, slirp4netns) or, "
+                      "on a user-defined network, the kernel's choice",
+                      "leave it out"),
+    "--runtime": ("sandbox is its own runtime (no runc or crun behind it)",
+                  "leave it out"),
+    "--isolation": ("it is Windows' (Hyper-V or process isolation)", "leave it out"),
+    "--storage-opt": ("a size per container needs project quotas, which only root "
+                      "can set", "leave it out, or keep the data on a volume"),
+    "--kernel-memory": ("cgroup v2 has no separate kernel memory limit (Docker "
+                        "ignores the flag too)", "--memory counts kernel memory"),
+    "--oom-kill-disable": ("cgroup v2 has no switch for the OOM killer",
+                           "leave it out"),
+    "--memory-swappiness": ("cgroup v2 has no swappiness per cgroup",
+                            "leave it out (--memory-swap limits swap)"),
+    "--cpu-rt-runtime": ("real-time CPU budgets are cgroup v1's", "leave it out"),
+    "--cpu-rt-period": ("real-time CPU budgets are cgroup v1's", "leave it out"),
+    "--device-cgroup-rule": ("device rules need the device controller, which is "
+                             "root's", "--device HOST[:CTR] binds a node your user "
+                             "may open"),
+    "--cgroup-parent": ("the container's cgroup is a systemd scope of your user "
+                        "manager's, placed by sandbox", "leave it out"),
+    "--volume-driver": ("only the local driver exists", "leave it out"),
+}
+
+
 def add_create_flags(p):
+    p.unsupported.update(UNSUPPORTED_FLAGS)
     p.add_argument("--rm", action="store_true",
                    help="remove the container when it exits")
     p.add_argument("-d", "--detach", action="store_true",

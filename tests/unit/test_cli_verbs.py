@@ -26,6 +26,8 @@ def test_find_verb(argv, verb):
     (["image", "build", "-t", "a", "."], ["build", "-t", "a", "."]),
     (["image", "pull", "busybox"], ["pull", "busybox"]),
     (["builder", "build", "."], ["build", "."]),
+    (["system", "info", "-f", "json"], ["info", "-f", "json"]),
+    (["system", "df"], ["system", "df"]),
     # The management commands' own subcommands stay theirs.
     (["container", "ls", "-a"], ["container", "ls", "-a"]),
     (["container", "prune", "-f"], ["container", "prune", "-f"]),
@@ -39,7 +41,8 @@ def test_management_commands(argv, expected):
     assert cli.unmanaged(argv) == expected
 
 
-@pytest.mark.parametrize("argv", [["image", "--help"], ["container", "-h"], ["image"]])
+@pytest.mark.parametrize("argv", [["image", "--help"], ["container", "-h"], ["image"],
+                                  ["system", "--help"]])
 def test_management_help_lists_the_top_level_verbs_it_takes(argv, capsys):
     # (--help exits as argparse does; the bare group prints its help)
     with pytest.raises(SystemExit) if argv[-1] != "image" else contextlib.nullcontext():

@@ -145,3 +145,20 @@ def test_help_and_version_exit_0():
                            text=True, cwd=__file__.rsplit("/tests/", 1)[0])
         assert r.returncode == 0, r.stderr
         assert want in r.stdout
+
+
+def test_a_known_but_unsupported_flag_says_why(capsys):
+    """Docker's flags that sandbox refuses (run's UNSUPPORTED_FLAGS) get
+    their reason and a hint, not "unknown flag"; others stay unknown."""
+    from helpers.commands.run import add_create_flags
+    p = Parser("sandbox run")
+    add_create_flags(p)
+    p.add_argument("image")
+    for argv in (["--gpus", "all", "img"], ["--gpus=all", "img"], ["--userns=keep-id", "img"]):
+        with pytest.raises(SystemExit) as exc:
+            p.parse_args(argv)
+        assert exc.value.code == 125
+        err = capsys.readouterr().err
+        flag = argv[0].split("=")[0]
+        assert err.startswith("sandbox: %s is not supported: " % flag) and "\n  hint: " in err
+    assert "unknown flag: --bogus" in fails(p, ["--bogus", "img"], capsys)
