@@ -363,7 +363,9 @@ def _rmi_one(store, paths, name, force, reference):
     lines = []
     if not by_id:
         ref = reference.parse(name)
-        if in_use and not force:
+        if in_use and not force and len(tags) <= 1:
+            # (Docker's rule: only the last tag, whose removal would leave
+            # the container's image dangling, needs -f.)
             raise Conflict(
                 "conflict: unable to remove repository reference %r (must "
                 "force) - container %s is using its referenced image %s"

@@ -311,6 +311,18 @@ def test_tag_rmi_and_gc(fresh_sb, built):
     assert r.returncode == 1 and "No such image: busybox" in r.stderr
 
 
+def test_rmi_of_a_tag_of_an_image_in_use(fresh_sb, built):
+    """Docker's rule: a container's image may lose a tag while it has
+    another; its last tag needs -f (the image would be left dangling)."""
+    fresh_sb.ok("load", "-i", built["busybox_docker"])
+    fresh_sb.ok("tag", "busybox", "other")
+    fresh_sb.ok("create", "--name", "user-of-busybox", "busybox", "true")
+    assert fresh_sb.ok("rmi", "other").stdout == "Untagged: other:latest\n"
+    r = fresh_sb("rmi", "busybox")
+    assert r.returncode == 125 and "must force" in r.stderr and "container" in r.stderr
+    fresh_sb.ok("rm", "user-of-busybox")
+
+
 def test_rmi_by_id_with_force_removes_every_tag(fresh_sb, built):
     fresh_sb.ok("load", "-i", built["busybox_docker"])
     fresh_sb.ok("tag", "busybox", "other")
