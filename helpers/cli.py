@@ -15,7 +15,7 @@ from . import __version__
 from .errors import SandboxError, Terminated, terminate_as_interrupt
 
 VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
-                "volumes", "registry", "cp", "network", "resources", "system")
+                "volumes", "registry", "cp", "network", "resources", "system", "events")
 # verb -> the module that registers it: only that module is imported (and
 # only its parsers built) for a command, which keeps the image verbs off the
 # `run` start path.  `--help` and unknown verbs load them all.
@@ -32,7 +32,7 @@ VERBS = {"run": "run", "create": "run", "info": "info", "version": "info",
          "top": "containers", "container": "containers", "exec": "exec",
          "volume": "volumes", "stats": "resources", "update": "resources", "pull": "registry", "login": "registry", "logout": "registry",
          "push": "registry", "cp": "cp", "export": "cp", "diff": "cp", "commit": "cp", "port": "network",
-         "network": "network"}
+         "network": "network", "events": "events"}
 # Verbs that write staged files into the store for a while: SIGTERM (a
 # `kill`, a `timeout`) removes them as Ctrl-C does (errors.Terminated).
 STAGING_VERBS = ("load", "import", "pull", "push", "save", "image", "system", "build",
@@ -49,7 +49,7 @@ MANAGED = {
                   "stop", "top", "unpause", "update", "wait"),
     "image": ("build", "pull", "push"),
     "builder": ("build",),
-    "system": ("info",),
+    "system": ("info", "events"),
 }
 
 

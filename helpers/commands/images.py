@@ -146,8 +146,11 @@ def cmd_load(args, paths):
         results = archive.load(_store(paths), source)
     except FileNotFoundError as exc:
         raise UsageError("cannot open %s: %s" % (exc.filename, exc.strerror)) from None
+    from .. import events
     out = []
     for image_id, tags, moved in results:
+        events.emit(paths, "image", "load", image_id,
+                    {"name": str(tags[0]) if tags else image_id})
         for tag, old in moved:
             from ..image.reference import familiar_name
             out.append("The image %s already exists, renaming the old one with "
@@ -165,6 +168,8 @@ def cmd_import(args, paths):
     from ..image import archive
     image_id, _ = archive.import_rootfs(_store(paths), args.source, args.name,
                                         args.message, args.change)
+    from .. import events
+    events.emit(paths, "image", "import", image_id, {"name": args.name or image_id})
     print(image_id)
     _gc_quietly(paths)
 

@@ -163,12 +163,22 @@ def stop(paths, cid, timeout=None, signum=None):
     signum = signum or signal_number(st.get("StopSignal") or "TERM")
     if st.get("Status") == "paused":
         _thaw_quietly(paths, cid)
+    _event(paths, cid, st, "kill", signal=signum)
     send(st, signum)
-    st = wait_exited(paths, cid, max(timeout, 0))
-    if st is not None and state.is_running(st):
-        send(st, signal.SIGKILL)
-        st = wait_exited(paths, cid, 30)
-    return st
+    final = wait_exited(paths, cid, max(timeout, 0))
+    if final is not None and state.is_running(final):
+        _event(paths, cid, st, "kill", signal=int(signal.SIGKILL))
+        send(final, signal.SIGKILL)
+        final = wait_exited(paths, cid, 30)
+    _event(paths, cid, st, "stop")
+    return final
+
+
+def _event(paths, cid, record, action, **extra):
+    """A container event (events.py) with the record's attributes."""
+    from .. import events
+    events.emit(paths, "container", action, cid,
+                dict(events.container_attributes(record), **extra))
 
 
 def _thaw_quietly(paths, cid):
@@ -202,6 +212,7 @@ def cmd_kill(args, paths):
                            % (ref, cid[:12]), exit_code=1)
         if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
             state.update_state(paths, cid, StopRequested=True)
+        _event(paths, cid, st, "kill", signal=int(signum))
         send(st, signum)
         if signum == signal.SIGKILL:
             wait_exited(paths, cid, 10)
@@ -234,8 +245,10 @@ def cmd_rm(args, paths):
 
 def remove(paths, cid, st, volumes=False):
     from ..container import state
+    from .. import events
     state.release_name(paths, st.get("Name", ""), cid)
     state.remove_tree(paths, cid)
+    events.emit(paths, "container", "destroy", cid, events.container_attributes(st))
     if volumes:
         try:
             from ..container import volumes as vol
@@ -368,6 +381,7 @@ def cmd_restart(args, paths):
         cid, _ = load(paths, ref)
         st = stop(paths, cid, args.time, signum)
         start(paths, cid, st)
+        _event(paths, cid, st, "restart")
         return ref
     return each(args, action)
 
@@ -380,8 +394,9 @@ def cmd_rename(args, paths):
         raise UsageError("invalid container name %r" % new,
                          hint="only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     state.reserve_name(paths, new, cid)
-    state.update_state(paths, cid, Name=new)
+    renamed = state.update_state(paths, cid, Name=new)
     state.release_name(paths, st["Name"], cid)
+    _event(paths, cid, renamed, "rename", oldName="/" + st["Name"])
     return 0
 
 
@@ -413,5 +428,6 @@ def cmd_pause(args, paths):
         else:
             cg.thaw()
             state.update_state(paths, cid, Status="running")
+        _event(paths, cid, st, args.verb)
         return ref
     return each(args, action)

@@ -69,6 +69,8 @@ def pull_image(paths, name, quiet=False, platform=None, tls_verify=None, out=Non
     from ..image.progress import Progress
     progress = Progress("quiet" if quiet else None, out=out)
     image_id, ref = pull_mod.pull(_store(paths), name, platform, tls_verify, progress)
+    from .. import events
+    events.emit(paths, "image", "pull", ref.familiar_string(), {"name": str(ref)})
     return image_id, ref
 
 
@@ -208,5 +210,7 @@ def cmd_push(args, paths):
     from ..image.progress import Progress
     progress = Progress("quiet" if args.quiet else None)
     _, digest, _ = push_mod.push(_store(paths), args.name, args.tls_verify, progress)
+    from .. import events
+    events.emit(paths, "image", "push", args.name, {"name": args.name})
     if args.quiet:
         print(digest)

@@ -730,6 +730,8 @@ def create(paths, store, image_id, args, checked):
             # (with the image's SHELL, which CMD-SHELL checks run with)
             record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))
         state.write_state(paths, cid, record, durable=False)
+        from .. import events
+        events.emit(paths, "container", "create", cid, events.container_attributes(record))
         if args.cidfile:
             try:
                 fsutil.write_new(os.path.abspath(args.cidfile), cid)

@@ -350,6 +350,7 @@ def _record(paths, cid, hc, started_at, result):
     """Docker's handleProbeResult, on health.json."""
     from ..formatting import parse_time
     h = read(paths, cid) or {"Status": "starting", "FailingStreak": 0, "Log": []}
+    before = h.get("Status")
     h["Log"] = (h.get("Log") or [])[-(MAX_LOG - 1):] + [result]
     if result["ExitCode"] == 0:
         h["FailingStreak"] = 0
@@ -363,3 +364,13 @@ def _record(paths, cid, hc, started_at, result):
             if h["FailingStreak"] >= setting(hc, "Retries"):
                 h["Status"] = "unhealthy"
     fsutil.write_json(path(paths, cid), h, durable=False)
+    if h["Status"] != before:
+        # Docker's event of a change (events.py)
+        from .. import events
+        from ..errors import SandboxError
+        from . import state
+        try:
+            attributes = events.container_attributes(state.read_state(paths, cid))
+        except SandboxError:
+            return
+        events.emit(paths, "container", "health_status: " + h["Status"], cid, attributes)

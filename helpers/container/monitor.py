@@ -25,7 +25,7 @@ import sys
 import _signal as signal
 import time
 
-from .. import collect_garbage_from_now_on, fsutil, jsonfast, network
+from .. import collect_garbage_from_now_on, events, fsutil, jsonfast, network
 from ..errors import SandboxError
 from . import state
 
@@ -160,10 +160,10 @@ def drain_sources(sources, on_output, poller=None, on_other=None):
     open_fds = set(sources)
     while open_fds:
         try:
-            events = poller.poll()
+            ready = poller.poll()
         except InterruptedError:
             continue
-        for fd, _ in events:
+        for fd, _ in ready:
             if fd not in sources:
                 on_other(fd)
                 continue
@@ -184,14 +184,15 @@ def _started(paths, cid, monitor_pid, tty_path=None):
     extra = {"TtyPath": tty_path} if tty_path else {}
 
     def record(pid):
-        state.update_state(paths, cid, durable=False, Status="running", Pid=pid,
-                           PidStart=state.proc_start_time(pid),
-                           MonitorPid=monitor_pid,
-                           MonitorStart=state.proc_start_time(monitor_pid),
-                           StartedAt=state.now_iso(), FinishedAt=None,
-                           ExitCode=0, Error="", **extra)
+        st = state.update_state(paths, cid, durable=False, Status="running", Pid=pid,
+                                PidStart=state.proc_start_time(pid),
+                                MonitorPid=monitor_pid,
+                                MonitorStart=state.proc_start_time(monitor_pid),
+                                StartedAt=state.now_iso(), FinishedAt=None,
+                                ExitCode=0, Error="", **extra)
         # The network helper joins PID 1's namespace now, before the exec.
         network.attach(paths, cid, pid)
+        events.emit(paths, "container", "start", cid, events.container_attributes(st))
     return record
 
 
@@ -212,12 +213,22 @@ def _after_a_client(on_started, server):
 
 def record_exit(paths, cid, code, error="", oom=False):
     try:
-        state.update_state(paths, cid, Status="exited", Pid=0, ExitCode=code,
-                           FinishedAt=state.now_iso(), Error=error,
-                           OOMKilled=bool(oom))
+        st = state.update_state(paths, cid, Status="exited", Pid=0, ExitCode=code,
+                                FinishedAt=state.now_iso(), Error=error,
+                                OOMKilled=bool(oom))
     except SandboxError:
-        pass      # removed meanwhile (rm -f)
+        st = None      # removed meanwhile (rm -f)
     network.release(paths, cid)
+    if st is not None:
+        _died(paths, cid, st, code, oom)
+
+
+def _died(paths, cid, record, code, oom):
+    """The events of an end (events.py): oom first if so, then die."""
+    attributes = events.container_attributes(record)
+    if oom:
+        events.emit(paths, "container", "oom", cid, attributes)
+    events.emit(paths, "container", "die", cid, dict(attributes, exitCode=code))
 
 
 class CgroupHook:
@@ -346,6 +357,8 @@ def finish(paths, container, autoremove, code, error="", oom=False):
         state.release_name(paths, container["name"], cid)
         if os.path.exists(paths.container(cid)):
             state.remove_tree(paths, cid)
+        _died(paths, cid, record, code, oom)
+        events.emit(paths, "container", "destroy", cid, events.container_attributes(record))
         return
     record_exit(paths, cid, code, error, oom)
 

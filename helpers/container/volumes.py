@@ -86,7 +86,14 @@ def create(paths, name=None, labels=None, anonymous=False, options=None):
             "Name": name, "Driver": "local", "CreatedAt": state.now_iso(),
             "Labels": labels or {}, "Options": dict(options or {}), "Scope": "local",
             "Anonymous": bool(anonymous)})
+    _event(paths, "create", name)
     return name
+
+
+def _event(paths, action, name):
+    """A volume event (events.py)."""
+    from .. import events
+    events.emit(paths, "volume", action, name, {"driver": "local"})
 
 
 def inspect(paths, name):
@@ -137,6 +144,7 @@ def remove(paths, name, force=False):
                        hint="remove the containers that use it first", exit_code=1)
     from .state import remove_any
     remove_any(volume_dir(paths, name))
+    _event(paths, "destroy", name)
 
 
 def remove_anonymous(paths, record):
@@ -145,6 +153,7 @@ def remove_anonymous(paths, record):
                                               if c != record.get("Id")]:
             from .state import remove_any
             remove_any(volume_dir(paths, name))
+            _event(paths, "destroy", name)
 
 
 # -- from flags to spec mounts ------------------------------------------------

@@ -411,6 +411,7 @@ class Store:
             repos = self.repositories()
             repos[str(target)] = image_id
             fsutil.write_json(self.paths.repositories, repos)
+        _event(self.paths, "tag", image_id, str(target))
 
     def untag(self, ref):
         """Remove one tag; returns the image id it pointed to."""
@@ -420,6 +421,7 @@ class Store:
             if image_id is None:
                 raise ImageNotFound("No such image: %s" % ref.familiar_string())
             fsutil.write_json(self.paths.repositories, repos)
+        _event(self.paths, "untag", image_id, str(ref))
         return image_id
 
     def delete_image(self, image_id):
@@ -438,6 +440,9 @@ class Store:
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
+        for tag in tags:
+            _event(self.paths, "untag", image_id, tag)
+        _event(self.paths, "delete", image_id, image_id)
         return tags
 
     def gc(self):
@@ -523,3 +528,10 @@ def _pid_alive(pid):
     """A process with this pid runs (a zombie does not: a pull killed with
     its parent waits for a late-reaping init, and its temp dirs are dead)."""
     return not pids.ended(pids.stat_fields(pid))
+
+
+def _event(paths, action, image_id, name):
+    """An image event (events.py): Docker's Actor is the image id, its
+    "name" attribute the tag (or the id)."""
+    from .. import events
+    events.emit(paths, "image", action, image_id, {"name": name})

@@ -557,6 +557,7 @@ def connect(paths, cid, name, conf):
                             {rec["Name"]: conf})
     state.modify(paths, cid, lambda st: st.setdefault("Networks", {})
                  .update({rec["Name"]: conf}))
+    usernet.event(paths, "connect", rec, cid)
 
 
 def disconnect(paths, cid, name):
@@ -576,6 +577,7 @@ def disconnect(paths, cid, name):
         st["Networks"] = networks
         (st.get("NetEndpoints") or {}).pop(rec["Name"], None)
     st = state.modify(paths, cid, change)
+    usernet.event(paths, "disconnect", rec, cid)
     if not st.get("NetEndpoints"):
         usernet.drop_from_hosts(paths, cid)
     usernet.sync_hosts(paths)

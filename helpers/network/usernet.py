@@ -159,7 +159,18 @@ def create(paths, name, subnet=None, gateway=None, internal=False,
                "Internal": bool(internal), "Labels": dict(labels or {}),
                "Options": dict(options or {})}
         fsutil.write_json(_path(paths, name), rec, mode=0o600)
+    event(paths, "create", rec)
     return rec
+
+
+def event(paths, action, rec, container=None):
+    """A network event (events.py); ``container``: the id connected or
+    disconnected."""
+    from .. import events
+    attributes = {"name": rec["Name"], "type": "bridge"}
+    if container:
+        attributes["container"] = container
+    events.emit(paths, "network", action, rec["Id"], attributes)
 
 
 def remove(paths, rec):
@@ -173,6 +184,7 @@ def remove(paths, rec):
         os.unlink(_lease_path(paths, rec))
     except FileNotFoundError:
         pass
+    event(paths, "destroy", rec)
 
 
 def users(paths, rec, running_only=False):
