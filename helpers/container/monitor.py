@@ -196,14 +196,17 @@ def _started(paths, cid, monitor_pid, tty_path=None):
     return record
 
 
-def _after_a_client(on_started, server):
+def _after_a_client(on_started, server, ready_w):
     """on_started, then wait (PID 1 waits at its exec meanwhile) until the
     attaching CLI's connection is pending on the socket; the server takes
-    it before it reads any output (Server.serve, native/monitor.c)."""
+    it before it reads any output (Server.serve, native/monitor.c).  A CLI
+    that dies first ends the wait at once: it held the read end of the
+    ready pipe (``ready_w``'s), which then reports an error."""
     def record(pid):
         on_started(pid)
         poller = select.poll()
         poller.register(server.sock.fileno(), select.POLLIN)
+        poller.register(ready_w, 0)         # POLLERR: no reader left
         try:
             poller.poll(int(ATTACH_WAIT * 1000))
         except InterruptedError:
@@ -572,7 +575,7 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     cg = CgroupHook(paths, cid, container["record"], launch)
     on_started = _started(paths, cid, me, tty_path=starter.slave_name)
     if ready_w is not None and container.pop("attach_first", False):
-        on_started = _after_a_client(on_started, server)
+        on_started = _after_a_client(on_started, server, ready_w)
     try:
         network.prepare(paths, launch)
         starter.start(launch, on_started=on_started, on_forked=cg,
