@@ -65,13 +65,17 @@ def test_run_cli_leaves_ctypes_to_the_container(sb, busybox):
     _ctypes: the container's first process does, on the other core, while
     the CLI writes the record (linux._Lib).  And the route watch that only
     pasta uses is not made (taking it from C is a syscall of _ctypes)."""
-    proc = sb.popen("run", "--rm", "-i", "--network", "none", "--cgroups", "disabled",
-                    busybox, "sh", "-c", "echo up; read x; exit 0")
+    import subprocess
+    proc = sb.popen_raw([PYTHON, "-E", "-s", "-S", os.path.join(CHECKOUT, "sandbox.py"),
+                         "run", "--rm", "-i", "--network", "none", "--cgroups", "disabled",
+                         busybox, "sh", "-c", "echo up; read x; exit 0"],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "up\n"
         with open("/proc/%d/maps" % proc.pid) as f:
             maps = f.read()
-        assert "python" in maps          # the CLI itself (not a wrapper)
+        assert "python" in maps          # the CLI itself
         assert "_ctypes" not in maps
     finally:
         proc.stdin.close()
