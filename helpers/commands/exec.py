@@ -57,6 +57,21 @@ def cmd_exec(args, paths):
     if args.tty and args.interactive and not os.isatty(0):
         raise UsageError("the input device is not a TTY",
                          hint="drop -t when stdin is a pipe or file")
-    return cexec.run(st["Pid"], process, spec.get("linux", {}), current_id_map(),
-                     tty=args.tty, stdin=args.interactive, detach=args.detach,
-                     cgroup=cgroup)
+    # Docker's exec events (events.py); exec_die when we see the end
+    from .. import events
+    attributes = dict(events.container_attributes(st), execID=os.urandom(32).hex())
+    what = " ".join(args.command)
+    events.emit(paths, "container", "exec_create: " + what, cid, attributes)
+    events.emit(paths, "container", "exec_start: " + what, cid, attributes)
+    code = None
+    try:
+        code = cexec.run(st["Pid"], process, spec.get("linux", {}), current_id_map(),
+                         tty=args.tty, stdin=args.interactive, detach=args.detach,
+                         cgroup=cgroup)
+    except SandboxError as exc:
+        code = exc.exit_code
+        raise
+    finally:
+        if code is not None and not args.detach:
+            events.emit(paths, "container", "exec_die", cid, dict(attributes, exitCode=code))
+    return code

@@ -113,3 +113,19 @@ def test_health_status_changes_are_events(sb, busybox):
         assert [e["Action"] for e in got] == ["health_status: healthy"], got
     finally:
         sb("rm", "-f", "ev-health")
+
+
+def test_exec_events(sb, busybox):
+    since = time.time()
+    sb("rm", "-f", "ev-exec")
+    sb.ok("run", "-d", "--name", "ev-exec", busybox, "sleep", "60")
+    try:
+        assert sb("exec", "ev-exec", "sh", "-c", "exit 3").returncode == 3
+        got = events(sb, since, "--filter", "container=ev-exec", "--filter", "event=exec_create",
+                     "--filter", "event=exec_start", "--filter", "event=exec_die")
+        assert [e["Action"] for e in got] == ["exec_create: sh -c exit 3",
+                                              "exec_start: sh -c exit 3", "exec_die"], got
+        assert len({e["Actor"]["Attributes"]["execID"] for e in got}) == 1
+        assert got[2]["Actor"]["Attributes"]["exitCode"] == "3"
+    finally:
+        sb("rm", "-f", "ev-exec")
