@@ -31,7 +31,7 @@ VERBS = {"run": "run", "create": "run", "info": "info", "version": "info",
          "ps": "containers", "logs": "containers", "inspect": "containers",
          "top": "containers", "container": "containers", "exec": "exec",
          "volume": "volumes", "stats": "resources", "update": "resources", "pull": "registry", "login": "registry", "logout": "registry",
-         "push": "registry", "cp": "cp", "export": "cp", "diff": "cp", "commit": "cp", "port": "network",
+         "push": "registry", "manifest": "registry", "cp": "cp", "export": "cp", "diff": "cp", "commit": "cp", "port": "network",
          "network": "network", "events": "events"}
 # Verbs that write staged files into the store for a while: SIGTERM (a
 # `kill`, a `timeout`) removes them as Ctrl-C does (errors.Terminated).

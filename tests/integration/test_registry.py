@@ -276,3 +276,21 @@ def test_pull_on_a_terminal_draws_bars_with_bytes_and_speed(fresh_sb, reg):
     assert "Pull complete" in out and "Download complete" in out, out
     assert "Digest: sha256:" in out and "Status: Downloaded newer image for " in out, out
     assert "[" not in r.stdout and "Image is up to date" in r.stdout, r.stdout
+
+
+def test_manifest_inspect(sb, reg):
+    """`manifest inspect`: what the registry has, tab-indented, nothing
+    pulled; a tag it lacks exits 1 (the CI idiom for "does it exist")."""
+    out = sb.ok("manifest", "inspect", "%s/library/busybox" % reg.host).stdout
+    doc = json.loads(out)
+    assert doc["schemaVersion"] == 2 and len(doc["layers"]) == 1 and "config" in doc
+    assert out.startswith("{\n\t\"schemaVersion\": 2")
+    index = json.loads(sb.ok("manifest", "inspect", "%s/multi" % reg.host).stdout)
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["arm64", "amd64"]
+    by_digest = json.loads(sb.ok("manifest", "inspect", "%s/multi@%s"
+                                 % (reg.host, reg.amd["digest"])).stdout)
+    assert by_digest["config"]["mediaType"].endswith("config.v1+json")
+    r = sb("manifest", "inspect", "%s/library/busybox:nosuchtag" % reg.host)
+    assert r.returncode == 1
+    assert "no such manifest: %s/library/busybox:nosuchtag" % reg.host in r.stderr
+    assert sb.ok("images", "-q", "%s/multi" % reg.host).stdout == ""
