@@ -536,8 +536,8 @@ def _namespace_kinds(spec):
 
 
 def _mount_namespace_of(gpid):
-    """G's own mount namespace (an inode number), once G has made it; G
-    does so first, before anything it may fail at."""
+    """G's own mount namespace (an inode number), once G has made it (at
+    the start of its setup); None if G ended before."""
     mine = os.stat("/proc/self/ns/mnt").st_ino
     for _ in range(2000):
         try:
