@@ -55,11 +55,37 @@ def register(sub):
                    help="an SSH agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)")
     p.add_argument("--no-cache", action="store_true",
                    help="run every step (the cache is not read; its entries are replaced)")
-    p.add_argument("--rm", default="true", metavar="BOOL",
+    p.add_argument("--rm", action="store_true", default=True,
                    help="accepted for Docker compatibility (intermediate containers "
                         "are always removed)")
     p.add_argument("--force-rm", action="store_true",
                    help="accepted for Docker compatibility (as --rm)")
+    p.add_argument("--pull", action="store_true",
+                   help="pull the FROM images even when they are in the store")
+    p.add_argument("--platform", metavar="OS/ARCH",
+                   help="the target platform: only this host's (no emulation)")
+    p.add_argument("--progress", choices=("auto", "plain", "tty", "quiet", "rawjson"),
+                   help="accepted for BuildKit's scripts (the output is always plain; "
+                        "quiet is -q)")
+    p.add_argument("-o", "--output", metavar="type=local,dest=DIR|type=tar,dest=FILE",
+                   help="also write the image's files: into a directory (a path alone "
+                        "means that), or a tar archive (- for stdout)")
+    p.add_argument("--push", action="store_true", help="push every -t tag when built")
+    p.add_argument("--load", action="store_true",
+                   help="accepted for buildx's scripts (images always land in the store)")
+    p.add_argument("--cache-from", action="append", default=[], metavar="IMAGE",
+                   help="accepted (the local build cache is what is used)")
+    p.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                   help="a line of the RUN steps' /etc/hosts")
+    p.add_argument("--shm-size", metavar="SIZE", help="/dev/shm of the RUN steps")
+    p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                   help="a resource limit of the RUN steps")
+    for flag, short in (("--memory", "-m"), ("--memory-swap", None),
+                        ("--cpu-shares", "-c"), ("--cpu-period", None),
+                        ("--cpu-quota", None), ("--cpuset-cpus", None),
+                        ("--cpuset-mems", None)):
+        p.add_argument(*((short, flag) if short else (flag,)), metavar="VALUE",
+                       help="as `run %s`, for the RUN steps" % flag)
     p.add_argument("context", metavar="PATH|-",
                    help="the context directory (-: a Dockerfile on stdin, no context)")
     p.set_defaults(func=cmd_build)
@@ -522,13 +548,33 @@ def cmd_build(args, paths):
             raise UsageError("invalid --build-arg %r" % item, hint="--build-arg KEY=VALUE")
         build_args[k] = v if eq else os.environ.get(k, "")
     from ..options import labels
+    if args.progress == "quiet":
+        args.quiet = True
+    if args.platform:
+        build.check_platform(args.platform, "--platform")
+    output = build.parse_output(args.output) if args.output else None
+    if args.push and not tags:
+        raise UsageError("--push needs a name to push", hint="add -t REGISTRY/NAME[:TAG]")
+    run_options = []
+    if args.add_host:
+        from ..network.files import parse_add_hosts
+        parse_add_hosts(args.add_host)          # refused now, not at the first RUN
+        run_options += [o for h in args.add_host for o in ("--add-host", h)]
+    for flag in ("shm_size", "memory", "memory_swap", "cpu_shares", "cpu_period",
+                 "cpu_quota", "cpuset_cpus", "cpuset_mems"):
+        if getattr(args, flag) is not None:
+            run_options += ["--" + flag.replace("_", "-"), getattr(args, flag)]
+    run_options += [o for u in args.ulimit for o in ("--ulimit", u)]
     ssh = build_ssh(args.ssh)
     secrets, made = build_secrets(paths, args.secret)
     try:
         image_id = build.build(paths, args.context, args.file, tags=tags,
                                build_args=build_args, quiet=args.quiet, network=args.network,
                                no_cache=args.no_cache, target=args.target,
-                               labels=labels(args.label), secrets=secrets, ssh=ssh)
+                               labels=labels(args.label), secrets=secrets, ssh=ssh,
+                               pull=args.pull, run_options=run_options,
+                               # (-o -: the archive is stdout, the steps go to stderr)
+                               out=sys.stderr if output == ("tar", "-") else None)
     finally:
         if made:
             import shutil
@@ -536,6 +582,12 @@ def cmd_build(args, paths):
     if args.iidfile:
         from ..fsutil import atomic_write
         atomic_write(os.path.abspath(args.iidfile), image_id)
-    if args.quiet:
+    if output:
+        build.export_image(paths, image_id, *output)
+    if args.push:
+        from .registry import push_tag
+        for tag in args.tag:
+            push_tag(paths, tag, args.quiet)
+    if args.quiet and output != ("tar", "-"):
         print(image_id)
     return 0

@@ -240,11 +240,18 @@ def register_push(sub):
 
 
 def cmd_push(args, paths):
-    from ..image import push as push_mod
-    from ..image.progress import Progress
-    progress = Progress("quiet" if args.quiet else None)
-    _, digest, _ = push_mod.push(_store(paths), args.name, args.tls_verify, progress)
-    from .. import events
-    events.emit(paths, "image", "push", args.name, {"name": args.name})
+    digest = push_tag(paths, args.name, args.quiet, args.tls_verify)
     if args.quiet:
         print(digest)
+
+
+def push_tag(paths, name, quiet=False, tls_verify=None):
+    """Push the image tagged ``name`` (`push`, `build --push`); returns
+    the manifest's digest.  ``quiet``: no progress."""
+    from ..image import push as push_mod
+    from ..image.progress import Progress
+    progress = Progress("quiet" if quiet else None)
+    _, digest, _ = push_mod.push(_store(paths), name, tls_verify, progress)
+    from .. import events
+    events.emit(paths, "image", "push", name, {"name": name})
+    return digest

@@ -317,12 +317,15 @@ class Placer:
 class Builder:
     def __init__(self, paths, context, dockerfile, tags=(), build_args=None, quiet=False,
                  network=None, out=None, no_cache=False, target=None, labels=None,
-                 dockerfile_text=None, secrets=None, ssh=None):
+                 dockerfile_text=None, secrets=None, ssh=None, pull=False,
+                 run_options=()):
         """``dockerfile_text``: the Dockerfile itself (read from stdin),
         instead of the file ``dockerfile``; ``target``: the stage to stop
         after; ``labels``: set on the final image (--label); ``secrets``:
         {id: file} for RUN --mount=type=secret (--secret); ``ssh``: {id:
-        agent socket} for RUN --mount=type=ssh (--ssh)."""
+        agent socket} for RUN --mount=type=ssh (--ssh); ``pull``: FROM
+        images are pulled even when stored (--pull); ``run_options``: more
+        flags of every RUN's `sandbox run` (--add-host, --ulimit, ...)."""
         self.paths = paths
         self.context = context
         self.dockerfile = dockerfile
@@ -336,6 +339,9 @@ class Builder:
         self.dockerfile_text = dockerfile_text
         self.secrets = dict(secrets or {})
         self.ssh = dict(ssh or {})
+        self.pull = pull
+        self.pulled = {}          # name -> image id: --pull pulls each once
+        self.run_options = list(run_options)
         from .store import Store
         self.store = Store(paths)
         self.cache = BuildCache(paths)
@@ -514,12 +520,7 @@ class Builder:
         COPY --from=NAME (by its name or its index)."""
         words = ref.split()
         while words and words[0].startswith("--platform="):
-            wanted = words.pop(0)[11:]
-            here = platform_args()["TARGETPLATFORM"]
-            if wanted and wanted != here and wanted + "/" != here[:len(wanted) + 1]:
-                raise BuildError("FROM --platform=%s: this host builds for %s only"
-                                 % (wanted, here),
-                                 hint="drop --platform, or build on a %s machine" % wanted)
+            check_platform(words.pop(0)[11:], "FROM --platform")
         if len(words) == 3 and words[1].upper() == "AS":
             stage_name = words[2].lower()
         elif len(words) == 1:
@@ -556,10 +557,15 @@ class Builder:
         if name == "scratch":
             return self.scratch()
         from .store import ImageNotFound
+        from ..commands.registry import pull_for_run
+        if self.pull:
+            if name not in self.pulled:
+                self.pulled[name] = pull_for_run(self.paths, name, missing=False,
+                                                 quiet=self.quiet)
+            return self.pulled[name]
         try:
             return self.store.lookup(name)
         except ImageNotFound:
-            from ..commands.registry import pull_for_run
             return pull_for_run(self.paths, name)
 
     def scratch(self):
@@ -639,6 +645,8 @@ class Builder:
             opts += ["-e", "%s=%s" % (k, v)]
         if self.network and verb == "run" and "--network" not in extra:
             opts += ["--network", self.network]
+        if verb == "run":
+            opts += self.run_options
         opts += list(extra)
         quiet = self.quiet
         res = self.sandbox(verb, *opts, self.image_id, *argv,
@@ -1318,6 +1326,66 @@ def _quote_pairs(rest, env):
     import shlex
     pairs = archive._pairs(rest)
     return ["%s=%s" % (k, shlex.quote(expand(v, env))) for k, v in pairs]
+
+
+def check_platform(wanted, what):
+    """FROM --platform=P and build --platform P: this host's platform only
+    (no emulation)."""
+    here = platform_args()["TARGETPLATFORM"]
+    if wanted and wanted != here and wanted + "/" != here[:len(wanted) + 1]:
+        raise BuildError("%s=%s: this host builds for %s only" % (what, wanted, here),
+                         hint="drop --platform, or build on a %s machine" % wanted)
+
+
+def parse_output(text):
+    """build -o: ("local", DIR) or ("tar", FILE|"-"), as BuildKit reads
+    type=local,dest=DIR / type=tar,dest=FILE, or a bare path (a
+    directory; "-": a tar on stdout)."""
+    if "=" not in text:
+        return ("tar", "-") if text == "-" else ("local", text)
+    fields = {}
+    for item in text.split(","):
+        k, eq, v = item.partition("=")
+        if not eq:
+            raise UsageError("invalid --output %r" % text,
+                             hint="type=local,dest=DIR or type=tar,dest=FILE")
+        fields[k.strip()] = v.strip()
+    kind = fields.pop("type", "local")
+    dest = fields.pop("dest", None)
+    if kind not in ("local", "tar") or not dest or fields:
+        raise UsageError("invalid --output %r" % text,
+                         hint="type=local,dest=DIR or type=tar,dest=FILE (the image "
+                              "itself is always stored: registry and docker types "
+                              "are -t with --push, or nothing)")
+    return kind, dest
+
+
+def export_image(paths, image_id, kind, dest):
+    """build -o: the image's files into the directory ``dest`` (as `cp
+    CTR:/. DEST`: yours, symlinks kept, nothing written outside) or as a
+    tar archive (as `export`), through a container that never runs."""
+    import uuid
+    from ..container.monitor import _self_command
+    base = _self_command() + ["--root", paths.root, "--runroot", paths.runroot]
+    name = "sandbox-build-" + uuid.uuid4().hex[:12]
+    made = subprocess.run(base + ["create", "--name", name, "--entrypoint", "",
+                                  "--network", "none", image_id, "true"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if made.returncode != 0:
+        raise BuildError("--output: %s" % made.stderr.decode(errors="replace").strip())
+    try:
+        if kind == "local":
+            os.makedirs(dest, exist_ok=True)
+            res = subprocess.run(base + ["cp", name + ":/.", dest], stderr=subprocess.PIPE)
+        else:
+            res = subprocess.run(base + ["export", "-o", dest, name] if dest != "-"
+                                 else base + ["export", name], stderr=subprocess.PIPE)
+        if res.returncode != 0:
+            raise BuildError("--output %s: %s" % (
+                dest, res.stderr.decode(errors="replace").strip()))
+    finally:
+        subprocess.run(base + ["rm", "-f", name], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
 
 
 def build(paths, context, dockerfile=None, **kw):

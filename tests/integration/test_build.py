@@ -594,3 +594,47 @@ def test_run_mount_ssh_reaches_the_users_agent(sb, busybox, debian):
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+
+def test_the_flags_ci_scripts_pass_and_build_outputs(sb, busybox):
+    """Docker's and BuildKit's build flags: --rm/--force-rm/--load/
+    --cache-from/--progress accepted, --add-host and --ulimit reach the RUN
+    steps, --platform (this host's) accepted, and -o writes the image's
+    files: into a directory (the user's, symlinks kept), into a tar file, or
+    as a tar on stdout (the steps then on stderr)."""
+    from helpers.image.archive import host_arch
+    ctx = context(sb, "build-flags", (
+        "FROM busybox\n"
+        "RUN grep myhost /etc/hosts > /hosts && ulimit -n > /nofile\n"
+        "RUN ln -s /etc/passwd /link && mkdir -p /d && echo deep > /d/f\n"))
+    out_dir = host_dir(sb, "build-flags-out")
+    give(sb, out_dir)
+    r = sb("build", "--rm", "--force-rm=true", "--progress=plain", "--load",
+           "--cache-from", "nothing:here", "--platform", "linux/" + host_arch(),
+           "--add-host", "myhost:10.1.2.3", "--ulimit", "nofile=512:512",
+           "-t", "build-flags", "-o", "type=local,dest=" + out_dir, ctx)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(out_dir, "hosts")) as f:
+        assert f.read().split() == ["10.1.2.3", "myhost"]
+    with open(os.path.join(out_dir, "nofile")) as f:
+        assert f.read() == "512\n"
+    assert os.readlink(os.path.join(out_dir, "link")) == "/etc/passwd"
+    st = os.stat(os.path.join(out_dir, "d", "f"))
+    assert (st.st_uid, st.st_gid) == (sb.uid, sb.gid)
+    tar_path = os.path.join(out_dir, "image.tar")
+    sb.ok("build", "-q", "-o", "type=tar,dest=" + tar_path, ctx)
+    with tarfile.open(tar_path) as tf:
+        assert {"d/f", "hosts", "bin/sh"} <= set(tf.getnames())
+    r = sb.run_raw(["sh", "-c", "%s build -o - %s | tar -t" % (sb.cli, ctx)])
+    assert r.returncode == 0 and "d/f" in r.stdout.split(), r.stderr
+    assert "Successfully built" in r.stderr
+    for flags, message, code in (
+            (["--platform", "linux/s390x"], "this host builds for linux/%s only"
+             % host_arch(), 1),
+            (["--progress=fancy"], "invalid choice: 'fancy'", 125),
+            (["-o", "type=registry"], "invalid --output 'type=registry'", 125),
+            (["--push"], "--push needs a name to push", 125),
+            (["--add-host", "nocolon"], "add-host", 125)):
+        r = sb("build", *flags, ctx)
+        assert r.returncode == code and message in r.stderr, (flags, r.stderr)
+    assert leftovers(sb) == ([], 0)

@@ -125,3 +125,28 @@ def test_push_of_loaded_and_imported_images(fresh_sb, regs, images_dir, tmp_path
                                  .stdout)[0]["Id"]
     finally:
         other.close()
+
+
+def test_build_pull_and_push(sb, regs, tmp_path):
+    """build --pull fetches the FROM image again even though it is stored;
+    build --push pushes every -t name once built."""
+    a, b = regs
+    base = "%s/layers" % a.host
+    sb.ok("pull", "-q", base)
+    ctx = os.path.join(sb.data_dir()[0].rsplit("/", 1)[0], "push-ctx")
+    os.makedirs(ctx, exist_ok=True)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM %s\nRUN echo built > /built\n" % base)
+    subprocess.run(["chown", "-R", "%d:%d" % (sb.uid, sb.gid), ctx], check=True)
+    r = sb("build", ctx)
+    assert r.returncode == 0 and "Pulling from" not in r.stdout + r.stderr, r.stderr
+    name = "%s/built/layers:v1" % b.host
+    r = sb("build", "--pull", "-t", name, "--push", ctx)
+    assert r.returncode == 0, r.stderr
+    assert "Pulling from layers" in r.stderr          # (already there: not missing)
+    assert "Unable to find image" not in r.stderr
+    assert "The push refers to repository [%s/built/layers]" % b.host in r.stdout
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "docker://" + name],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)["Layers"]) == 4
