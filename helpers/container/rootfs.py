@@ -230,18 +230,36 @@ def _merge(src_root, dst_root):
 
 
 def _copy_file(src, dst):
+    """The bytes of ``src`` into the new file ``dst``: copy_file_range
+    (reflinks or in-kernel copies within one file system), else sendfile.
+    Filling a volume copies from the container's overlay to the volume's
+    file system, and since Linux 5.19 copy_file_range refuses to cross
+    file systems of different types (EXDEV): every file of a non-empty
+    image directory failed the container's start."""
     with open(src, "rb") as fi:
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             size = os.fstat(fi.fileno()).st_size
             offset = 0
+            copy = os.copy_file_range
             while offset < size:
-                n = os.copy_file_range(fi.fileno(), fd, size - offset)
+                try:
+                    n = copy(fi.fileno(), fd, size - offset)
+                except OSError as exc:
+                    if copy is not os.copy_file_range or exc.errno not in (
+                            errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                        raise
+                    copy = _sendfile             # from the same offset on
+                    continue
                 if n == 0:
                     break
                 offset += n
         finally:
             os.close(fd)
+
+
+def _sendfile(src_fd, dst_fd, count):
+    return os.sendfile(dst_fd, src_fd, None, count)
 
 
 def _copy_meta(src, dst, st):

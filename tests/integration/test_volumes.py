@@ -119,3 +119,13 @@ def test_volume_options_tmpfs_and_bind(sb, busybox):
     r = sb("volume", "create", "--opt", "type=tmpfs", "bindvol")
     assert r.returncode == 125 and "exists with other options" in r.stderr
     sb.ok("volume", "rm", "scratchvol", "bindvol")
+
+
+def test_a_new_volume_over_image_files_starts_with_them(sb, busybox):
+    """Filling copies from the container's overlay to the volume's file
+    system: copy_file_range refuses that (EXDEV, Linux >= 5.19), sendfile
+    does it (every image directory with files failed the start before)."""
+    sb("volume", "rm", "-f", "vol-files")
+    out = sb.ok("run", "--rm", "-v", "vol-files:/bin", busybox, "/bin/ls", "/bin").stdout
+    assert {"sh", "ls", "busybox"} <= set(out.split())
+    sb("volume", "rm", "-f", "vol-files")
