@@ -244,6 +244,8 @@ def validate(args, attaching=True):
     if args.volume or args.mount:
         from ..container import volumes
         volume_specs = [v for v in args.volume if volumes.is_volume_spec(v)]
+        for v in volume_specs:
+            volumes.parse_volume_flag(v)    # checked now, resolved at create
         for m in args.mount:
             volumes.parse_mount(m)      # checked now, resolved at create
     mounts = [spec_mod.parse_volume(v) for v in args.volume if v not in volume_specs]

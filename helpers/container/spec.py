@@ -67,6 +67,11 @@ def merge_env(image_env, user_env):
     return ["%s=%s" % (k, env[k]) for k in order]
 
 
+# Docker Desktop's bind consistency modes: accepted, and nothing on Linux
+# (Docker's own Linux engine takes and ignores them too).
+CONSISTENCY_MODES = ("consistent", "cached", "delegated")
+
+
 def parse_volume(spec):
     """-v HOST:CTR[:OPTS] -> mount dict.  Named volumes are a later issue."""
     parts = spec.split(":")
@@ -83,7 +88,8 @@ def parse_volume(spec):
         raise UsageError("invalid volume specification: %r: the container "
                          "path must be absolute" % spec)
     for o in opts:
-        if o not in ("ro", "rw", "z", "Z", "rprivate", "private", "rbind", "bind"):
+        if o not in ("ro", "rw", "z", "Z", "rprivate", "private", "rbind",
+                     "bind") + CONSISTENCY_MODES:
             raise UsageError("invalid mode %r in volume specification %r" % (o, spec),
                              hint="use ro or rw")
     flags = ["rbind"] + (["ro"] if "ro" in opts else ["rw"])

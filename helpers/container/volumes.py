@@ -215,12 +215,8 @@ def resolve(paths, volume_flags, mount_flags, volumes_from, image_volumes):
         mounts.append(_bind(data_dir(paths, name), dest, readonly))
 
     for spec in volume_flags:
-        parts = spec.split(":")
-        if len(parts) == 1:             # -v /path: an anonymous volume
-            add_volume(None, parts[0], False, anonymous=True)
-            continue
-        name, dest = parts[0], parts[1]
-        add_volume(name, dest, len(parts) > 2 and "ro" in parts[2].split(","))
+        name, dest, readonly, nocopy = parse_volume_flag(spec)
+        add_volume(name, dest, readonly, anonymous=name is None, nocopy=nocopy)
     for value in mount_flags:
         m = parse_mount(value)
         if m["type"] == "bind":
@@ -265,6 +261,26 @@ def _volumes_from(paths, ref):
             m["options"] = ["rbind", mode]
         out.append(m)
     return out, record.get("Volumes") or []
+
+
+def parse_volume_flag(spec):
+    """-v NAME:/path[:OPTS] or -v /path (anonymous) -> (name or None,
+    destination, read-only, nocopy); OPTS as Docker takes them for a
+    volume: ro, rw, nocopy (no filling from the image), z, Z and the
+    consistency modes (accepted, nothing on Linux)."""
+    from .spec import CONSISTENCY_MODES
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return None, parts[0], False, False
+    if len(parts) > 3 or not parts[1].startswith("/"):
+        raise UsageError("invalid volume specification: %r" % spec,
+                         hint="-v NAME:/container/path[:ro] (the path absolute)")
+    opts = parts[2].split(",") if len(parts) == 3 else []
+    for o in opts:
+        if o not in ("ro", "rw", "nocopy", "z", "Z") + CONSISTENCY_MODES:
+            raise UsageError("invalid mode %r in volume specification %r" % (o, spec),
+                             hint="ro, rw or nocopy")
+    return parts[0], parts[1], "ro" in opts, "nocopy" in opts
 
 
 def is_volume_spec(spec):

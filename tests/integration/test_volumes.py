@@ -121,6 +121,29 @@ def test_volume_options_tmpfs_and_bind(sb, busybox):
     sb.ok("volume", "rm", "scratchvol", "bindvol")
 
 
+def test_volume_modes_nocopy_and_consistency(sb, busybox):
+    """-v NAME:/p:nocopy leaves a new volume empty (not filled from the
+    image); Docker Desktop's consistency modes (cached, delegated,
+    consistent) are accepted for binds and volumes; other modes are refused
+    before anything is made."""
+    for name in ("vol-nocopy", "vol-copy"):
+        sb("volume", "rm", "-f", name)
+    out = sb.ok("run", "--rm", "-v", "vol-nocopy:/etc:nocopy", busybox, "ls", "/etc").stdout
+    assert "passwd" not in out.split()     # (hosts, hostname, resolv.conf: mount points)
+    out = sb.ok("run", "--rm", "-v", "vol-copy:/etc:ro,delegated", busybox, "ls", "/etc").stdout
+    assert "passwd" in out.split()
+    host = os.path.dirname(sb.data_dir()[0])
+    out = sb.ok("run", "--rm", "-v", host + ":/h:cached", busybox, "ls", "/h").stdout
+    assert out
+    before = sb.ok("volume", "ls", "-q").stdout
+    for spec in (host + ":/h:bogus", "vol-bad:/x:bogus"):
+        r = sb("run", "--rm", "-v", spec, busybox, "true")
+        assert r.returncode == 125 and "invalid mode 'bogus'" in r.stderr, r.stderr
+    assert sb.ok("volume", "ls", "-q").stdout == before
+    for name in ("vol-nocopy", "vol-copy"):
+        sb("volume", "rm", "-f", name)
+
+
 def test_a_new_volume_over_image_files_starts_with_them(sb, busybox):
     """Filling copies from the container's overlay to the volume's file
     system: copy_file_range refuses that (EXDEV, Linux >= 5.19), sendfile
