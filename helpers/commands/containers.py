@@ -562,11 +562,32 @@ def cmd_top(args, paths):
     if not state.is_running(st):
         raise SandboxError("container %s is not running" % args.container, exit_code=1)
     pids = container_pids(st["Pid"])
+    from ..errors import HostError
     from ..proc import run_checked
     ps_args = args.ps_args or ["-o", "uid,pid,ppid,c,stime,tty,time,cmd"]
-    res = run_checked(["ps"] + ps_args + ["-p", ",".join(map(str, pids))])
-    sys.stdout.write(res.stdout.decode(errors="replace"))
+    try:
+        res = run_checked(["ps"] + ps_args + ["-q", ",".join(map(str, pids))])
+    except HostError:
+        # Options that select processes themselves (-e, -A, ax) do not
+        # go with -q: all of them, and the rows are picked below.
+        res = run_checked(["ps"] + ps_args)
+    sys.stdout.write(ps_rows(res.stdout.decode(errors="replace"), pids))
     return 0
+
+
+def ps_rows(output, pids):
+    """Docker's rule for `top`: ps's header and the rows whose PID column
+    is one of the container's (whatever else the options selected)."""
+    lines = output.splitlines()
+    header = lines[0].split() if lines else []
+    if "PID" not in header:
+        raise SandboxError("couldn't find PID field in ps output",
+                           hint="keep pid among the -o columns")
+    column = header.index("PID")
+    wanted = {str(p) for p in pids}
+    rows = [line for line in lines[1:]
+            if len(line.split()) > column and line.split()[column] in wanted]
+    return "\n".join([lines[0]] + rows) + "\n"
 
 
 def prune_containers(paths, filters=()):

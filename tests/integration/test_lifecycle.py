@@ -359,6 +359,13 @@ def test_top_and_prune(sb, busybox):
             break
         time.sleep(0.05)
     assert "PID" in top.splitlines()[0] and "sleep 61" in top and "sleep 60" in top
+    # ps options that select every process (-e, aux): still only the
+    # container's rows (Docker filters ps's output by its PID column)
+    for ps_args in (["-eo", "pid,comm"], ["aux"]):
+        rows = sb.ok("top", "busy", *ps_args).stdout.splitlines()
+        assert "PID" in rows[0].split() and len(rows) == 3, rows
+    r = sb("top", "busy", "-o", "comm")
+    assert r.returncode == 125 and "couldn't find PID field" in r.stderr
     sb.ok("run", "--name", "stale", busybox, "true")
     pruned = sb.ok("container", "prune", "-f").stdout
     assert "Deleted Containers:" in pruned
