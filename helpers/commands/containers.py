@@ -120,44 +120,91 @@ def _spec_args(paths, cid):
         return []
 
 
-def matches(st, filters, image_ids=None, paths=None):
+PS_FILTERS = ("name", "id", "status", "label", "ancestor", "exited", "health", "before",
+              "since", "volume", "network", "publish", "expose", "is-task", "isolation")
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+def ps_filters(paths, filters):
+    """`ps --filter K=V`... -> {key: [values]}, every key and value checked
+    first (also with no container at all); before= and since= become the
+    creation time of the container they name, publish= and expose= the
+    ports they mean."""
+    groups = {}
     for f in filters:
         key, sep, value = f.partition("=")
         if not sep:
             raise UsageError("bad filter %r" % f, hint="use KEY=VALUE")
-        if key == "name":
-            import re
-            if not re.search(value, st.get("Name", "")):
-                return False
-        elif key == "id":
-            if not st["Id"].startswith(value):
-                return False
-        elif key == "status":
-            if value not in ("created", "restarting", "running", "removing",
-                             "paused", "exited", "dead"):
-                raise UsageError("invalid filter 'status=%s'" % value)
-            if st.get("Status") != value:
-                return False
-        elif key == "label":
-            if not has_label(st.get("Labels") or {}, value):
-                return False
-        elif key == "ancestor":
-            if not _ancestor_matches(st, value, image_ids):
-                return False
-        elif key == "exited":
-            if st.get("Status") != "exited" or str(st.get("ExitCode")) != value:
-                return False
-        elif key == "health" and paths is not None:
-            if value not in ("starting", "healthy", "unhealthy", "none"):
-                raise UsageError("invalid filter 'health=%s'" % value,
-                                 hint="health=starting|healthy|unhealthy|none")
-            from ..container import health
-            if health.status_of(paths, st) != value:
-                return False
-        else:
-            raise UsageError("invalid filter %r" % key,
-                             hint="name, id, status, label, ancestor, exited, health")
-    return True
+        if key not in PS_FILTERS:
+            raise UsageError("invalid filter %r" % key, hint=", ".join(PS_FILTERS))
+        if key == "status" and value not in STATUSES:
+            raise UsageError("invalid filter 'status=%s'" % value,
+                             hint="status=" + "|".join(STATUSES))
+        if key == "health" and value not in ("starting", "healthy", "unhealthy", "none"):
+            raise UsageError("invalid filter 'health=%s'" % value,
+                             hint="health=starting|healthy|unhealthy|none")
+        if key in ("is-task", "isolation") and value not in (
+                ("true", "false") if key == "is-task" else ("default",)):
+            raise UsageError("invalid filter '%s=%s'" % (key, value))
+        if key in ("before", "since"):
+            from ..container import state
+            value = parse_time(state.read_state(paths, state.resolve(paths, value))
+                               .get("Created"))
+        if key in ("publish", "expose"):
+            value = _port_set(key, value)
+        groups.setdefault(key, []).append(value)
+    return groups
+
+
+def _port_set(key, text):
+    """"80", "80/udp", "8000-8010/tcp" -> {"80/tcp", ...}."""
+    ports, _, proto = text.partition("/")
+    first, dash, last = ports.partition("-")
+    if not first.isdigit() or (dash and not last.isdigit()) or \
+            proto not in ("", "tcp", "udp", "sctp"):
+        raise UsageError("invalid filter '%s=%s'" % (key, text),
+                         hint="%s=PORT[/PROTO] or START-END[/PROTO]" % key)
+    return {"%d/%s" % (p, proto or "tcp")
+            for p in range(int(first), int(last if dash else first) + 1)}
+
+
+def matches(st, groups, image_ids=None, paths=None):
+    """Docker's rule: every key must match, one value of a key is enough."""
+    return all(any(_matches(st, key, value, image_ids, paths) for value in values)
+               for key, values in groups.items())
+
+
+def _matches(st, key, value, image_ids, paths):
+    if key == "name":
+        import re
+        return bool(re.search(value, st.get("Name", "")))
+    if key == "id":
+        return st["Id"].startswith(value)
+    if key == "status":
+        return st.get("Status") == value
+    if key == "label":
+        return has_label(st.get("Labels") or {}, value)
+    if key == "ancestor":
+        return _ancestor_matches(st, value, image_ids)
+    if key == "exited":
+        return st.get("Status") == "exited" and str(st.get("ExitCode")) == value
+    if key == "health":
+        from ..container import health
+        return health.status_of(paths, st) == value
+    if key in ("before", "since"):
+        created = parse_time(st.get("Created"))
+        return created is not None and value is not None and (
+            created < value if key == "before" else created > value)
+    if key == "volume":
+        return value in (st.get("Volumes") or []) or os.path.normpath(value) in [
+            m.get("destination") for m in st.get("UserMounts") or []]
+    if key == "network":
+        return st.get("NetworkMode") == value or value in (st.get("Networks") or {})
+    if key == "publish":
+        return bool(value & set(st.get("PortBindings") or {}))
+    if key == "expose":
+        return bool(value & set(st.get("ExposedPorts") or []))
+    return key == "isolation" or value == "false"        # is-task: never a task
 
 
 def _ancestor_matches(st, value, image_ids):
@@ -233,7 +280,7 @@ def _health_text(paths, st):
 
 
 def cmd_ps(args, paths):
-    matches({"Id": ""}, args.filter, set(), paths)     # bad filters refused, even with no container
+    groups = ps_filters(paths, args.filter)     # bad filters refused, even with no container
     records = all_records(paths)
     image_ids = None
     if any(f.startswith("ancestor=") for f in args.filter):
@@ -243,7 +290,7 @@ def cmd_ps(args, paths):
     if limit < 0 and not args.all:
         records = [st for st in records if st.get("Status") in
                    ("running", "paused", "restarting")]
-    records = [st for st in records if matches(st, args.filter, image_ids, paths)]
+    records = [st for st in records if matches(st, groups, image_ids, paths)]
     if limit >= 0:
         records = records[:limit]
     if args.quiet:

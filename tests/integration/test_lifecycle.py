@@ -221,7 +221,29 @@ def test_ps_filters_and_formats(sb, busybox):
     assert table[0].split() == ["NAMES", "STATUS"]
     js = [json.loads(line) for line in sb.ok("ps", "-a", "--format", "json").stdout.splitlines()]
     assert {"f-run", "f-done"} <= {j["Names"] for j in js}
-    sb.ok("rm", "-f", "f-run", "f-done")
+    # The same key twice: either value; different keys: both (Docker's rule)
+    assert set(names("-a", "--filter", "status=exited", "--filter", "status=running",
+                     "--filter", "name=f-")) == {"f-run", "f-done"}
+    # before/since (creation order), volume, network, publish, expose
+    sb.ok("create", "--name", "f-later", "-v", "f-vol:/data", "-p", "127.0.0.1::8080",
+          "--expose", "9000-9001/udp", busybox, "true")
+    assert names("-a", "--filter", "since=f-done") == ["f-later"]
+    assert set(names("-a", "--filter", "before=f-later", "--filter", "name=f-")) == \
+        {"f-run", "f-done"}
+    assert names("-a", "--filter", "volume=f-vol") == ["f-later"]
+    assert names("-a", "--filter", "volume=/data", "--filter", "name=f-") == ["f-later"]
+    assert names("-a", "--filter", "publish=8080", "--filter", "name=f-") == ["f-later"]
+    assert names("-a", "--filter", "publish=8080/udp", "--filter", "name=f-") == []
+    assert names("-a", "--filter", "expose=9001/udp", "--filter", "name=f-") == ["f-later"]
+    assert names("-a", "--filter", "expose=8000-8100", "--filter", "name=f-") == ["f-later"]
+    assert set(names("-a", "--filter", "network=pasta", "--filter", "name=f-")) == \
+        {"f-run", "f-done", "f-later"}
+    assert set(names("-a", "--filter", "is-task=false", "--filter", "name=f-")) == \
+        {"f-run", "f-done", "f-later"}
+    for flt, code in (("before=nosuch", 1), ("publish=http", 125), ("colour=red", 125)):
+        assert sb("ps", "--filter", flt).returncode == code, flt
+    sb.ok("rm", "-f", "-v", "f-run", "f-done", "f-later")
+    sb("volume", "rm", "f-vol")
 
 
 def test_create_start_attach_restart_rename(sb, busybox):
