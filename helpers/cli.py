@@ -49,6 +49,7 @@ MANAGED = {
                   "stop", "top", "unpause", "update", "wait"),
     "image": ("build", "pull", "push"),
     "builder": ("build",),
+    "buildx": ("build",),       # (CI's `docker buildx build`: the same builder)
     "system": ("info", "events"),
 }
 

@@ -75,6 +75,11 @@ def register(sub):
                    help="accepted for buildx's scripts (images always land in the store)")
     p.add_argument("--cache-from", action="append", default=[], metavar="IMAGE",
                    help="accepted (the local build cache is what is used)")
+    p.add_argument("--cache-to", action="append", default=[], metavar="SPEC",
+                   help="accepted for buildx's scripts (the build cache stays local)")
+    p.add_argument("--provenance", metavar="BOOL|mode=...",
+                   help="accepted for buildx's scripts (no attestations are made)")
+    p.add_argument("--sbom", metavar="BOOL", help="accepted (no attestations are made)")
     p.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
                    help="a line of the RUN steps' /etc/hosts")
     p.add_argument("--shm-size", metavar="SIZE", help="/dev/shm of the RUN steps")

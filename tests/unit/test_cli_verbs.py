@@ -27,6 +27,7 @@ def test_find_verb(argv, verb):
     (["image", "pull", "busybox"], ["pull", "busybox"]),
     (["builder", "build", "."], ["build", "."]),
     (["system", "info", "-f", "json"], ["info", "-f", "json"]),
+    (["buildx", "build", "--push", "-t", "r/x", "."], ["build", "--push", "-t", "r/x", "."]),
     (["system", "df"], ["system", "df"]),
     # The management commands' own subcommands stay theirs.
     (["container", "ls", "-a"], ["container", "ls", "-a"]),
