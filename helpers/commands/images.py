@@ -87,8 +87,7 @@ def register(sub):
                    help="a resource limit of the RUN steps")
     for flag, short in (("--memory", "-m"), ("--memory-swap", None),
                         ("--cpu-shares", "-c"), ("--cpu-period", None),
-                        ("--cpu-quota", None), ("--cpuset-cpus", None),
-                        ("--cpuset-mems", None)):
+                        ("--cpu-quota", None), ("--cpuset-cpus", None)):
         p.add_argument(*((short, flag) if short else (flag,)), metavar="VALUE",
                        help="as `run %s`, for the RUN steps" % flag)
     p.add_argument("context", metavar="PATH|-",
@@ -566,7 +565,7 @@ def cmd_build(args, paths):
         parse_add_hosts(args.add_host)          # refused now, not at the first RUN
         run_options += [o for h in args.add_host for o in ("--add-host", h)]
     for flag in ("shm_size", "memory", "memory_swap", "cpu_shares", "cpu_period",
-                 "cpu_quota", "cpuset_cpus", "cpuset_mems"):
+                 "cpu_quota", "cpuset_cpus"):
         if getattr(args, flag) is not None:
             run_options += ["--" + flag.replace("_", "-"), getattr(args, flag)]
     run_options += [o for u in args.ulimit for o in ("--ulimit", u)]

@@ -61,6 +61,13 @@ UNSUPPORTED_FLAGS = {
     "--cgroup-parent": ("the container's cgroup is a systemd scope of your user "
                         "manager's, placed by sandbox", "leave it out"),
     "--volume-driver": ("only the local driver exists", "leave it out"),
+    "--ip6": ("user-defined networks are IPv4 only", "leave it out (--ip sets IPv4)"),
+    "--link-local-ip": ("user-defined networks give no link-local addresses",
+                        "leave it out"),
+    "--cpuset-mems": ("memory nodes are not delegated to users here (cpuset.mems)",
+                      "--cpuset-cpus limits the CPUs"),
+    "--blkio-weight-device": ("per-device I/O weights are not supported",
+                              "--blkio-weight weighs all devices"),
 }
 
 
