@@ -141,6 +141,10 @@ def main(argv=None):
     if not getattr(args, "func", None):
         getattr(args, "_parser", parser).print_help(sys.stderr)
         return 125 if args.verb is None else 0
+    if getattr(args, "disable_content_trust", True) is False:
+        report(SandboxError("content trust (image signing) is not supported",
+                            hint="leave out --disable-content-trust=false"))
+        return 125
     if args.verb not in ("run", "exec"):
         from . import collect_garbage_from_now_on
         collect_garbage_from_now_on()

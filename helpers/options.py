@@ -365,6 +365,14 @@ def _is_number(word):
     return True
 
 
+def add_content_trust_flag(p):
+    """Docker's --disable-content-trust (true by default there too): image
+    signatures are never checked here, so it is accepted, and =false is
+    refused (cli.main)."""
+    p.add_argument("--disable-content-trust", action="store_true", default=True,
+                   help="accepted (image signatures are not checked)")
+
+
 def labels(items, flag="--label"):
     """KEY=VALUE words (-l, --label) -> {KEY: VALUE}; a missing KEY is
     refused (a missing "=" gives an empty value, as Docker)."""

@@ -80,6 +80,8 @@ def register(sub):
     p.add_argument("--provenance", metavar="BOOL|mode=...",
                    help="accepted for buildx's scripts (no attestations are made)")
     p.add_argument("--sbom", metavar="BOOL", help="accepted (no attestations are made)")
+    from ..options import add_content_trust_flag
+    add_content_trust_flag(p)
     p.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
                    help="a line of the RUN steps' /etc/hosts")
     p.add_argument("--shm-size", metavar="SIZE", help="/dev/shm of the RUN steps")

@@ -7,6 +7,7 @@ a local image (DESIGN.md, house style 9)."""
 import sys
 
 from ..errors import SandboxError, UsageError
+from ..options import add_content_trust_flag
 
 
 def register(sub):
@@ -70,6 +71,7 @@ def _pull_flags(p):
     p.add_argument("--tls-verify", type=parse_bool, default=None, metavar="BOOL",
                    help="verify the registry's certificate (default true; "
                         "loopback registries speak plain HTTP)")
+    add_content_trust_flag(p)
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
     p.set_defaults(func=cmd_pull)
 
@@ -235,6 +237,7 @@ def register_push(sub):
     p = sub.add_parser("push", help="upload an image to a registry")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
     p.add_argument("--tls-verify", type=parse_bool, default=None, metavar="BOOL")
+    add_content_trust_flag(p)
     p.add_argument("name", metavar="NAME[:TAG]")
     p.set_defaults(func=cmd_push)
 

@@ -72,7 +72,9 @@ UNSUPPORTED_FLAGS = {
 
 
 def add_create_flags(p):
+    from ..options import add_content_trust_flag
     p.unsupported.update(UNSUPPORTED_FLAGS)
+    add_content_trust_flag(p)
     p.add_argument("--rm", action="store_true",
                    help="remove the container when it exits")
     p.add_argument("-d", "--detach", action="store_true",

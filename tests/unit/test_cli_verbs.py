@@ -53,3 +53,11 @@ def test_management_help_lists_the_top_level_verbs_it_takes(argv, capsys):
     for verb in cli.MANAGED[argv[0]]:
         assert "\n  %s " % verb in text, text
 
+
+
+def test_disable_content_trust_is_accepted_and_false_is_refused(capsys):
+    for verb in (["pull"], ["push"], ["run"], ["create"], ["build"]):
+        args = cli.build_parser(verb[0]).parse_args(verb + ["--disable-content-trust", "x"])
+        assert args.disable_content_trust is True
+    assert cli.main(["pull", "--disable-content-trust=false", "busybox"]) == 125
+    assert "content trust (image signing) is not supported" in capsys.readouterr().err
