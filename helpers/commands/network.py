@@ -32,6 +32,13 @@ def register(sub):
     p.add_argument("--label", action="append", default=[], metavar="K=V")
     p.add_argument("-o", "--opt", action="append", default=[], metavar="K=V",
                    help="driver options (kept, shown by inspect)")
+    p.add_argument("--ip-range", metavar="CIDR",
+                   help="give containers addresses from this part of --subnet only")
+    p.add_argument("--aux-address", action="append", default=[], metavar="NAME=IP",
+                   help="an address of --subnet never given to a container")
+    p.add_argument("--attachable", action="store_true",
+                   help="accepted (any container may join a network)")
+    p.unsupported["--ipv6"] = ("user-defined networks are IPv4 only", "leave it out")
     p.add_argument("name", metavar="NETWORK")
     p.set_defaults(func=cmd_create)
 
@@ -101,7 +108,8 @@ def cmd_create(args, paths):
     rec = usernet.create(paths, args.name, subnet=args.subnet,
                          gateway=args.gateway, internal=args.internal,
                          labels=labels(args.label), driver=args.driver,
-                         options=labels(args.opt, "--opt"))
+                         options=labels(args.opt, "--opt"), ip_range=args.ip_range,
+                         aux=labels(args.aux_address, "--aux-address"))
     print(rec["Id"])
     return 0
 
@@ -170,8 +178,10 @@ def network_json(paths, rec):
                 "MacAddress": ep["MacAddress"],
                 "IPv4Address": "%s/%d" % (ep["IPAddress"], ep["IPPrefixLen"]),
                 "IPv6Address": ""}
-    config = [{"Subnet": rec["Subnet"], "Gateway": rec["Gateway"]}] \
-        if rec["Subnet"] else []
+    config = [dict({"Subnet": rec["Subnet"], "Gateway": rec["Gateway"]},
+                   **({"IPRange": rec["IPRange"]} if rec.get("IPRange") else {}),
+                   **({"AuxiliaryAddresses": rec["AuxAddresses"]}
+                      if rec.get("AuxAddresses") else {}))] if rec["Subnet"] else []
     return {"Name": rec["Name"], "Id": rec["Id"], "Created": rec["Created"],
             "Scope": "local", "Driver": rec["Driver"], "EnableIPv6": False,
             "IPAM": {"Driver": "default", "Options": {}, "Config": config},

@@ -22,7 +22,8 @@ def register(sub):
     p = vsub.add_parser("ls", aliases=["list"], help="list volumes")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-f", "--filter", action="append", default=[],
-                   metavar="KEY=VALUE", help="dangling=true|false, name=, label=")
+                   metavar="KEY=VALUE", help="dangling=true|false, name=, label=, "
+                   "driver=local (a key twice: either value)")
     p.add_argument("--format", help="a Go template or json")
     p.set_defaults(func=cmd_ls)
     p = vsub.add_parser("inspect", help="show volumes as JSON")
@@ -54,28 +55,42 @@ def cmd_create(args, paths):
     return 0
 
 
-def _matches(paths, name, filters):
-    from ..container import volumes
+VOLUME_FILTERS = ("dangling", "name", "label", "driver")
+
+
+def _filters(filters):
+    """--filter K=V... -> {key: [values]}, checked before any volume is
+    read; a key given twice matches either value (Docker's rule)."""
+    groups = {}
     for f in filters:
         key, _, value = f.partition("=")
+        if key not in VOLUME_FILTERS:
+            raise UsageError("invalid filter %r" % key, hint=", ".join(VOLUME_FILTERS))
+        if key == "dangling" and value.lower() not in ("true", "false", "1", "0"):
+            raise UsageError("invalid filter 'dangling=%s'" % value,
+                             hint="dangling=true or dangling=false")
+        groups.setdefault(key, []).append(value)
+    return groups
+
+
+def _matches(paths, name, groups):
+    from ..container import volumes
+
+    def one(key, value):
         if key == "dangling":
-            dangling = not volumes.users(paths, name)
-            if dangling != (value.lower() in ("true", "1")):
-                return False
-        elif key == "name":
-            if value not in name:
-                return False
-        elif key == "label":
-            if not has_label(volumes.inspect(paths, name).get("Labels") or {}, value):
-                return False
-        else:
-            raise UsageError("invalid filter %r" % key, hint="dangling, name, label")
-    return True
+            return (not volumes.users(paths, name)) == (value.lower() in ("true", "1"))
+        if key == "name":
+            return value in name
+        if key == "label":
+            return has_label(volumes.inspect(paths, name).get("Labels") or {}, value)
+        return value == "local"                  # driver: the only one
+    return all(any(one(key, v) for v in values) for key, values in groups.items())
 
 
 def cmd_ls(args, paths):
     from ..container import volumes
-    names = [n for n in volumes.names(paths) if _matches(paths, n, args.filter)]
+    groups = _filters(args.filter)
+    names = [n for n in volumes.names(paths) if _matches(paths, n, groups)]
     if args.quiet:
         for n in names:
             print(n)

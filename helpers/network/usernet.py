@@ -106,7 +106,11 @@ def _pick_subnet(paths):
 
 
 def create(paths, name, subnet=None, gateway=None, internal=False,
-           labels=None, driver="bridge", options=None):
+           labels=None, driver="bridge", options=None, ip_range=None, aux=None):
+    """A user-defined network's record; ``ip_range``: the part of the
+    subnet containers get addresses from; ``aux``: {name: address} never
+    given to a container (Docker's --ip-range and --aux-address, which
+    need --subnet as there)."""
     if name in PREDEFINED:
         raise UsageError("%s is a pre-defined network and cannot be created" % name,
                          hint="choose another name")
@@ -135,6 +139,27 @@ def create(paths, name, subnet=None, gateway=None, internal=False,
         if not subnet:
             raise UsageError("--gateway needs --subnet",
                              hint="give the subnet the gateway belongs to")
+    if (ip_range or aux) and not subnet:
+        raise UsageError("--%s needs --subnet" % ("ip-range" if ip_range else "aux-address"),
+                         hint="give the subnet it belongs to")
+    if ip_range:
+        try:
+            pool = ipaddress.ip_network(ip_range, strict=False)
+        except ValueError:
+            raise UsageError("invalid --ip-range %r" % ip_range,
+                             hint="CIDR notation, e.g. 10.90.1.128/25") from None
+        if pool.version != 4 or not pool.subnet_of(net):
+            raise UsageError("--ip-range %s is not inside the subnet %s" % (pool, net))
+        ip_range = str(pool)
+    for key, value in (aux or {}).items():
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise UsageError("invalid --aux-address %s=%s" % (key, value),
+                             hint="NAME=IP, the IP inside the subnet") from None
+        if address not in net:
+            raise UsageError("--aux-address %s=%s is not inside the subnet %s"
+                             % (key, value, net))
     os.makedirs(paths.networks, mode=0o700, exist_ok=True)
     with _lock(paths):
         if os.path.exists(_path(paths, name)):
@@ -158,6 +183,10 @@ def create(paths, name, subnet=None, gateway=None, internal=False,
                "Driver": "bridge", "Subnet": str(net), "Gateway": str(gw),
                "Internal": bool(internal), "Labels": dict(labels or {}),
                "Options": dict(options or {})}
+        if ip_range:
+            rec["IPRange"] = ip_range
+        if aux:
+            rec["AuxAddresses"] = dict(aux)
         fsutil.write_json(_path(paths, name), rec, mode=0o600)
     event(paths, "create", rec)
     return rec
@@ -234,6 +263,11 @@ def check_ip(rec, requested):
                          % (want, rec["Name"], net),
                          hint="choose an address inside the subnet, not its "
                               "gateway")
+    reserved = {v: k for k, v in (rec.get("AuxAddresses") or {}).items()}
+    if str(want) in reserved:
+        raise UsageError("--ip %s is reserved on network %s (--aux-address %s)"
+                         % (want, rec["Name"], reserved[str(want)]),
+                         hint="choose another address")
     return want
 
 
@@ -260,8 +294,14 @@ def allocate(paths, rec, cid, requested=None, prefer=None):
             ip = str(want)
         else:
             net = ipaddress.ip_network(rec["Subnet"])
-            taken = set(leases) | {rec["Gateway"]}
+            taken = set(leases) | {rec["Gateway"]} | set((rec.get("AuxAddresses") or {})
+                                                         .values())
             hosts = (str(h) for h in net.hosts())
+            if rec.get("IPRange"):
+                # (the range's own first and last addresses are hosts of the
+                # subnet: given out too, as Docker's IPAM does)
+                hosts = (str(h) for h in ipaddress.ip_network(rec["IPRange"])
+                         if h not in (net.network_address, net.broadcast_address))
             if prefer and prefer not in taken and \
                     ipaddress.ip_address(prefer) in net:
                 hosts = iter([prefer])

@@ -311,3 +311,31 @@ def test_a_restarted_container_keeps_its_address(sb, busybox, nets):
     assert inspect(sb, "second", ip) == before
     sb.ok("restart", "-t", "0", "second")
     assert inspect(sb, "second", ip) == before
+
+
+def test_ip_range_and_aux_addresses(sb, busybox, nets):
+    """--ip-range: containers get addresses from that part of the subnet;
+    --aux-address: never given out (nor taken with --ip); both need
+    --subnet; inspect shows them in IPAM.Config; --attachable accepted,
+    --ipv6 refused with the reason."""
+    new_net(sb, nets, "ranged", "--subnet", "10.127.0.0/24", "--ip-range",
+            "10.127.0.128/25", "--aux-address", "router=10.127.0.128", "--attachable")
+    sb.ok("run", "-d", "--name", "ranged-1", "--network", "ranged", busybox, "sleep", "300")
+    assert inspect(sb, "ranged-1", "{{json .NetworkSettings.Networks.ranged.IPAddress}}") \
+        == "10.127.0.129"
+    config = json.loads(sb.ok("network", "inspect", "-f", "{{json .IPAM.Config}}",
+                              "ranged").stdout)
+    assert config == [{"Subnet": "10.127.0.0/24", "Gateway": "10.127.0.1",
+                       "IPRange": "10.127.0.128/25",
+                       "AuxiliaryAddresses": {"router": "10.127.0.128"}}]
+    sb.ok("run", "--rm", "--network", "ranged", "--ip", "10.127.0.20", busybox, "true")
+    r = sb("run", "--rm", "--network", "ranged", "--ip", "10.127.0.128", busybox, "true")
+    assert r.returncode == 125 and "reserved" in r.stderr, describe(r)
+    for flags, message in ((["--ip-range", "10.1.0.0/24"], "needs --subnet"),
+                           (["--subnet", "10.128.0.0/24", "--ip-range", "10.129.0.0/25"],
+                            "not inside the subnet"),
+                           (["--subnet", "10.128.0.0/24", "--aux-address", "x=10.9.9.9"],
+                            "not inside the subnet"),
+                           (["--ipv6"], "--ipv6 is not supported")):
+        r = sb("network", "create", *flags, "bad-net")
+        assert r.returncode == 125 and message in r.stderr, (flags, r.stderr)

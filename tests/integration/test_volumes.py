@@ -85,6 +85,14 @@ def test_volume_labels_and_the_label_filter(sb, busybox):
     assert info["Labels"] == {"team": "core", "empty": ""}
     assert sb.ok("volume", "ls", "-q", "--filter", "label=team=core").stdout.split() == \
         ["labelled"]
+    sb.ok("volume", "create", "-l", "team=edge", "labelled2")
+    both = sb.ok("volume", "ls", "-q", "--filter", "label=team=core", "--filter",
+                 "label=team=edge", "--filter", "driver=local").stdout.split()
+    assert both == ["labelled", "labelled2"]
+    assert sb.ok("volume", "ls", "-q", "--filter", "driver=nfs").stdout == ""
+    r = sb("volume", "ls", "--filter", "colour=red")
+    assert r.returncode == 125 and "invalid filter 'colour'" in r.stderr
+    sb.ok("volume", "rm", "labelled2")
     r = sb("volume", "create", "-l", "=nokey", "badlabel")
     assert r.returncode == 125 and "invalid --label '=nokey'" in r.stderr
     assert "badlabel" not in sb.ok("volume", "ls", "-q").stdout.split()
