@@ -126,17 +126,12 @@ STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", 
 
 
 def ps_filters(paths, filters):
-    """`ps --filter K=V`... -> {key: [values]}, every key and value checked
-    first (also with no container at all); before= and since= become the
-    creation time of the container they name, publish= and expose= the
-    ports they mean."""
-    groups = {}
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if not sep:
-            raise UsageError("bad filter %r" % f, hint="use KEY=VALUE")
-        if key not in PS_FILTERS:
-            raise UsageError("invalid filter %r" % key, hint=", ".join(PS_FILTERS))
+    """`ps --filter K=V`... -> {key: [values]} (filters.group); before= and
+    since= become the creation time of the container they name, publish=
+    and expose= the ports they mean."""
+    from ..filters import group
+
+    def check(key, value):
         if key == "status" and value not in STATUSES:
             raise UsageError("invalid filter 'status=%s'" % value,
                              hint="status=" + "|".join(STATUSES))
@@ -148,12 +143,12 @@ def ps_filters(paths, filters):
             raise UsageError("invalid filter '%s=%s'" % (key, value))
         if key in ("before", "since"):
             from ..container import state
-            value = parse_time(state.read_state(paths, state.resolve(paths, value))
-                               .get("Created"))
+            return parse_time(state.read_state(paths, state.resolve(paths, value))
+                              .get("Created"))
         if key in ("publish", "expose"):
-            value = _port_set(key, value)
-        groups.setdefault(key, []).append(value)
-    return groups
+            return _port_set(key, value)
+        return value
+    return group(filters, PS_FILTERS, check)
 
 
 def _port_set(key, text):
@@ -169,9 +164,8 @@ def _port_set(key, text):
 
 
 def matches(st, groups, image_ids=None, paths=None):
-    """Docker's rule: every key must match, one value of a key is enough."""
-    return all(any(_matches(st, key, value, image_ids, paths) for value in values)
-               for key, values in groups.items())
+    from ..filters import matches as all_keys
+    return all_keys(groups, lambda key, value: _matches(st, key, value, image_ids, paths))
 
 
 def _matches(st, key, value, image_ids, paths):

@@ -41,43 +41,36 @@ class Event(dict):
 
 
 def parse_filters(values):
-    """--filter K=V -> a predicate on an event message; bad filters are
-    refused before anything is read."""
-    wanted = {}
-    for f in values:
-        key, eq, value = f.partition("=")
-        if not eq or key not in FILTERS:
-            raise UsageError("invalid filter %r" % f,
-                             hint="filters: " + ", ".join(k + "=..." for k in FILTERS))
+    """--filter K=V -> a predicate on an event message (filters.py: bad
+    filters are refused before anything is read)."""
+    from ..filters import group, matches as all_keys
+
+    def check(key, value):
         if key == "type" and value not in TYPES:
             raise UsageError("invalid filter 'type=%s'" % value,
                              hint="type=" + "|".join(TYPES))
-        wanted.setdefault(key, []).append(value)
+        return value
+    wanted = group(values, FILTERS, check)
 
     def matches(msg):
         actor = msg.get("Actor") or {}
         attributes = actor.get("Attributes") or {}
         names = {actor.get("ID", ""), attributes.get("name", "")}
-        for key, values in wanted.items():
+
+        def one(key, value):
             if key == "type":
-                ok = msg.get("Type") in values
-            elif key == "event":
+                return msg.get("Type") == value
+            if key == "event":
                 # "health_status: healthy" is event=health_status too
-                ok = any(msg.get("Action", "").split(":")[0] == v or
-                         msg.get("Action") == v for v in values)
-            elif key == "label":
-                ok = any(_label_matches(attributes, v) for v in values)
-            elif key == "image" and msg.get("Type") == "container":
-                ok = attributes.get("image") in values
-            elif key in ("container", "image", "volume", "network"):
-                ok = msg.get("Type") == key and any(
-                    v in names or (len(v) >= 3 and actor.get("ID", "").startswith(v))
-                    for v in values)
-            else:
-                ok = False
-            if not ok:
-                return False
-        return True
+                return msg.get("Action") == value or \
+                    msg.get("Action", "").split(":")[0] == value
+            if key == "label":
+                return _label_matches(attributes, value)
+            if key == "image" and msg.get("Type") == "container":
+                return attributes.get("image") == value
+            return msg.get("Type") == key and (
+                value in names or (len(value) >= 3 and actor.get("ID", "").startswith(value)))
+        return all_keys(wanted, one)
     return matches
 
 

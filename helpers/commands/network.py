@@ -139,28 +139,34 @@ def _find(paths, ref):
     return usernet.get(paths, ref)
 
 
-def _matches(rec, filters):
-    for f in filters:
-        key, _, value = f.partition("=")
+NETWORK_FILTERS = ("name", "id", "driver", "label", "type")
+
+
+def _filters(filters):
+    from ..filters import group
+
+    def check(key, value):
+        if key == "type" and value not in ("custom", "builtin"):
+            raise UsageError("invalid filter type=%s" % value,
+                             hint="type=custom or type=builtin")
+        return value
+    return group(filters, NETWORK_FILTERS, check)
+
+
+def _matches(rec, groups):
+    from ..filters import matches
+
+    def one(key, value):
         if key == "name":
-            ok = value in rec["Name"]
-        elif key == "id":
-            ok = rec["Id"].startswith(value)
-        elif key == "driver":
-            ok = rec["Driver"] == value
-        elif key == "label":
-            ok = has_label(rec["Labels"], value)
-        elif key == "type":
-            if value not in ("custom", "builtin"):
-                raise UsageError("invalid filter type=%s" % value,
-                                 hint="type=custom or type=builtin")
-            ok = bool(rec.get("Predefined")) == (value == "builtin")
-        else:
-            raise UsageError("invalid filter %r" % key,
-                             hint="name, id, driver, label, type")
-        if not ok:
-            return False
-    return True
+            return value in rec["Name"]
+        if key == "id":
+            return rec["Id"].startswith(value)
+        if key == "driver":
+            return rec["Driver"] == value
+        if key == "label":
+            return has_label(rec["Labels"], value)
+        return bool(rec.get("Predefined")) == (value == "builtin")     # type
+    return matches(groups, one)
 
 
 def network_json(paths, rec):
@@ -192,7 +198,8 @@ def network_json(paths, rec):
 
 
 def cmd_ls(args, paths):
-    recs = [r for r in _all(paths) if _matches(r, args.filter)]
+    groups = _filters(args.filter)
+    recs = [r for r in _all(paths) if _matches(r, groups)]
     short = (lambda i: i) if args.no_trunc else (lambda i: i[:12])
     if args.quiet:
         for rec in recs:

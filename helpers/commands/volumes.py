@@ -59,18 +59,14 @@ VOLUME_FILTERS = ("dangling", "name", "label", "driver")
 
 
 def _filters(filters):
-    """--filter K=V... -> {key: [values]}, checked before any volume is
-    read; a key given twice matches either value (Docker's rule)."""
-    groups = {}
-    for f in filters:
-        key, _, value = f.partition("=")
-        if key not in VOLUME_FILTERS:
-            raise UsageError("invalid filter %r" % key, hint=", ".join(VOLUME_FILTERS))
+    from ..filters import group
+
+    def check(key, value):
         if key == "dangling" and value.lower() not in ("true", "false", "1", "0"):
             raise UsageError("invalid filter 'dangling=%s'" % value,
                              hint="dangling=true or dangling=false")
-        groups.setdefault(key, []).append(value)
-    return groups
+        return value
+    return group(filters, VOLUME_FILTERS, check)
 
 
 def _matches(paths, name, groups):
@@ -84,7 +80,8 @@ def _matches(paths, name, groups):
         if key == "label":
             return has_label(volumes.inspect(paths, name).get("Labels") or {}, value)
         return value == "local"                  # driver: the only one
-    return all(any(one(key, v) for v in values) for key, values in groups.items())
+    from ..filters import matches
+    return matches(groups, one)
 
 
 def cmd_ls(args, paths):

@@ -90,7 +90,7 @@ def test_events_follow_until_interrupted(sb, busybox):
 
 
 def test_bad_filters_are_refused(sb):
-    for flt, message in (("colour=red", "invalid filter 'colour=red'"),
+    for flt, message in (("colour=red", "invalid filter 'colour'"),
                          ("type=secret", "invalid filter 'type=secret'")):
         r = sb("events", "--until", "0s", "--filter", flt)
         assert r.returncode == 125 and message in r.stderr, r.stderr
