@@ -149,6 +149,8 @@ def _import_flags(p):
 def _rm_flags(p):
     p.add_argument("-f", "--force", action="store_true",
                    help="remove even if a container uses it")
+    p.add_argument("--no-prune", action="store_true",
+                   help="accepted (there are no untagged parent images to keep)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.set_defaults(func=cmd_rmi)
 

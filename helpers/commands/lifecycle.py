@@ -46,6 +46,8 @@ def register(sub):
     p.set_defaults(func=cmd_kill)
 
     p = sub.add_parser("rm", help="remove containers")
+    p.unsupported["--link"] = ("legacy links are gone (nothing to remove)",
+                               "sandbox rm CONTAINER")
     p.add_argument("-f", "--force", action="store_true",
                    help="kill a running container first")
     p.add_argument("-v", "--volumes", action="store_true",

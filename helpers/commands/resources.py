@@ -102,6 +102,9 @@ def cmd_stats(args, paths):
                ("NET I/O", "NetIO"), ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
     while True:
         rows = _rows(paths, cids, 0.5)
+        if args.no_trunc:
+            for r, cid in zip(rows, cids):
+                r["Container"] = r["ID"] = cid
         if args.format == "json":
             out = "\n".join(json.dumps(r) for r in rows)
         elif args.format and not args.format.startswith("table"):

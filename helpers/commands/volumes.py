@@ -13,6 +13,8 @@ def register(sub):
     vsub = v.add_subparsers(dest="volume_verb", metavar="COMMAND")
     p = vsub.add_parser("create", help="create a volume")
     p.add_argument("name", nargs="?", metavar="VOLUME")
+    p.add_argument("--name", dest="name_flag", metavar="VOLUME",
+                   help="the volume's name (Docker's older form of the argument)")
     p.add_argument("-l", "--label", action="append", default=[], metavar="K=V")
     p.add_argument("-d", "--driver", default="local", help="only 'local'")
     p.add_argument("-o", "--opt", action="append", default=[], metavar="K=V",
@@ -42,6 +44,11 @@ def register(sub):
 
 def cmd_create(args, paths):
     from ..container import volumes
+    if args.name_flag:
+        if args.name and args.name != args.name_flag:
+            raise UsageError("conflicting options: either specify --name or provide "
+                             "positional arg, not both")
+        args.name = args.name_flag
     if args.driver != "local":
         raise UsageError("volume driver %r is not supported" % args.driver, hint="local")
     from ..options import labels as parse_labels

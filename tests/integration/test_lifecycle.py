@@ -649,6 +649,8 @@ def test_limits_on_a_host_without_cgroup_delegation(sb, busybox):
     assert hc["Memory"] == 64 * 1024 * 1024 and hc["PidsLimit"] == 20
     stats = sb.ok("stats", "--no-stream", "limited")
     assert stats.stdout.splitlines()[0].split()[:2] == ["CONTAINER", "ID"]
+    full = sb.ok("stats", "--no-stream", "--no-trunc", "--format", "{{.ID}}", "limited")
+    assert full.stdout.strip() == hc_id(sb, "limited")
     update = sb("update", "--memory", "128m", "limited")
     assert update.returncode == 1 and "own cgroup" in update.stderr
     sb.ok("rm", "-f", "limited")
@@ -709,3 +711,7 @@ def test_idle_container_is_held_by_the_expected_supervisor(sb, busybox):
     assert state_of(sb, cid)["ExitCode"] == 137
     assert sb.ok("logs", cid).stdout == "up\n"
     sb.ok("rm", cid)
+
+
+def hc_id(sb, name):
+    return sb.ok("inspect", "-f", "{{.Id}}", name).stdout.strip()

@@ -85,7 +85,7 @@ def test_volume_labels_and_the_label_filter(sb, busybox):
     assert info["Labels"] == {"team": "core", "empty": ""}
     assert sb.ok("volume", "ls", "-q", "--filter", "label=team=core").stdout.split() == \
         ["labelled"]
-    sb.ok("volume", "create", "-l", "team=edge", "labelled2")
+    sb.ok("volume", "create", "-l", "team=edge", "--name", "labelled2")     # Docker's older form
     both = sb.ok("volume", "ls", "-q", "--filter", "label=team=core", "--filter",
                  "label=team=edge", "--filter", "driver=local").stdout.split()
     assert both == ["labelled", "labelled2"]

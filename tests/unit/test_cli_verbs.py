@@ -61,3 +61,10 @@ def test_disable_content_trust_is_accepted_and_false_is_refused(capsys):
         assert args.disable_content_trust is True
     assert cli.main(["pull", "--disable-content-trust=false", "busybox"]) == 125
     assert "content trust (image signing) is not supported" in capsys.readouterr().err
+
+
+def test_accepted_and_refused_legacy_flags(capsys):
+    assert cli.build_parser("rmi").parse_args(["rmi", "--no-prune", "x"]).no_prune
+    with pytest.raises(SystemExit):
+        cli.build_parser("rm").parse_args(["rm", "--link", "x"])
+    assert "--link is not supported: legacy links are gone" in capsys.readouterr().err
