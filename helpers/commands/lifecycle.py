@@ -238,6 +238,7 @@ def cmd_rm(args, paths):
                     hint="sandbox stop %s, or sandbox rm -f %s" % (ref, ref),
                     exit_code=1)
             state.update_state(paths, cid, StopRequested=True)
+            _event(paths, cid, st, "kill", signal=int(signal.SIGKILL))
             send(st, signal.SIGKILL)
             wait_exited(paths, cid, 30)
         remove(paths, cid, st, volumes=args.volumes)

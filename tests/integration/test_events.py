@@ -127,5 +127,10 @@ def test_exec_events(sb, busybox):
                                               "exec_start: sh -c exit 3", "exec_die"], got
         assert len({e["Actor"]["Attributes"]["execID"] for e in got}) == 1
         assert got[2]["Actor"]["Attributes"]["exitCode"] == "3"
+        sb.ok("rm", "-f", "ev-exec")
+        got = events(sb, since, "--filter", "container=ev-exec", "--filter", "event=kill",
+                     "--filter", "event=die", "--filter", "event=destroy")
+        assert [(e["Action"], e["Actor"]["Attributes"].get("signal")) for e in got] == \
+            [("kill", "9"), ("die", None), ("destroy", None)], got
     finally:
         sb("rm", "-f", "ev-exec")
