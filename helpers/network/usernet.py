@@ -122,20 +122,14 @@ def create(paths, name, subnet=None, gateway=None, internal=False,
         raise UsageError("network driver %r is not supported" % driver,
                          hint="rootless networks use the bridge driver")
     if subnet:
-        try:
-            net = ipaddress.ip_network(subnet, strict=False)
-        except ValueError:
-            raise UsageError("invalid subnet %r" % subnet,
-                             hint="use CIDR notation, e.g. 10.90.1.0/24") from None
+        net = _parsed(ipaddress.ip_network, subnet, "subnet",
+                      "use CIDR notation, e.g. 10.90.1.0/24")
         if net.version != 4 or net.prefixlen > 30:
             raise UsageError("subnet %s: need an IPv4 subnet of /30 or larger" % net,
                              hint="e.g. --subnet 10.90.1.0/24")
     if gateway:
-        try:
-            gw = ipaddress.ip_address(gateway)
-        except ValueError:
-            raise UsageError("invalid gateway %r" % gateway,
-                             hint="an IPv4 address inside the subnet") from None
+        gw = _parsed(ipaddress.ip_address, gateway, "gateway",
+                     "an IPv4 address inside the subnet")
         if not subnet:
             raise UsageError("--gateway needs --subnet",
                              hint="give the subnet the gateway belongs to")
@@ -143,11 +137,8 @@ def create(paths, name, subnet=None, gateway=None, internal=False,
         raise UsageError("--%s needs --subnet" % ("ip-range" if ip_range else "aux-address"),
                          hint="give the subnet it belongs to")
     if ip_range:
-        try:
-            pool = ipaddress.ip_network(ip_range, strict=False)
-        except ValueError:
-            raise UsageError("invalid --ip-range %r" % ip_range,
-                             hint="CIDR notation, e.g. 10.90.1.128/25") from None
+        pool = _parsed(ipaddress.ip_network, ip_range, "--ip-range",
+                       "CIDR notation, e.g. 10.90.1.128/25")
         if pool.version != 4 or not pool.subnet_of(net):
             raise UsageError("--ip-range %s is not inside the subnet %s" % (pool, net))
         ip_range = str(pool)
@@ -200,6 +191,15 @@ def event(paths, action, rec, container=None):
     if container:
         attributes["container"] = container
     events.emit(paths, "network", action, rec["Id"], attributes)
+
+
+def _parsed(parse, text, what, hint):
+    """An address or network (not strict: host bits may be set), or a
+    usage error that names the flag."""
+    try:
+        return parse(text, strict=False) if parse is ipaddress.ip_network else parse(text)
+    except ValueError:
+        raise UsageError("invalid %s %r" % (what, text), hint=hint) from None
 
 
 def remove(paths, rec):
