@@ -23,12 +23,15 @@ def log_path(paths):
     return os.path.join(paths.runroot, LOG)
 
 
-def container_attributes(record):
-    """Docker's Actor.Attributes of a container: its labels, image, name."""
+def container(paths, cid, record, action, **extra):
+    """A container's event: Docker's Actor.Attributes are its labels,
+    image and name (from ``record``), and the action's own (``extra``:
+    exitCode, signal, ...)."""
     attributes = dict(record.get("Labels") or {})
     attributes["image"] = record.get("ImageName") or record.get("Image") or ""
     attributes["name"] = record.get("Name") or ""
-    return attributes
+    attributes.update(extra)
+    emit(paths, "container", action, cid, attributes)
 
 
 def emit(paths, kind, action, actor, attributes=None):

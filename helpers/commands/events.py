@@ -44,6 +44,7 @@ def parse_filters(values):
     """--filter K=V -> a predicate on an event message (filters.py: bad
     filters are refused before anything is read)."""
     from ..filters import group, matches as all_keys
+    from ..options import has_label
 
     def check(key, value):
         if key == "type" and value not in TYPES:
@@ -65,18 +66,13 @@ def parse_filters(values):
                 return msg.get("Action") == value or \
                     msg.get("Action", "").split(":")[0] == value
             if key == "label":
-                return _label_matches(attributes, value)
+                return has_label(attributes, value)
             if key == "image" and msg.get("Type") == "container":
                 return attributes.get("image") == value
             return msg.get("Type") == key and (
                 value in names or (len(value) >= 3 and actor.get("ID", "").startswith(value)))
         return all_keys(wanted, one)
     return matches
-
-
-def _label_matches(attributes, spec):
-    key, eq, value = spec.partition("=")
-    return key in attributes and (not eq or attributes[key] == value)
 
 
 def _line(msg):

@@ -59,10 +59,10 @@ def cmd_exec(args, paths):
                          hint="drop -t when stdin is a pipe or file")
     # Docker's exec events (events.py); exec_die when we see the end
     from .. import events
-    attributes = dict(events.container_attributes(st), execID=os.urandom(32).hex())
+    exec_id = os.urandom(32).hex()
     what = " ".join(args.command)
-    events.emit(paths, "container", "exec_create: " + what, cid, attributes)
-    events.emit(paths, "container", "exec_start: " + what, cid, attributes)
+    events.container(paths, cid, st, "exec_create: " + what, execID=exec_id)
+    events.container(paths, cid, st, "exec_start: " + what, execID=exec_id)
     code = None
     try:
         code = cexec.run(st["Pid"], process, spec.get("linux", {}), current_id_map(),
@@ -73,5 +73,5 @@ def cmd_exec(args, paths):
         raise
     finally:
         if code is not None and not args.detach:
-            events.emit(paths, "container", "exec_die", cid, dict(attributes, exitCode=code))
+            events.container(paths, cid, st, "exec_die", execID=exec_id, exitCode=code)
     return code

@@ -177,10 +177,8 @@ def stop(paths, cid, timeout=None, signum=None):
 
 
 def _event(paths, cid, record, action, **extra):
-    """A container event (events.py) with the record's attributes."""
     from .. import events
-    events.emit(paths, "container", action, cid,
-                dict(events.container_attributes(record), **extra))
+    events.container(paths, cid, record, action, **extra)
 
 
 def _thaw_quietly(paths, cid):
@@ -248,10 +246,9 @@ def cmd_rm(args, paths):
 
 def remove(paths, cid, st, volumes=False):
     from ..container import state
-    from .. import events
     state.release_name(paths, st.get("Name", ""), cid)
     state.remove_tree(paths, cid)
-    events.emit(paths, "container", "destroy", cid, events.container_attributes(st))
+    _event(paths, cid, st, "destroy")
     if volumes:
         try:
             from ..container import volumes as vol

@@ -742,7 +742,7 @@ def create(paths, store, image_id, args, checked):
             record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))
         state.write_state(paths, cid, record, durable=False)
         from .. import events
-        events.emit(paths, "container", "create", cid, events.container_attributes(record))
+        events.container(paths, cid, record, "create")
         if args.cidfile:
             try:
                 fsutil.write_new(os.path.abspath(args.cidfile), cid)

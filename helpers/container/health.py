@@ -370,7 +370,7 @@ def _record(paths, cid, hc, started_at, result):
         from ..errors import SandboxError
         from . import state
         try:
-            attributes = events.container_attributes(state.read_state(paths, cid))
+            record = state.read_state(paths, cid)
         except SandboxError:
             return
-        events.emit(paths, "container", "health_status: " + h["Status"], cid, attributes)
+        events.container(paths, cid, record, "health_status: " + h["Status"])

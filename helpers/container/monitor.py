@@ -192,7 +192,7 @@ def _started(paths, cid, monitor_pid, tty_path=None):
                                 ExitCode=0, Error="", **extra)
         # The network helper joins PID 1's namespace now, before the exec.
         network.attach(paths, cid, pid)
-        events.emit(paths, "container", "start", cid, events.container_attributes(st))
+        events.container(paths, cid, st, "start")
     return record
 
 
@@ -228,10 +228,9 @@ def record_exit(paths, cid, code, error="", oom=False):
 
 def _died(paths, cid, record, code, oom):
     """The events of an end (events.py): oom first if so, then die."""
-    attributes = events.container_attributes(record)
     if oom:
-        events.emit(paths, "container", "oom", cid, attributes)
-    events.emit(paths, "container", "die", cid, dict(attributes, exitCode=code))
+        events.container(paths, cid, record, "oom")
+    events.container(paths, cid, record, "die", exitCode=code)
 
 
 class CgroupHook:
@@ -361,7 +360,7 @@ def finish(paths, container, autoremove, code, error="", oom=False):
         if os.path.exists(paths.container(cid)):
             state.remove_tree(paths, cid)
         _died(paths, cid, record, code, oom)
-        events.emit(paths, "container", "destroy", cid, events.container_attributes(record))
+        events.container(paths, cid, record, "destroy")
         return
     record_exit(paths, cid, code, error, oom)
 
@@ -548,7 +547,7 @@ def _supervise_loop(paths, container, launch, ready_w, server, me,
 def _round(paths, container, launch, ready_w, server, me, restarts, delay, native):
     """One run of the container: its exit code, or None when there is
     nothing more to do (it failed to start for the CLI, or --rm removed it)."""
-    from .runtime import Starter
+    from .runtime import Starter, namespace_kinds
     cid = container["id"]
     stdin_r = stdin_w = None
     if launch.stdin and not launch.tty:
@@ -560,8 +559,7 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     # the native monitor gives the server published ports' host sockets.
     # (Not with --pid host: C itself ends the container's other processes
     # then, runtime._kill_namespace.)
-    launch.reaper_fd = native if any(n["type"] == "pid" for n in
-                                     launch.spec["linux"]["namespaces"]) else None
+    launch.reaper_fd = native if "pid" in namespace_kinds(launch.spec) else None
     launch.direct = native is not None and network.decide_direct(paths, cid,
                                                                  container["record"])
     starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
