@@ -450,7 +450,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         # --pid/--ipc/--uts container:NAME: namespaces with a path (the
         # other container's, owned by the same user namespace) are joined.
         # --pid/--ipc/--uts host: no entry of that type, the host's is kept.
-        kinds = _namespace_kinds(launch.spec)
+        kinds = namespace_kinds(launch.spec)
         joins = {n["type"]: n["path"] for n in launch.spec["linux"]["namespaces"]
                  if n.get("path") and n["type"] in ("pid", "ipc", "uts")}
         flags = linux.CLONE_NEWNS
@@ -531,7 +531,9 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         os._exit(code)
 
 
-def _namespace_kinds(spec):
+def namespace_kinds(spec):
+    """The namespace types the spec asks for; a type without an entry is
+    the host's, kept (--pid/--ipc/--uts host)."""
     return {n["type"] for n in spec["linux"]["namespaces"]}
 
 
@@ -732,7 +734,7 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         if spec["root"].get("readonly"):
             _remount_readonly("/")
         # Step 5: identity of the container.
-        if spec.get("hostname") and "uts" in _namespace_kinds(spec) and \
+        if spec.get("hostname") and "uts" in namespace_kinds(spec) and \
                 "io.sandbox.uts.container" not in spec.get("annotations", {}):
             linux.sethostname(spec["hostname"])
         if spec.get("domainname"):
@@ -1123,7 +1125,7 @@ def _parse_options(options):
 def plan_mounts(spec, root, launch):
     """The list of MountOps for the spec's mounts, in execution order."""
     ops = []
-    kinds = _namespace_kinds(spec)
+    kinds = namespace_kinds(spec)
     mounts = list(spec.get("mounts", []))
     # Parents before children; stable, so the spec's order holds otherwise.
     mounts.sort(key=lambda m: len([p for p in m["destination"].split("/") if p]))
