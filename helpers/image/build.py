@@ -626,12 +626,7 @@ class Builder:
         self.remember(k, self.image_id)
 
     def sandbox(self, *args, **kw):
-        from ..container.monitor import _self_command
-        # The store's place and driver go with us (--root, --runroot;
-        # --storage-driver through SANDBOX_STORAGE_DRIVER).
-        argv = _self_command() + ["--root", self.paths.root, "--runroot",
-                                  self.paths.runroot] + list(args)
-        return subprocess.run(argv, **kw)
+        return run_self(self.paths, *args, **kw)
 
     def container(self, verb, argv, materialize=True, extra=()):
         """`sandbox run` or `create` of the image so far -> the container's
@@ -1364,28 +1359,34 @@ def export_image(paths, image_id, kind, dest):
     """build -o: the image's files into the directory ``dest`` (as `cp
     CTR:/. DEST`: yours, symlinks kept, nothing written outside) or as a
     tar archive (as `export`), through a container that never runs."""
-    import uuid
-    from ..container.monitor import _self_command
-    base = _self_command() + ["--root", paths.root, "--runroot", paths.runroot]
     name = "sandbox-build-" + uuid.uuid4().hex[:12]
-    made = subprocess.run(base + ["create", "--name", name, "--entrypoint", "",
-                                  "--network", "none", image_id, "true"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    made = run_self(paths, "create", "--name", name, "--entrypoint", "",
+                    "--network", "none", image_id, "true",
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if made.returncode != 0:
         raise BuildError("--output: %s" % made.stderr.decode(errors="replace").strip())
     try:
         if kind == "local":
             os.makedirs(dest, exist_ok=True)
-            res = subprocess.run(base + ["cp", name + ":/.", dest], stderr=subprocess.PIPE)
+            res = run_self(paths, "cp", name + ":/.", dest, stderr=subprocess.PIPE)
         else:
-            res = subprocess.run(base + ["export", "-o", dest, name] if dest != "-"
-                                 else base + ["export", name], stderr=subprocess.PIPE)
+            res = run_self(paths, *(["export", "-o", dest, name] if dest != "-"
+                                    else ["export", name]), stderr=subprocess.PIPE)
         if res.returncode != 0:
             raise BuildError("--output %s: %s" % (
                 dest, res.stderr.decode(errors="replace").strip()))
     finally:
-        subprocess.run(base + ["rm", "-f", name], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        run_self(paths, "rm", "-f", name, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+
+
+def run_self(paths, *args, **kw):
+    """`sandbox ARGS` as a child process (subprocess.run's ``kw``), with
+    this store: its place and driver go along (--root, --runroot;
+    --storage-driver through SANDBOX_STORAGE_DRIVER)."""
+    from ..container.monitor import _self_command
+    argv = _self_command() + ["--root", paths.root, "--runroot", paths.runroot]
+    return subprocess.run(argv + list(args), **kw)
 
 
 def build(paths, context, dockerfile=None, **kw):
