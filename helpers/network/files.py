@@ -40,13 +40,39 @@ def slirp_addresses(cidr=SLIRP_CIDR):
 
 
 def gateway(net):
-    """The address the container reaches the host by, if any."""
+    """The address by which the container reaches the host (host-gateway),
+    if any.  As with Docker's bridge, that is the host's own address: the
+    helper connects to it as to any other, so it reaches the host's
+    services on all addresses but not those on 127.0.0.1 only (pasta then
+    gives the container an address of its own, pasta_addresses).  With
+    allow_host_loopback, the gateway address, which the helper maps to the
+    host's 127.0.0.1."""
     mode = _helper(net)
+    if mode not in ("pasta", "slirp4netns"):
+        return None
+    if not net.get("AllowHostLoopback"):
+        return host_address()
     if mode == "slirp4netns":
         return slirp_addresses(net.get("HelperSettings", {}).get("cidr", SLIRP_CIDR))[1]
-    if mode == "pasta":
-        return host_gateway()
-    return None
+    return host_gateway()
+
+
+# pasta's addresses for a container that asks for host-gateway without
+# allow_host_loopback: pasta otherwise gives it the host's own address,
+# and the host's address would then lead back into the container.
+PASTA_OWN = ("10.0.2.100", "24", "10.0.2.2")
+
+
+def pasta_addresses(net):
+    """pasta's (address, prefix length, gateway) for the container when it
+    is not to have the host's (see PASTA_OWN), else None."""
+    if net.get("AllowHostLoopback") or not any(
+            ip == "host-gateway" for _, ip in parse_add_hosts(net.get("ExtraHosts") or [])):
+        return None
+    address, prefix, gw = PASTA_OWN
+    if host_address() == address:
+        address = "10.0.2.101"
+    return address, prefix, gw
 
 
 def _helper(net):
@@ -80,6 +106,21 @@ def host_gateway():
     return next((gw for dest, gw, _ in host_routes() if dest == "0.0.0.0"), None)
 
 
+def host_address():
+    """The host's IPv4 address on the way to its default gateway (what a
+    connection from the host to the outside would come from), or None."""
+    gw = host_gateway()
+    if not gw:
+        return None
+    import socket
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((gw, 9))        # no packet: a UDP connect only routes
+            return s.getsockname()[0]
+    except OSError:
+        return None
+
+
 def write(cdir, hostname, name, net):
     mode = net["NetworkMode"]
     if mode == "host":
@@ -96,8 +137,10 @@ def write(cdir, hostname, name, net):
             if ip == "host-gateway":
                 if not gw:
                     raise UsageError("--add-host %s:host-gateway: this network "
-                                     "has no gateway to the host" % host,
-                                     hint="use pasta or slirp4netns")
+                                     "has no way to the host" % host,
+                                     hint="use pasta or slirp4netns (the default "
+                                          "network; not --internal), on a host "
+                                          "with a default route")
                 ip = gw
             hosts += "%s\t%s\n" % (ip, host)
     fsutil.write_new(os.path.join(cdir, "hosts"), hosts)

@@ -39,6 +39,9 @@ def argv_for(pid, st, published, pidfile, direct=()):
         # Connections to the gateway address would reach the host's
         # loopback; Docker and slirp4netns refuse that by default.
         argv.append("--no-map-gw")
+    own = files.pasta_addresses(st)
+    if own:
+        argv += ["--address", own[0], "--netmask", own[1], "--gateway", own[2]]
     if st.get("Networks"):
         # eth0 is the container's first user-defined network (as Docker
         # names it); pasta's interface would take the host's name.
@@ -88,7 +91,10 @@ def spawn(rundir, cid, pid, st, published, direct=(), route_watch=None):
                 helper.wait_ready(ready, _is_ready)
             finally:
                 os.unlink(fifo)
-        helper.address = {"Gateway": files.host_gateway() or ""}
+        own = files.pasta_addresses(st)
+        helper.address = ({"Gateway": own[2], "IPAddress": own[0],
+                           "IPPrefixLen": int(own[1])} if own else
+                          {"Gateway": files.host_gateway() or ""})
     helper.finish = finish
     return helper
 

@@ -3,7 +3,8 @@ none/host/container:NAME, published ports, /etc files, and the errors.
 
 Every connection stays on the host's loopback: the host side talks to
 127.0.0.1, a container reaches the host only through its helper's gateway
-mapped to the host's 127.0.0.1 (allow_host_loopback).  Nothing here sends a
+mapped to the host's 127.0.0.1 (allow_host_loopback) or the host's own address
+(host-gateway), which stays on the host too.  Nothing here sends a
 packet to any other address."""
 
 import http.server
@@ -107,7 +108,10 @@ def test_dns_and_hosts_flags(sb, busybox):
     out = result.stdout
     assert "nameserver 192.0.2.53" in out and "nameserver 10.0.2.3" not in out
     assert "search example.test" in out and "options ndots:2" in out
-    assert "10.1.2.3\tdb.test" in out and "10.0.2.2\thost.test" in out
+    assert "10.1.2.3\tdb.test" in out
+    # host-gateway: the host's own address (10.0.2.2 would need
+    # allow_host_loopback)
+    assert "%s\thost.test" % _host_address() in out
     assert "dnsbox" in out           # its own name in /etc/hosts
 
 
@@ -448,9 +452,7 @@ def test_bad_publish_and_network_values(sb, busybox):
 
 # --- the host through the gateway ------------------------------------------
 
-@pytest.fixture
-def host_service():
-    """An HTTP server on the host's 127.0.0.1 (only loopback)."""
+def _serve_from_host(address):
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             body = b"from-host\n"
@@ -461,12 +463,87 @@ def host_service():
 
         def log_message(self, *args):
             pass
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = http.server.HTTPServer((address, 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def host_service():
+    """An HTTP server on the host's 127.0.0.1 (only loopback)."""
+    server = _serve_from_host("127.0.0.1")
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
+
+
+def _host_address():
+    """The host's address towards its default gateway (files.host_address),
+    or None."""
+    with open("/proc/net/route") as f:
+        gws = [line.split()[2] for line in f if line.split()[1:2] == ["00000000"]]
+    if not gws:
+        return None
+    gw = socket.inet_ntoa(int(gws[0], 16).to_bytes(4, "little"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((gw, 9))
+        return s.getsockname()[0]
+
+
+@pytest.mark.parametrize("network", HELPERS + ["user"])
+def test_host_gateway_reaches_the_hosts_services(sb, busybox, network):
+    """--add-host NAME:host-gateway (Docker's host.docker.internal) is the
+    host's own address: its services on all addresses answer, its
+    loopback-only ones do not (as with Docker's bridge; Debian 12's pasta
+    answers that connection with silence, not a reset, hence the timeout);
+    pasta then gives the container an address of its own (the host's would
+    lead back into the container).  The connection never leaves the host."""
+    address = _host_address()
+    if not address:
+        pytest.skip("this host has no default route")
+    everywhere = _serve_from_host("0.0.0.0")
+    loopback = _serve_from_host("127.0.0.1")
+    net = network
+    if network == "user":
+        net = "hgw%d" % os.getpid()
+        sb.ok("network", "create", net)
+    try:
+        result = sb.ok(
+            "run", "--rm", "--network", net,
+            "--add-host", "host.docker.internal:host-gateway", busybox, "sh", "-c",
+            "grep host.docker.internal /etc/hosts; "
+            "wget -q -O - http://host.docker.internal:%d/; "
+            "timeout 3 wget -q -O - http://host.docker.internal:%d/ || echo closed"
+            % (everywhere.server_address[1], loopback.server_address[1]))
+        assert result.stdout.split() == [address, "host.docker.internal",
+                                         "from-host", "closed"], describe(result)
+    finally:
+        for server in (everywhere, loopback):
+            server.shutdown()
+            server.server_close()
+        if network == "user":
+            sb("network", "rm", net)
+
+
+def test_host_gateway_with_pasta_keeps_the_hosts_address_otherwise(sb, busybox):
+    """Only a container that asks for host-gateway gets pasta's own
+    address; with allow_host_loopback it is the gateway (mapped to the
+    host's 127.0.0.1) and the container keeps the host's address."""
+    address = _host_address()
+    if not address:
+        pytest.skip("this host has no default route")
+    show = ("ip -4 -o addr show scope global | awk '{print $4}'; "
+            "grep -w hg /etc/hosts || true")
+    plain = sb.ok("run", "--rm", busybox, "sh", "-c", show).stdout.split()
+    assert plain == [address + "/" + plain[0].split("/")[1]]
+    own = sb.ok("run", "--rm", "--add-host", "hg:host-gateway", busybox,
+                "sh", "-c", show).stdout.split()
+    assert own == ["10.0.2.100/24", address, "hg"]
+    loop = sb.ok("run", "--rm", "--network", "pasta:allow_host_loopback=true",
+                 "--add-host", "hg:host-gateway", busybox, "sh", "-c",
+                 show + "; ip route | sed -n 's/^default via \\([^ ]*\\).*/\\1/p'"
+                 ).stdout.split()
+    assert loop[0] == plain[0] and loop[1] == loop[3] and loop[2] == "hg", loop
 
 
 def _gateway(out):
