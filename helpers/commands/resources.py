@@ -1,4 +1,5 @@
-"""`stats` and `update`: a running container's cgroup, read and changed."""
+"""`stats` and `update`: a running container's cgroup (or, without one,
+its processes in /proc) read, and its cgroup changed."""
 
 import json
 import os
@@ -29,8 +30,74 @@ def _percent(part, whole):
     return 100.0 * part / whole if whole else 0.0
 
 
+class _ProcSample:
+    """What `stats` shows, summed over a container's processes from /proc,
+    for a container without a cgroup of its own (a host without cgroup v2
+    delegation): CPU time, memory (PSS, so shared pages count once), bytes
+    read from and written to storage, tasks (threads, as pids.current
+    counts them)."""
+
+    def __init__(self, pid):
+        from ..pids import stat_fields
+        from .containers import container_pids
+        ticks = os.sysconf("SC_CLK_TCK")
+        self.cpu = 0.0
+        self.memory = self.read = self.written = self.tasks = 0
+        for p in container_pids(pid):
+            fields = stat_fields(p)
+            if not fields or len(fields) < 18:
+                continue
+            self.cpu += (int(fields[11]) + int(fields[12])) / ticks   # utime, stime
+            self.tasks += int(fields[17])                              # num_threads
+            self.memory += _kib_field("/proc/%d/smaps_rollup" % p, b"Pss:") * 1024
+            io = _fields("/proc/%d/io" % p)
+            self.read += io.get(b"read_bytes:", 0)
+            self.written += io.get(b"write_bytes:", 0)
+
+
+def _fields(path):
+    """"name: number" lines (/proc/PID/io, smaps_rollup) as a dict; empty
+    when the file cannot be read (the process is gone)."""
+    out = {}
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[1].isdigit():
+                    out[parts[0]] = int(parts[1])
+    except OSError:
+        pass
+    return out
+
+
+def _kib_field(path, name):
+    return _fields(path).get(name, 0)
+
+
+def _net_io(pid):
+    """(received, sent) bytes of the container's interfaces but lo, from
+    its network namespace; (0, 0) for --network host, whose traffic is the
+    host's (Docker shows none either)."""
+    try:
+        if os.stat("/proc/%d/ns/net" % pid).st_ino == os.stat("/proc/self/ns/net").st_ino:
+            return 0, 0
+        with open("/proc/%d/net/dev" % pid, "rb") as f:
+            lines = f.read().splitlines()[2:]
+    except OSError:
+        return 0, 0
+    rx = tx = 0
+    for line in lines:
+        name, _, counters = line.partition(b":")
+        values = counters.split()
+        if name.strip() != b"lo" and len(values) >= 9:
+            rx += int(values[0])
+            tx += int(values[8])
+    return rx, tx
+
+
 def _rows(paths, cids, interval):
-    """Docker's stats fields, with CPU % measured over ``interval``."""
+    """Docker's stats fields, with CPU % measured over ``interval``: from
+    the container's cgroup, else from /proc (_ProcSample)."""
     from .. import cgroups
     from ..container import state
     from ..formatting import human_binary_size, human_size
@@ -39,38 +106,45 @@ def _rows(paths, cids, interval):
     for cid in cids:
         st = state.refresh(paths, cid)
         records[cid] = st
-        if st.get("Cgroup") and state.is_running(st):
-            try:
-                first[cid] = cgroups.Cgroup.from_dict(st["Cgroup"]).stats()
-            except OSError:
-                pass
+        if not state.is_running(st) or not st.get("Pid"):
+            continue
+        try:
+            first[cid] = (cgroups.Cgroup.from_dict(st["Cgroup"]).stats()
+                          if st.get("Cgroup") else _ProcSample(st["Pid"]))
+        except OSError:
+            pass
     t0 = time.monotonic()
     time.sleep(interval)
     elapsed = time.monotonic() - t0
-    ncpu = os.cpu_count() or 1
     rows = []
     for cid in cids:
         st = records[cid]
         row = {"Container": cid[:12], "ID": cid[:12], "Name": st.get("Name", ""),
                "CPUPerc": "--", "MemUsage": "-- / --", "MemPerc": "--",
                "NetIO": "-- / --", "BlockIO": "-- / --", "PIDs": "--"}
-        if cid in first:
-            try:
+        rows.append(row)
+        if cid not in first:
+            continue
+        try:
+            if isinstance(first[cid], _ProcSample):
+                now = _ProcSample(st["Pid"])
+                used = now.cpu - first[cid].cpu
+                mem, limit = now.memory, _host_memory()
+                io, tasks = (now.read, now.written), now.tasks
+            else:
                 now = cgroups.Cgroup.from_dict(st["Cgroup"]).stats()
-            except OSError:
-                now = None
-            if now is not None:
                 used = (now.cpu_usage_usec - first[cid].cpu_usage_usec) / 1e6
-                row["CPUPerc"] = "%.2f%%" % _percent(used, elapsed)
                 mem = (now.memory_current or 0) - (now.memory_inactive_file or 0)
                 limit = now.memory_max or _host_memory()
-                row["MemUsage"] = "%s / %s" % (human_binary_size(mem), human_binary_size(limit))
-                row["MemPerc"] = "%.2f%%" % _percent(mem, limit)
-                row["BlockIO"] = "%s / %s" % (human_size(now.io_read_bytes),
-                                              human_size(now.io_write_bytes))
-                row["PIDs"] = str(now.pids_current or 0)
-        rows.append(row)
-    del ncpu
+                io, tasks = (now.io_read_bytes, now.io_write_bytes), now.pids_current
+        except OSError:
+            continue
+        row["CPUPerc"] = "%.2f%%" % _percent(max(used, 0.0), elapsed)
+        row["MemUsage"] = "%s / %s" % (human_binary_size(mem), human_binary_size(limit))
+        row["MemPerc"] = "%.2f%%" % _percent(mem, limit)
+        row["NetIO"] = "%s / %s" % tuple(human_size(n) for n in _net_io(st["Pid"]))
+        row["BlockIO"] = "%s / %s" % (human_size(io[0]), human_size(io[1]))
+        row["PIDs"] = str(tasks or 0)
     return rows
 
 
@@ -90,12 +164,6 @@ def cmd_stats(args, paths):
         records = {c: state.refresh(paths, c, damaged_ok=True) for c in state.list_ids(paths)}
         cids = [c for c, st in records.items()
                 if not st.get("Damaged") and (args.all or state.is_running(st))]
-    if cids and not any(state.read_state(paths, c).get("Cgroup") for c in cids):
-        from .. import cgroups
-        ok, reason, hint = cgroups.availability()
-        sys.stderr.write("WARNING: no container here has a cgroup of its own%s: "
-                         "CPU, memory and PIDs are not measured\n" % (
-                             (" (" + reason + ")") if reason else ""))
     from ..formatting import tabulate
     columns = [("CONTAINER ID", "Container"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
                ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"),

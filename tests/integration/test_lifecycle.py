@@ -656,6 +656,58 @@ def test_limits_on_a_host_without_cgroup_delegation(sb, busybox):
     sb.ok("rm", "-f", "limited")
 
 
+def test_stats_without_a_cgroup_come_from_proc(sb, busybox):
+    """Without a cgroup of its own (this host's hybrid layout), `stats`
+    sums the container's processes in /proc: CPU, memory, storage I/O,
+    tasks; NET I/O (with a cgroup too) from its network namespace."""
+    import http.server
+    body = b"x" * (2 * 1000 * 1000)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    server = http.server.HTTPServer(("0.0.0.0", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rund(sb, busybox, "sh", "-c",
+             "dd if=/dev/zero of=/written bs=1M count=8 && sync && "
+             "wget -q -O /dev/null http://host.docker.internal:%d/ && "
+             "touch /ready && while :; do :; done" % server.server_address[1],
+             name="busy", flags=["--add-host", "host.docker.internal:host-gateway"])
+        rund(sb, busybox, "sleep", "60", name="idle", flags=["--network", "host"])
+        with open(os.path.join(sb.root, "containers", hc_id(sb, "busy"), "state.json")) as f:
+            if json.load(f).get("Cgroup"):
+                pytest.skip("the containers have cgroups here (the VM tests cover those)")
+        for _ in range(100):
+            if sb("exec", "busy", "test", "-e", "/ready").returncode == 0:
+                break
+            time.sleep(0.1)
+        rows = {}
+        for line in sb.ok("stats", "--no-stream", "--format", "json").stdout.splitlines():
+            row = json.loads(line)
+            rows[row["Name"]] = row
+        busy, idle = rows["busy"], rows["idle"]
+        assert float(busy["CPUPerc"].rstrip("%")) > 30, busy
+        assert busy["PIDs"] == "1" and idle["PIDs"] == "1"
+        used, limit = busy["MemUsage"].split(" / ")
+        assert used.endswith(("KiB", "MiB")) and limit.endswith("GiB"), busy
+        read, written = busy["BlockIO"].split(" / ")
+        assert written.endswith("MB") and float(written[:-2]) >= 8, busy
+        received, sent = busy["NetIO"].split(" / ")
+        assert received.endswith("MB") and float(received[:-2]) >= 2, busy
+        assert idle["NetIO"] == "0B / 0B" and idle["CPUPerc"] == "0.00%", idle
+    finally:
+        server.shutdown()
+        server.server_close()
+        sb("rm", "-f", "busy", "idle")
+
+
 def test_attach_socket_with_a_deep_run_root(sb, busybox):
     """sun_path holds 108 bytes; run roots can be deeper than that."""
     deep = os.path.join(sb.runroot, "d" * 60, "e" * 30)
