@@ -169,6 +169,28 @@ def set_process_name(name):
     prctl(PR_SET_NAME, _lib.ctypes.addressof(buf))
 
 
+def scrub_command_line(name):
+    """Overwrite what /proc/self/cmdline and /proc/self/environ show (the
+    memory the kernel reads them from, proc(5) arg_start..env_end) with
+    ``name`` and nothing: for a process forked from the CLI that the
+    container's processes can see (--init's PID 1, exec's process before
+    its exec), whose command line and environment are the CLI's: the
+    user's flags and whole environment (tokens, keys).  Python keeps its
+    own copies (sys.argv, os.environ); libc's getenv finds nothing after
+    this.  Needs the process's own /proc (before a pivot, or in a /proc of
+    its PID namespace)."""
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rpartition(b")")[2].split()
+    # Fields 48-51 of proc(5); [0] is field 3.
+    arg_start, arg_end, env_start, env_end = (int(x) for x in fields[45:49])
+    text = _b(name)[:max(arg_end - arg_start - 1, 0)]
+    with open("/proc/self/mem", "r+b", buffering=0) as mem:
+        mem.seek(arg_start)
+        mem.write(text + b"\0" * (arg_end - arg_start - len(text)))
+        mem.seek(env_start)
+        mem.write(b"\0" * (env_end - env_start))
+
+
 def setdomainname(name):
     b = name.encode()
     _check(_lib.setdomainname(b, len(b)))

@@ -74,6 +74,9 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     if xpid == 0:
         code = 125
         try:
+            # Y, forked below, is one of the container's processes until its
+            # exec: not with the CLI's command line and environment.
+            linux.scrub_command_line("sandbox-exec")
             os.close(err_r)
             os.close(pid_r)
             if master is not None:

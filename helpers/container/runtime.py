@@ -685,6 +685,12 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         spec = launch.spec
         root = launch.rootfs
         process = spec["process"]
+        if spec.get("annotations", {}).get("io.sandbox.init") == "true" or any(
+                n["type"] == "pid" and n.get("path") for n in spec["linux"]["namespaces"]):
+            # The container's processes see this one for its whole life
+            # (--init) or while it sets up (--pid container:NAME): not
+            # with the CLI's command line and environment.
+            linux.scrub_command_line("sandbox-init")
         # Into the container's cgroup (C stays in the reaper's leaf beside
         # it, cgroups.py), then a cgroup namespace rooted there.
         if launch.cgroup_path:
@@ -832,6 +838,7 @@ def _init(path, args, env, err_w):
     # (ps) or be signalled at once.  The child keeps the name until its
     # exec, which also resets the handlers.
     linux.set_process_name("sandbox-init")
+    os.environ.clear()      # the CLI's (the command gets ``env``)
     child = 0
 
     def forward(signum, _frame):

@@ -443,6 +443,25 @@ def test_init_reaps_and_forwards_signals(sb, busybox):
     sb.ok("rm", "-f", "inited", "reaper")
 
 
+def test_init_and_exec_do_not_show_the_clis_environment(sb, busybox):
+    """--init's PID 1 and exec's process before its exec are forks of the
+    CLI: the container's processes must not read the user's command line
+    or environment from /proc/PID/cmdline and environ."""
+    env = {"SANDBOX_TEST_SECRET": "hunter2"}
+    show = "tr '\\0' '\\n' < /proc/1/cmdline; tr '\\0' '\\n' < /proc/1/environ"
+    out = sb.ok("run", "--rm", "--init", "-e", "FLAG_SECRET=swordfish", busybox,
+                "sh", "-c", show, env=env).stdout
+    assert out.split() == ["sandbox-init"], out
+    rund(sb, busybox, "sleep", "60", name="inited2", flags=["--init"])
+    # exec's process is seen by the container's until its exec: scrubbed
+    # then (linux.scrub_command_line, tests/unit), and it execs with the
+    # container's environment.
+    out = sb.ok("exec", "inited2", "sh", "-c", "cat /proc/$$/environ | tr '\\0' '\\n'",
+                env=env).stdout
+    assert "hunter2" not in out and "PATH=" in out
+    sb.ok("rm", "-f", "inited2")
+
+
 def test_attach_passes_stdin_and_returns_the_exit_code(sb, busybox):
     rund(sb, busybox, "sh", "-c", "while read l; do echo \"got $l\"; done; echo end; exit 6",
          name="reader", flags=["-i"])
