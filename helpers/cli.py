@@ -130,6 +130,8 @@ def main(argv=None):
         # One health check of a container (its loop runs this).
         from .container import health
         return health.main(argv[1:])
+    from . import linux
+    linux.hold_back_inherited_fds()
     argv = unmanaged(argv)
     verb = find_verb(argv)
     # Help for a management verb (`image --help`) names the top-level verbs

@@ -169,6 +169,39 @@ def set_process_name(name):
     prctl(PR_SET_NAME, _lib.ctypes.addressof(buf))
 
 
+# The fds above 2 that the CLI was started with (hold_back_inherited_fds).
+inherited_fds = []
+
+
+def hold_back_inherited_fds():
+    """The fds above 2 that the caller left open to the CLI (a shell's, a
+    CI runner's: pipes, files, a directory of the host even) are not the
+    container's, nor a supervisor's to keep open for months: made
+    close-on-exec here, so that no command, helper or monitor we exec gets
+    them, and remembered, so that a process of ours that lives on without
+    an exec (--init's PID 1, a Python supervisor) closes them
+    (close_inherited_fds).  The CLI itself may still read them (--env-file
+    /dev/fd/63)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                if os.get_inheritable(fd):
+                    os.set_inheritable(fd, False)
+                    inherited_fds.append(fd)
+            except OSError:
+                pass            # the listing's own fd, closed by now
+
+
+def close_inherited_fds():
+    for fd in inherited_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    del inherited_fds[:]
+
+
 def scrub_command_line(name):
     """Overwrite what /proc/self/cmdline and /proc/self/environ show (the
     memory the kernel reads them from, proc(5) arg_start..env_end) with

@@ -25,7 +25,7 @@ import sys
 import _signal as signal
 import time
 
-from .. import collect_garbage_from_now_on, events, fsutil, jsonfast, network
+from .. import collect_garbage_from_now_on, events, fsutil, jsonfast, linux, network
 from ..errors import SandboxError
 from . import state
 
@@ -429,6 +429,7 @@ def start_detached(paths, container, launch, options, on_listening=None):
             for fd in (0, 1, 2):
                 os.dup2(nul, fd)
             os.close(nul)
+            linux.close_inherited_fds()     # the caller's, not ours to keep open
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             if on_listening is not None:
                 container = dict(container, attach_first=True)

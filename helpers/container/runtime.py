@@ -857,6 +857,11 @@ def _init(path, args, env, err_w):
             os._exit(_report(err_w, _exec_error(exc)))
         os._exit(127)
     os.close(err_w)          # P reads EOF when the command has exec'd
+    # Nothing but stdio: the container's root may take this process's fds
+    # (/proc/1/fd, pidfd_getfd: same uid), and what G had open (the
+    # native monitor's file, the supervisor's pipes and socket, the
+    # caller's fds) is the host's.
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     while True:
         try:
             pid, status = os.wait()

@@ -462,6 +462,58 @@ def test_init_and_exec_do_not_show_the_clis_environment(sb, busybox):
     sb.ok("rm", "-f", "inited2")
 
 
+def test_the_callers_open_fds_reach_neither_container_nor_supervisor(sb, busybox):
+    """A shell or CI runner may leave fds open to the CLI: here a
+    directory fd on the host's / (through which a container would read
+    the host's files) and a pipe's write end (held by a supervisor, it
+    would keep the caller's reader waiting for months).  Neither may reach
+    the container's processes (also --init's PID 1, exec'd ones) or the
+    detached container's supervisor; the CLI itself can still read
+    /dev/fd/N (--env-file <(...))."""
+    host_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    r, w = os.pipe()
+    ours = {host_root, w}
+
+    def run(*args):
+        return subprocess.run(sb.argv(*args), pass_fds=tuple(ours), capture_output=True,
+                              text=True, timeout=120, cwd="/")
+
+    def fds(text):
+        return {int(n) for n in text.split() if n.isdigit()}
+    try:
+        for flags in ([], ["--init"]):
+            out = run("run", "--rm", *flags, busybox, "sh", "-c",
+                      "ls /proc/1/fd; ls /proc/self/fd")
+            assert out.returncode == 0, describe(out)
+            assert not fds(out.stdout) & ours, (flags, out.stdout)
+        for flags in ([], ["--init"]):
+            assert run("run", "-d", "--name", "fdkeep", *flags, busybox,
+                       "sleep", "60").returncode == 0
+            out = run("exec", "fdkeep", "sh", "-c", "ls /proc/1/fd; ls /proc/self/fd")
+            assert not fds(out.stdout) & ours, (flags, out.stdout)
+            sb.ok("rm", "-f", "fdkeep")
+        # The supervisors are gone (rm -f): nobody holds the pipe's write
+        # end but us.
+        os.close(w)
+        ours.discard(w)
+        os.set_blocking(r, False)
+        assert os.read(r, 1) == b""
+        env = os.open("/", os.O_RDONLY)     # a number for the fd below
+        os.close(env)
+        out = subprocess.run(
+            sb.argv("run", "--rm", "--env-file", "/dev/fd/%d" % host_root, busybox, "true"),
+            pass_fds=(host_root,), capture_output=True, text=True, timeout=60, cwd="/")
+        # (a directory is no env file: the CLI got as far as reading it)
+        assert out.returncode == 125 and "/dev/fd/%d" % host_root in out.stderr, describe(out)
+    finally:
+        for fd in ours | {r}:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        sb("rm", "-f", "fdkeep")
+
+
 def test_attach_passes_stdin_and_returns_the_exit_code(sb, busybox):
     rund(sb, busybox, "sh", "-c", "while read l; do echo \"got $l\"; done; echo end; exit 6",
          name="reader", flags=["-i"])
