@@ -27,17 +27,26 @@ def container(paths, cid, record, action, **extra):
     """A container's event: Docker's Actor.Attributes are its labels,
     image and name (from ``record``), and the action's own (``extra``:
     exitCode, signal, ...)."""
+    _write(paths, container_line(cid, record, action, **extra))
+
+
+def container_line(cid, record, action, **extra):
+    """container()'s line, for a writer of its own (write_line)."""
     attributes = dict(record.get("Labels") or {})
     attributes["image"] = record.get("ImageName") or record.get("Image") or ""
     attributes["name"] = record.get("Name") or ""
     attributes.update(extra)
-    emit(paths, "container", action, cid, attributes)
+    return _line("container", action, cid, attributes)
 
 
 def emit(paths, kind, action, actor, attributes=None):
     """Append one event: ``kind`` is Docker's Type (container, image,
     volume, network), ``action`` its Action (create, start, die, ...),
     ``actor`` the object's id (an image's reference for pull and push)."""
+    _write(paths, _line(kind, action, actor, attributes))
+
+
+def _line(kind, action, actor, attributes):
     now = time.time_ns()
     attributes = {k: str(v) for k, v in (attributes or {}).items()}
     message = {"Type": kind, "Action": action,
@@ -48,21 +57,43 @@ def emit(paths, kind, action, actor, attributes=None):
         message.update(status=action, id=actor)
         if kind == "container":
             message["from"] = attributes.get("image", "")
-    data = (jsonfast.dumps(message, separators=(",", ":")) + "\n").encode()
+    return (jsonfast.dumps(message, separators=(",", ":")) + "\n").encode()
+
+
+def open_log(paths):
+    """The log, open for appending (write_line), or None."""
     path = log_path(paths)
     try:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
             os.makedirs(paths.runroot, mode=0o700, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+
+
+def write_line(fd, data):
+    """One line to a log that open_log gave (best effort; the next writer
+    through _write rotates it if need be)."""
+    try:
+        os.write(fd, data)
+    except OSError:
+        pass
+
+
+def _write(paths, data):
+    fd = open_log(paths)
+    if fd is None:
+        return
+    try:
         try:
             os.write(fd, data)
             written = os.fstat(fd)
         finally:
             os.close(fd)
         if written.st_size > ROTATE_AT:
-            _rotate(path, written)
+            _rotate(log_path(paths), written)
     except OSError:
         pass
 

@@ -58,11 +58,15 @@ def open_namespaces(pid):
 
 
 def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
-        cgroup=None):
+        cgroup=None, on_detached_exit=None):
     """Run ``process`` (an OCI process dict) in the container whose PID 1
     has host pid ``pid``; returns the exit code (0 at once with detach).
     ``cgroup``: the container's (a cgroups.Cgroup), joined first, so its
-    limits hold for the command as for the container's own processes."""
+    limits hold for the command as for the container's own processes.
+    ``on_detached_exit(code)``: with detach, called when the command has
+    ended, by X, which stays for it (out of our session, off our stdio), in
+    the container's mount namespace (nothing there may open host paths or
+    import)."""
     nsfds = open_namespaces(pid)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
@@ -92,10 +96,21 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
                 _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach)
             os.write(pid_w, str(ypid).encode())
             os.close(pid_w)
+            if detach and on_detached_exit is not None:
+                # Off our caller's session and stdio before the caller
+                # can return (it waits for err_w's EOF): a `$(sandbox exec
+                # -d ...)` must not wait for the command.
+                os.setsid()
+                nul = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(nul, fd)
+                os.close(nul)
             os.close(err_w)
             if slave is not None:
                 os.close(slave)
             if detach:
+                if on_detached_exit is not None:
+                    on_detached_exit(runtime._wait(ypid))
                 os._exit(0)
             code = runtime._wait(ypid)
         except BaseException as exc:   # noqa: BLE001 - reported to the CLI
@@ -118,8 +133,9 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
             os.close(master)
         raise runtime._decode_failure(failure)
     if detach:
-        runtime._wait(xpid)
-        return 0
+        if on_detached_exit is None:
+            runtime._wait(xpid)
+        return 0        # (else X waits for the command, and outlives us)
     collect_garbage_from_now_on()
     restore = runtime.forward_signals(ypid) if ypid else (lambda: None)
     try:

@@ -127,6 +127,21 @@ def test_exec_events(sb, busybox):
                                               "exec_start: sh -c exit 3", "exec_die"], got
         assert len({e["Actor"]["Attributes"]["execID"] for e in got}) == 1
         assert got[2]["Actor"]["Attributes"]["exitCode"] == "3"
+        # -d: the CLI returns at once (even with its output captured, as
+        # $(...) does), and exec_die comes when the command ends.
+        since_d = time.time()
+        started = time.monotonic()
+        sb.ok("exec", "-d", "ev-exec", "sh", "-c", "sleep 1; exit 4")
+        assert time.monotonic() - started < 1
+        assert events(sb, since_d, "--filter", "container=ev-exec",
+                      "--filter", "event=exec_die") == []
+        for _ in range(100):
+            got = events(sb, since_d, "--filter", "container=ev-exec",
+                         "--filter", "event=exec_die")
+            if got:
+                break
+            time.sleep(0.1)
+        assert [e["Actor"]["Attributes"]["exitCode"] for e in got] == ["4"], got
         sb.ok("rm", "-f", "ev-exec")
         got = events(sb, since, "--filter", "container=ev-exec", "--filter", "event=kill",
                      "--filter", "event=die", "--filter", "event=destroy")
