@@ -279,6 +279,27 @@ def with_suppressed(func, *args):
         pass
 
 
+def host_http_server(address, body):
+    """An HTTP server on the host at ``address`` (port chosen), answering
+    every GET with ``body``, serving in a thread; shutdown() and
+    server_close() it."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    server = http.server.HTTPServer((address, 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def describe(result):
     """A failed command, readable in an assertion message."""
     args = list(result.args)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Runner
+from conftest import Runner, describe
 from helpers.container import monitor
 
 
@@ -731,20 +731,8 @@ def test_stats_without_a_cgroup_come_from_proc(sb, busybox):
     """Without a cgroup of its own (this host's hybrid layout), `stats`
     sums the container's processes in /proc: CPU, memory, storage I/O,
     tasks; NET I/O (with a cgroup too) from its network namespace."""
-    import http.server
-    body = b"x" * (2 * 1000 * 1000)
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-    server = http.server.HTTPServer(("0.0.0.0", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    from conftest import host_http_server
+    server = host_http_server("0.0.0.0", b"x" * (2 * 1000 * 1000))
     try:
         rund(sb, busybox, "sh", "-c",
              "dd if=/dev/zero of=/written bs=1M count=8 && sync && "

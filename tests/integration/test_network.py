@@ -7,20 +7,18 @@ mapped to the host's 127.0.0.1 (allow_host_loopback) or the host's own address
 (host-gateway), which stays on the host too.  Nothing here sends a
 packet to any other address."""
 
-import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
 
 import pytest
 
-from conftest import describe
+from conftest import describe, host_http_server
 
 HELPERS = ["pasta", "slirp4netns"]
 
@@ -453,19 +451,7 @@ def test_bad_publish_and_network_values(sb, busybox):
 # --- the host through the gateway ------------------------------------------
 
 def _serve_from_host(address):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = b"from-host\n"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-    server = http.server.HTTPServer((address, 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return host_http_server(address, b"from-host\n")
 
 
 @pytest.fixture
