@@ -409,7 +409,7 @@ def _rmi_one(store, paths, name, force, reference):
                 "conflict: unable to remove repository reference %r (must "
                 "force) - container %s is using its referenced image %s"
                 % (name, _short(in_use), image_id[7:19]),
-                hint="remove the container first, or use -f")
+                hint="remove the container first, or use -f", exit_code=1)
         store.untag(ref)
         lines.append("Untagged: " + ref.familiar_string())
         if len(tags) > 1:
@@ -418,12 +418,12 @@ def _rmi_one(store, paths, name, force, reference):
         if len(tags) > 1 and not force:
             raise Conflict("conflict: unable to delete %s (must be forced) - "
                            "image is referenced in multiple repositories"
-                           % image_id[7:19], hint="use -f, or rmi each tag")
+                           % image_id[7:19], hint="use -f, or rmi each tag", exit_code=1)
         if in_use and not force:
             raise Conflict("conflict: unable to delete %s (must be forced) - "
                            "image is being used by container %s"
                            % (image_id[7:19], _short(in_use)),
-                           hint="remove the container first, or use -f")
+                           hint="remove the container first, or use -f", exit_code=1)
     if in_use:
         # Forced: untag, but keep the image record so that the container's
         # layers stay (the garbage collector keeps what an image references).

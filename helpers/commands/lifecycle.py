@@ -393,7 +393,11 @@ def cmd_rename(args, paths):
     if not state.valid_name(new):
         raise UsageError("invalid container name %r" % new,
                          hint="only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    state.reserve_name(paths, new, cid)
+    try:
+        state.reserve_name(paths, new, cid)
+    except Conflict as exc:
+        exc.exit_code = 1       # Docker's for the daemon's errors (run's: 125)
+        raise
     renamed = state.update_state(paths, cid, Name=new)
     state.release_name(paths, st["Name"], cid)
     _event(paths, cid, renamed, "rename", oldName="/" + st["Name"])

@@ -254,6 +254,8 @@ def test_create_start_attach_restart_rename(sb, busybox):
     attached = sb("start", "-a", "later")
     assert attached.returncode == 3 and attached.stdout == "ran\n"
     sb.ok("rename", "later", "renamed")
+    clash = sb("rename", "renamed", "renamed")      # the name is taken (by itself)
+    assert clash.returncode == 1 and "already in use" in clash.stderr, describe(clash)
     assert state_of(sb, "renamed")["ExitCode"] == 3
     assert sb("inspect", "later").returncode == 1
     sb.ok("start", "renamed")
