@@ -627,9 +627,9 @@ def create(paths, store, image_id, args, checked):
             extra.append("HOME=" + home)
         if args.tty and "TERM" not in keys:
             extra.append("TERM=xterm")
-        env = [e for e in env if not e.startswith("HOSTNAME=")] + \
-            [e for e in extra if e.partition("=")[0] not in keys or
-             e.startswith("HOSTNAME=")]
+        added = [e for e in extra if e.partition("=")[0] not in keys or
+                 e.startswith("HOSTNAME=")]
+        env = [e for e in env if not e.startswith("HOSTNAME=")] + added
         network.write_files(paths, cdir, hostname, name, net)
         annotations = {"io.sandbox.name": name, "io.sandbox.image": image_id,
                        "io.sandbox.driver": driver}
@@ -713,6 +713,9 @@ def create(paths, store, image_id, args, checked):
             "ReadonlyRootfs": bool(args.read_only), "Binds": list(args.volume),
             "Tmpfs": list(args.tmpfs), "SecurityOpt": list(args.security_opt),
             "Hostname": hostname, "WorkingDir": args.workdir or "",
+            # What the process gets beyond Config.Env (Docker's inspect and
+            # commit leave them out): spec.config_env.
+            "RuntimeEnv": [e.partition("=")[0] for e in added],
             "StopSignal": args.stop_signal or img_cfg.get("StopSignal") or "SIGTERM",
             "StopTimeout": 10 if args.stop_timeout is None else args.stop_timeout,
             "Volumes": vol_names, "UserMounts": user_mounts,

@@ -15,6 +15,7 @@ import os
 import stat
 
 from ..errors import SandboxError
+from .spec import config_env
 
 
 def write_layer(out_path, driver, cdir, layers):
@@ -62,7 +63,7 @@ def container_config(parent_cfg, spec, st):
     Config)."""
     cfg = dict(parent_cfg or {})
     proc = spec.get("process", {})
-    env = [e for e in proc.get("env", []) if not e.startswith("HOSTNAME=")]
+    env = config_env(proc.get("env", []), st)
     if env:
         cfg["Env"] = env
     if st.get("Entrypoint") is not None:

@@ -6,6 +6,7 @@ import os
 from .. import fsutil
 from ..network import network_settings
 from . import logconfig, state
+from .spec import config_env
 
 
 def _spec(paths, cid):
@@ -135,7 +136,7 @@ def container_json(paths, cid):
             "Tty": bool(st.get("Tty")),
             "OpenStdin": bool(st.get("OpenStdin")),
             "StdinOnce": False,
-            "Env": proc.get("env", []),
+            "Env": config_env(proc.get("env", []), st),
             "Cmd": cmd,
             "Image": st.get("ImageName"),
             "Volumes": image_cfg.get("Volumes"),

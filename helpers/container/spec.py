@@ -336,3 +336,12 @@ def resolve_groups(groups, layers):
         else:
             raise UsageError("unable to find group %s: no matching entries in group file" % g)
     return out
+
+
+def config_env(env, record):
+    """Docker's Config.Env of a container whose process has ``env``: the
+    image's and the user's variables, without those that the runtime adds
+    (HOSTNAME; HOME and TERM where nothing set them: the record's
+    RuntimeEnv)."""
+    added = set(record.get("RuntimeEnv") or ["HOSTNAME"])
+    return [e for e in env if e.partition("=")[0] not in added]

@@ -199,6 +199,11 @@ def test_inspect_shape_and_templates(sb, busybox):
     # Docker's order: the image's Env, then -e values.
     assert fmt("{{index .Config.Env 0}}").startswith("PATH=")
     assert "A=1;" in fmt("{{range .Config.Env}}{{.}};{{end}}")
+    # ... and not what the runtime adds (Docker's Config.Env has neither):
+    # the process has them.
+    assert not [e for e in c["Config"]["Env"] if e.startswith(("HOSTNAME=", "HOME="))]
+    process_env = sb.ok("exec", "looked-at", "env").stdout.split()
+    assert "HOME=/root" in process_env and "A=1" in process_env
     assert fmt("{{if .State.Running}}up{{else}}down{{end}}") == "up"
     bad = sb("inspect", "-f", "{{.NoSuchField}}", "looked-at")
     assert bad.returncode != 0 and "NoSuchField" in bad.stderr
