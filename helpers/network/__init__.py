@@ -197,8 +197,7 @@ def helper_options(mode, options):
             settings[key] = val == "true"
         elif mode == "pasta" and opt.startswith("-"):
             raw.append(opt)          # pasta's own flags, as podman passes them
-        elif mode == "slirp4netns" and key in ("enable_ipv6",) and \
-                val in ("true", "false"):
+        elif key == "enable_ipv6" and val in ("true", "false"):
             settings[key] = val == "true"
         elif mode == "slirp4netns" and key == "mtu" and val.isdigit():
             settings[key] = int(val)
@@ -208,8 +207,9 @@ def helper_options(mode, options):
         elif mode == "slirp4netns" and key == "port_handler" and val == "slirp4netns":
             continue
         else:
-            known = ("allow_host_loopback=true|false, direct_ports=true|false "
-                     "and pasta's own flags (e.g. pasta:--ipv4-only)"
+            known = ("allow_host_loopback=true|false, direct_ports=true|false, "
+                     "enable_ipv6=true|false and pasta's own flags (e.g. "
+                     "pasta:--mtu,1500)"
                      if mode == "pasta" else
                      "allow_host_loopback, enable_ipv6, mtu, cidr, "
                      "port_handler=slirp4netns")

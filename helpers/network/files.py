@@ -169,6 +169,11 @@ def resolv_conf(net):
     if mode == "slirp4netns":
         cidr = net.get("HelperSettings", {}).get("cidr", SLIRP_CIDR)
         servers = [slirp_addresses(cidr)[2]]
+    elif mode == "pasta":
+        from .pasta import ipv6
+        if not ipv6(net):
+            # (none left: the host's as they are, for the error to name them)
+            servers = [s for s in servers if ":" not in s] or servers
     if net.get("Dns"):
         servers = list(net["Dns"])
     if net.get("DnsSearch"):

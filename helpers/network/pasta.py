@@ -39,6 +39,8 @@ def argv_for(pid, st, published, pidfile, direct=()):
         # Connections to the gateway address would reach the host's
         # loopback; Docker and slirp4netns refuse that by default.
         argv.append("--no-map-gw")
+    if not ipv6(st) and not _family_flags(st):
+        argv.append("--ipv4-only")
     own = files.pasta_addresses(st)
     if own:
         argv += ["--address", own[0], "--netmask", own[1], "--gateway", own[2]]
@@ -80,7 +82,7 @@ def spawn(rundir, cid, pid, st, published, direct=(), route_watch=None):
     def finish():
         families = None
         if route_watch is not None and not published and not st.get("HelperArgs"):
-            families = routed_families()
+            families = routed_families(st)
         if families and helper.wait_routes(route_watch, families, ROUTES_TIMEOUT):
             # pasta writes into the FIFO later: our end stays open (with no
             # reader, its open would block) until it is ready or stopped.
@@ -132,10 +134,27 @@ def _is_ready(data):
     return data.endswith(b"\n")
 
 
-def routed_families():
+def ipv6(st):
+    """Whether the container gets IPv6 from pasta: only when asked
+    (enable_ipv6=true), as with Docker's networks and slirp4netns.  Off,
+    pasta is also some 10 MB lighter (29 -> 20 MB of an idle container's
+    memory here: its IPv6 buffers).  pasta's own -4/-6 flags, passed
+    through, decide alone."""
+    flags = _family_flags(st)
+    if flags:
+        return not set(flags) & {"-4", "--ipv4-only"}
+    return bool((st.get("HelperSettings") or {}).get("enable_ipv6"))
+
+
+def _family_flags(st):
+    return [a for a in st.get("HelperArgs") or []
+            if a in ("-4", "--ipv4-only", "-6", "--ipv6-only")]
+
+
+def routed_families(st=None):
     """The address families pasta configures in the namespace: those of
     the host's default routes (pasta copies them, and leaves a family out
-    when the host has none)."""
+    when the host has none), IPv6 only when the container has it (ipv6)."""
     families = set()
     for path, family, is_default in (
             ("/proc/net/route", 2,
@@ -148,4 +167,6 @@ def routed_families():
             continue
         if any(is_default(line.split()) for line in table):
             families.add(family)
+    if st is not None and not ipv6(st):
+        families.discard(10)
     return families

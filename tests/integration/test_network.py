@@ -97,6 +97,24 @@ def test_none_shows_only_lo(sb, busybox):
     assert links == ["lo"], describe(result)
 
 
+def test_pasta_is_ipv4_only_unless_asked(sb, busybox):
+    """Docker's networks and slirp4netns have no IPv6 by default; pasta
+    neither (it is also lighter so), unless enable_ipv6=true (where the
+    host has an IPv6 default route to copy)."""
+    show = "ip -o -6 addr show scope global; ip -6 route show default"
+    assert sb.ok("run", "--rm", busybox, "sh", "-c", show).stdout.strip() == ""
+    with open("/proc/net/ipv6_route") as f:
+        routed = any(line.split()[0] == "0" * 32 and line.split()[1] == "00"
+                     and line.split()[9] != "lo" for line in f)
+    if not routed:
+        pytest.skip("this host has no IPv6 default route for pasta to copy")
+    out = sb.ok("run", "--rm", "--network", "pasta:enable_ipv6=true", busybox,
+                "sh", "-c", show).stdout
+    assert " inet6 " in out and "default via" in out, out
+    bad = sb("run", "--rm", "--network", "pasta:enable_ipv6=maybe", busybox, "true")
+    assert bad.returncode == 125 and "enable_ipv6" in bad.stderr
+
+
 def test_dns_and_hosts_flags(sb, busybox):
     result = sb.ok("run", "--rm", "--name", "dnsbox", "--dns", "192.0.2.53",
                    "--dns-search", "example.test", "--dns-option", "ndots:2",
