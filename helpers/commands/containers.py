@@ -637,7 +637,7 @@ def prune_containers(paths, filters=()):
     from ..container import state
     from .lifecycle import remove
     wanted = prune_filters(filters)
-    removed = []
+    removed = state.sweep_unfinished(paths)    # what killed creates left
     for st in all_records(paths):
         if state.is_running(st) or not wanted(st.get("Created"), st.get("Labels")):
             continue

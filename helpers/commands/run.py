@@ -601,6 +601,7 @@ def create(paths, store, image_id, args, checked):
     cdir = paths.container(cid)
     try:
         os.mkdir(cdir, 0o700)
+        state.mark_creating(paths, cid)
         for d in ("upper", "work", "rootfs"):
             os.mkdir(os.path.join(cdir, d), 0o755)
         img_cfg = config.get("config") or {}
@@ -744,6 +745,7 @@ def create(paths, store, image_id, args, checked):
             # (with the image's SHELL, which CMD-SHELL checks run with)
             record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))
         state.write_state(paths, cid, record, durable=False)
+        state.creation_done(paths, cid)
         from .. import events
         events.container(paths, cid, record, "create")
         if args.cidfile:

@@ -50,6 +50,9 @@ def reserve_name(paths, name, cid):
         os.symlink(cid, os.path.join(d, name))
     except FileExistsError:
         other = _name_target(paths, name)
+        if other is not None and unfinished(paths, other):
+            remove_tree(paths, other)       # a killed create's leftover
+            other = None
         if other is None:   # stale link of a vanished container
             os.unlink(os.path.join(d, name))
             return reserve_name(paths, name, cid)
@@ -58,6 +61,65 @@ def reserve_name(paths, name, cid):
             % (name, other),
             hint="remove (or rename) that container to reuse the name, or "
                  "choose another --name")
+
+
+# In a container's directory from its mkdir until its record is written:
+# the pid and start time of the process making it (mark_creating).
+CREATING = "creating"
+
+
+def mark_creating(paths, cid):
+    """create's first act in the container's new directory.  A CLI killed
+    before the record is written (SIGKILL: nothing of ours runs) leaves a
+    directory without one, invisible to ps and rm but holding its name;
+    the marker tells such a leftover (its maker is gone) from a create in
+    progress (unfinished, sweep_unfinished)."""
+    pid = os.getpid()
+    fsutil.write_new(os.path.join(paths.container(cid), CREATING),
+                     "%d %d" % (pid, proc_start_time(pid)))
+
+
+def creation_done(paths, cid):
+    try:
+        os.unlink(os.path.join(paths.container(cid), CREATING))
+    except FileNotFoundError:
+        pass
+
+
+def unfinished(paths, cid):
+    """Is ``cid``'s directory the leftover of a create that was killed: no
+    record, and its maker gone (without a marker, killed right after the
+    mkdir: older than a minute)?"""
+    cdir = paths.container(cid)
+    if os.path.exists(state_path(paths, cid)):
+        return False
+    try:
+        pid, start = (int(x) for x in fsutil.read_text(os.path.join(cdir, CREATING)).split())
+    except FileNotFoundError:
+        try:
+            return time.time() - os.stat(cdir).st_mtime > 60
+        except OSError:
+            return False
+    except (OSError, ValueError):
+        return True         # a marker cut short: its maker was killed writing it
+    return not alive(pid, start)
+
+
+def sweep_unfinished(paths):
+    """Remove the leftovers of killed creates (and free their names);
+    returns their ids."""
+    removed = []
+    for cid in list_ids(paths):
+        if unfinished(paths, cid):
+            name = _name_of(paths, cid)
+            try:
+                remove_tree(paths, cid)
+            except SandboxError:
+                continue
+            if name:
+                release_name(paths, name, cid)
+            removed.append(cid)
+    return removed
 
 
 def release_name(paths, name, cid):

@@ -521,6 +521,43 @@ def test_the_callers_open_fds_reach_neither_container_nor_supervisor(sb, busybox
         sb("rm", "-f", "fdkeep")
 
 
+def test_a_create_killed_midway_leaves_nothing_that_lasts(sb, busybox):
+    """SIGKILL of the CLI while it makes a container (strace delivers it at
+    an exact syscall: the record's rename, or the mkdir right after the
+    container's directory): what it leaves holds no name for good, and
+    `container prune` takes it away.  (It used to stay forever, invisible
+    to ps and rm, with its name taken.)"""
+    # A warm store first: then the CLI's first rename is the record's, its
+    # fourth mkdir the one after the container's directory.
+    sb.ok("create", "--name", "warm", busybox, "true")
+    sb.ok("rm", "warm")
+    containers = os.path.join(sb.root, "containers")
+    before = set(os.listdir(containers))
+    for name, syscall, when in (("killed1", "rename", 1), ("killed2", "mkdir", 4)):
+        killed = sb.run_raw(["strace", "-f", "-o", "/dev/null", "-e", "trace=" + syscall,
+                             "-e", "inject=%s:signal=KILL:when=%d" % (syscall, when),
+                             sb.cli, "create", "--name", name, busybox, "true"])
+        assert killed.returncode != 0, describe(killed)
+        left = set(os.listdir(containers)) - before
+        assert len(left) == 1, left
+        assert not os.path.exists(os.path.join(containers, *left, "state.json"))
+        assert name not in sb.ok("ps", "-a", "--format", "{{.Names}}").stdout.split()
+        # The name is free again: the maker is gone.
+        sb.ok("create", "--name", name, busybox, "true")
+        sb.ok("rm", name)
+        before |= set(os.listdir(containers))
+    # Another leftover, its name not asked for again: prune takes it.
+    sb.run_raw(["strace", "-f", "-o", "/dev/null", "-e", "trace=rename",
+                "-e", "inject=rename:signal=KILL:when=1",
+                sb.cli, "create", "--name", "killed3", busybox, "true"])
+    left = set(os.listdir(containers)) - before
+    assert len(left) == 1
+    out = sb.ok("container", "prune", "-f").stdout
+    assert left.pop() in out
+    assert set(os.listdir(containers)) <= before
+    assert "killed3" not in os.listdir(os.path.join(sb.root, "names"))
+
+
 def test_attach_passes_stdin_and_returns_the_exit_code(sb, busybox):
     rund(sb, busybox, "sh", "-c", "while read l; do echo \"got $l\"; done; echo end; exit 6",
          name="reader", flags=["-i"])
