@@ -597,11 +597,14 @@ def create(paths, store, image_id, args, checked):
     cid = state.new_id()
     name = args.name or state.generate_name(paths)
     os.makedirs(paths.containers, exist_ok=True)
-    state.reserve_name(paths, name, cid)
     cdir = paths.container(cid)
     try:
+        # The directory (with its maker's mark) before the name: a name
+        # whose container has no directory is free to take (a removed
+        # one's), so the other order let two creates of one name both win.
         os.mkdir(cdir, 0o700)
         state.mark_creating(paths, cid)
+        state.reserve_name(paths, name, cid)
         for d in ("upper", "work", "rootfs"):
             os.mkdir(os.path.join(cdir, d), 0o755)
         img_cfg = config.get("config") or {}

@@ -430,6 +430,35 @@ def test_twenty_parallel_runs_then_rm_all(fresh_sb, images_dir):
     fresh_sb.ok("run", "--rm", "busybox", "true")
 
 
+def test_one_name_asked_for_at_once_goes_to_one_container(sb, busybox):
+    """Two `create --name same` at once, the first slowed down by strace
+    (each mkdir waits 0.3 s): the second starts as soon as the first has
+    taken the name.  One of them gets it, the other is told it is taken.
+    (Both used to: the name was taken before the container's directory
+    existed, and a name without a directory counted as free.)"""
+    link = os.path.join(sb.root, "names", "same")
+    first = sb.popen_raw(["strace", "-f", "-o", "/dev/null", "-e", "trace=mkdir",
+                          "-e", "inject=mkdir:delay_enter=300000",
+                          sb.cli, "create", "--name", "same", busybox, "true"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.islink(link) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert os.path.islink(link), "the first create never took the name"
+        second = sb("create", "--name", "same", busybox, "true")
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    codes = sorted([first.returncode, second.returncode])
+    assert codes[0] == 0 and codes[1] != 0, (out, err, describe(second))
+    assert "already in use" in (err if first.returncode else second.stderr)
+    ids = sb.ok("ps", "-a", "-q", "--no-trunc", "--filter", "name=same").stdout.split()
+    assert len(ids) == 1
+    sb.ok("rm", "same")
+
+
 def test_init_reaps_and_forwards_signals(sb, busybox):
     out = sb.ok("run", "--rm", "--init", busybox, "sh", "-c", "ps -o pid,comm; true").stdout
     procs = [line.split() for line in out.splitlines()[1:]]
@@ -522,40 +551,36 @@ def test_the_callers_open_fds_reach_neither_container_nor_supervisor(sb, busybox
 
 
 def test_a_create_killed_midway_leaves_nothing_that_lasts(sb, busybox):
-    """SIGKILL of the CLI while it makes a container (strace delivers it at
-    an exact syscall: the record's rename, or the mkdir right after the
-    container's directory): what it leaves holds no name for good, and
-    `container prune` takes it away.  (It used to stay forever, invisible
-    to ps and rm, with its name taken.)"""
-    # A warm store first: then the CLI's first rename is the record's, its
-    # fourth mkdir the one after the container's directory.
+    """SIGKILL of the CLI while it makes a container, delivered by strace at
+    an exact syscall (-P: the one on that path): when it reads the host's
+    resolv.conf (its directory made, its name taken, no record yet) and
+    when it takes the name.  What it leaves holds no name for good (it
+    used to, forever, invisible to ps and rm), and `container prune` takes
+    it away."""
     sb.ok("create", "--name", "warm", busybox, "true")
     sb.ok("rm", "warm")
     containers = os.path.join(sb.root, "containers")
     before = set(os.listdir(containers))
-    for name, syscall, when in (("killed1", "rename", 1), ("killed2", "mkdir", 4)):
-        killed = sb.run_raw(["strace", "-f", "-o", "/dev/null", "-e", "trace=" + syscall,
-                             "-e", "inject=%s:signal=KILL:when=%d" % (syscall, when),
-                             sb.cli, "create", "--name", name, busybox, "true"])
-        assert killed.returncode != 0, describe(killed)
+
+    def killed_at(syscall, path, name):
+        out = sb.run_raw(["strace", "-f", "-o", "/dev/null", "-P", path,
+                          "-e", "trace=" + syscall, "-e", "inject=%s:signal=KILL:when=1" % syscall,
+                          sb.cli, "create", "--name", name, busybox, "true"])
+        assert out.returncode != 0, describe(out)
         left = set(os.listdir(containers)) - before
         assert len(left) == 1, left
         assert not os.path.exists(os.path.join(containers, *left, "state.json"))
         assert name not in sb.ok("ps", "-a", "--format", "{{.Names}}").stdout.split()
-        # The name is free again: the maker is gone.
-        sb.ok("create", "--name", name, busybox, "true")
-        sb.ok("rm", name)
-        before |= set(os.listdir(containers))
-    # Another leftover, its name not asked for again: prune takes it.
-    sb.run_raw(["strace", "-f", "-o", "/dev/null", "-e", "trace=rename",
-                "-e", "inject=rename:signal=KILL:when=1",
-                sb.cli, "create", "--name", "killed3", busybox, "true"])
-    left = set(os.listdir(containers)) - before
-    assert len(left) == 1
-    out = sb.ok("container", "prune", "-f").stdout
-    assert left.pop() in out
-    assert set(os.listdir(containers)) <= before
-    assert "killed3" not in os.listdir(os.path.join(sb.root, "names"))
+        return left.pop()
+
+    leftover = killed_at("openat", "/etc/resolv.conf", "killed1")
+    assert os.readlink(os.path.join(sb.root, "names", "killed1")) == leftover
+    sb.ok("create", "--name", "killed1", busybox, "true")   # its maker is gone
+    assert not os.path.exists(os.path.join(containers, leftover))
+    sb.ok("rm", "killed1")
+    leftover = killed_at("symlink", os.path.join(sb.root, "names", "killed2"), "killed2")
+    assert leftover in sb.ok("container", "prune", "-f").stdout
+    assert set(os.listdir(containers)) == before
 
 
 def test_attach_passes_stdin_and_returns_the_exit_code(sb, busybox):
