@@ -64,16 +64,16 @@ def cmd_exec(args, paths):
     events.container(paths, cid, st, "exec_create: " + what, execID=exec_id)
     events.container(paths, cid, st, "exec_start: " + what, execID=exec_id)
     code = None
-    on_exit = log = None
-    if args.detach:
-        # The command's end is seen by a process of ours that waits for it
-        # (cexec.run), in the container's mount namespace: the log is
-        # opened for it now.
-        log = events.open_log(paths)
-        if log is not None:
-            def on_exit(status):
-                events.write_line(log, events.container_line(
-                    cid, st, "exec_die", execID=exec_id, exitCode=status))
+    # With -d, the command's end is seen by a process of ours that waits
+    # for it (cexec.run), in the container's mount namespace: the log is
+    # opened for it now.
+    log = events.open_log(paths) if args.detach else None
+    on_exit = None
+    if log is not None:
+        def exec_died(status):
+            events.write_line(log, events.container_line(
+                cid, st, "exec_die", execID=exec_id, exitCode=status))
+        on_exit = exec_died
     try:
         code = cexec.run(st["Pid"], process, spec.get("linux", {}), current_id_map(),
                          tty=args.tty, stdin=args.interactive, detach=args.detach,
