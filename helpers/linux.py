@@ -181,8 +181,12 @@ def hold_back_inherited_fds():
     them, and remembered, so that a process of ours that lives on without
     an exec (--init's PID 1, a Python supervisor) closes them
     (close_inherited_fds).  The CLI itself may still read them (--env-file
-    /dev/fd/63)."""
-    for name in os.listdir("/proc/self/fd"):
+    /dev/fd/63).  Without /proc, nothing is done."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for name in names:
         fd = int(name)
         if fd > 2:
             try:
@@ -211,17 +215,22 @@ def scrub_command_line(name):
     user's flags and whole environment (tokens, keys).  Python keeps its
     own copies (sys.argv, os.environ); libc's getenv finds nothing after
     this.  Needs the process's own /proc (before a pivot, or in a /proc of
-    its PID namespace)."""
-    with open("/proc/self/stat", "rb") as f:
-        fields = f.read().rpartition(b")")[2].split()
-    # Fields 48-51 of proc(5); [0] is field 3.
-    arg_start, arg_end, env_start, env_end = (int(x) for x in fields[45:49])
-    text = _b(name)[:max(arg_end - arg_start - 1, 0)]
-    with open("/proc/self/mem", "r+b", buffering=0) as mem:
-        mem.seek(arg_start)
-        mem.write(text + b"\0" * (arg_end - arg_start - len(text)))
-        mem.seek(env_start)
-        mem.write(b"\0" * (env_end - env_start))
+    its PID namespace).  Best effort (False: not done): a kernel that
+    refuses /proc/self/mem writes must not make exec or --init fail."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+        # Fields 48-51 of proc(5); [0] is field 3.
+        arg_start, arg_end, env_start, env_end = (int(x) for x in fields[45:49])
+        text = _b(name)[:max(arg_end - arg_start - 1, 0)]
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(arg_start)
+            mem.write(text + b"\0" * (arg_end - arg_start - len(text)))
+            mem.seek(env_start)
+            mem.write(b"\0" * (env_end - env_start))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def setdomainname(name):

@@ -28,7 +28,8 @@ def _in_child(action):
 def test_before_and_after():
     os.environ["SCRUB_TEST_SECRET"] = "hunter2"     # for children only
     before = _in_child(lambda: None)
-    after = _in_child(lambda: linux.scrub_command_line("sandbox-exec"))
+    # (a child whose scrub reports failure writes nothing: the test fails)
+    after = _in_child(lambda: linux.scrub_command_line("sandbox-exec") or os._exit(3))
     # os.environ changes do not reach the kernel's copy: what the process
     # was started with is the test runner's environment and command line.
     assert "pytest" in before[0] or "python" in before[0]
