@@ -49,7 +49,7 @@ class _ProcSample:
                 continue
             self.cpu += (int(fields[11]) + int(fields[12])) / ticks   # utime, stime
             self.tasks += int(fields[17])                              # num_threads
-            self.memory += _kib_field("/proc/%d/smaps_rollup" % p, b"Pss:") * 1024
+            self.memory += _fields("/proc/%d/smaps_rollup" % p).get(b"Pss:", 0) * 1024
             io = _fields("/proc/%d/io" % p)
             self.read += io.get(b"read_bytes:", 0)
             self.written += io.get(b"write_bytes:", 0)
@@ -68,10 +68,6 @@ def _fields(path):
     except OSError:
         pass
     return out
-
-
-def _kib_field(path, name):
-    return _fields(path).get(name, 0)
 
 
 def _net_io(pid):

@@ -18,10 +18,11 @@ from . import files, which
 from .helper import Helper
 
 
-def argv_for(pid, st, published, pidfile, direct=()):
+def argv_for(pid, st, published, pidfile, direct=(), own=None):
     """``direct``: bindings whose host socket the container's server gets
     (network.direct_bindings): not pasta's to forward; pasta's -T takes the
-    container's own connections to those ports to the host port instead."""
+    container's own connections to those ports to the host port instead.
+    ``own``: the container's own addresses (files.pasta_addresses), if any."""
     argv = ["pasta", "--foreground", "--quiet", "--config-net",
             "--pid", pidfile]
     # Nothing else from the container to the host's own ports (pasta's
@@ -41,7 +42,6 @@ def argv_for(pid, st, published, pidfile, direct=()):
         argv.append("--no-map-gw")
     if not ipv6(st) and not _family_flags(st):
         argv.append("--ipv4-only")
-    own = files.pasta_addresses(st)
     if own:
         argv += ["--address", own[0], "--netmask", own[1], "--gateway", own[2]]
     if st.get("Networks"):
@@ -72,7 +72,8 @@ def spawn(rundir, cid, pid, st, published, direct=(), route_watch=None):
     # Ours is open before pasta's open for writing, so neither blocks.
     ready = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        helper = Helper("pasta", argv_for(pid, st, published, fifo, direct),
+        own = files.pasta_addresses(st)
+        helper = Helper("pasta", argv_for(pid, st, published, fifo, direct, own),
                         os.path.join(rundir, cid + ".log"), program=program())
     except BaseException:
         os.close(ready)
@@ -93,7 +94,6 @@ def spawn(rundir, cid, pid, st, published, direct=(), route_watch=None):
                 helper.wait_ready(ready, _is_ready)
             finally:
                 os.unlink(fifo)
-        own = files.pasta_addresses(st)
         helper.address = ({"Gateway": own[2], "IPAddress": own[0],
                            "IPPrefixLen": int(own[1])} if own else
                           {"Gateway": files.host_gateway() or ""})
