@@ -408,7 +408,7 @@ def start_detached(paths, container, launch, options, on_listening=None):
     misses none of its output."""
     policy = options.get("restart", {"Name": "no", "MaximumRetryCount": 0})
     # Opened here, while the frozen binary's unpacked copy surely exists.
-    native = _open_native(policy)
+    native = _open_native()
     if getattr(sys, "frozen", False) and native is None:
         # The supervisor stays Python for the container's life (with the
         # native monitor it is Python again only through a fresh exec).
@@ -675,15 +675,10 @@ def native_path():
     return path if os.access(path, os.X_OK) else None
 
 
-def _open_native(policy):
-    """An fd on the native monitor, opened now: the frozen binary's
-    unpacked copy vanishes once the CLI has its answer, and C and this
-    process exec it after that (fexecve)."""
-    if getattr(sys, "frozen", False) and policy.get("Name", "no") != "no":
-        # Each restart would come back through another one-file
-        # bootloader, which stays as the parent of the next: the Python
-        # supervisor keeps such containers.
-        return None
+def _open_native():
+    """An fd on the native monitor, opened now: C and this process exec it
+    later (fexecve), when the frozen binary's unpacked copy may be gone (a
+    version unused for a day is removed when another is unpacked)."""
     path = native_path()
     if path is None:
         return None
@@ -694,9 +689,12 @@ def _open_native(policy):
 
 
 def _self_command():
-    """The argv that runs this program again (checkout or frozen)."""
+    """The argv that runs this program again (checkout or frozen).  The
+    frozen binary's: its front (native/unpack.c, which sets SANDBOX_BINARY),
+    which unpacks the program again should its cache have gone while a
+    container ran, rather than the unpacked program itself."""
     if getattr(sys, "frozen", False):
-        return [sys.executable]
+        return [os.environ.get("SANDBOX_BINARY") or sys.executable]
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return [sys.executable, "-E", "-s", "-S", os.path.join(here, "sandbox.py")]
 
