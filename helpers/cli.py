@@ -115,8 +115,26 @@ def build_parser(verb=None):
     return parser
 
 
+def forget_bootloader_environment():
+    """The frozen binary's bootloader (PyInstaller's) points LD_LIBRARY_PATH
+    at its bundled libraries, which stay on disk (scripts/build-binary),
+    and leaves _PYI_* variables for a child it would start itself.  No
+    process of ours needs them once started (sandbox runs itself again
+    through the binary, which sets them afresh), and a host tool that
+    inherited them (pasta, the user namespace keeper, a build's `git`)
+    would load our libraries instead of its own."""
+    if "LD_LIBRARY_PATH_ORIG" in os.environ:
+        os.environ["LD_LIBRARY_PATH"] = os.environ.pop("LD_LIBRARY_PATH_ORIG")
+    else:
+        os.environ.pop("LD_LIBRARY_PATH", None)
+    for key in [k for k in os.environ if k.startswith("_PYI_")]:
+        del os.environ[key]
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if getattr(sys, "frozen", False):
+        forget_bootloader_environment()
     if argv == ["--version"]:
         # Without building every verb's parser (all their modules: ~30 ms).
         print("sandbox " + __version__)

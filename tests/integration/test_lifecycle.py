@@ -864,11 +864,13 @@ def test_ps_shows_published_ports(sb, busybox):
     sb.ok("rm", "porter")
 
 
-def test_idle_container_is_held_by_the_expected_supervisor(sb, busybox):
+@pytest.mark.parametrize("restart", ["no", "unless-stopped"])
+def test_idle_container_is_held_by_the_expected_supervisor(sb, busybox, restart):
     """Native: once the container runs, its supervisor and C have become
     sandbox-monitor (a fraction of a Python process's memory), and they
-    still do the supervisor's work at the end.  Python: both stay Python."""
-    cid = rund(sb, busybox, "sh", "-c", "echo up; sleep 60")
+    still do the supervisor's work at the end.  Python: both stay Python.
+    With a restart policy too (the frozen binary once kept Python there)."""
+    cid = rund(sb, busybox, "sh", "-c", "echo up; sleep 60", flags=("--restart", restart))
     with open(os.path.join(sb.root, "containers", cid, "state.json")) as f:
         st = json.load(f)
     with open("/proc/%d/stat" % st["Pid"]) as f:
@@ -891,6 +893,32 @@ def test_idle_container_is_held_by_the_expected_supervisor(sb, busybox):
     assert state_of(sb, cid)["ExitCode"] == 137
     assert sb.ok("logs", cid).stdout == "up\n"
     sb.ok("rm", cid)
+
+
+def test_no_bootloader_environment_reaches_the_processes_left_running(sb, busybox):
+    """The frozen binary's bootloader points LD_LIBRARY_PATH at its bundled
+    libraries and sets _PYI_* variables: none of the processes that stay
+    (supervisor or monitor, C, the user namespace keeper) keep them, or
+    host tools they start would load our libraries.  (From a checkout
+    there is nothing to remove: this holds trivially.)  What a process got
+    at its exec is what /proc shows: forks of the CLI (a Python supervisor,
+    C) show the CLI's, and are left out."""
+    cid = rund(sb, busybox, "sleep", "60")
+    needle = ("SANDBOX_ROOT=" + sb.root).encode()
+    seen = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in env and cmdline[0] != sb.cli.encode():
+            seen.append(cmdline)
+            assert not [v for v in env if v.startswith((b"_PYI_", b"LD_LIBRARY_PATH"))], cmdline
+    assert any(c[0] == b"sandbox-userns" for c in seen), seen
+    sb.ok("rm", "-f", cid)
 
 
 def hc_id(sb, name):
