@@ -339,6 +339,10 @@ int main(int argc, char **argv)
     struct stat st;
     const char *env;
     (void)argc;
+    /* Installed set-user-ID (or -group), it would unpack and run what the
+     * caller's HOME points at with the owner's rights. */
+    if (getuid() != geteuid() || getgid() != getegid())
+        fail("(set-user-ID or set-group-ID: refused)", NULL, 0);
     int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
     if (self < 0)
         fail("(reading /proc/self/exe)", NULL, errno);

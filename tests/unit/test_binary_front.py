@@ -193,3 +193,16 @@ def test_a_payload_path_out_of_its_folder_is_refused(tmp_path, front, path):
     assert not os.path.exists(tmp_path / "cache" / "escaped")
     assert not os.path.exists(tmp_path / "escaped")
     assert os.listdir(tmp_path / "cache" / "sandbox") == []
+
+
+def test_a_set_user_id_front_refuses_to_run(tmp_path, packed):
+    """Set-user-ID, it would run, as its owner, what the caller's HOME
+    points at."""
+    binary, _ = packed
+    os.chmod(tmp_path, 0o755)
+    os.chmod(binary, 0o4755)
+    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             binary], env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 125, result
+    assert "set-user-ID or set-group-ID: refused" in result.stderr
