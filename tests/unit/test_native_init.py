@@ -1,0 +1,98 @@
+"""sandbox-init (native/init.c), --init's PID 1, run for real outside a
+container: the command from fd 3, its status as the exit code, signals
+passed on, exec failures reported on fd 4 in the form the CLI decodes into
+Docker's messages (runtime._decode_failure).  Runs the binary
+scripts/setup-host builds."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from helpers.container import monitor, runtime
+from helpers.errors import CannotExecute, CommandNotFound
+
+
+def binary():
+    path = monitor.native_path(monitor.INIT_NAME)
+    if path is None:
+        pytest.fail("sandbox-init is not built: run scripts/setup-host (as root)")
+    return path
+
+
+def start(path, args, env=(), argv=("sandbox-init",)):
+    """sandbox-init with the command on fd 3 and fd 4 for its report:
+    (pid, stdout reader, report reader)."""
+    data = "\0".join([path, str(len(args))] + list(args) + list(env)) + "\0"
+    cmd_r, cmd_w = os.pipe()
+    os.write(cmd_w, data.encode())
+    os.close(cmd_w)
+    rep_r, rep_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.posix_spawn(binary(), list(argv), {}, file_actions=[
+        (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, cmd_r, 3),
+        (os.POSIX_SPAWN_DUP2, rep_w, 4)])
+    for fd in (cmd_r, rep_w, out_w):
+        os.close(fd)
+    return pid, out_r, rep_r
+
+
+def finish(pid, out_r, rep_r):
+    """(exit code, stdout, report)."""
+    with os.fdopen(out_r, "rb") as out, os.fdopen(rep_r, "rb") as rep:
+        output, report = out.read(), rep.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output, report
+
+
+def run(path, args, env=(), argv=("sandbox-init",)):
+    return finish(*start(path, args, env, argv))
+
+
+def test_the_commands_status_output_and_environment():
+    assert run("/bin/sh", ["sh", "-c", 'echo "$FOO"; exit 7'], ["FOO=bar"]) == (7, b"bar\n", b"")
+
+
+def test_a_command_killed_by_a_signal_gives_128_plus_it():
+    assert run("/bin/sh", ["sh", "-c", "kill -TERM $$"])[0] == 143
+
+
+def test_signals_are_passed_on_to_the_command():
+    pid, out_r, rep_r = start("/bin/sh", ["sh", "-c", "trap 'echo got; exit 3' USR1; echo ready; "
+                                          "while :; do sleep 0.05; done"])
+    reader = os.fdopen(os.dup(out_r), "rb", 0)
+    assert reader.readline() == b"ready\n"
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    code, output, _ = finish(pid, out_r, rep_r)
+    reader.close()
+    assert time.monotonic() < deadline
+    assert (code, output) == (3, b"got\n")
+
+
+def test_the_command_gets_neither_of_its_fds():
+    code, output, _ = run("/bin/sh", ["sh", "-c", "for n in 3 4; do [ -e /proc/$$/fd/$n ] "
+                                                  "&& echo $n; done; echo ok"])
+    assert (code, output) == (0, b"ok\n")
+
+
+@pytest.mark.parametrize("errno_, code, cls", [(2, 127, CommandNotFound),
+                                               (8, 126, CannotExecute)])
+def test_an_exec_failure_is_reported_as_docker_does(tmp_path, errno_, code, cls):
+    path = str(tmp_path / "prog")
+    if errno_ == 8:
+        with open(path, "w") as f:
+            f.write("no #! line, no ELF header\n")
+        os.chmod(path, 0o755)
+    result = run(path, ["prog"])
+    assert result == (code, b"", b"E\0%d\0%s" % (errno_, path.encode()))
+    error = runtime._decode_failure(result[2])
+    assert isinstance(error, cls) and error.exit_code == code
+    assert error.message.startswith('exec: "%s": ' % path), error.message
+
+
+def test_run_by_hand_it_refuses():
+    code, _, _ = run("/bin/true", ["true"], argv=("sandbox-init", "extra"))
+    assert code == 125
