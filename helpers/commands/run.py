@@ -458,6 +458,9 @@ def cmd_run(args, paths):
     # much (measured: state.py 1.3 ms instead of 0.4).
     from .. import network
     from ..container import logconfig, monitor, state   # noqa: F401
+    # --init's PID 1 is the native monitor's sandbox-init where there is one
+    # (runtime._native_init): C and G get this fd with the fork.
+    init_fd = monitor.open_native(monitor.INIT_NAME) if args.init else None
     starter = Starter(current_id_map(), tty=args.tty, stdio=(None, out_w, err_w),
                       keep=(out_r, err_r),
                       early_net=network.early_netns(checked["net"]),
@@ -470,14 +473,17 @@ def cmd_run(args, paths):
         container = create(paths, store, image_id, args, checked)
     except BaseException:
         starter.abort()
+        if init_fd is not None:
+            os.close(init_fd)
         raise
     container["sources"] = {out_r: "stdout", err_r: "stderr"} if not args.tty else {}
     container["attach"] = checked["attach"]
+    launch = make_launch(container, args)
+    launch.init_fd = init_fd
     try:
-        return monitor.run_foreground(paths, container, make_launch(container, args),
-                                      starter, args.rm)
+        return monitor.run_foreground(paths, container, launch, starter, args.rm)
     finally:
-        for fd in (out_r, err_r):
+        for fd in (out_r, err_r, init_fd):
             if fd is not None:
                 os.close(fd)
 

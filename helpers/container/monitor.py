@@ -408,7 +408,7 @@ def start_detached(paths, container, launch, options, on_listening=None):
     misses none of its output."""
     policy = options.get("restart", {"Name": "no", "MaximumRetryCount": 0})
     # Opened here, while the frozen binary's unpacked copy surely exists.
-    native = _open_native()
+    native = open_native()
     if getattr(sys, "frozen", False) and native is None:
         # The supervisor stays Python for the container's life (with the
         # native monitor it is Python again only through a fresh exec).
@@ -561,6 +561,9 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     # (Not with --pid host: C itself ends the container's other processes
     # then, runtime._kill_namespace.)
     launch.reaper_fd = native if "pid" in namespace_kinds(launch.spec) else None
+    # --init's PID 1 (runtime._native_init); C and G inherit the fd.
+    launch.init_fd = (open_native(INIT_NAME) if launch.spec.get("annotations", {}).get(
+        "io.sandbox.init") == "true" else None)
     launch.direct = native is not None and network.decide_direct(paths, cid,
                                                                  container["record"])
     starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
@@ -581,6 +584,7 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
                       on_netns=lambda cpid: network.spawn_early(
                           paths, cid, cpid, starter.route_watch))
     except SandboxError as exc:
+        _close_init(launch)
         log.close()
         cg.close()
         for fd in (out_r, err_r, stdin_w):
@@ -600,6 +604,7 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
             return None
         record_exit(paths, cid, exc.exit_code, exc.message)
         return exc.exit_code
+    _close_init(launch)
     if ready_w is not None:
         os.write(ready_w, ("ok %d\n" % starter.gpid).encode())
         _retire(ready_w)
@@ -625,6 +630,13 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     code = starter.wait()
     log.close()
     return _ended(paths, container, launch, cg, server, code)
+
+
+def _close_init(launch):
+    """Our copy of the fd on sandbox-init, once G has its own."""
+    if launch.init_fd is not None:
+        os.close(launch.init_fd)
+        launch.init_fd = None
 
 
 def _ended(paths, container, launch, cg, server, code):
@@ -656,30 +668,35 @@ def _ended(paths, container, launch, cg, server, code):
 # The native monitor (native/monitor.c): what holds an idle container
 # ---------------------------------------------------------------------------
 NATIVE_NAME = "sandbox-monitor.4"       # the suffix versions its arguments
+INIT_NAME = "sandbox-init.1"            # --init's PID 1 (native/init.c)
 
 
-def native_path():
-    """The native monitor built by scripts/setup-host (or bundled in the
-    frozen binary), or None: then the Python supervisor stays for the
-    container's whole life.  $SANDBOX_MONITOR names another, or "python"
-    to keep the Python supervisor."""
+def native_path(name=NATIVE_NAME):
+    """The native monitor (or, by ``name``, sandbox-init) built by
+    scripts/setup-host or bundled in the frozen binary, or None: then the
+    Python supervisor stays for the container's whole life (the Python
+    init is PID 1).  $SANDBOX_MONITOR names another monitor, or "python"
+    to keep the Python supervisor and init."""
     wanted = os.environ.get("SANDBOX_MONITOR")
-    if wanted:
-        return None if wanted == "python" else wanted
+    if wanted == "python":
+        return None
+    if wanted and name == NATIVE_NAME:
+        return wanted
     if getattr(sys, "frozen", False):
         base = getattr(sys, "_MEIPASS", "")
     else:
         # The virtualenv's (sys.prefix is /usr under -S: site sets it).
         base = os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "libexec")
-    path = os.path.join(base, NATIVE_NAME)
+    path = os.path.join(base, name)
     return path if os.access(path, os.X_OK) else None
 
 
-def _open_native():
-    """An fd on the native monitor, opened now: C and this process exec it
-    later (fexecve), when the frozen binary's unpacked copy may be gone (a
-    version unused for a day is removed when another is unpacked)."""
-    path = native_path()
+def open_native(name=NATIVE_NAME):
+    """An fd on the native monitor (or ``name``), opened now: C, G and this
+    process exec it later (fexecve), when the frozen binary's unpacked copy
+    may be gone (a version unused for a day is removed when another is
+    unpacked) and G is past its pivot."""
+    path = native_path(name)
     if path is None:
         return None
     try:

@@ -68,6 +68,8 @@ class Launch:
         self.debug = debug
         # An fd on the native monitor: C becomes its reaper (monitor.py).
         self.reaper_fd = None
+        # An fd on sandbox-init: --init's PID 1 (_native_init).
+        self.init_fd = None
         # The container's cgroup (cgroups.Cgroup.path), set by the caller's
         # on_forked: G moves itself in.
         self.cgroup_path = None
@@ -91,6 +93,7 @@ class Launch:
                                "debug": self.debug,
                                "cgroup_path": self.cgroup_path,
                                "reaper_fd": self.reaper_fd,
+                               "init_fd": self.init_fd,
                                "direct": self.direct}).encode()
 
     @classmethod
@@ -100,6 +103,7 @@ class Launch:
                      d["autoremove"], d["debug"])
         launch.cgroup_path = d.get("cgroup_path")
         launch.reaper_fd = d.get("reaper_fd")
+        launch.init_fd = d.get("init_fd")
         launch.direct = d.get("direct", False)
         return launch
 
@@ -337,6 +341,11 @@ def _decode_failure(data):
     parts = data.decode(errors="replace").split("\0")
     while len(parts) < 3:
         parts.append("")
+    if parts[0] == "E" and parts[1].isdigit():
+        # --init's native PID 1 could not exec the command (_native_init).
+        exc = OSError(int(parts[1]), os.strerror(int(parts[1])))
+        exc.filename, exc.sandbox_exec = parts[2], True
+        return _exec_error(exc)
     code, message, hint = parts[0], parts[1], parts[2]
     code = int(code) if code.isdigit() else 125
     cls = {126: CannotExecute, 127: CommandNotFound}.get(code, SandboxError)
@@ -759,7 +768,9 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         if os.read(go_r, 1) != b"g":
             os._exit(125)
         if spec.get("annotations", {}).get("io.sandbox.init") == "true":
-            _init(path, process["args"], env, err_w)     # never returns
+            if launch.init_fd is not None:
+                _native_init(launch.init_fd, path, process["args"], env, err_w)
+            _init(path, process["args"], env, err_w)     # (neither returns)
         exec_command(path, process["args"], env)
     except OSError as exc:
         code = _report(err_w, _exec_error(exc))
@@ -826,6 +837,42 @@ def _hand_bind_listener(notif_w, go_r):
     if os.read(go_r, 1) != b"f":
         os._exit(125)            # P is gone
     os.close(fd)
+
+
+def _native_init(exe, path, args, env, err_w):
+    """--init's PID 1 as sandbox-init (native/init.c, ``exe`` an fd on it
+    opened before the pivot): a fresh exec, with an empty environment and
+    no argument, so that it holds nothing of the host.  Its command comes on fd 3 (a memfd), exec failures go back on
+    fd 4 (``err_w``; _decode_failure).  Never returns."""
+    data = "\0".join([path, str(len(args))] + list(args) +
+                     ["%s=%s" % kv for kv in env.items()]) + "\0"
+    command = os.memfd_create("sandbox-init")
+    view = memoryview(data.encode("utf-8", "surrogateescape"))
+    while view:
+        view = view[os.write(command, view):]
+    os.lseek(command, 0, os.SEEK_SET)
+    # Above 4 first, so that placing 3 and 4 closes none of the three.
+    exe, command, err = (_dup_above(fd, 4) for fd in (exe, command, err_w))
+    try:
+        os.dup2(command, 3)
+        os.dup2(err, 4)
+        os.execve(exe, ["sandbox-init"], {})
+    except OSError as exc:
+        # (err_w may have been 3 or 4: its copy tells P.)
+        os._exit(_report(err, SandboxError("--init: sandbox-init did not start: "
+                                           + (exc.strerror or str(exc)))))
+
+
+def _dup_above(fd, floor):
+    """A close-on-exec copy of ``fd`` numbered above ``floor``."""
+    low = []
+    new = os.dup(fd)
+    while new <= floor:
+        low.append(new)
+        new = os.dup(fd)
+    for fd in low:
+        os.close(fd)
+    return new
 
 
 def _init(path, args, env, err_w):

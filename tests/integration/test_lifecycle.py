@@ -498,6 +498,37 @@ def test_init_and_exec_do_not_show_the_clis_environment(sb, busybox):
     sb.ok("rm", "-f", "inited2")
 
 
+def test_init_holds_nothing_of_the_host_in_its_memory(sb, busybox):
+    """--init's PID 1 is sandbox-init (native/init.c), a fresh exec: its
+    memory, which the container's processes can read through /proc/1/mem
+    where ptrace is not restricted, holds the container's command and
+    environment and nothing of the CLI's (here a secret in the caller's
+    environment and one on its command line).  The Python init, a fork of
+    the CLI, is kept only where sandbox-init is missing (without it the
+    root of the store and the label would be found)."""
+    if sb._env.get("SANDBOX_MONITOR") == "python":
+        pytest.skip("the Python init is a fork of the CLI (its heap holds the CLI's data)")
+    cid = rund(sb, busybox, "sleep", "60", name="inited3",
+               flags=["--init", "--label", "note=hunter3-on-the-command-line"])
+    pid = state_of(sb, cid)["Pid"]
+    assert os.path.basename(os.readlink("/proc/%d/exe" % pid)) == monitor.INIT_NAME
+    memory = b""
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            span, perms = line.split()[:2]
+            start, end = (int(x, 16) for x in span.split("-"))
+            if perms.startswith("r"):
+                try:
+                    mem.seek(start)
+                    memory += mem.read(end - start)
+                except (OSError, ValueError):
+                    pass
+    assert b"sleep" in memory and b"PATH=" in memory     # its command and environment
+    for secret in (b"hunter3", sb.root.encode(), b"SANDBOX_ROOT"):
+        assert secret not in memory, secret
+    sb.ok("rm", "-f", "inited3")
+
+
 def test_the_callers_open_fds_reach_neither_container_nor_supervisor(sb, busybox):
     """A shell or CI runner may leave fds open to the CLI: here a
     directory fd on the host's / (through which a container would read
