@@ -39,6 +39,8 @@ from . import security
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
                      signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+# What C gets when P dies (PR_SET_PDEATHSIG; _child_c).
+PARENT_GONE = signal.SIGTERM
 
 # Host device nodes bind-mounted into the container's tmpfs /dev (a user
 # namespace cannot mknod real devices).
@@ -317,11 +319,15 @@ def _wait(pid):
 
 
 def _kill_wait(pid):
+    _kill_quietly(pid)
+    _wait(pid)
+
+
+def _kill_quietly(pid):
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    _wait(pid)
 
 
 def _read_int(fd):
@@ -430,8 +436,19 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
     code = 125
     launch = None
     try:
-        # Die with P: a foreground container must not outlive its CLI.
-        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        # When P dies (a foreground run's CLI, a detached container's Python
+        # supervisor; even by SIGKILL), the container ends with it, and C
+        # lives on just to tear down as after any end: an --rm container's
+        # directory (its record with it) goes, the rest is unmounted.  (The
+        # native reaper that C may become dies of it instead, G with it.)
+        fate = {"parent_gone": False, "g": 0}
+
+        def parent_gone(_signum, _frame):
+            fate["parent_gone"] = True
+            if fate["g"]:
+                _kill_quietly(fate["g"])
+        signal.signal(PARENT_GONE, parent_gone)
+        linux.prctl(linux.PR_SET_PDEATHSIG, PARENT_GONE)
         # Out of the terminal's foreground process group: Ctrl-C and friends
         # reach P, which forwards them to G; C must live on to tear down.
         # (Ignoring them instead would leak SIG_IGN into helpers we spawn.)
@@ -491,6 +508,9 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         if gpid == 0:
             os.close(pid_w)
             _child_g(launch, err_w, go_r, slave, stdio, notif_w)   # never returns
+        fate["g"] = gpid
+        if fate["parent_gone"]:
+            _kill_quietly(gpid)
         # In the host's PID namespace nothing ends the container's other
         # processes when its first one exits: they are found by its mount
         # namespace (G makes its own at once, _child_g).
@@ -689,6 +709,7 @@ def _teardown(launch):
 # ---------------------------------------------------------------------------
 def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
     try:
+        signal.signal(PARENT_GONE, signal.SIG_DFL)      # (C's handler)
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         _setup_stdio(launch, slave, stdio)
         spec = launch.spec

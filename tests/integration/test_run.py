@@ -304,6 +304,40 @@ def test_rm_leaves_nothing(fresh_sb, images_dir):
     assert graves() == []
 
 
+@pytest.mark.parametrize("rm", [True, False])
+def test_a_run_whose_cli_is_killed_ends_its_container_as_any_end(sb, busybox, rm):
+    """SIGKILL of a foreground `run` (a CI job cancelled hard, the OOM
+    killer): its container ends with it, and then as after any end: an
+    --rm one is removed (gone from ps -a, its name free again, nothing left
+    in the store), one without --rm stays, exited (137)."""
+    name = "killedcli-rm" if rm else "killedcli"
+    proc = sb.popen("run", *(["--rm"] if rm else []), "--name", name, busybox,
+                    "sh", "-c", "echo up; sleep 60")
+    try:
+        assert proc.stdout.readline() == "up\n"
+        cid = sb.ok("inspect", "-f", "{{.Id}}", name).stdout.strip()
+    finally:
+        proc.kill()
+        proc.communicate()
+    deadline = time.monotonic() + 10
+    if rm:
+        while os.path.exists(os.path.join(sb.root, "containers", cid)) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sb.ok("ps", "-a", "-q", "--filter", "name=" + name).stdout == ""
+        assert sb.ok("run", "--rm", "--name", name, busybox, "echo", "again").stdout == "again\n"
+        leftovers = os.listdir(os.path.join(sb.root, "tmp")) if os.path.isdir(
+            os.path.join(sb.root, "tmp")) else []
+        assert not [n for n in leftovers if cid in n], leftovers
+    else:
+        while sb.ok("inspect", "-f", "{{.State.Status}}", name).stdout.strip() != "exited" \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sb.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}",
+                     name).stdout.split() == ["exited", "137"]
+        sb.ok("rm", name)
+
+
 def test_rm_containers_get_a_volatile_overlay(sb, busybox):
     """--rm: the upper layer is thrown away, so the kernel need not sync it
     (overlay's volatile option); a kept container's is synced as usual."""
