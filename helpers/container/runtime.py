@@ -863,8 +863,9 @@ def _hand_bind_listener(notif_w, go_r):
 def _native_init(exe, path, args, env, err_w):
     """--init's PID 1 as sandbox-init (native/init.c, ``exe`` an fd on it
     opened before the pivot): a fresh exec, with an empty environment and
-    no argument, so that it holds nothing of the host.  Its command comes on fd 3 (a memfd), exec failures go back on
-    fd 4 (``err_w``; _decode_failure).  Never returns."""
+    no argument, so that it holds nothing of the host.  Its command comes
+    on fd 3 (a memfd), exec failures go back on fd 4 (``err_w``;
+    _decode_failure).  Never returns."""
     data = "\0".join([path, str(len(args))] + list(args) +
                      ["%s=%s" % kv for kv in env.items()]) + "\0"
     command = os.memfd_create("sandbox-init")
