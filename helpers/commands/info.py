@@ -68,12 +68,18 @@ def collect(paths):
     helpers = {n: _helper(n) for n in ("newuidmap", "newgidmap", "fuse-overlayfs",
                                        "slirp4netns", "pasta")}
     info["helpers"] = helpers
-    from ..container.monitor import native_path
+    from ..container.monitor import INIT_NAME, native_path
     info["monitor"] = native_path()
-    if info["monitor"] is None and os.environ.get("SANDBOX_MONITOR") != "python":
-        problems.append(("no native monitor: each detached container keeps a Python "
-                         "supervisor (about 8 MB of memory instead of well under 1 MB)",
-                         "scripts/setup-host (as root) builds native/monitor.c with gcc"))
+    info["init"] = native_path(INIT_NAME)
+    if os.environ.get("SANDBOX_MONITOR") != "python":
+        if info["monitor"] is None:
+            problems.append(("no native monitor: each detached container keeps a Python "
+                             "supervisor (about 8 MB of memory instead of well under 1 MB)",
+                             "scripts/setup-host (as root) builds native/monitor.c with gcc"))
+        if info["init"] is None:
+            problems.append(("no sandbox-init: --init's PID 1 is a fork of this program, "
+                             "whose memory holds your environment and command line",
+                             "scripts/setup-host (as root) builds native/init.c with gcc"))
     for dev in ("/dev/fuse", "/dev/net/tun"):
         ok = os.access(dev, os.R_OK | os.W_OK)
         info[dev] = ok
@@ -113,6 +119,10 @@ def cmd_info(args, paths):
         monitor = "%s (bundled in this binary)" % os.path.basename(monitor)
     print("Supervisor:      %s" % ("native monitor " + monitor if monitor
                                    else "Python (no native monitor)"))
+    init = info["init"]
+    if init and getattr(sys, "frozen", False):
+        init = "%s (bundled in this binary)" % os.path.basename(init)
+    print("Init (--init):   %s" % (init or "Python (no sandbox-init)"))
     print("Default network: %s%s" % (info["default_network"] or "none usable",
                                       " (default_rootless_network_cmd in %s)"
                                       % info["default_network_from"]
