@@ -310,6 +310,7 @@ static void run_from(const char *base, int self, off_t at, uint64_t length,
     } else if (errno != ENOENT) {
         return;
     }
+    remove_tree(tmp);       /* a dead unpacker's that had our pid: not ours to keep */
     if (unpack(self, at, length, tmp) < 0) {
         int e = errno;
         remove_tree(tmp);

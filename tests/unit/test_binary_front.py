@@ -206,3 +206,21 @@ def test_a_set_user_id_front_refuses_to_run(tmp_path, packed):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 125, result
     assert "set-user-ID or set-group-ID: refused" in result.stderr
+
+
+def test_a_leftover_under_its_own_pid_is_replaced(tmp_path, packed):
+    """A dead unpacker that had the pid this start has left its directory:
+    it cannot be anyone's now, so it is removed rather than given up on."""
+    binary, version = packed
+    cache = tmp_path / "cache" / "sandbox"
+    os.makedirs(cache, mode=0o700)
+    os.chmod(cache.parent, 0o700)
+
+    def plant():          # in the child, whose pid the front then has
+        os.makedirs(cache / (".tmp-%s-%d" % (version, os.getpid())) / "junk")
+    result = subprocess.run([binary], env={"PATH": "/usr/bin:/bin",
+                                           "XDG_CACHE_HOME": str(tmp_path / "cache")},
+                            preexec_fn=plant, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("%s/bin-%s/sandbox|" % (cache, version)), result.stdout
+    assert os.listdir(cache) == ["bin-" + version]
