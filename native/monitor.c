@@ -36,13 +36,16 @@
  *
  * C, the parent of the container's PID 1, likewise replaces itself with
  *
- *   sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER
+ *   sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER RMDIR
  *
  * which waits for PID 1, leaves MARKER when the container's cgroup saw an
  * OOM kill (it still exists while C is in the reaper leaf beside it, in
  * the same scope: helpers/cgroups.py), detaches the root file
  * system (ending a fuse-overlayfs daemon) and exits with PID 1's status
- * (128+N for signal N).
+ * (128+N for signal N).  Should the supervisor die first (SIGTERM, the
+ * parent-death signal C has: runtime.PARENT_GONE), it kills PID 1 and, for
+ * an --rm container (RMDIR: its directory, else empty), removes what the
+ * supervisor would have: the directory, renamed out of the store first.
  *
  * A container with a health check gets, beside its supervisor (a child of
  * it, which dies with it),
@@ -60,6 +63,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -764,13 +768,57 @@ static int supervise(int argc, char **argv)
     return 125;
 }
 
+static volatile sig_atomic_t parent_gone;
+static pid_t reaped;
+
+static void on_parent_gone(int sig)
+{
+    (void)sig;
+    parent_gone = 1;
+    kill(reaped, SIGKILL);
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* An --rm container's directory, gone from the store at once (renamed into
+ * <root>/tmp, where `store gc` finishes a removal cut short), then deleted. */
+static void remove_container(const char *dir)
+{
+    char grave[8192], staging[4096];
+    const char *id = strrchr(dir, '/');
+    snprintf(staging, sizeof staging, "%s", dir);
+    char *cut = strrchr(staging, '/');
+    if (!id || !cut)
+        return;
+    *cut = '\0';                                  /* <root>/containers */
+    cut = strrchr(staging, '/');
+    if (!cut)
+        return;
+    strcpy(cut, "/tmp");                           /* <root>/tmp */
+    mkdir(staging, 0700);
+    snprintf(grave, sizeof grave, "%s/rm-%ld-%s", staging, (long)getpid(), id + 1);
+    nftw(rename(dir, grave) == 0 ? grave : dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static int reap(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER\n");
+    if (argc != 6) {
+        fprintf(stderr, "usage: sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER RMDIR\n");
         return 125;
     }
-    int code = wait_code(parse_num(argv[1]));
+    reaped = parse_num(argv[1]);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_parent_gone;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    int code = wait_code(reaped);
     if (argv[3][0]) {
         char path[4096];
         snprintf(path, sizeof path, "%s/memory.events", argv[3]);
@@ -790,6 +838,8 @@ static int reap(int argc, char **argv)
         }
     }
     umount2(argv[2], MNT_DETACH);
+    if (parent_gone && argv[5][0])
+        remove_container(argv[5]);
     return code;
 }
 

@@ -667,7 +667,7 @@ def _ended(paths, container, launch, cg, server, code):
 # ---------------------------------------------------------------------------
 # The native monitor (native/monitor.c): what holds an idle container
 # ---------------------------------------------------------------------------
-NATIVE_NAME = "sandbox-monitor.4"       # the suffix versions its arguments
+NATIVE_NAME = "sandbox-monitor.5"       # the suffix versions its arguments
 INIT_NAME = "sandbox-init.1"            # --init's PID 1 (native/init.c)
 
 

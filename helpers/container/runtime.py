@@ -632,7 +632,8 @@ def _become_reaper(launch, gpid):
         os.execve(launch.reaper_fd,
                   ["sandbox-monitor", "reap", str(gpid), launch.rootfs,
                    launch.cgroup_path or "",
-                   os.path.join(launch.cdir, OOM_MARKER)], os.environ)
+                   os.path.join(launch.cdir, OOM_MARKER),
+                   launch.cdir if launch.autoremove else ""], os.environ)
     except OSError:
         pass
 

@@ -352,6 +352,28 @@ def test_killed_supervisor_shows_exited_and_rm_cleans(sb, busybox):
     assert not os.path.exists(os.path.join(sb.root, "containers", cid))
 
 
+def test_killed_supervisor_of_an_rm_container_takes_it_along(sb, busybox):
+    """The supervisor of a detached --rm container killed: the container
+    ends with it, and the process between them (C, or the native reaper it
+    became) removes it as the supervisor would have: gone from ps -a, its
+    name free, nothing of it left in the store."""
+    cid = rund(sb, busybox, "sleep", "60", name="orphan-rm", flags=["--rm"])
+    cdir = os.path.join(sb.root, "containers", cid)
+    with open(os.path.join(cdir, "state.json")) as f:
+        st = json.load(f)
+    deadline = time.monotonic() + 10     # (the native monitor takes over a moment later)
+    while sb._env.get("SANDBOX_MONITOR") != "python" and time.monotonic() < deadline and \
+            os.path.basename(os.readlink("/proc/%d/exe" % st["MonitorPid"])) != monitor.NATIVE_NAME:
+        time.sleep(0.05)
+    os.kill(st["MonitorPid"], signal.SIGKILL)
+    while os.path.exists(cdir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(cdir)
+    assert sb.ok("ps", "-a", "-q", "--filter", "name=orphan-rm").stdout == ""
+    assert not [n for n in os.listdir(os.path.join(sb.root, "tmp")) if cid in n]
+    rund(sb, busybox, "true", name="orphan-rm", flags=["--rm"])
+
+
 def test_a_damaged_record_is_listed_dead_and_removable(sb, busybox):
     """A state.json that cannot be read (a disk error, a hand edit): ps -a
     lists the container as Dead, the other verbs say so in one line, and
