@@ -121,10 +121,12 @@ int main(int argc, char **argv)
     }
     close(3);
     in[len] = '\0';
-    char *p = in, *end = in + len;
+    char *p = in, *end = in + len;          /* in[len] is a NUL of ours */
     char *path = p;
     p += strlen(p) + 1;
-    long nargs = p < end ? strtol(p, NULL, 10) : -1;
+    if (p >= end)
+        return fail("a damaged command on fd 3");
+    long nargs = strtol(p, NULL, 10);
     p += strlen(p) + 1;
     if (p > end || nargs < 1 || nargs > (long)len)
         return fail("a damaged command on fd 3");

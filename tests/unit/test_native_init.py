@@ -96,3 +96,20 @@ def test_an_exec_failure_is_reported_as_docker_does(tmp_path, errno_, code, cls)
 def test_run_by_hand_it_refuses():
     code, _, _ = run("/bin/true", ["true"], argv=("sandbox-init", "extra"))
     assert code == 125
+
+
+@pytest.mark.parametrize("data", [b"", b"/bin/true\0", b"/bin/true\0002\0true\0"])
+def test_a_damaged_command_is_refused(data):
+    cmd_r, cmd_w = os.pipe()
+    os.write(cmd_w, data)
+    os.close(cmd_w)
+    err_r, err_w = os.pipe()
+    pid = os.posix_spawn(binary(), ["sandbox-init"], {}, file_actions=[
+        (os.POSIX_SPAWN_DUP2, cmd_r, 3), (os.POSIX_SPAWN_DUP2, err_w, 2)])
+    os.close(cmd_r)
+    os.close(err_w)
+    with os.fdopen(err_r, "rb") as f:
+        message = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 125
+    assert message == b"sandbox-init: a damaged command on fd 3\n"
