@@ -548,7 +548,7 @@ def _supervise_loop(paths, container, launch, ready_w, server, me,
 def _round(paths, container, launch, ready_w, server, me, restarts, delay, native):
     """One run of the container: its exit code, or None when there is
     nothing more to do (it failed to start for the CLI, or --rm removed it)."""
-    from .runtime import Starter, namespace_kinds
+    from .runtime import Starter, namespace_kinds, wants_init
     cid = container["id"]
     stdin_r = stdin_w = None
     if launch.stdin and not launch.tty:
@@ -562,8 +562,7 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     # then, runtime._kill_namespace.)
     launch.reaper_fd = native if "pid" in namespace_kinds(launch.spec) else None
     # --init's PID 1 (runtime._native_init); C and G inherit the fd.
-    launch.init_fd = (open_native(INIT_NAME) if launch.spec.get("annotations", {}).get(
-        "io.sandbox.init") == "true" else None)
+    launch.init_fd = open_native(INIT_NAME) if wants_init(launch.spec) else None
     launch.direct = native is not None and network.decide_direct(paths, cid,
                                                                  container["record"])
     starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,

@@ -560,6 +560,12 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         os._exit(code)
 
 
+def wants_init(spec):
+    """--init: PID 1 is an init (sandbox-init or _init) with the command
+    as its child."""
+    return spec.get("annotations", {}).get("io.sandbox.init") == "true"
+
+
 def namespace_kinds(spec):
     """The namespace types the spec asks for; a type without an entry is
     the host's, kept (--pid/--ipc/--uts host)."""
@@ -716,11 +722,12 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         spec = launch.spec
         root = launch.rootfs
         process = spec["process"]
-        if spec.get("annotations", {}).get("io.sandbox.init") == "true" or any(
+        if wants_init(spec) or any(
                 n["type"] == "pid" and n.get("path") for n in spec["linux"]["namespaces"]):
-            # The container's processes see this one for its whole life
-            # (--init) or while it sets up (--pid container:NAME): not
-            # with the CLI's command line and environment.
+            # The container's processes see this one while it sets up
+            # (--pid container:NAME), and for its whole life with the
+            # Python init (--init without sandbox-init): not with the
+            # CLI's command line and environment.
             linux.scrub_command_line("sandbox-init")
         # Into the container's cgroup (C stays in the reaper's leaf beside
         # it, cgroups.py), then a cgroup namespace rooted there.
@@ -789,7 +796,7 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         # Wait for P to have recorded us as running (EOF: P is gone).
         if os.read(go_r, 1) != b"g":
             os._exit(125)
-        if spec.get("annotations", {}).get("io.sandbox.init") == "true":
+        if wants_init(spec):
             if launch.init_fd is not None:
                 _native_init(launch.init_fd, path, process["args"], env, err_w)
             _init(path, process["args"], env, err_w)     # (neither returns)
