@@ -36,7 +36,7 @@
  *
  * C, the parent of the container's PID 1, likewise replaces itself with
  *
- *   sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER RMDIR
+ *   sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER RMDIR GRAVE
  *
  * which waits for PID 1, leaves MARKER when the container's cgroup saw an
  * OOM kill (it still exists while C is in the reaper leaf beside it, in
@@ -45,7 +45,8 @@
  * (128+N for signal N).  Should the supervisor die first (SIGTERM, the
  * parent-death signal C has: runtime.PARENT_GONE), it kills PID 1 and, for
  * an --rm container (RMDIR: its directory, else empty), removes what the
- * supervisor would have: the directory, renamed out of the store first.
+ * supervisor would have: the directory, renamed out of the store to GRAVE
+ * first (runtime._grave: `store gc` finishes a deletion cut short).
  *
  * A container with a health check gets, beside its supervisor (a child of
  * it, which dies with it),
@@ -785,30 +786,24 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
     return 0;
 }
 
-/* An --rm container's directory, gone from the store at once (renamed into
- * <root>/tmp, where `store gc` finishes a removal cut short), then deleted. */
-static void remove_container(const char *dir)
+/* An --rm container's directory, gone from the store at once (renamed to
+ * GRAVE, in the staging directory), then deleted. */
+static void remove_container(const char *dir, const char *grave)
 {
-    char grave[8192], staging[4096];
-    const char *id = strrchr(dir, '/');
-    snprintf(staging, sizeof staging, "%s", dir);
-    char *cut = strrchr(staging, '/');
-    if (!id || !cut)
-        return;
-    *cut = '\0';                                  /* <root>/containers */
-    cut = strrchr(staging, '/');
-    if (!cut)
-        return;
-    strcpy(cut, "/tmp");                           /* <root>/tmp */
-    mkdir(staging, 0700);
-    snprintf(grave, sizeof grave, "%s/rm-%ld-%s", staging, (long)getpid(), id + 1);
+    char staging[4096];
+    snprintf(staging, sizeof staging, "%s", grave);
+    char *slash = strrchr(staging, '/');
+    if (slash) {
+        *slash = '\0';
+        mkdir(staging, 0700);
+    }
     nftw(rename(dir, grave) == 0 ? grave : dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int reap(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER RMDIR\n");
+    if (argc != 7) {
+        fprintf(stderr, "usage: sandbox-monitor reap GPID ROOTFS CGROUPDIR MARKER RMDIR GRAVE\n");
         return 125;
     }
     reaped = parse_num(argv[1]);
@@ -838,8 +833,8 @@ static int reap(int argc, char **argv)
         }
     }
     umount2(argv[2], MNT_DETACH);
-    if (parent_gone && argv[5][0])
-        remove_container(argv[5]);
+    if (parent_gone && argv[5][0] && argv[6][0])
+        remove_container(argv[5], argv[6]);
     return code;
 }
 

@@ -639,7 +639,8 @@ def _become_reaper(launch, gpid):
                   ["sandbox-monitor", "reap", str(gpid), launch.rootfs,
                    launch.cgroup_path or "",
                    os.path.join(launch.cdir, OOM_MARKER),
-                   launch.cdir if launch.autoremove else ""], os.environ)
+                   launch.cdir if launch.autoremove else "",
+                   _grave(launch) if launch.autoremove else ""], os.environ)
     except OSError:
         pass
 
@@ -662,6 +663,14 @@ def _note_oom(launch):
             pass
 
 
+def _grave(launch):
+    """Where C moves an --rm container's directory out of the store before
+    deleting it: <root>/containers/<id> -> <root>/tmp/rm-<pid>-<id>
+    (paths.py; `store gc` finishes a deletion cut short)."""
+    staging = os.path.join(os.path.dirname(os.path.dirname(launch.cdir)), "tmp")
+    return os.path.join(staging, "rm-%d-%s" % (os.getpid(), os.path.basename(launch.cdir)))
+
+
 def _teardown_after_report(launch, code, status_w):
     """Tell P the exit code first, then tear down: what P must not see is
     gone before (the root file system unmounted, an --rm container's
@@ -672,11 +681,9 @@ def _teardown_after_report(launch, code, status_w):
     rootfs_mod.unmount_rootfs(launch.rootfs)
     grave = None
     if launch.autoremove:
-        # <root>/containers/<id> -> <root>/tmp/rm-<pid>-<id> (paths.py)
-        staging = os.path.join(os.path.dirname(os.path.dirname(launch.cdir)), "tmp")
-        grave = os.path.join(staging, "rm-%d-%s" % (os.getpid(), os.path.basename(launch.cdir)))
+        grave = _grave(launch)
         try:
-            os.makedirs(staging, exist_ok=True)
+            os.makedirs(os.path.dirname(grave), exist_ok=True)
             os.rename(launch.cdir, grave)
         except OSError:
             fsutil.rmtree(launch.cdir)        # in place, before the report
