@@ -114,14 +114,13 @@ def cmd_info(args, paths):
     print("Cgroups:         %s (%s)" % (info["cgroup_version"],
                                        info["cgroup_manager"] or "no delegation"))
     print("  delegated:     %s" % (" ".join(info["cgroup_controllers"]) or "none"))
-    monitor = info["monitor"]
-    if monitor and getattr(sys, "frozen", False):
-        monitor = "%s (bundled in this binary)" % os.path.basename(monitor)
+    def native(path):
+        if path and getattr(sys, "frozen", False):
+            return "%s (bundled in this binary)" % os.path.basename(path)
+        return path
+    monitor, init = native(info["monitor"]), native(info["init"])
     print("Supervisor:      %s" % ("native monitor " + monitor if monitor
                                    else "Python (no native monitor)"))
-    init = info["init"]
-    if init and getattr(sys, "frozen", False):
-        init = "%s (bundled in this binary)" % os.path.basename(init)
     print("Init (--init):   %s" % (init or "Python (no sandbox-init)"))
     print("Default network: %s%s" % (info["default_network"] or "none usable",
                                       " (default_rootless_network_cmd in %s)"
