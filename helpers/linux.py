@@ -283,6 +283,13 @@ def cap_ambient_clear():
 
 
 # -- seccomp --------------------------------------------------------------
+def bpf_code(program):
+    """A classic-BPF program, a list of (code, jt, jf, k) tuples, as the
+    kernel's array of struct sock_filter {u16 code; u8 jt, jf; u32 k}."""
+    return b"".join(code.to_bytes(2, "little") + bytes((jt, jf)) + _u32(k)
+                    for code, jt, jf, k in program)
+
+
 def seccomp_set_filter(program, flags=0):
     """Install a classic-BPF seccomp filter: ``program`` is a list of
     (code, jt, jf, k) tuples.  The caller must hold no_new_privs or
@@ -290,8 +297,7 @@ def seccomp_set_filter(program, flags=0):
     SECCOMP_FILTER_FLAG_NEW_LISTENER, returns the listener's fd."""
     # struct sock_filter {u16 code; u8 jt, jf; u32 k}; struct sock_fprog
     # {unsigned short len; (6 bytes of padding) struct sock_filter *filter}
-    insns = _buffer(b"".join(code.to_bytes(2, "little") + bytes((jt, jf)) + _u32(k)
-                             for code, jt, jf, k in program))
+    insns = _buffer(bpf_code(program))
     prog = _buffer(len(program).to_bytes(2, "little") + bytes(6) +
                    _lib.ctypes.addressof(insns).to_bytes(8, "little"))
     return _check(_lib.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog))

@@ -17,6 +17,10 @@
  * environment and arguments in its heap, which the container's processes
  * can read through /proc/1/mem where ptrace is not restricted.
  *
+ * Run as argv ["sandbox-init", "setup"] it is G instead, the container's
+ * first process, which sets the container up and execs the command (or
+ * itself again as the init): setup.c.
+ *
  * Linked statically: it runs inside the container's root, which need not
  * have (this) C library.  No stdio, so that it stays small.  The interface
  * is private to runtime.py; the file name carries its version
@@ -33,6 +37,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "native.h"
+
 static pid_t child;
 
 static void forward(int sig)
@@ -43,16 +49,7 @@ static void forward(int sig)
 
 static void say(int fd, const char *s)
 {
-    size_t n = strlen(s);
-    while (n) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (size_t)w;
-    }
+    write_all(fd, s, strlen(s));
 }
 
 static int fail(const char *what)
@@ -66,61 +63,35 @@ static int fail(const char *what)
 /* The command's exec failed: "E" NUL errno NUL path to fd 4. */
 static void report(int err, const char *path)
 {
+    char number[24];
+    snprintf_int(number, sizeof number, err);
+    size_t len = strlen(path);
     char msg[4096 + 32];
     size_t n = 0;
-    char digits[16];
-    int d = 0;
     msg[n++] = 'E';
     msg[n++] = '\0';
-    unsigned v = (unsigned)err;
-    do {
-        digits[d++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v && d < (int)sizeof digits);
-    while (d)
-        msg[n++] = digits[--d];
-    msg[n++] = '\0';
-    size_t len = strlen(path);
+    memcpy(msg + n, number, strlen(number) + 1);
+    n += strlen(number) + 1;
     if (len > 4096)
         len = 4096;
     memcpy(msg + n, path, len);
-    n += len;
-    while (n) {
-        ssize_t w = write(4, msg, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        return;
-    }
+    write_all(4, msg, n + len);
 }
 
 int main(int argc, char **argv)
 {
     static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
                                     SIGUSR2, SIGWINCH, SIGCONT};
-    size_t len = 0, cap = 4096;
-    char *in = malloc(cap);
-    (void)argv;
-    if (argc != 1 || !in)
+    size_t len;
+    if (argc == 2 && strcmp(argv[1], "setup") == 0)
+        return setup_main();
+    if (argc != 1)
         return fail("a part of sandbox (its --init), not run by hand");
     prctl(PR_SET_NAME, "sandbox-init");
-    for (;;) {
-        if (len + 1 >= cap) {
-            char *p = realloc(in, cap *= 2);
-            if (!p)
-                return fail("out of memory");
-            in = p;
-        }
-        ssize_t n = read(3, in + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return fail("no command on fd 3");
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
+    char *in = read_all_fd(3, &len);
+    if (!in)
+        return fail("no command on fd 3");
     close(3);
-    in[len] = '\0';
     char *p = in, *end = in + len;          /* in[len] is a NUL of ours */
     char *path = p;
     p += strlen(p) + 1;

@@ -458,9 +458,10 @@ def cmd_run(args, paths):
     # much (measured: state.py 1.3 ms instead of 0.4).
     from .. import network
     from ..container import logconfig, monitor, state   # noqa: F401
-    # --init's PID 1 is sandbox-init (native/init.c) where it is built
-    # (runtime._native_init): C and G get this fd with the fork.
-    init_fd = monitor.open_native(monitor.INIT_NAME) if args.init else None
+    # sandbox-init (native/init.c) where it is built: G (runtime._spawn_g)
+    # and --init's PID 1 (runtime._native_init).  C gets this fd with the
+    # fork.
+    init_fd = monitor.open_native(monitor.INIT_NAME)
     starter = Starter(current_id_map(), tty=args.tty, stdio=(None, out_w, err_w),
                       keep=(out_r, err_r),
                       early_net=network.early_netns(checked["net"]),

@@ -548,7 +548,7 @@ def _supervise_loop(paths, container, launch, ready_w, server, me,
 def _round(paths, container, launch, ready_w, server, me, restarts, delay, native):
     """One run of the container: its exit code, or None when there is
     nothing more to do (it failed to start for the CLI, or --rm removed it)."""
-    from .runtime import Starter, namespace_kinds, wants_init
+    from .runtime import Starter, namespace_kinds
     cid = container["id"]
     stdin_r = stdin_w = None
     if launch.stdin and not launch.tty:
@@ -561,8 +561,9 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     # (Not with --pid host: C itself ends the container's other processes
     # then, runtime._kill_namespace.)
     launch.reaper_fd = native if "pid" in namespace_kinds(launch.spec) else None
-    # --init's PID 1 (runtime._native_init); C and G inherit the fd.
-    launch.init_fd = open_native(INIT_NAME) if wants_init(launch.spec) else None
+    # G (runtime._spawn_g) and --init's PID 1 (runtime._native_init); C
+    # inherits the fd.
+    launch.init_fd = open_native(INIT_NAME)
     launch.direct = native is not None and network.decide_direct(paths, cid,
                                                                  container["record"])
     starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
@@ -667,7 +668,7 @@ def _ended(paths, container, launch, cg, server, code):
 # The native monitor (native/monitor.c): what holds an idle container
 # ---------------------------------------------------------------------------
 NATIVE_NAME = "sandbox-monitor.5"       # the suffix versions its arguments
-INIT_NAME = "sandbox-init.1"            # --init's PID 1 (native/init.c)
+INIT_NAME = "sandbox-init.2"            # G and --init's PID 1 (native/init.c)
 
 
 def native_path(name=NATIVE_NAME):

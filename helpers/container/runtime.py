@@ -11,9 +11,11 @@ Three processes take part:
      waits for it; tears down (and removes the container for --rm) as root
      of the user namespace, where files owned by subordinate ids can be
      deleted.
-  G  forked from C: PID 1 of the new PID namespace.  Mounts /proc, /dev,
+  G  started by C: PID 1 of the new PID namespace.  Mounts /proc, /dev,
      /sys and volumes, pivots, applies the security settings and execs the
-     command.
+     command.  G is sandbox-init's setup mode (native/setup.c) carrying out
+     the plan C computes (_native_plan, _spawn_g), or, where that is
+     missing or a step needs Python, a fork of C (_child_g).
 
 Errors in C or G travel to P over a close-on-exec pipe ("code NUL message
 NUL hint"); EOF on that pipe means the exec succeeded.  Children leave only
@@ -348,10 +350,15 @@ def _decode_failure(data):
     while len(parts) < 3:
         parts.append("")
     if parts[0] == "E" and parts[1].isdigit():
-        # --init's native PID 1 could not exec the command (_native_init).
+        # sandbox-init could not exec the command (_native_init, _spawn_g).
         exc = OSError(int(parts[1]), os.strerror(int(parts[1])))
         exc.filename, exc.sandbox_exec = parts[2], True
         return _exec_error(exc)
+    if parts[0] == "F" and parts[1].isdigit():
+        # Its lookup of the command found nothing it could run (_spawn_g).
+        return _exec_error(_not_runnable(int(parts[1]), parts[2]))
+    if parts[0] == "N":
+        return _not_in_path(parts[1])
     code, message, hint = parts[0], parts[1], parts[2]
     code = int(code) if code.isdigit() else 125
     cls = {126: CannotExecute, 127: CommandNotFound}.get(code, SandboxError)
@@ -504,10 +511,14 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         elif "pid" in kinds:
             linux.unshare(linux.CLONE_NEWPID)
         sys.stdout.flush()
-        gpid = os.fork()
-        if gpid == 0:
-            os.close(pid_w)
-            _child_g(launch, err_w, go_r, slave, stdio, notif_w)   # never returns
+        plan = _native_plan(launch, slave, notif_w)
+        if plan is not None:
+            gpid = _spawn_g(launch, plan, err_w, go_r, slave, stdio)
+        else:
+            gpid = os.fork()
+            if gpid == 0:
+                os.close(pid_w)
+                _child_g(launch, err_w, go_r, slave, stdio, notif_w)   # never returns
         fate["g"] = gpid
         if fate["parent_gone"]:
             _kill_quietly(gpid)
@@ -817,6 +828,111 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
     os._exit(125)
 
 
+# ---------------------------------------------------------------------------
+# G as native code: sandbox-init's setup mode (native/setup.c)
+# ---------------------------------------------------------------------------
+_PLAN_VERSION = "sandbox-setup-1"
+
+
+def _native_plan(launch, slave, notif_w):
+    """G's setup (_child_g, prepare_exec) as the words of sandbox-init's
+    setup mode, in the same order; or None where the Python G stays: no
+    sandbox-init (launch.init_fd), or a step only it takes (--debug's
+    listing of the mounts, volumes filled from the image, --ulimit,
+    --oom-score-adj, --sysctl, direct ports' bind listener).  Computed
+    here in C, whose mount namespace has the root filesystem G's will
+    have; C reports what it refuses (an unmapped user, a missing bind
+    source) as G would."""
+    spec = launch.spec
+    process = spec["process"]
+    linux_cfg = spec.get("linux", {})
+    if (launch.init_fd is None or launch.debug or notif_w is not None
+            or process.get("rlimits") or process.get("oomScoreAdj") is not None
+            or linux_cfg.get("sysctl")
+            or spec.get("annotations", {}).get("io.sandbox.volumes.fill")):
+        return None
+    words = [_PLAN_VERSION]
+    if slave is not None:
+        words.append("T")
+    if launch.cgroup_path:
+        words += ["C", os.path.join(launch.cgroup_path, "cgroup.procs")]
+    own_cgroupns = any(n["type"] == "cgroup" for n in spec["linux"]["namespaces"])
+    words += ["U", str(linux.CLONE_NEWNS | (linux.CLONE_NEWCGROUP if own_cgroupns else 0))]
+    root = launch.rootfs
+    for op in plan_mounts(spec, root, launch, terminal=0 if slave is None else slave):
+        if op.kind == "symlink":
+            words += ["L", op.source, op.target]
+        else:
+            words += ["M", op.source or "", op.target, op.fstype or "", str(op.flags),
+                      op.data or "", "f" if op.is_file else "d",
+                      "r" if op.readonly else ""]
+    cwd = process.get("cwd") or "/"
+    words += ["V", root, "D", cwd]
+    for path in linux_cfg.get("maskedPaths", []):
+        words += ["K", path]
+    for path in linux_cfg.get("readonlyPaths", []):
+        words += ["O", path]
+    if spec["root"].get("readonly"):
+        words.append("R")
+    if spec.get("hostname") and "uts" in namespace_kinds(spec) and \
+            "io.sandbox.uts.container" not in spec.get("annotations", {}):
+        words += ["H", spec["hostname"]]
+    if spec.get("domainname"):
+        words += ["N", spec["domainname"]]
+    if launch.new_net:
+        words.append("I")
+    # prepare_exec's steps, in its order (its docstring says why).
+    if process.get("noNewPrivileges"):
+        words.append("X")
+    if "seccomp" in linux_cfg and os.uname().machine == "x86_64":
+        words += ["S", linux.bpf_code(security.seccomp_program()).hex()]
+    caps = process.get("capabilities", {})
+    words += ["B", "%x" % security.cap_mask(caps.get("bounding", []))]
+    uid, gid, groups = _user_ids(process.get("user", {}), launch.idmap)
+    words += ["G", str(uid), str(gid),
+              "-" if groups is None else ",".join(map(str, groups))]
+    if uid == 0:
+        words += ["E", "%x" % security.cap_mask(caps.get("effective", []))]
+    words += ["A", "W", cwd]
+    args = process["args"]
+    env = ["%s=%s" % kv for kv in _env_dict(process.get("env", [])).items()]
+    words += ["Z", args[0], str(len(args))] + list(args) + [str(len(env))] + env
+    words.append("i" if wants_init(spec) else "")
+    return words
+
+
+def _spawn_g(launch, words, err_w, go_r, slave, stdio):
+    """Start G as sandbox-init's setup mode, the first process of the new
+    PID namespace: posix_spawn (no copy of this Python process), with the
+    plan on fd 3, the error pipe on 4, the "go" pipe on 5 and sandbox-init
+    itself on 6 (for --init), the container's stdio on 0-2 (what
+    _setup_stdio does for the Python G), in a new session.  Returns G's
+    pid."""
+    plan = os.memfd_create("sandbox-plan", os.MFD_CLOEXEC)
+    try:
+        fsutil.write_all(plan, ("\0".join(words) + "\0").encode("utf-8", "surrogateescape"))
+        os.lseek(plan, 0, os.SEEK_SET)
+        # Above 6 first, so that placing 3-6 overwrites none of them.
+        moved = [_dup_above(fd, 6) for fd in (plan, err_w, go_r, launch.init_fd)]
+    finally:
+        os.close(plan)
+    actions = []
+    if slave is not None:
+        actions += [(os.POSIX_SPAWN_DUP2, slave, target) for target in (0, 1, 2)]
+    else:
+        actions += [(os.POSIX_SPAWN_DUP2, fd, target)
+                    for target, fd in enumerate(stdio) if fd is not None]
+        if not launch.stdin and stdio[0] is None:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDWR, 0))
+    actions += [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in zip((3, 4, 5, 6), moved)]
+    try:
+        return os.posix_spawn("/proc/self/fd/%d" % moved[3], ["sandbox-init", "setup"],
+                              {}, file_actions=actions, setsid=True)
+    finally:
+        for fd in moved:
+            os.close(fd)
+
+
 def _set_oom_score_adj(value):
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
@@ -1049,13 +1165,9 @@ def _find_executable(name, env):
     the lookup sees the container's files, never the host's)."""
     if "/" in name:
         if not os.path.exists(name):
-            err = OSError(errno.ENOENT, os.strerror(errno.ENOENT), name)
-            err.sandbox_exec = True
-            raise err
+            raise _not_runnable(errno.ENOENT, name)
         if os.path.isdir(name) or not os.access(name, os.X_OK):
-            err = OSError(errno.EACCES, "permission denied", name)
-            err.sandbox_exec = True
-            raise err
+            raise _not_runnable(errno.EACCES, name)
         return name
     path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     for item in env:
@@ -1069,11 +1181,22 @@ def _find_executable(name, env):
                 return cand
             denied = cand
     if denied:
-        err = OSError(errno.EACCES, "permission denied", denied)
-        err.sandbox_exec = True
-        raise err
-    raise CommandNotFound('exec: "%s": executable file not found in $PATH' % name,
-                          hint="check the command name, or the image's PATH")
+        raise _not_runnable(errno.EACCES, denied)
+    raise _not_in_path(name)
+
+
+def _not_runnable(number, path):
+    """The command at ``path`` is missing (ENOENT) or not executable
+    (EACCES, in Docker's words), for _exec_error."""
+    err = OSError(number, "permission denied" if number == errno.EACCES
+                  else os.strerror(number), path)
+    err.sandbox_exec = True
+    return err
+
+
+def _not_in_path(name):
+    return CommandNotFound('exec: "%s": executable file not found in $PATH' % name,
+                           hint="check the command name, or the image's PATH")
 
 
 def take_terminal(slave):
@@ -1102,17 +1225,25 @@ def _setup_stdio(launch, slave, stdio):
         _devnull_onto(0)
 
 
-def _set_user(user, idmap):
+def _user_ids(user, idmap):
+    """(uid, gid, supplementary gids or None: no setgroups in a single-id
+    map) of the process's user, refused if the map lacks them."""
     uid = user.get("uid", 0)
     gid = user.get("gid", 0)
-    extra = user.get("additionalGids", [])
     if not idmap.has_uid(uid) or not idmap.has_gid(gid):
         raise UsageError(
             "user %d:%d is not mapped in this user namespace" % (uid, gid),
             hint="this user has no /etc/subuid range large enough; "
                  "only uid 0 exists in a single-id map")
-    if not idmap.single:
-        os.setgroups([g for g in extra if idmap.has_gid(g)])
+    if idmap.single:
+        return uid, gid, None
+    return uid, gid, [g for g in user.get("additionalGids", []) if idmap.has_gid(g)]
+
+
+def _set_user(user, idmap):
+    uid, gid, groups = _user_ids(user, idmap)
+    if groups is not None:
+        os.setgroups(groups)
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
 
@@ -1218,8 +1349,10 @@ def _parse_options(options):
     return flags, ",".join(data) or None, readonly
 
 
-def plan_mounts(spec, root, launch):
-    """The list of MountOps for the spec's mounts, in execution order."""
+def plan_mounts(spec, root, launch, terminal=0):
+    """The list of MountOps for the spec's mounts, in execution order.
+    ``terminal``: an fd on the container's terminal (with a tty), shown as
+    its /dev/console."""
     ops = []
     kinds = namespace_kinds(spec)
     mounts = list(spec.get("mounts", []))
@@ -1267,7 +1400,7 @@ def plan_mounts(spec, root, launch):
                            flags & ~linux.MS_RDONLY if mtype != "sysfs" else flags,
                            data, readonly=readonly and mtype != "sysfs"))
         if dest == "/dev":
-            ops.extend(_dev_ops(target, launch))
+            ops.extend(_dev_ops(target, launch, terminal))
     for name in ("hosts", "hostname", "resolv.conf"):
         src = os.path.join(launch.cdir, name)
         if os.path.exists(src):
@@ -1277,7 +1410,7 @@ def plan_mounts(spec, root, launch):
     return ops
 
 
-def _dev_ops(devdir, launch):
+def _dev_ops(devdir, launch, terminal):
     ops = []
     for name in DEVICES:
         ops.append(MountOp("bind", os.path.join(devdir, name), "/dev/" + name,
@@ -1288,6 +1421,6 @@ def _dev_ops(devdir, launch):
         # The terminal is the host pty's slave: show it as /dev/console, as
         # runc does, so programs that look for their tty find it.
         ops.append(MountOp("bind", os.path.join(devdir, "console"),
-                           os.ttyname(0) if os.isatty(0) else "/dev/null",
+                           os.ttyname(terminal) if os.isatty(terminal) else "/dev/null",
                            None, linux.MS_BIND, is_file=True))
     return ops

@@ -414,10 +414,10 @@ def test_info_reports_the_host(sb):
     # scripts/setup-host built it (and the frozen binary carries it).
     assert "Supervisor:      native monitor" in text
     assert monitor.NATIVE_NAME in text
-    assert "Init (--init):   " in text and monitor.INIT_NAME in text
+    assert "Setup, --init:   " in text and monitor.INIT_NAME in text
     text = sb.ok("info", env={"SANDBOX_MONITOR": "python"}).stdout
     assert "Supervisor:      Python (no native monitor)" in text
-    assert "Init (--init):   Python (no sandbox-init)" in text
+    assert "Setup, --init:   Python (no sandbox-init)" in text
 
 
 # -- a user without a subordinate id range -------------------------------------

@@ -113,3 +113,85 @@ def test_a_damaged_command_is_refused(data):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 125
     assert message == b"sandbox-init: a damaged command on fd 3\n"
+
+
+# --- setup mode (native/setup.c): G's last steps, run here without the
+# namespace steps (those need a container: the integration tests) ---------
+
+def setup(words, go=b"g", tmp_path=None):
+    """sandbox-init setup with ``words`` as the plan on fd 3, the error
+    pipe on 4, ``go`` on 5 and sandbox-init itself on 6: (exit code,
+    stdout, report)."""
+    plan_r, plan_w = os.pipe()
+    os.write(plan_w, ("\0".join(words) + "\0").encode())
+    os.close(plan_w)
+    go_r, go_w = os.pipe()
+    os.write(go_w, go)
+    os.close(go_w)
+    rep_r, rep_w = os.pipe()
+    out_r, out_w = os.pipe()
+    exe = os.open(binary(), os.O_RDONLY)
+    pid = os.posix_spawn(binary(), ["sandbox-init", "setup"], {}, file_actions=[
+        (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, plan_r, 3),
+        (os.POSIX_SPAWN_DUP2, rep_w, 4), (os.POSIX_SPAWN_DUP2, go_r, 5),
+        (os.POSIX_SPAWN_DUP2, exe, 6)])
+    for fd in (plan_r, rep_w, out_w, go_r, exe):
+        os.close(fd)
+    return finish(pid, out_r, rep_r)
+
+
+def last_steps(name, args, env, init=False):
+    """The plan's end as runtime._native_plan writes it (W, Z)."""
+    return ([runtime._PLAN_VERSION, "W", "/", "Z", name, str(len(args))] + list(args)
+            + [str(len(env))] + list(env) + ["i" if init else ""])
+
+
+def test_setup_looks_the_command_up_in_the_path_and_execs_it_after_go():
+    code, out, report = setup(last_steps("sh", ["sh", "-c", 'echo "$A $PWD"; exit 4'],
+                                         ["PATH=/nonexistent:/bin", "A=b"]))
+    assert (code, out, report) == (4, b"b /\n", b"")
+
+
+def test_setup_without_go_ends_before_the_exec():
+    code, out, _ = setup(last_steps("sh", ["sh", "-c", "echo ran"], ["PATH=/bin"]), go=b"")
+    assert (code, out) == (125, b"")
+
+
+def test_setup_execs_itself_as_the_init_with_init():
+    code, out, _ = setup(last_steps("sh", ["sh", "-c", "cat /proc/$PPID/comm; exit 5"],
+                                    ["PATH=/bin"], init=True))
+    assert (code, out) == (5, b"sandbox-init\n")
+
+
+@pytest.mark.parametrize("name, env, code, cls, text", [
+    ("nosuch", ["PATH=/bin"], 127, CommandNotFound,
+     'exec: "nosuch": executable file not found in $PATH'),
+    ("/nonexistent/x", [], 127, CommandNotFound,
+     'exec: "/nonexistent/x": no such file or directory'),
+    ("{tmp}/data", [], 126, CannotExecute, 'exec: "{tmp}/data": permission denied'),
+    ("data", ["PATH={tmp}"], 126, CannotExecute, 'exec: "{tmp}/data": permission denied'),
+    ("{tmp}", [], 126, CannotExecute, 'exec: "{tmp}": permission denied'),
+])
+def test_setup_reports_the_lookups_failures_as_the_python_g_does(tmp_path, name, env, code,
+                                                                 cls, text):
+    (tmp_path / "data").write_text("not a program\n")       # mode 644
+    name, text = name.format(tmp=tmp_path), text.format(tmp=tmp_path)
+    env = [e.format(tmp=tmp_path) for e in env]
+    got, _, report = setup(last_steps(name, [name], env))
+    exc = runtime._decode_failure(report)
+    assert got == code and type(exc) is cls and exc.message == text
+    try:
+        runtime._find_executable(name, env)
+    except OSError as err:
+        python = runtime._exec_error(err)
+    except CommandNotFound as err:
+        python = err
+    assert (type(python), python.message, python.hint) == (cls, text, exc.hint)
+
+
+def test_setup_refuses_a_damaged_plan_or_another_version():
+    for words in (["sandbox-setup-0", "W", "/"], [runtime._PLAN_VERSION, "?"],
+                  [runtime._PLAN_VERSION, "Z", "sh"]):
+        code, _, report = setup(words)
+        exc = runtime._decode_failure(report)
+        assert code == 125 and exc.exit_code == 125 and "plan" in exc.message, report
