@@ -471,7 +471,7 @@ def cmd_run(args, paths):
         if fd is not None:
             os.close(fd)
     try:
-        container = create(paths, store, image_id, args, checked)
+        container = create(paths, store, image_id, args, checked, starter)
     except BaseException:
         starter.abort()
         if init_fd is not None:
@@ -581,9 +581,12 @@ def _other(paths, kind, name):
                            hint="name a running container (sandbox ps)") from None
 
 
-def create(paths, store, image_id, args, checked):
+def create(paths, store, image_id, args, checked, starter=None):
     """Write the container record and its spec; return a dict describing
-    it.  On failure, nothing of the container stays behind."""
+    it.  On failure, nothing of the container stays behind.  ``starter``
+    (a foreground run's, runtime.Starter): its C mounts the root
+    filesystem as soon as the directory exists, while the rest is
+    written."""
     from .. import fsutil, jsonfast
     from ..container import rootfs, spec as spec_mod, state
     from ..userns import current_id_map, single_map_hint
@@ -614,6 +617,9 @@ def create(paths, store, image_id, args, checked):
         state.reserve_name(paths, name, cid)
         for d in ("upper", "work", "rootfs"):
             os.mkdir(os.path.join(cdir, d), 0o755)
+        if starter is not None:
+            starter.mount_root_early(driver, layers, cdir, os.path.join(cdir, "rootfs"),
+                                     bool(args.rm))
         img_cfg = config.get("config") or {}
         user_spec = args.user if args.user is not None else img_cfg.get("User", "")
         user, home = spec_mod.resolve_user(user_spec, layers)
@@ -765,6 +771,8 @@ def create(paths, store, image_id, args, checked):
                 raise UsageError("Container ID file found, make sure the other container "
                                  "isn't running or delete %s" % args.cidfile) from None
     except BaseException:
+        if starter is not None:
+            starter.abort()         # (C may be mounting in the directory)
         state.release_name(paths, name, cid)
         try:
             state.remove_tree(paths, cid)

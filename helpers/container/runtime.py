@@ -175,9 +175,27 @@ class Starter:
         if slave is not None:
             os.close(slave)
 
+    def mount_root_early(self, driver, layers, cdir, rootfs, volatile):
+        """Have C mount the container's root filesystem now, while the
+        caller finishes the record (start() sends the rest of the Launch
+        later): one line before the Launch.  Not for fuse-overlayfs, whose
+        daemon C would start before it is in the container's cgroup
+        (start()'s on_forked)."""
+        if driver == "fuse-overlayfs" or self.launch_w is None:
+            return
+        line = jsonfast.dumps({"driver": driver, "layers": layers, "cdir": cdir,
+                               "rootfs": rootfs, "volatile": volatile})
+        try:
+            fsutil.write_all(self.launch_w, b"R" + line.encode() + b"\n")
+        except BrokenPipeError:
+            pass        # C died; the error pipe says why
+
     def abort(self):
-        """The container will not start: end C and release everything."""
-        _kill_wait(self.cpid)
+        """The container will not start: end C and release everything
+        (again: nothing)."""
+        if self.cpid:
+            _kill_wait(self.cpid)
+            self.cpid = 0
         self._close()
 
     def _close(self):
@@ -471,7 +489,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
             watch = _route_watch() if watch_routes else None
             os.write(net_w, b"n%d" % watch if watch is not None else b"n")
             os.close(net_w)
-        data = fsutil.read_all(launch_r)
+        data, root = _read_launch(launch_r)
         os.close(launch_r)
         if watch is not None:
             os.close(watch)        # P has its copy (it sends the Launch after)
@@ -486,7 +504,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         kinds = namespace_kinds(launch.spec)
         joins = {n["type"]: n["path"] for n in launch.spec["linux"]["namespaces"]
                  if n.get("path") and n["type"] in ("pid", "ipc", "uts")}
-        flags = linux.CLONE_NEWNS
+        flags = 0 if root else linux.CLONE_NEWNS
         for kind, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC)):
             if kind in joins:
                 _join(joins[kind], flag)
@@ -497,12 +515,11 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
             _join(launch.net_path, linux.CLONE_NEWNET)
         elif launch.new_net and net_w is None:
             flags |= linux.CLONE_NEWNET
-        linux.unshare(flags)
-        # Private propagation before any mount, so nothing leaks to the host.
-        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-        os.makedirs(launch.rootfs, exist_ok=True)
-        rootfs_mod.mount_rootfs(launch.driver, launch.layers, launch.cdir,
-                                launch.rootfs, volatile=launch.autoremove)
+        if flags:
+            linux.unshare(flags)
+        if not root:
+            _mount_root(launch.driver, launch.layers, launch.cdir, launch.rootfs,
+                        launch.autoremove)
         # The PID namespace last: its first child becomes PID 1, so no helper
         # (fuse-overlayfs) may be forked after this.  (Joined: G is one
         # more process of the other container's.)
@@ -569,6 +586,34 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
             pass
     finally:
         os._exit(code)
+
+
+def _read_launch(fd):
+    """The Launch (JSON bytes; empty: P gave up), and whether the root
+    filesystem was mounted first, on P's word (Starter.mount_root_early:
+    a line before the Launch, while P finishes the record)."""
+    data = os.read(fd, 65536)
+    root = False
+    if data[:1] == b"R":
+        while b"\n" not in data:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"", False
+            data += chunk
+        line, _, data = data.partition(b"\n")
+        r = jsonfast.loads(line[1:])
+        _mount_root(r["driver"], r["layers"], r["cdir"], r["rootfs"], r["volatile"])
+        root = True
+    return data + fsutil.read_all(fd), root
+
+
+def _mount_root(driver, layers, cdir, rootfs, volatile):
+    """A mount namespace of C's own with the container's root filesystem."""
+    linux.unshare(linux.CLONE_NEWNS)
+    # Private propagation before any mount, so nothing leaks to the host.
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    os.makedirs(rootfs, exist_ok=True)
+    rootfs_mod.mount_rootfs(driver, layers, cdir, rootfs, volatile=volatile)
 
 
 def wants_init(spec):

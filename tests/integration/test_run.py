@@ -304,6 +304,20 @@ def test_rm_leaves_nothing(fresh_sb, images_dir):
     assert graves() == []
 
 
+def test_a_run_refused_after_its_root_is_mounted_leaves_nothing(fresh_sb, images_dir):
+    """C mounts the root filesystem while the CLI still writes the record
+    (Starter.mount_root_early): a refusal after that (an unknown user is
+    found only then) ends C before the directory goes, and leaves nothing."""
+    fresh_sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"))
+    for _ in range(5):
+        res = fresh_sb("run", "--rm", "--name", "never", "-u", "nosuchuser", "busybox", "true")
+        assert res.returncode == 125 and "unable to find user nosuchuser" in res.stderr
+        assert os.listdir(os.path.join(fresh_sb.root, "containers")) == []
+        assert os.listdir(os.path.join(fresh_sb.root, "names")) == []
+        assert fresh_sb.ok("ps", "-aq").stdout == ""
+    fresh_sb.ok("run", "--rm", "--name", "never", "busybox", "true")
+
+
 @pytest.mark.parametrize("rm", [True, False])
 def test_a_run_whose_cli_is_killed_ends_its_container_as_any_end(sb, busybox, rm):
     """SIGKILL of a foreground `run` (a CI job cancelled hard, the OOM
