@@ -477,6 +477,7 @@ def cmd_run(args, paths):
         if init_fd is not None:
             os.close(init_fd)
         raise
+    starter.restore_cpus()          # before network.prepare may start a helper
     container["sources"] = {out_r: "stdout", err_r: "stderr"} if not args.tty else {}
     container["attach"] = checked["attach"]
     launch = make_launch(container, args)

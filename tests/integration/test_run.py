@@ -318,6 +318,32 @@ def test_a_run_refused_after_its_root_is_mounted_leaves_nothing(fresh_sb, images
     fresh_sb.ok("run", "--rm", "--name", "never", "busybox", "true")
 
 
+def _cpus_allowed(pid="self"):
+    with open("/proc/%s/status" % pid) as f:
+        return next(line.split()[1] for line in f if line.startswith("Cpus_allowed_list:"))
+
+
+def test_the_container_and_its_helpers_keep_the_whole_cpu_set(sb, busybox):
+    """The CLI and C split the CPUs between them while a container starts
+    (runtime.Starter); the container, its network helper and its
+    supervisor get the caller's whole set back."""
+    whole = _cpus_allowed()
+    inside = sb.ok("run", "--rm", busybox, "grep", "Cpus_allowed_list", "/proc/self/status")
+    assert inside.stdout.split()[-1] == whole
+    cid = sb.ok("run", "-d", busybox, "sleep", "60").stdout.strip()
+    try:
+        pids = subprocess.run(["pgrep", "-u", str(sb.uid)], capture_output=True,
+                              text=True).stdout.split()
+        assert len(pids) >= 3          # supervisor, C, PID 1, pasta, ...
+        for pid in pids:
+            try:
+                assert _cpus_allowed(pid) == whole, open("/proc/%s/cmdline" % pid).read()
+            except FileNotFoundError:
+                pass
+    finally:
+        sb.ok("rm", "-f", cid)
+
+
 @pytest.mark.parametrize("rm", [True, False])
 def test_a_run_whose_cli_is_killed_ends_its_container_as_any_end(sb, busybox, rm):
     """SIGKILL of a foreground `run` (a CI job cancelled hard, the OOM
