@@ -78,7 +78,7 @@ def collect(paths):
                              "scripts/setup-host (as root) builds native/monitor.c with gcc"))
         if info["init"] is None:
             problems.append(("no sandbox-init: each container is set up by a fork of this "
-                             "program (~4 ms slower to start), and --init's PID 1 is one, "
+                             "program (~1.5 ms slower to start), and --init's PID 1 is one, "
                              "whose memory holds your environment and command line",
                              "scripts/setup-host (as root) builds native/init.c with gcc"))
     for dev in ("/dev/fuse", "/dev/net/tun"):
