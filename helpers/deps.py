@@ -1,13 +1,34 @@
-"""Third-party packages live in the shared virtualenv's site-packages, which
-the launcher leaves off sys.path (python -S) to keep `run` fast.  A verb that
-needs one calls ``enable_site()`` first."""
+"""Where the optional parts live: the shared virtualenv that
+scripts/setup-host builds from the system's python3 ($SANDBOX_VENV, else
+/opt/sandbox/venv), with the third-party packages (site-packages) and the
+native programs (libexec).  The ./sandbox launcher runs that python3 itself
+with -S, so neither is on sys.path: a verb that needs a package calls
+``enable_site()`` first."""
 
+import os
 import sys
+
+DEFAULT_VENV = "/opt/sandbox/venv"
+
+
+def venv():
+    """The virtualenv's directory: the one this interpreter belongs to (run
+    as VENV/bin/python3), else $SANDBOX_VENV or /opt/sandbox/venv (it may
+    not exist)."""
+    mine = os.path.dirname(os.path.dirname(sys.executable))
+    if os.path.exists(os.path.join(mine, "pyvenv.cfg")):
+        return mine
+    return os.environ.get("SANDBOX_VENV") or DEFAULT_VENV
 
 
 def enable_site():
-    if "site" in sys.modules and getattr(sys, "_sandbox_site", False):
-        return
+    if getattr(sys, "_sandbox_site", False) or getattr(sys, "frozen", False):
+        return                  # (the frozen binary carries its packages)
     import site
-    site.main()
+    base = venv()
+    if os.path.dirname(os.path.dirname(sys.executable)) == base:
+        site.main()         # the virtualenv's own python: its site-packages
+    else:
+        site.addsitedir(os.path.join(base, "lib", "python%d.%d" % sys.version_info[:2],
+                                     "site-packages"))
     sys._sandbox_site = True

@@ -141,10 +141,9 @@ def copy_checkout(dest):
     else:
         shutil.copytree(HERE, dest, dirs_exist_ok=True, symlinks=True,
                         ignore=shutil.ignore_patterns(".git", "dist", "build", "__pycache__"))
-    py = VENV + "/bin/python3"
-    if not os.access(py, os.X_OK):
-        py = "/usr/bin/python3"
-    # The same interpreter as ./sandbox uses, so that its .pyc files match.
+    # The interpreter ./sandbox runs with (its #! line), so that the .pyc
+    # files match.
+    py = "/usr/bin/python3"
     subprocess.run([py, "-m", "compileall", "-q", "-j", "0", dest],
                    stdout=subprocess.DEVNULL, check=False)
     subprocess.run(["chmod", "-R", "a+rX", dest], check=True)
@@ -310,6 +309,7 @@ class Session:
             "HOME": self.home, "USER": user.name, "LOGNAME": user.name, "PATH": CLEAN_PATH,
             "LANG": "C.UTF-8", "XDG_RUNTIME_DIR": self.xdg,
             "SANDBOX_ROOT": self.sandbox_root, "SANDBOX_RUNROOT": self.sandbox_run,
+            "SANDBOX_VENV": VENV,       # (helpers/deps.py)
         }
         self.notes = {}
 

@@ -184,6 +184,8 @@ class Runner:
             "SANDBOX_ROOT": root,
             "SANDBOX_RUNROOT": runroot,
         }
+        if os.environ.get("SANDBOX_VENV"):
+            result["SANDBOX_VENV"] = os.environ["SANDBOX_VENV"]    # (helpers/deps.py)
         for key, value in {**self._env, **(env or {})}.items():
             if value is None:
                 result.pop(key, None)

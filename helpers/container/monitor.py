@@ -685,8 +685,8 @@ def native_path(name=NATIVE_NAME):
     if getattr(sys, "frozen", False):
         base = getattr(sys, "_MEIPASS", "")
     else:
-        # The virtualenv's (sys.prefix is /usr under -S: site sets it).
-        base = os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "libexec")
+        from ..deps import venv
+        base = os.path.join(venv(), "libexec")
     path = os.path.join(base, name)
     return path if os.access(path, os.X_OK) else None
 

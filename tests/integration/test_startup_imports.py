@@ -14,10 +14,8 @@ belongs to that case only.
 import os
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# The interpreter and flags of the ./sandbox launcher.
-PYTHON = os.environ.get("SANDBOX_PYTHON") or "/opt/sandbox/venv/bin/python3"
-if not os.access(PYTHON, os.X_OK):
-    PYTHON = "/usr/bin/python3"
+# The interpreter and flags of the ./sandbox launcher (its #! line).
+PYTHON = "/usr/bin/python3"
 
 FORBIDDEN = ("re", "enum", "functools", "collections", "contextlib", "json",
              "json.decoder", "signal", "subprocess", "socket", "selectors",
