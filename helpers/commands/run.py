@@ -466,7 +466,7 @@ def cmd_run(args, paths):
                       keep=(out_r, err_r),
                       early_net=network.early_netns(checked["net"]),
                       watch_routes=checked["net"]["NetworkMode"] == "pasta",   # (pasta.spawn)
-                      early_exit=True)
+                      early_exit=True, split_cpus=True)
     for fd in (out_w, err_w):
         if fd is not None:
             os.close(fd)

@@ -122,7 +122,7 @@ class Starter:
 
     def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=(),
                  early_net=False, direct=False, early_exit=False, winsize=None,
-                 watch_routes=True):
+                 watch_routes=True, split_cpus=False):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
         the caller's own).  With ``tty``, G gets the slave of a new pty and
         the caller reads ``self.master``.  ``keep``: the caller's ends of
@@ -139,7 +139,9 @@ class Starter:
         terminal's).
         ``early_exit``: C reports PID 1's exit status as soon as it has it,
         and tears down on its own afterwards (wait() returns sooner; for a
-        caller that exits right after, the foreground `run`)."""
+        caller that exits right after, the foreground `run`).
+        ``split_cpus``: we and C run on CPUs of our own until start() (for
+        a caller that writes the record meanwhile, the foreground `run`)."""
         self.idmap = idmap
         nsfd = shared_userns_fd(idmap)
         self.net_r, net_w = os.pipe2(os.O_CLOEXEC) if early_net else (None, None)
@@ -166,7 +168,7 @@ class Starter:
         # start).  Each takes the whole set back before it starts any
         # process (a helper would inherit the pinning): we in
         # restore_cpus (start() at the latest), C once it has the Launch.
-        self.cpus = _cpu_split()
+        self.cpus = _cpu_split() if split_cpus else None
         self.cpid = os.fork()
         if self.cpid == 0:
             for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r,

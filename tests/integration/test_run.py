@@ -330,11 +330,14 @@ def test_the_container_and_its_helpers_keep_the_whole_cpu_set(sb, busybox):
     whole = _cpus_allowed()
     inside = sb.ok("run", "--rm", busybox, "grep", "Cpus_allowed_list", "/proc/self/status")
     assert inside.stdout.split()[-1] == whole
+    sb.ok("network", "create", "cpus")
+    # The foreground run leaves its user network's holder and helper behind.
+    sb.ok("run", "--rm", "--network", "cpus", busybox, "true")
     cid = sb.ok("run", "-d", busybox, "sleep", "60").stdout.strip()
     try:
         pids = subprocess.run(["pgrep", "-u", str(sb.uid)], capture_output=True,
                               text=True).stdout.split()
-        assert len(pids) >= 3          # supervisor, C, PID 1, pasta, ...
+        assert len(pids) >= 4          # supervisor, C, PID 1, pasta, the network's ...
         for pid in pids:
             try:
                 assert _cpus_allowed(pid) == whole, open("/proc/%s/cmdline" % pid).read()
@@ -342,6 +345,7 @@ def test_the_container_and_its_helpers_keep_the_whole_cpu_set(sb, busybox):
                 pass
     finally:
         sb.ok("rm", "-f", cid)
+        sb.ok("network", "rm", "cpus")
 
 
 @pytest.mark.parametrize("rm", [True, False])
