@@ -40,6 +40,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <grp.h>
+#include <limits.h>
 
 #include "native.h"
 
@@ -271,17 +272,22 @@ static void set_user(const char *uid_w, const char *gid_w, const char *groups_w)
     uid_t uid = (uid_t)strtoul(uid_w, NULL, 10);
     gid_t gid = (gid_t)strtoul(gid_w, NULL, 10);
     if (strcmp(groups_w, "-") != 0) {       /* "-": a single-id map, no setgroups */
-        gid_t groups[256];
-        size_t n = 0;
-        for (const char *p = groups_w; *p && n < 256; ) {
+        size_t most = 1, n = 0;
+        for (const char *c = groups_w; *c; c++)
+            most += *c == ',';
+        gid_t *groups = calloc(most, sizeof *groups);
+        if (!groups)
+            plain_failure("container setup failed: out of memory");
+        for (const char *p = groups_w; *p && n < most; ) {
             char *next;
             groups[n++] = (gid_t)strtoul(p, &next, 10);
-            p = *next == ',' ? next + 1 : next;
-            if (next == p && *p)
+            if (*next != ',')
                 break;
+            p = next + 1;
         }
         if (setgroups(n, groups) < 0)
             failed("setgroups", errno);
+        free(groups);
     }
     if (setresgid(gid, gid, gid) < 0)
         failed("setresgid", errno);
@@ -298,7 +304,7 @@ static int is_file(const char *path)
 /* The command's path, looked up as runtime._find_executable does. */
 static const char *find_executable(const char *name, char **env)
 {
-    static char cand[4096 + 256];
+    static char cand[4096 + NAME_MAX + 3];     /* dir (cut at 4096), "/", name, NUL */
     static char denied[sizeof cand];
     struct stat st;
     if (strchr(name, '/')) {
@@ -314,6 +320,8 @@ static const char *find_executable(const char *name, char **env)
         }
         return name;
     }
+    if (strlen(name) > NAME_MAX)            /* no file has such a name */
+        goto not_found;
     const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     for (char **e = env; *e; e++)
         if (strncmp(*e, "PATH=", 5) == 0)
@@ -334,7 +342,7 @@ static const char *find_executable(const char *name, char **env)
         if (cand[l - 1] != '/')
             cand[l++] = '/';
         cand[l] = '\0';
-        strncat(cand, name, 255);
+        strcat(cand, name);
         if (is_file(cand)) {
             if (access(cand, X_OK) == 0)
                 return cand;
@@ -349,6 +357,7 @@ static const char *find_executable(const char *name, char **env)
         out(parts, 3);
         _exit(126);
     }
+not_found:;
     const char *parts[] = {"N", name};
     out(parts, 2);
     _exit(127);

@@ -195,3 +195,11 @@ def test_setup_refuses_a_damaged_plan_or_another_version():
         code, _, report = setup(words)
         exc = runtime._decode_failure(report)
         assert code == 125 and exc.exit_code == 125 and "plan" in exc.message, report
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setgroups needs root (CI runs the unit tests as root)")
+def test_setup_sets_the_user_and_its_groups():
+    words = last_steps("sh", ["sh", "-c", "id -u; id -g; id -G"], ["PATH=/bin:/usr/bin"])
+    for groups, want in (("5,6,700", b"1234\n1234\n1234 5 6 700\n"), ("", b"1234\n1234\n1234\n")):
+        plan = words[:1] + ["G", "1234", "1234", groups] + words[1:]
+        assert setup(plan)[:2] == (0, want)
