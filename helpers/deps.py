@@ -22,8 +22,14 @@ def venv():
 
 
 def enable_site():
-    if getattr(sys, "_sandbox_site", False) or getattr(sys, "frozen", False):
-        return                  # (the frozen binary carries its packages)
+    if getattr(sys, "_sandbox_site", False):
+        return
+    if getattr(sys, "frozen", False):
+        # The binary carries its packages; its ctypes package (pyroute2's)
+        # sits apart, off the path of its bootstrap (scripts/build-binary).
+        sys.path.append(os.path.join(getattr(sys, "_MEIPASS", ""), "_late"))
+        sys._sandbox_site = True
+        return
     import site
     base = venv()
     if os.path.dirname(os.path.dirname(sys.executable)) == base:
