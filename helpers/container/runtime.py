@@ -34,7 +34,7 @@ import time
 from .. import fsutil, jsonfast, linux
 from ..errors import (CannotExecute, CommandNotFound, HostError, SandboxError,
                       UsageError)
-from ..pids import in_namespace
+from ..pids import in_namespace, stat_fields
 from ..userns import join_userns, shared_userns_fd
 from . import rootfs as rootfs_mod
 from . import security
@@ -328,10 +328,9 @@ def _cpu_split():
         cpus = os.sched_getaffinity(0)
         if len(cpus) < 2:
             return None
-        with open("/proc/self/stat", "rb") as f:
-            # proc(5): field 39, "processor", the CPU we last ran on.
-            here = int(f.read().rsplit(b")", 1)[1].split()[36])
-    except (OSError, ValueError, IndexError):
+        # proc(5): field 39, "processor", the CPU we last ran on.
+        here = int(stat_fields(os.getpid())[36])
+    except (OSError, TypeError, ValueError, IndexError):
         return None
     if here not in cpus:
         here = min(cpus)
@@ -848,8 +847,7 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         # process in the namespace, and C and the fuse-overlayfs daemon must
         # keep the host's (the daemon reads the layers by their host paths,
         # C removes the container directory at the end).
-        own_cgroupns = any(n["type"] == "cgroup" for n in spec["linux"]["namespaces"])
-        linux.unshare(linux.CLONE_NEWNS | (linux.CLONE_NEWCGROUP if own_cgroupns else 0))
+        linux.unshare(_g_unshare_flags(spec))
         if process.get("rlimits"):
             import resource     # noqa: F401  (now: after the pivot it is out of reach)
         # Step 0: empty volumes take the image's content at their path
@@ -888,8 +886,7 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         if spec["root"].get("readonly"):
             _remount_readonly("/")
         # Step 5: identity of the container.
-        if spec.get("hostname") and "uts" in namespace_kinds(spec) and \
-                "io.sandbox.uts.container" not in spec.get("annotations", {}):
+        if _hostname_to_set(spec):
             linux.sethostname(spec["hostname"])
         if spec.get("domainname"):
             linux.setdomainname(spec["domainname"])
@@ -948,8 +945,7 @@ def _native_plan(launch, slave, notif_w):
         words.append("T")
     if launch.cgroup_path:
         words += ["C", os.path.join(launch.cgroup_path, "cgroup.procs")]
-    own_cgroupns = any(n["type"] == "cgroup" for n in spec["linux"]["namespaces"])
-    words += ["U", str(linux.CLONE_NEWNS | (linux.CLONE_NEWCGROUP if own_cgroupns else 0))]
+    words += ["U", str(_g_unshare_flags(spec))]
     root = launch.rootfs
     for op in plan_mounts(spec, root, launch, terminal=0 if slave is None else slave):
         if op.kind == "symlink":
@@ -966,8 +962,7 @@ def _native_plan(launch, slave, notif_w):
         words += ["O", path]
     if spec["root"].get("readonly"):
         words.append("R")
-    if spec.get("hostname") and "uts" in namespace_kinds(spec) and \
-            "io.sandbox.uts.container" not in spec.get("annotations", {}):
+    if _hostname_to_set(spec):
         words += ["H", spec["hostname"]]
     if spec.get("domainname"):
         words += ["N", spec["domainname"]]
@@ -1000,10 +995,8 @@ def _spawn_g(launch, words, err_w, go_r, slave, stdio):
     itself on 6 (for --init), the container's stdio on 0-2 (what
     _setup_stdio does for the Python G), in a new session.  Returns G's
     pid."""
-    plan = os.memfd_create("sandbox-plan", os.MFD_CLOEXEC)
+    plan = _memfd("sandbox-plan", words)
     try:
-        fsutil.write_all(plan, ("\0".join(words) + "\0").encode("utf-8", "surrogateescape"))
-        os.lseek(plan, 0, os.SEEK_SET)
         # Above 6 first, so that placing 3-6 overwrites none of them.
         moved = [_dup_above(fd, 6) for fd in (plan, err_w, go_r, launch.init_fd)]
     finally:
@@ -1023,6 +1016,20 @@ def _spawn_g(launch, words, err_w, go_r, slave, stdio):
     finally:
         for fd in moved:
             os.close(fd)
+
+
+def _g_unshare_flags(spec):
+    """The namespaces G makes for itself (_child_g says why): mount, and
+    cgroup unless --cgroupns host."""
+    own_cgroupns = any(n["type"] == "cgroup" for n in spec["linux"]["namespaces"])
+    return linux.CLONE_NEWNS | (linux.CLONE_NEWCGROUP if own_cgroupns else 0)
+
+
+def _hostname_to_set(spec):
+    """Whether G names the container's UTS namespace: not the host's, nor
+    another container's (--uts container:NAME has its name)."""
+    return bool(spec.get("hostname")) and "uts" in namespace_kinds(spec) and \
+        "io.sandbox.uts.container" not in spec.get("annotations", {})
 
 
 def _set_oom_score_adj(value):
@@ -1089,13 +1096,8 @@ def _native_init(exe, path, args, env, err_w):
     no argument, so that it holds nothing of the host.  Its command comes
     on fd 3 (a memfd), exec failures go back on fd 4 (``err_w``;
     _decode_failure).  Never returns."""
-    data = "\0".join([path, str(len(args))] + list(args) +
-                     ["%s=%s" % kv for kv in env.items()]) + "\0"
-    command = os.memfd_create("sandbox-init")
-    view = memoryview(data.encode("utf-8", "surrogateescape"))
-    while view:
-        view = view[os.write(command, view):]
-    os.lseek(command, 0, os.SEEK_SET)
+    command = _memfd("sandbox-init", [path, str(len(args))] + list(args) +
+                     ["%s=%s" % kv for kv in env.items()])
     # Above 4 first, so that placing 3 and 4 closes none of the three.
     exe, command, err = (_dup_above(fd, 4) for fd in (exe, command, err_w))
     try:
@@ -1106,6 +1108,15 @@ def _native_init(exe, path, args, env, err_w):
         # (err_w may have been 3 or 4: its copy tells P.)
         os._exit(_report(err, SandboxError("--init: sandbox-init did not start: "
                                            + (exc.strerror or str(exc)))))
+
+
+def _memfd(name, words):
+    """A close-on-exec memfd holding ``words``, each NUL-ended, read from
+    its start: how sandbox-init gets its plan or command."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    fsutil.write_all(fd, ("\0".join(words) + "\0").encode("utf-8", "surrogateescape"))
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _dup_above(fd, floor):
