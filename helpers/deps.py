@@ -11,14 +11,17 @@ import sys
 DEFAULT_VENV = "/opt/sandbox/venv"
 
 
-def venv():
-    """The virtualenv's directory: the one this interpreter belongs to (run
-    as VENV/bin/python3), else $SANDBOX_VENV or /opt/sandbox/venv (it may
-    not exist)."""
+def _running_venv():
+    """The virtualenv this interpreter belongs to (run as
+    VENV/bin/python3), or None."""
     mine = os.path.dirname(os.path.dirname(sys.executable))
-    if os.path.exists(os.path.join(mine, "pyvenv.cfg")):
-        return mine
-    return os.environ.get("SANDBOX_VENV") or DEFAULT_VENV
+    return mine if os.path.exists(os.path.join(mine, "pyvenv.cfg")) else None
+
+
+def venv():
+    """The virtualenv's directory: the one this interpreter belongs to,
+    else $SANDBOX_VENV or /opt/sandbox/venv (it may not exist)."""
+    return _running_venv() or os.environ.get("SANDBOX_VENV") or DEFAULT_VENV
 
 
 def enable_site():
@@ -31,10 +34,9 @@ def enable_site():
         sys._sandbox_site = True
         return
     import site
-    base = venv()
-    if os.path.dirname(os.path.dirname(sys.executable)) == base:
+    if _running_venv():
         site.main()         # the virtualenv's own python: its site-packages
     else:
-        site.addsitedir(os.path.join(base, "lib", "python%d.%d" % sys.version_info[:2],
+        site.addsitedir(os.path.join(venv(), "lib", "python%d.%d" % sys.version_info[:2],
                                      "site-packages"))
     sys._sandbox_site = True
