@@ -65,17 +65,8 @@ static void report(int err, const char *path)
 {
     char number[24];
     snprintf_int(number, sizeof number, err);
-    size_t len = strlen(path);
-    char msg[4096 + 32];
-    size_t n = 0;
-    msg[n++] = 'E';
-    msg[n++] = '\0';
-    memcpy(msg + n, number, strlen(number) + 1);
-    n += strlen(number) + 1;
-    if (len > 4096)
-        len = 4096;
-    memcpy(msg + n, path, len);
-    write_all(4, msg, n + len);
+    const char *parts[] = {"E", number, path};
+    write_parts(4, parts, 3);
 }
 
 int main(int argc, char **argv)

@@ -86,6 +86,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "native.h"
+
 #define MAX_PARTIAL (16 * 1024)   /* Docker's json-file splits longer lines */
 #define MAX_CLIENTS 64
 #define CHUNK 65536
@@ -115,21 +117,6 @@ static void buf_add(struct buf *b, const void *data, size_t n)
 }
 
 static void buf_str(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* ---- JSON, as Python's json.dumps(ensure_ascii=True) of
  *      bytes.decode("utf-8", "replace") ---------------------------------- */
@@ -779,13 +766,6 @@ static void on_parent_gone(int sig)
     kill(reaped, SIGKILL);
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st; (void)flag; (void)ftw;
-    remove(path);
-    return 0;
-}
-
 /* An --rm container's directory, gone from the store at once (renamed to
  * GRAVE, in the staging directory), then deleted. */
 static void remove_container(const char *dir, const char *grave)
@@ -797,7 +777,7 @@ static void remove_container(const char *dir, const char *grave)
         *slash = '\0';
         mkdir(staging, 0700);
     }
-    nftw(rename(dir, grave) == 0 ? grave : dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    remove_tree(rename(dir, grave) == 0 ? grave : dir);
 }
 
 static int reap(int argc, char **argv)

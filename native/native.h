@@ -1,16 +1,20 @@
 /*
- * Small helpers shared by sandbox-init's two modes (init.c, setup.c),
- * without stdio, so that the static program stays small.
+ * Small helpers shared by the native programs (sandbox-init's two modes in
+ * init.c and setup.c, the monitor in monitor.c, the binary's front in
+ * unpack.c), without stdio, so that the static sandbox-init stays small.
  */
 #ifndef SANDBOX_NATIVE_H
 #define SANDBOX_NATIVE_H
 
 #include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static inline void write_all(int fd, const void *buf, size_t n)
+/* All of buf to fd: 0, or -1 (errno) if a write fails. */
+static inline int write_all(int fd, const void *buf, size_t n)
 {
     const char *s = buf;
     while (n) {
@@ -18,10 +22,43 @@ static inline void write_all(int fd, const void *buf, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            return;
+            return -1;
         s += w;
         n -= (size_t)w;
     }
+    return 0;
+}
+
+/* The n strings, NUL-separated, to fd in one write (a report to the CLI:
+ * runtime._decode_failure reads the parts; cut at 8 KiB). */
+static inline void write_parts(int fd, const char *parts[], int n)
+{
+    char msg[8192];
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(parts[i]);
+        if (len + l + 1 > sizeof msg)
+            l = sizeof msg - len - 1;
+        memcpy(msg + len, parts[i], l);
+        len += l;
+        if (i + 1 < n && len < sizeof msg)
+            msg[len++] = '\0';
+    }
+    write_all(fd, msg, len);
+}
+
+static inline int remove_one(const char *path, const struct stat *st, int flag,
+                             struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Remove the tree at path, best effort (what can go, goes). */
+static inline void remove_tree(const char *path)
+{
+    nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* The whole of fd (to EOF), NUL-ended (*len excludes that NUL); NULL on

@@ -49,6 +49,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "native.h"
+
 #define MAGIC "SBXPACK1"
 #define ID_LEN 32
 #define TRAILER_LEN (8 + 8 + 8 + ID_LEN)
@@ -117,18 +119,6 @@ static int make_ours(char *path)
     if (mkdir(path, 0700) < 0 && errno != EEXIST)
         return -1;
     return ours(path, &st);
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st; (void)flag; (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void remove_tree(const char *path)
-{
-    nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A relative path without empty, "." or ".." components. */
