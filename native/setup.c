@@ -48,22 +48,6 @@
 
 static char *cur, *end;
 
-static void out(const char *parts[], int n)
-{
-    char msg[8192];
-    size_t len = 0;
-    for (int i = 0; i < n; i++) {
-        size_t l = strlen(parts[i]);
-        if (len + l + 1 > sizeof msg)
-            l = sizeof msg - len - 1;
-        memcpy(msg + len, parts[i], l);
-        len += l;
-        if (i + 1 < n && len < sizeof msg)
-            msg[len++] = '\0';
-    }
-    write_all(4, msg, len);
-}
-
 /* A setup step failed: "container setup failed: WHAT: strerror". */
 static void failed(const char *what, int err)
 {
@@ -79,24 +63,43 @@ static void failed(const char *what, int err)
     }
     text[n] = '\0';
     const char *parts[] = {"125", text, ""};
-    out(parts, 3);
+    write_parts(4, parts, 3);
     _exit(125);
 }
 
 static void plain_failure(const char *text)
 {
     const char *parts[] = {"125", text, ""};
-    out(parts, 3);
+    write_parts(4, parts, 3);
     _exit(125);
+}
+
+static void damaged(void)
+{
+    plain_failure("container setup failed: a damaged plan (sandbox-init)");
 }
 
 static const char *word(void)
 {
     if (cur >= end)
-        plain_failure("container setup failed: a damaged plan (sandbox-init)");
+        damaged();
     char *w = cur;
     cur += strlen(cur) + 1;
     return w;
+}
+
+/* A count, then that many words (at least ``least``): a NULL-ended array. */
+static char **word_list(long least)
+{
+    long n = strtol(word(), NULL, 10);
+    if (n < least || n > end - cur)
+        damaged();
+    char **list = calloc((size_t)n + 1, sizeof *list);
+    if (!list)
+        plain_failure("container setup failed: out of memory");
+    for (long i = 0; i < n; i++)
+        list[i] = (char *)word();
+    return list;
 }
 
 static const char *maybe(const char *w)
@@ -310,12 +313,12 @@ static const char *find_executable(const char *name, char **env)
     if (strchr(name, '/')) {
         if (stat(name, &st) < 0) {
             const char *parts[] = {"F", "2", name};
-            out(parts, 3);
+            write_parts(4, parts, 3);
             _exit(127);
         }
         if (S_ISDIR(st.st_mode) || access(name, X_OK) < 0) {
             const char *parts[] = {"F", "13", name};
-            out(parts, 3);
+            write_parts(4, parts, 3);
             _exit(126);
         }
         return name;
@@ -354,12 +357,12 @@ static const char *find_executable(const char *name, char **env)
     }
     if (denied[0]) {
         const char *parts[] = {"F", "13", denied};
-        out(parts, 3);
+        write_parts(4, parts, 3);
         _exit(126);
     }
 not_found:;
     const char *parts[] = {"N", name};
-    out(parts, 2);
+    write_parts(4, parts, 2);
     _exit(127);
 }
 
@@ -399,21 +402,9 @@ static void exec_init(const char *path, char **args, char **env)
 static void step_exec(void)
 {
     const char *name = word();
-    long nargs = strtol(word(), NULL, 10);
-    if (nargs < 1 || nargs > end - cur)
-        plain_failure("container setup failed: a damaged plan (sandbox-init)");
-    char **args = calloc((size_t)nargs + 1, sizeof *args);
-    for (long i = 0; args && i < nargs; i++)
-        args[i] = (char *)word();
-    long nenv = strtol(word(), NULL, 10);
-    if (nenv < 0 || nenv > end - cur)
-        plain_failure("container setup failed: a damaged plan (sandbox-init)");
-    char **env = calloc((size_t)nenv + 1, sizeof *env);
-    for (long i = 0; env && i < nenv; i++)
-        env[i] = (char *)word();
+    char **args = word_list(1);
+    char **env = word_list(0);
     int init = *word() != '\0';
-    if (!args || !env)
-        plain_failure("container setup failed: out of memory");
     const char *path = find_executable(name, env);
     /* Default dispositions and no blocked signal for the command (ignored
      * ones would survive the exec: C's Python ignores SIGPIPE). */
@@ -436,7 +427,7 @@ static void step_exec(void)
     char number[24];
     snprintf_int(number, sizeof number, e);
     const char *parts[] = {"E", number, path};
-    out(parts, 3);
+    write_parts(4, parts, 3);
     _exit(e == ENOENT ? 127 : (e == ENOEXEC || e == EACCES || e == EISDIR ||
                                e == EPERM) ? 126 : 125);
 }
@@ -556,7 +547,7 @@ int setup_main(void)
             step_exec();            /* does not return */
             break;
         default:
-            plain_failure("container setup failed: a damaged plan (sandbox-init)");
+            damaged();
         }
     }
     plain_failure("container setup failed: a plan without a command (sandbox-init)");
