@@ -89,21 +89,28 @@ class Helper:
     def _drain(self):
         """Before a helper still starting up is stopped: if the container
         sent anything (frames queued for the tap device, such as a last
-        datagram), let the helper get ready and forward it (until it
-        sleeps, with nothing left to read); a container that sent nothing
+        datagram), let the helper get ready and forward it: until it has
+        read every frame the tap was given and is idle again (it forwards
+        what it reads before it sleeps); a container that sent nothing
         (`run --rm IMAGE true`) does not wait."""
-        watch = self.pending[3]
+        watch = os.dup(self.pending[3])      # (settle closes the pending one)
         try:
-            if not rtnl.frames_sent(watch):
+            frames = rtnl.tap_frames(watch)
+            if frames is not None and frames[0] == 0:
                 return
             self.settle()
+            import time
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline:
+                if (stat_fields(self.pid) or [b"X"])[0] != b"R":       # not busy
+                    frames = rtnl.tap_frames(watch)
+                    if frames is None or frames[1] >= frames[0]:
+                        return
+                time.sleep(0.001)
         except (OSError, HostError):
             return
-        import time
-        deadline = time.monotonic() + 0.2
-        while time.monotonic() < deadline and \
-                (stat_fields(self.pid) or [b"X"])[0] == b"R":     # still busy
-            time.sleep(0.001)
+        finally:
+            os.close(watch)
 
     def wait_routes(self, watch, families, timeout):
         """Wait until the namespace that ``watch`` (a netlink socket bound

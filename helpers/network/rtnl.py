@@ -1,6 +1,6 @@
 """The few rtnetlink messages that the start of a container reads, parsed
-by hand: route events (has pasta configured the namespace?) and qdisc
-statistics (did anything leave it?).  pyroute2, used for everything else
+by hand: route events (has pasta configured the namespace?), qdisc and
+device statistics (did anything leave it, and has pasta read it all?).  pyroute2, used for everything else
 (bridge.py), costs ~130 ms to import: more than a whole `run`."""
 
 import os
@@ -8,9 +8,10 @@ import select
 
 RTM_NEWROUTE = 24
 RT_TABLE_MAIN = 254
-RTM_NEWQDISC, RTM_GETQDISC = 36, 38
+RTM_GETLINK, RTM_GETQDISC = 18, 38
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 TCA_STATS = 3
+IFLA_STATS64 = 23
 
 
 def _records(data, head, width):
@@ -35,35 +36,52 @@ def messages(data):
                data[start + 16:end])
 
 
-def frames_sent(watch, seq=0x5B0C):
-    """Whether anything ever left the namespace of ``watch`` (a netlink
-    socket in it) for a device other than lo: the packets its qdiscs have
-    passed on (struct tc_stats: u64 bytes, u32 packets, ...), which a
-    tap device queues for its reader.  True when unsure."""
-    # struct nlmsghdr (RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP), then an
-    # empty struct tcmsg: every qdisc of every device
-    os.write(watch, (36).to_bytes(4, "little") + RTM_GETQDISC.to_bytes(2, "little") +
-             (0x301).to_bytes(2, "little") + seq.to_bytes(4, "little") + bytes(24))
-    sent = 0
+def _dump(watch, kind, header, seq):
+    """The bodies of the answers to a dump request of ``kind`` (an
+    RTM_GET*, with an empty ``header``-byte struct after the nlmsghdr),
+    read from ``watch``; None when the kernel refuses or says nothing for
+    0.5 s."""
+    os.write(watch, (16 + header).to_bytes(4, "little") + kind.to_bytes(2, "little") +
+             (0x301).to_bytes(2, "little") + seq.to_bytes(4, "little") + bytes(4 + header))
+    bodies = []
     while True:
         if not select.select([watch], [], [], 0.5)[0]:
-            return True
-        for kind, got_seq, body in messages(os.read(watch, 65536)):
+            return None
+        for got, got_seq, body in messages(os.read(watch, 65536)):
             if got_seq != seq:
                 continue                 # a route event, not our answer
-            if kind in (NLMSG_DONE, NLMSG_ERROR):
-                return sent > 0 or kind == NLMSG_ERROR
-            if kind != RTM_NEWQDISC or len(body) < 20:
-                continue
-            if int.from_bytes(body[4:8], "little") == 1:
-                continue                 # lo
-            stats = None
-            for attr_type, value in attributes(body[20:]):
-                if attr_type == TCA_STATS and len(value) >= 12:
-                    stats = int.from_bytes(value[8:12], "little")
-            if stats is None:
-                return True
-            sent += stats
+            if got == NLMSG_DONE:
+                return bodies
+            if got == NLMSG_ERROR:
+                return None
+            bodies.append(body)
+
+
+def tap_frames(watch):
+    """(sent, read): the frames that left the namespace of ``watch`` (a
+    netlink socket in it) for devices other than lo, as their qdiscs count
+    them (struct tc_stats: u64 bytes, u32 packets, ...), and those that
+    the devices' reader took (a tap's tx_packets: the kernel counts them
+    when its reader, pasta, reads them; struct rtnl_link_stats64: u64
+    rx_packets, tx_packets, ...).  None when unsure."""
+    qdiscs = _dump(watch, RTM_GETQDISC, 20, 0x5B0C)      # struct tcmsg
+    links = _dump(watch, RTM_GETLINK, 16, 0x5B0D)        # struct ifinfomsg
+    if qdiscs is None or links is None:
+        return None
+    sent = read = 0
+    for body, stats_attr, start in [(q, TCA_STATS, 20) for q in qdiscs] + \
+            [(link, IFLA_STATS64, 16) for link in links]:
+        if len(body) < start or int.from_bytes(body[4:8], "little") == 1:
+            continue                     # lo (ifindex 1)
+        values = [value for attr_type, value in attributes(body[start:])
+                  if attr_type == stats_attr and len(value) >= 16]
+        if not values:
+            return None                  # (a device without a qdisc: noqueue)
+        if stats_attr == TCA_STATS:
+            sent += int.from_bytes(values[0][8:12], "little")
+        else:
+            read += int.from_bytes(values[0][8:16], "little")
+    return sent, read
 
 
 def attributes(data):
