@@ -19,7 +19,9 @@
  *
  * Run as argv ["sandbox-init", "setup"] it is G instead, the container's
  * first process, which sets the container up and execs the command (or
- * itself again as the init): setup.c.
+ * itself again as the init): setup.c.  As ["sandbox-init", "start", OPTIONS]
+ * it is C, which makes the container's namespaces and root filesystem and
+ * starts G, for a foreground `sandbox run`: start.c.
  *
  * Linked statically: it runs inside the container's root, which need not
  * have (this) C library.  No stdio, so that it stays small.  The interface
@@ -76,6 +78,8 @@ int main(int argc, char **argv)
     size_t len;
     if (argc == 2 && strcmp(argv[1], "setup") == 0)
         return setup_main();
+    if (argc == 3 && strcmp(argv[1], "start") == 0)
+        return start_main(argv[2]);
     if (argc != 1)
         return fail("a part of sandbox (its --init), not run by hand");
     prctl(PR_SET_NAME, "sandbox-init");

@@ -1,6 +1,6 @@
 /*
- * Small helpers shared by the native programs (sandbox-init's two modes in
- * init.c and setup.c, the monitor in monitor.c, the binary's front in
+ * Small helpers shared by the native programs (sandbox-init's three modes in
+ * init.c, setup.c and start.c, the monitor in monitor.c, the binary's front in
  * unpack.c), without stdio, so that the static sandbox-init stays small.
  */
 #ifndef SANDBOX_NATIVE_H
@@ -113,5 +113,6 @@ static inline void snprintf_int(char *buf, size_t size, long v)
 }
 
 int setup_main(void);
+int start_main(const char *options);
 
 #endif

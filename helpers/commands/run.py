@@ -459,19 +459,22 @@ def cmd_run(args, paths):
     from .. import network
     from ..container import logconfig, monitor, state   # noqa: F401
     # sandbox-init (native/init.c) where it is built: G (runtime._spawn_g)
-    # and --init's PID 1 (runtime._native_init).  C gets this fd with the
-    # fork.
+    # and --init's PID 1 (runtime._native_init), and C itself where it can
+    # be (_native_start).  C gets this fd with the fork (or the spawn).
     init_fd = monitor.open_native(monitor.INIT_NAME)
+    config = store.config(image_id)
+    native = init_fd if init_fd is not None and _native_start(
+        paths, args, checked, config) else None
     starter = Starter(current_id_map(), tty=args.tty, stdio=(None, out_w, err_w),
                       keep=(out_r, err_r),
                       early_net=network.early_netns(checked["net"]),
                       watch_routes=checked["net"]["NetworkMode"] == "pasta",   # (pasta.spawn)
-                      early_exit=True, split_cpus=True)
+                      early_exit=True, split_cpus=True, native=native)
     for fd in (out_w, err_w):
         if fd is not None:
             os.close(fd)
     try:
-        container = create(paths, store, image_id, args, checked, starter)
+        container = create(paths, store, image_id, args, checked, starter, config)
     except BaseException:
         starter.abort()
         if init_fd is not None:
@@ -488,6 +491,22 @@ def cmd_run(args, paths):
         for fd in (out_r, err_r, init_fd):
             if fd is not None:
                 os.close(fd)
+
+
+def _native_start(paths, args, checked, config):
+    """Whether C can be sandbox-init's start mode (runtime.Starter's
+    ``native``): the root filesystem is the kernel's overlay (mounted
+    early), and G one that runtime._native_plan takes (not with --debug,
+    --ulimit, --oom-score-adj, --sysctl, nor with a volume the image may
+    fill), in a PID namespace of the container's (--pid host needs the
+    Python C, which ends the container's other processes)."""
+    if (getattr(args, "debug", False) or args.ulimit or args.oom_score_adj is not None
+            or args.sysctl or checked["volume_specs"] or args.mount or args.volumes_from
+            or (config.get("config") or {}).get("Volumes")
+            or "pid" in checked["extra"]["host_ns"]):
+        return False
+    from ..container import rootfs
+    return rootfs.choose_driver(paths) == "overlay"
 
 
 def cmd_create(args, paths):
@@ -582,19 +601,20 @@ def _other(paths, kind, name):
                            hint="name a running container (sandbox ps)") from None
 
 
-def create(paths, store, image_id, args, checked, starter=None):
+def create(paths, store, image_id, args, checked, starter=None, config=None):
     """Write the container record and its spec; return a dict describing
     it.  On failure, nothing of the container stays behind.  ``starter``
     (a foreground run's, runtime.Starter): its C mounts the root
     filesystem as soon as the directory exists, while the rest is
-    written."""
+    written.  ``config``: the image's, if read already."""
     from .. import fsutil, jsonfast
     from ..container import rootfs, spec as spec_mod, state
     from ..userns import current_id_map, single_map_hint
     from ..errors import warn
 
     from .. import network
-    config = store.config(image_id)
+    if config is None:
+        config = store.config(image_id)
     layers = rootfs.with_mountpoints(paths, store.layer_dirs(image_id, config))
     net = network.resolve(paths, checked["net"], config)
     idmap = current_id_map()

@@ -114,6 +114,20 @@ def mount_overlay(layers, upper, work, target, volatile=False):
     which costs milliseconds of each start and stop; after a crash the
     upper layer may be incomplete, which does not matter for a container
     that is thrown away (podman does the same for --rm)."""
+    where, data = overlay_mount_args(layers, upper, work, volatile)
+    cwd = os.getcwd()
+    os.chdir(where)
+    try:
+        linux.mount("overlay", target, "overlay", 0, data)
+    finally:
+        os.chdir(cwd)
+
+
+def overlay_mount_args(layers, upper, work, volatile=False):
+    """(directory, data): the kernel overlay mount of ``layers``, made
+    from that directory (the layers' common parent: their paths are
+    relative to it, to stay under the one-page limit of mount data).
+    Also what the native C mounts (runtime.Starter.mount_root_early)."""
     if not layers:
         # overlay needs at least one lower dir: an empty one will do.
         empty = os.path.join(os.path.dirname(work), "empty")
@@ -121,15 +135,14 @@ def mount_overlay(layers, upper, work, target, volatile=False):
         layers = [empty]
     common = os.path.commonpath([os.path.dirname(p) for p in layers])
     rel = [os.path.relpath(p, common) for p in layers]
-    cwd = os.getcwd()
-    os.chdir(common)
-    try:
-        data = overlay_options(rel, upper, work) + ",userxattr"
-        if volatile:
-            data += ",volatile"
-        linux.mount("overlay", target, "overlay", 0, data)
-    finally:
-        os.chdir(cwd)
+    data = overlay_options(rel, upper, work) + ",userxattr"
+    if volatile:
+        data += ",volatile"
+    return common, data
+
+
+OVERLAY_HINT = ("this kernel may not allow overlay in a user namespace (needs Linux "
+                "5.11+): use --storage-driver fuse-overlayfs or vfs")
 
 
 def mount_fuse_overlayfs(layers, upper, work, target):
@@ -361,9 +374,7 @@ def mount_rootfs(driver, layers, cdir, target, volatile=False, read_only=False):
             mount_overlay(layers, upper, work, target, volatile)
         except OSError as exc:
             raise HostError("cannot mount overlayfs: %s" % exc.strerror,
-                            hint="this kernel may not allow overlay in a user "
-                                 "namespace (needs Linux 5.11+): use "
-                                 "--storage-driver fuse-overlayfs or vfs")
+                            hint=OVERLAY_HINT)
     elif driver == "fuse-overlayfs":
         mount_fuse_overlayfs(layers, upper, work, target)
     else:

@@ -10,7 +10,9 @@ Three processes take part:
      root filesystem; forks G;
      waits for it; tears down (and removes the container for --rm) as root
      of the user namespace, where files owned by subordinate ids can be
-     deleted.
+     deleted.  For a foreground `run`, C is sandbox-init's start mode
+     (native/start.c) where it can be: spawned, not forked, and P computes
+     G's plan (Starter with ``native``).
   G  started by C: PID 1 of the new PID namespace.  Mounts /proc, /dev,
      /sys and volumes, pivots, applies the security settings and execs the
      command.  G is sandbox-init's setup mode (native/setup.c) carrying out
@@ -122,7 +124,7 @@ class Starter:
 
     def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=(),
                  early_net=False, direct=False, early_exit=False, winsize=None,
-                 watch_routes=True, split_cpus=False):
+                 watch_routes=True, split_cpus=False, native=None):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
         the caller's own).  With ``tty``, G gets the slave of a new pty and
         the caller reads ``self.master``.  ``keep``: the caller's ends of
@@ -141,7 +143,15 @@ class Starter:
         and tears down on its own afterwards (wait() returns sooner; for a
         caller that exits right after, the foreground `run`).
         ``split_cpus``: we and C run on CPUs of our own until start() (for
-        a caller that writes the record meanwhile, the foreground `run`)."""
+        a caller that writes the record meanwhile, the foreground `run`).
+        ``native``: an fd on sandbox-init: C is its start mode
+        (native/start.c), spawned, not a fork of this process (which then
+        copies none of our pages while we write the record, nor they
+        ours); we compute G's plan (_native_plan) and send it with the
+        Launch's few other facts (_native_launch).  Needs ``early_exit``,
+        mount_root_early with the kernel overlay, and a container that
+        _native_plan takes without ``notif_w`` (the caller checks:
+        commands/run.py)."""
         self.idmap = idmap
         nsfd = shared_userns_fd(idmap)
         self.net_r, net_w = os.pipe2(os.O_CLOEXEC) if early_net else (None, None)
@@ -168,8 +178,15 @@ class Starter:
         # start).  Each takes the whole set back before it starts any
         # process (a helper would inherit the pinning): we in
         # restore_cpus (start() at the latest), C once it has the Launch.
-        self.cpus = _cpu_split() if split_cpus else None
-        self.cpid = os.fork()
+        self.native = native is not None
+        self.early_net = early_net
+        self.cpus = _cpu_split() if split_cpus and not self.native else None
+        if self.native:
+            self.cpid = _spawn_c(native, watch_routes, tty,
+                                 (launch_r, err_w, go_r, native, pid_w, status_w, nsfd,
+                                  net_w) + ((slave,) if tty else tuple(stdio)))
+        else:
+            self.cpid = os.fork()
         if self.cpid == 0:
             for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r,
                        self.net_r, self.notif_r, self.status_r) + tuple(keep):
@@ -194,10 +211,16 @@ class Starter:
         (start()'s on_forked)."""
         if driver == "fuse-overlayfs" or self.launch_w is None:
             return
-        line = jsonfast.dumps({"driver": driver, "layers": layers, "cdir": cdir,
-                               "rootfs": rootfs, "volatile": volatile})
+        if self.native:
+            where, data = rootfs_mod.overlay_mount_args(
+                layers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"), volatile)
+            message = _message("R", [where, rootfs, data, rootfs_mod.OVERLAY_HINT])
+        else:
+            line = jsonfast.dumps({"driver": driver, "layers": layers, "cdir": cdir,
+                                   "rootfs": rootfs, "volatile": volatile})
+            message = b"R" + line.encode() + b"\n"
         try:
-            fsutil.write_all(self.launch_w, b"R" + line.encode() + b"\n")
+            fsutil.write_all(self.launch_w, message)
         except BrokenPipeError:
             pass        # C died; the error pipe says why
 
@@ -260,8 +283,14 @@ class Starter:
                         # ptrace_scope 2 or 3 refuses them): then the helper's
                         # own ready signal is waited for instead.
                         self.route_watch = None
+            if not self.native:
+                data = launch.to_json()
+            elif os.read(self.pid_r, 1) == b"m":     # C has mounted the root
+                data = self._native_launch(launch)
+            else:
+                data = b""      # C failed; the error pipe says why
             try:
-                fsutil.write_all(self.launch_w, launch.to_json())
+                fsutil.write_all(self.launch_w, data)
             except BrokenPipeError:
                 pass        # C died; the error pipe says why
             os.close(self.launch_w)
@@ -292,6 +321,35 @@ class Starter:
             self._close()
             raise _decode_failure(failure)
         return self.gpid
+
+    def _native_launch(self, launch):
+        """The "L" message for the native C (native/start.c): the
+        namespaces to join and make, what its teardown needs, and G's
+        plan, computed here through C's view of the root filesystem
+        (/proc/C/root: C has it mounted in its own mount namespace)."""
+        spec = launch.spec
+        kinds = namespace_kinds(spec)
+        joins = {n["type"]: n["path"] for n in spec["linux"]["namespaces"]
+                 if n.get("path") and n["type"] in ("pid", "ipc", "uts")}
+        flags, join = 0, []
+        for kind, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC)):
+            if kind in joins:
+                join += [str(flag), joins[kind]]
+            elif kind in kinds:
+                flags |= flag
+        if launch.net_path:
+            join += [str(linux.CLONE_NEWNET), launch.net_path]
+        elif launch.new_net and not self.early_net:
+            flags |= linux.CLONE_NEWNET
+        pid = joins.get("pid") or ("new" if "pid" in kinds else "")
+        plan = _native_plan(launch, self.slave_name, None, view="/proc/%d/root" % self.cpid)
+        if plan is None:
+            raise SandboxError("internal error: the native start was chosen for a "
+                               "container it cannot set up")
+        return _message("L", [str(flags), str(len(join) // 2)] + join + [
+            pid, launch.rootfs, launch.cdir, "1" if launch.autoremove else "",
+            _grave(launch, self.cpid) if launch.autoremove else "",
+            launch.cgroup_path or "", "1" if launch.stdin else ""] + plan)
 
     def _take_bind_listener(self):
         """G's seccomp listener: G writes its fd number and waits for "f"
@@ -352,6 +410,39 @@ def _take_fd(pid, number):
         return linux.pidfd_getfd(pidfd, number)
     finally:
         os.close(pidfd)
+
+
+def _spawn_c(exe, watch_routes, tty, fds):
+    """C as sandbox-init's start mode (native/start.c): ``fds`` become its
+    3, 4, ... (None: closed there), fds 0-2 are ours; a process group of
+    its own (out of the terminal's foreground group: Ctrl-C and friends
+    reach us, and we forward them).  Returns its pid."""
+    top = 2 + len(fds)
+    # Above the targets first, so that placing them overwrites none.
+    moved = [None if fd is None else _dup_above(fd, top) for fd in fds]
+    options = ("n" if fds[7] is not None else "") + (
+        "w" if watch_routes and fds[7] is not None else "")
+    if tty:
+        options += "t"
+    else:
+        options += "".join(str(i) for i, fd in enumerate(fds[8:]) if fd is not None)
+    try:
+        return os.posix_spawn(
+            "/proc/self/fd/%d" % moved[3], ["sandbox-init", "start", options], {},
+            file_actions=[(os.POSIX_SPAWN_DUP2, fd, target)
+                          for target, fd in enumerate(moved, 3) if fd is not None],
+            setpgroup=0)
+    finally:
+        for fd in moved:
+            if fd is not None:
+                os.close(fd)
+
+
+def _message(letter, words):
+    """A message to the native C: the letter, the payload's length, ":",
+    then ``words``, each NUL-ended."""
+    payload = ("\0".join(words) + "\0").encode("utf-8", "surrogateescape")
+    return b"%s%d:" % (letter.encode(), len(payload)) + payload
 
 
 def forward_signals(pid):
@@ -574,7 +665,7 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         elif "pid" in kinds:
             linux.unshare(linux.CLONE_NEWPID)
         sys.stdout.flush()
-        plan = _native_plan(launch, slave, notif_w)
+        plan = _native_plan(launch, None if slave is None else os.ttyname(slave), notif_w)
         if plan is not None:
             gpid = _spawn_g(launch, plan, err_w, go_r, slave, stdio)
         else:
@@ -765,12 +856,14 @@ def _note_oom(launch):
             pass
 
 
-def _grave(launch):
-    """Where C moves an --rm container's directory out of the store before
-    deleting it: <root>/containers/<id> -> <root>/tmp/rm-<pid>-<id>
-    (paths.py; `store gc` finishes a deletion cut short)."""
+def _grave(launch, pid=None):
+    """Where C (``pid``, else us) moves an --rm container's directory out
+    of the store before deleting it: <root>/containers/<id> ->
+    <root>/tmp/rm-<pid>-<id> (paths.py; `store gc` finishes a deletion cut
+    short)."""
     staging = os.path.join(os.path.dirname(os.path.dirname(launch.cdir)), "tmp")
-    return os.path.join(staging, "rm-%d-%s" % (os.getpid(), os.path.basename(launch.cdir)))
+    return os.path.join(staging, "rm-%d-%s" % (pid or os.getpid(),
+                                               os.path.basename(launch.cdir)))
 
 
 def _teardown_after_report(launch, code, status_w):
@@ -923,15 +1016,17 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
 _PLAN_VERSION = "sandbox-setup-1"
 
 
-def _native_plan(launch, slave, notif_w):
+def _native_plan(launch, terminal, notif_w, view=""):
     """G's setup (_child_g, prepare_exec) as the words of sandbox-init's
     setup mode, in the same order; or None where the Python G stays: no
     sandbox-init (launch.init_fd), or a step only it takes (--debug's
     listing of the mounts, volumes filled from the image, --ulimit,
     --oom-score-adj, --sysctl, direct ports' bind listener).  Computed
-    here in C, whose mount namespace has the root filesystem G's will
-    have; C reports what it refuses (an unmapped user, a missing bind
-    source) as G would."""
+    in C, whose mount namespace has the root filesystem G's will have, or,
+    for the native C, in P, through ``view`` ("/proc/C/root": the same
+    mount namespace); what it refuses (an unmapped user, a missing bind
+    source) is reported as G would.  ``terminal``: the name of G's pty
+    (with a tty)."""
     spec = launch.spec
     process = spec["process"]
     linux_cfg = spec.get("linux", {})
@@ -941,17 +1036,19 @@ def _native_plan(launch, slave, notif_w):
             or spec.get("annotations", {}).get("io.sandbox.volumes.fill")):
         return None
     words = [_PLAN_VERSION]
-    if slave is not None:
+    if terminal is not None:
         words.append("T")
     if launch.cgroup_path:
         words += ["C", os.path.join(launch.cgroup_path, "cgroup.procs")]
     words += ["U", str(_g_unshare_flags(spec))]
     root = launch.rootfs
-    for op in plan_mounts(spec, root, launch, terminal=0 if slave is None else slave):
+    for op in plan_mounts(spec, view + root, launch, terminal=terminal or 0):
+        # (targets as C sees them: without the view's prefix)
+        target = op.target[len(view):]
         if op.kind == "symlink":
-            words += ["L", op.source, op.target]
+            words += ["L", op.source, target]
         else:
-            words += ["M", op.source or "", op.target, op.fstype or "", str(op.flags),
+            words += ["M", op.source or "", target, op.fstype or "", str(op.flags),
                       op.data or "", "f" if op.is_file else "d",
                       "r" if op.readonly else ""]
     cwd = process.get("cwd") or "/"
@@ -1454,8 +1551,8 @@ def _parse_options(options):
 
 def plan_mounts(spec, root, launch, terminal=0):
     """The list of MountOps for the spec's mounts, in execution order.
-    ``terminal``: an fd on the container's terminal (with a tty), shown as
-    its /dev/console."""
+    ``terminal``: an fd on the container's terminal (with a tty), or its
+    name, shown as its /dev/console."""
     ops = []
     kinds = namespace_kinds(spec)
     mounts = list(spec.get("mounts", []))
@@ -1522,8 +1619,10 @@ def _dev_ops(devdir, launch, terminal):
         ops.append(MountOp("symlink", os.path.join(devdir, name), src))
     if launch.tty:
         # The terminal is the host pty's slave: show it as /dev/console, as
-        # runc does, so programs that look for their tty find it.
-        ops.append(MountOp("bind", os.path.join(devdir, "console"),
-                           os.ttyname(terminal) if os.isatty(terminal) else "/dev/null",
+        # runc does, so programs that look for their tty find it.  (Its
+        # name, or an fd on it.)
+        if not isinstance(terminal, str):
+            terminal = os.ttyname(terminal) if os.isatty(terminal) else "/dev/null"
+        ops.append(MountOp("bind", os.path.join(devdir, "console"), terminal,
                            None, linux.MS_BIND, is_file=True))
     return ops

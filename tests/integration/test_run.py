@@ -348,6 +348,52 @@ def test_the_container_and_its_helpers_keep_the_whole_cpu_set(sb, busybox):
         sb.ok("network", "rm", "cpus")
 
 
+def _comm(pid):
+    with open("/proc/%s/comm" % pid) as f:
+        return f.read().strip()
+
+
+def _ppid(pid):
+    with open("/proc/%s/status" % pid) as f:
+        return int(next(line.split()[1] for line in f if line.startswith("PPid:")))
+
+
+@pytest.mark.parametrize("flags, native", [
+    ([], True),
+    (["-v", "/etc/hostname:/etc/host-name:ro", "-w", "/tmp/work", "-u", "1000:1000"], True),
+    (["--ulimit", "nofile=512:512"], False),     # (a step of the Python G)
+])
+def test_a_foreground_run_starts_through_the_native_c_where_it_can(sb, busybox, flags,
+                                                                   native):
+    """C, the container's parent, is sandbox-init's start mode
+    (native/start.c) for a foreground run whose setup it can carry out,
+    and the Python fork of the CLI otherwise; the container is the same,
+    and either is gone with it, --rm leaving nothing."""
+    name = "nativec%d" % len(flags)
+    proc = sb.popen("run", "--rm", "--name", name, *flags, busybox, "sh", "-c",
+                    "echo up; id -u; pwd; ulimit -n; cat /etc/host-name 2>/dev/null; "
+                    "echo end; sleep 60")
+    try:
+        assert proc.stdout.readline() == "up\n"
+        pid = int(sb.ok("inspect", "-f", "{{.State.Pid}}", name).stdout)
+        assert (_comm(_ppid(pid)) == "sandbox-start") == native
+        lines = list(iter(lambda: proc.stdout.readline().strip(), "end"))
+        if "-u" in flags:
+            with open("/etc/hostname") as f:
+                assert lines[:2] + lines[3:] == ["1000", "/tmp/work", f.read().strip()]
+        else:
+            assert lines[:2] == ["0", "/"] and len(lines) == 3
+        if "--ulimit" in flags:
+            assert lines[2] == "512"
+        os.kill(pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == 137
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert sb.ok("ps", "-a", "-q", "--filter", "name=" + name).stdout == ""
+    assert not os.listdir(os.path.join(sb.root, "containers"))
+
+
 @pytest.mark.parametrize("rm", [True, False])
 def test_a_run_whose_cli_is_killed_ends_its_container_as_any_end(sb, busybox, rm):
     """SIGKILL of a foreground `run` (a CI job cancelled hard, the OOM

@@ -203,3 +203,72 @@ def test_setup_sets_the_user_and_its_groups():
     for groups, want in (("5,6,700", b"1234\n1234\n1234 5 6 700\n"), ("", b"1234\n1234\n1234\n")):
         plan = words[:1] + ["G", "1234", "1234", groups] + words[1:]
         assert setup(plan)[:2] == (0, want)
+
+
+# --- start mode (native/start.c): C, given what P sends, here without a
+# container (the integration tests run it for real: test_run.py) ----------
+
+def start_c(messages, userns):
+    """sandbox-init start with ``messages`` on its launch pipe and
+    ``userns`` (an fd) as the user namespace to join: (exit code, report,
+    what it wrote on the pid and status pipes)."""
+    launch_r, launch_w = os.pipe()
+    os.write(launch_w, messages)
+    os.close(launch_w)
+    rep_r, rep_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid_r, pid_w = os.pipe()
+    status_r, status_w = os.pipe()
+    exe = os.open(binary(), os.O_RDONLY)
+    pid = os.posix_spawn(binary(), ["sandbox-init", "start", ""], {}, file_actions=[
+        (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(
+            (launch_r, rep_w, go_r, exe, pid_w, status_w, userns), 3)])
+    for fd in (launch_r, rep_w, go_r, exe, pid_w, status_w):
+        os.close(fd)
+    os.close(go_w)
+    with os.fdopen(rep_r, "rb") as rep, os.fdopen(pid_r, "rb") as pids, \
+            os.fdopen(status_r, "rb") as status:
+        report, said, code_text = rep.read(), pids.read(), status.read()
+    _, wstatus = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wstatus), report, said, code_text
+
+
+def test_start_reports_a_user_namespace_it_cannot_join():
+    nul = os.open("/dev/null", os.O_RDONLY)
+    try:
+        code, report, said, _ = start_c(b"", nul)
+    finally:
+        os.close(nul)
+    exc = runtime._decode_failure(report)
+    assert (code, said) == (125, b"")
+    assert exc.exit_code == 125 and exc.message.startswith("cannot join the user namespace: ")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="joins a user namespace of root's "
+                                              "(CI runs the unit tests as root)")
+@pytest.mark.parametrize("messages", [
+    b"",                                         # P gave up before the root
+    runtime._message("L", ["0", "0", "", "/", "/", "", "", "", ""]),   # no root first
+    b"R12",                                      # cut short
+    b"Rx:",                                      # no length
+])
+def test_start_without_a_root_and_a_launch_ends_quietly(messages):
+    """What P sends first is the root filesystem to mount ("R"), then the
+    Launch ("L"); anything else (P gave up, or a damaged message) ends C
+    with 125 and no report (P reports its own error), before any process
+    is started."""
+    holder = subprocess.Popen(["unshare", "-U", "sleep", "30"])
+    try:
+        path = "/proc/%d/ns/user" % holder.pid
+        deadline = time.monotonic() + 5
+        while os.stat(path).st_ino == os.stat("/proc/self/ns/user").st_ino:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        userns = os.open(path, os.O_RDONLY)
+        try:
+            assert start_c(messages, userns) == (125, b"", b"", b"")
+        finally:
+            os.close(userns)
+    finally:
+        holder.kill()
+        holder.wait()
