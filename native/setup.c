@@ -115,6 +115,9 @@ static unsigned long long hex(const char *w)
 static void mkdir_p(const char *path)
 {
     char buf[4096];
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return;         /* (most are there: no mkdir of every ancestor) */
     size_t len = strlen(path);
     if (len >= sizeof buf)
         failed(path, ENAMETOOLONG);
@@ -130,7 +133,6 @@ static void mkdir_p(const char *path)
                 break;
         }
     }
-    struct stat st;
     if (stat(path, &st) < 0)
         failed(path, errno);
     if (!S_ISDIR(st.st_mode))
@@ -163,17 +165,21 @@ static void step_mount(void)
     struct stat st;
     if (kind[0] == 'f') {
         if (lstat(target, &st) < 0) {
-            char dir[4096];
-            size_t l = strlen(target);
-            if (l >= sizeof dir)
-                failed(target, ENAMETOOLONG);
-            memcpy(dir, target, l + 1);
-            char *slash = strrchr(dir, '/');
-            if (slash && slash != dir) {
-                *slash = '\0';
-                mkdir_p(dir);
-            }
             int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            if (fd < 0 && errno == ENOENT) {
+                /* Its directory first (most are there already). */
+                char dir[4096];
+                size_t l = strlen(target);
+                if (l >= sizeof dir)
+                    failed(target, ENAMETOOLONG);
+                memcpy(dir, target, l + 1);
+                char *slash = strrchr(dir, '/');
+                if (slash && slash != dir) {
+                    *slash = '\0';
+                    mkdir_p(dir);
+                }
+                fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            }
             if (fd < 0)
                 failed(target, errno);
             close(fd);

@@ -386,8 +386,10 @@ int start_main(const char *options)
         close(PID);
         /* Only G keeps the error pipe: EOF tells P the exec happened. */
         close(ERR);
-        devnull_onto(0);
-        devnull_onto(1);
+        /* Nor our copies of the caller's stdio: a pipe from `sandbox run`
+         * ends when it does, not when our teardown does. */
+        for (int fd = 0; fd < 3; fd++)
+            devnull_onto(fd);
         if (gpid) {
             code = wait_for(gpid);
             note_oom(cgroup, cdir);

@@ -375,7 +375,7 @@ def test_a_foreground_run_starts_through_the_native_c_where_it_can(sb, busybox, 
                     "echo end; sleep 60")
     try:
         assert proc.stdout.readline() == "up\n"
-        pid = int(sb.ok("inspect", "-f", "{{.State.Pid}}", name).stdout)
+        cid, pid = sb.ok("inspect", "-f", "{{.Id}} {{.State.Pid}}", name).stdout.split()
         assert (_comm(_ppid(pid)) == "sandbox-start") == native
         lines = list(iter(lambda: proc.stdout.readline().strip(), "end"))
         if "-u" in flags:
@@ -385,13 +385,17 @@ def test_a_foreground_run_starts_through_the_native_c_where_it_can(sb, busybox, 
             assert lines[:2] == ["0", "/"] and len(lines) == 3
         if "--ulimit" in flags:
             assert lines[2] == "512"
-        os.kill(pid, signal.SIGKILL)
+        os.kill(int(pid), signal.SIGKILL)
         assert proc.wait(timeout=10) == 137
     finally:
         proc.kill()
         proc.communicate()
     assert sb.ok("ps", "-a", "-q", "--filter", "name=" + name).stdout == ""
-    assert not os.listdir(os.path.join(sb.root, "containers"))
+    deadline = time.monotonic() + 10     # (C removes the directory after the CLI exits)
+    while os.path.exists(os.path.join(sb.root, "containers", cid)) or [
+            n for n in os.listdir(os.path.join(sb.root, "tmp")) if cid in n]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("rm", [True, False])
