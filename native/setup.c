@@ -7,6 +7,9 @@
  *   fds 0-2 the container's stdio (a new session: posix_spawn's setsid),
  *   fd 3 the plan, fd 4 the error pipe to the CLI, fd 5 the "go" pipe,
  *   fd 6 this program (for --init: exec'd again as the init, fresh).
+ * The native C (start.c) starts it the same way, but as a child of its own
+ * that calls setup_main() with those fds, without the exec (~0.3 ms less),
+ * and with the plan the CLI computed.
  * The plan is a list of NUL-ended words: a version word, then steps, each a
  * letter and a fixed number of words (runtime._native_plan writes them, in
  * the order the Python G (_child_g) takes the same steps).

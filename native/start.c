@@ -168,7 +168,7 @@ static void devnull_onto(int fd)
     }
 }
 
-/* G: the setup mode of this program, fresh, with the plan on fd 3. */
+/* G: the setup mode of this program, in a child, with the plan on fd 3. */
 static pid_t spawn_g(const char *options, int stdin_open, int plan)
 {
     pid_t pid = fork();
@@ -192,10 +192,9 @@ static pid_t spawn_g(const char *options, int stdin_open, int plan)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    char *argv[] = {"sandbox-init", "setup", NULL}, *envp[] = {NULL};
-    syscall(SYS_execveat, SELF, "", argv, envp, AT_EMPTY_PATH);
-    report("container setup failed: sandbox-init did not start", errno, NULL);
-    _exit(125);
+    /* No exec: we are sandbox-init already, and hold nothing G may not
+     * (its plan, the root's paths). */
+    _exit(setup_main());
 }
 
 static int wait_for(pid_t pid)
