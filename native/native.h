@@ -47,6 +47,20 @@ static inline void write_parts(int fd, const char *parts[], int n)
     write_all(fd, msg, len);
 }
 
+/* The n strings, one after the other, NUL-ended, in text (cut to fit). */
+static inline void join_text(char *text, size_t size, const char *const pieces[], size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(pieces[i]);
+        if (len + l >= size)
+            l = size - len - 1;
+        memcpy(text + len, pieces[i], l);
+        len += l;
+    }
+    text[len] = '\0';
+}
+
 static inline int remove_one(const char *path, const struct stat *st, int flag,
                              struct FTW *ftw)
 {

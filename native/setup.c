@@ -55,16 +55,8 @@ static char *cur, *end;
 static void failed(const char *what, int err)
 {
     char text[4096 + 256];
-    size_t n = 0;
     const char *pieces[] = {"container setup failed: ", what, ": ", strerror(err)};
-    for (size_t i = 0; i < 4; i++) {
-        size_t l = strlen(pieces[i]);
-        if (n + l >= sizeof text)
-            l = sizeof text - n - 1;
-        memcpy(text + n, pieces[i], l);
-        n += l;
-    }
-    text[n] = '\0';
+    join_text(text, sizeof text, pieces, 4);
     const char *parts[] = {"125", text, ""};
     write_parts(4, parts, 3);
     _exit(125);

@@ -71,18 +71,21 @@ static void on_parent_gone(int sig)
 static void report(const char *what, int err, const char *hint)
 {
     char text[4096 + 256];
-    size_t n = 0;
     const char *pieces[] = {what, err ? ": " : "", err ? strerror(err) : ""};
-    for (size_t i = 0; i < 3; i++) {
-        size_t l = strlen(pieces[i]);
-        if (n + l >= sizeof text)
-            l = sizeof text - n - 1;
-        memcpy(text + n, pieces[i], l);
-        n += l;
-    }
-    text[n] = '\0';
+    join_text(text, sizeof text, pieces, 3);
     const char *parts[] = {"125", text, hint ? hint : ""};
     write_parts(ERR, parts, 3);
+}
+
+/* Into the namespace at path: 0, or an errno. */
+static int join(const char *path, int kind)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+    if (fd < 0 || setns(fd, kind) < 0)
+        err = errno;
+    if (fd >= 0)
+        close(fd);
+    return err;
 }
 
 /* One message from P: its letter (0 at EOF) and its words. */
@@ -323,13 +326,8 @@ int start_main(const char *options)
     for (long i = 0; i < joins && !failure; i++) {
         int kind = (int)strtol(word(&m), NULL, 10);
         const char *path = word(&m);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || setns(fd, kind) < 0) {
+        if ((err = join(path, kind)) != 0)
             failure = path;
-            err = errno;
-        }
-        if (fd >= 0)
-            close(fd);
     }
     const char *pid_ns = word(&m), *rootfs = word(&m), *cdir = word(&m);
     int autoremove = *word(&m) != '\0';
@@ -344,14 +342,8 @@ int start_main(const char *options)
             failure = "unshare";
             err = errno;
         }
-    } else if (!failure && *pid_ns) {
-        int fd = open(pid_ns, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || setns(fd, CLONE_NEWPID) < 0) {
-            failure = pid_ns;
-            err = errno;
-        }
-        if (fd >= 0)
-            close(fd);
+    } else if (!failure && *pid_ns && (err = join(pid_ns, CLONE_NEWPID)) != 0) {
+        failure = pid_ns;
     }
     int plan = -1;
     if (!failure) {

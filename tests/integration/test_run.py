@@ -304,14 +304,21 @@ def test_rm_leaves_nothing(fresh_sb, images_dir):
     assert graves() == []
 
 
-def test_a_run_refused_after_its_root_is_mounted_leaves_nothing(fresh_sb, images_dir):
+@pytest.mark.parametrize("flags, error", [
+    (["-u", "nosuchuser"], "unable to find user nosuchuser"),       # (create)
+    (["-u", "99999999"], "user 99999999:0 is not mapped"),          # (G's plan)
+    (["-v", "/nonexistent/x:/x"], "bind source path does not exist: /nonexistent/x"),
+])
+def test_a_run_refused_after_its_root_is_mounted_leaves_nothing(fresh_sb, images_dir,
+                                                                 flags, error):
     """C mounts the root filesystem while the CLI still writes the record
     (Starter.mount_root_early): a refusal after that (an unknown user is
-    found only then) ends C before the directory goes, and leaves nothing."""
+    found only then; an unmapped one or a missing bind source while G's
+    plan is made) ends C before the directory goes, and leaves nothing."""
     fresh_sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"))
     for _ in range(5):
-        res = fresh_sb("run", "--rm", "--name", "never", "-u", "nosuchuser", "busybox", "true")
-        assert res.returncode == 125 and "unable to find user nosuchuser" in res.stderr
+        res = fresh_sb("run", "--rm", "--name", "never", *flags, "busybox", "true")
+        assert res.returncode == 125 and error in res.stderr, res.stderr
         assert os.listdir(os.path.join(fresh_sb.root, "containers")) == []
         assert os.listdir(os.path.join(fresh_sb.root, "names")) == []
         assert fresh_sb.ok("ps", "-aq").stdout == ""
