@@ -145,6 +145,10 @@ static const char *word(struct message *m)
     return w;
 }
 
+/* The route watch's fd, or -1: P takes a copy before it sends the Launch,
+ * ours goes then. */
+static int watch = -1;
+
 static void route_watch(void)
 {
     char reply[32] = "n";
@@ -154,10 +158,12 @@ static void route_watch(void)
         memset(&addr, 0, sizeof addr);
         addr.nl_family = AF_NETLINK;
         addr.nl_groups = 0x40 | 0x400;      /* RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE */
-        if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0)
+        if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
             snprintf_int(reply + 1, sizeof reply - 1, fd);
-        else
+            watch = fd;
+        } else {
             close(fd);
+        }
     }
     write_all(NET, reply, strlen(reply));
 }
@@ -317,6 +323,8 @@ int start_main(const char *options)
         root = 1;
         m = next_message();
     }
+    if (watch >= 0)
+        close(watch);
     if (m.letter != 'L' || !root)
         return 125;             /* P gave up (its error is its own to report) */
     int flags = (int)strtol(word(&m), NULL, 10);
