@@ -1,8 +1,9 @@
 /*
  * sandbox-init's "start" mode: C, the process between the CLI and the
- * container, as native code, for a foreground `sandbox run` (runtime.py,
- * Starter with ``native``; the Python C, _child_c, stays for the rest).
- * The CLI (P) posix_spawns it, before it writes the container's record, as
+ * container, as native code (runtime.py, Starter with ``native``; the
+ * Python C, _child_c, stays for the rest).  P (the CLI of a foreground
+ * `sandbox run`, before it writes the container's record, or a detached
+ * container's supervisor) posix_spawns it as
  *   argv ["sandbox-init", "start", OPTIONS], an empty environment, in a
  *   process group of its own, with
  *   fd 3 the launch pipe (P's messages), fd 4 the error pipe to P (G gets
@@ -11,7 +12,10 @@
  *   fd 9 the user's shared user namespace, fd 10 the network pipe to P
  *   (OPTIONS "n"), fd 11 the pty slave (OPTIONS "t") or fds 11-13 G's
  *   stdin, stdout, stderr (OPTIONS "0", "1", "2" for those given).
- * OPTIONS also has "w": make the route watch (runtime._route_watch).
+ * OPTIONS also has "w": make the route watch (runtime._route_watch), and
+ * "r": fd 14 is the native monitor, whose reap mode C becomes once G runs
+ * (a detached container's C, started by its supervisor), and "s": fd 8 is
+ * given (the foreground run's status pipe).
  *
  * It joins the user namespace and, with "n", makes the network namespace
  * (then writes "n" and the number of its route watch on fd 10, for P to
@@ -31,6 +35,7 @@
  * 7; when it ends: the OOM marker, the record awaited (--rm), the root
  * unmounted and an --rm container's directory moved to its grave, the exit
  * code on fd 8, and the grave removed (runtime._teardown_after_report).
+ * With "r", C execs the monitor's reap mode instead, once G's pid is out.
  * Failures go to fd 4 as "125" NUL message NUL hint.  When P dies (its
  * PR_SET_PDEATHSIG is SIGTERM here), G is killed and the teardown follows.
  */
@@ -54,7 +59,7 @@
 #include "native.h"
 
 enum { LAUNCH = 3, ERR = 4, GO = 5, SELF = 6, PID = 7, STATUS = 8, USERNS = 9,
-       NET = 10, STDIO = 11 };
+       NET = 10, STDIO = 11, REAPER = 14 };
 
 static volatile sig_atomic_t parent_gone;
 static volatile pid_t gpid;
@@ -246,6 +251,24 @@ static void note_oom(const char *cgroup, const char *cdir)
     free(text);
 }
 
+/* runtime._become_reaper: the native monitor's reap mode (fd 14) takes
+ * over the wait, the OOM marker and the unmount; an --rm container's
+ * directory is the supervisor's to remove.  Returns only if the exec
+ * failed. */
+static void become_reaper(pid_t pid, const char *rootfs, const char *cgroup,
+                          const char *cdir, int autoremove, const char *grave)
+{
+    char number[24], marker[4096 + 16];
+    const char *pieces[] = {cdir, "/oom-killed"};
+    snprintf_int(number, sizeof number, pid);
+    join_text(marker, sizeof marker, pieces, 2);
+    char *argv[] = {"sandbox-monitor", "reap", number, (char *)rootfs, (char *)cgroup,
+                    marker, autoremove ? (char *)cdir : "", autoremove ? (char *)grave : "",
+                    NULL};
+    char *envp[] = {NULL};
+    syscall(SYS_execveat, REAPER, "", argv, envp, AT_EMPTY_PATH);
+}
+
 /* runtime._await_record: P is done with an --rm container's directory. */
 static void await_record(int autoremove)
 {
@@ -285,7 +308,7 @@ int start_main(const char *options)
     if (getppid() != parent)
         parent_gone = 1;
     prctl(PR_SET_NAME, "sandbox-start");
-    for (int fd = LAUNCH; fd < STDIO + 3; fd++)
+    for (int fd = LAUNCH; fd <= REAPER; fd++)
         if (fd != SELF)
             fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (setns(USERNS, CLONE_NEWUSER) < 0) {
@@ -389,6 +412,8 @@ int start_main(const char *options)
          * ends when it does, not when our teardown does. */
         for (int fd = 0; fd < 3; fd++)
             devnull_onto(fd);
+        if (gpid && strchr(options, 'r'))
+            become_reaper(gpid, rootfs, cgroup, cdir, autoremove, grave);
         if (gpid) {
             code = wait_for(gpid);
             note_oom(cgroup, cdir);
@@ -407,8 +432,10 @@ int start_main(const char *options)
     prctl(PR_SET_PDEATHSIG, 0);
     char number[24];
     snprintf_int(number, sizeof number, code);
-    write_all(STATUS, number, strlen(number));
-    close(STATUS);
+    if (strchr(options, 's')) {
+        write_all(STATUS, number, strlen(number));
+        close(STATUS);
+    }
     if (buried)
         remove_tree(grave);
     return code;

@@ -548,7 +548,7 @@ def _supervise_loop(paths, container, launch, ready_w, server, me,
 def _round(paths, container, launch, ready_w, server, me, restarts, delay, native):
     """One run of the container: its exit code, or None when there is
     nothing more to do (it failed to start for the CLI, or --rm removed it)."""
-    from .runtime import Starter, namespace_kinds
+    from .runtime import Starter, namespace_kinds, native_start_possible
     cid = container["id"]
     stdin_r = stdin_w = None
     if launch.stdin and not launch.tty:
@@ -566,10 +566,14 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     launch.init_fd = open_native(INIT_NAME)
     launch.direct = native is not None and network.decide_direct(paths, cid,
                                                                  container["record"])
+    # C itself is sandbox-init's start mode where it can be (runtime.Starter).
+    native_c = launch.init_fd if launch.init_fd is not None and native_start_possible(
+        launch) else None
     starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
                       keep=(stdin_w, out_r, err_r),
                       early_net=network.early_netns(container["record"]),
-                      direct=launch.direct, winsize=container.get("winsize"))
+                      direct=launch.direct, winsize=container.get("winsize"),
+                      native=native_c, reaper=None if native_c is None else launch.reaper_fd)
     for fd in (stdin_r, out_w, err_w):
         if fd is not None:
             os.close(fd)

@@ -10,9 +10,9 @@ Three processes take part:
      root filesystem; forks G;
      waits for it; tears down (and removes the container for --rm) as root
      of the user namespace, where files owned by subordinate ids can be
-     deleted.  For a foreground `run`, C is sandbox-init's start mode
-     (native/start.c) where it can be: spawned, not forked, and P computes
-     G's plan (Starter with ``native``).
+     deleted.  C is sandbox-init's start mode (native/start.c) where it
+     can be: spawned, not forked, and P computes G's plan (Starter with
+     ``native``; native_start_possible).
   G  started by C: PID 1 of the new PID namespace.  Mounts /proc, /dev,
      /sys and volumes, pivots, applies the security settings and execs the
      command.  G is sandbox-init's setup mode (native/setup.c) carrying out
@@ -124,7 +124,7 @@ class Starter:
 
     def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=(),
                  early_net=False, direct=False, early_exit=False, winsize=None,
-                 watch_routes=True, split_cpus=False, native=None):
+                 watch_routes=True, split_cpus=False, native=None, reaper=None):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
         the caller's own).  With ``tty``, G gets the slave of a new pty and
         the caller reads ``self.master``.  ``keep``: the caller's ends of
@@ -148,10 +148,12 @@ class Starter:
         (native/start.c), spawned, not a fork of this process (which then
         copies none of our pages while we write the record, nor they
         ours); we compute G's plan (_native_plan) and send it with the
-        Launch's few other facts (_native_launch).  Needs ``early_exit``,
-        mount_root_early with the kernel overlay, and a container that
-        _native_plan takes without ``notif_w`` (the caller checks:
-        commands/run.py)."""
+        Launch's few other facts (_native_launch).  Needs the kernel
+        overlay, and a container that _native_plan takes without
+        ``notif_w`` (native_start_possible; commands/run.py checks
+        before the record exists).  ``reaper``: with ``native``, an fd on
+        the native monitor, whose reap mode C becomes once G runs
+        (Launch.reaper_fd of the Python C)."""
         self.idmap = idmap
         nsfd = shared_userns_fd(idmap)
         self.net_r, net_w = os.pipe2(os.O_CLOEXEC) if early_net else (None, None)
@@ -180,11 +182,13 @@ class Starter:
         # restore_cpus (start() at the latest), C once it has the Launch.
         self.native = native is not None
         self.early_net = early_net
+        self.root_sent = False      # (mount_root_early)
         self.cpus = _cpu_split() if split_cpus and not self.native else None
         if self.native:
             self.cpid = _spawn_c(native, watch_routes, tty,
                                  (launch_r, err_w, go_r, native, pid_w, status_w, nsfd,
-                                  net_w) + ((slave,) if tty else tuple(stdio)))
+                                  net_w) + ((slave, None, None) if tty else tuple(stdio))
+                                 + (reaper,))
         else:
             self.cpid = os.fork()
         if self.cpid == 0:
@@ -211,6 +215,7 @@ class Starter:
         (start()'s on_forked)."""
         if driver == "fuse-overlayfs" or self.launch_w is None:
             return
+        self.root_sent = True
         if self.native:
             where, data = rootfs_mod.overlay_mount_args(
                 layers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"), volatile)
@@ -283,6 +288,9 @@ class Starter:
                         # ptrace_scope 2 or 3 refuses them): then the helper's
                         # own ready signal is waited for instead.
                         self.route_watch = None
+            if self.native and not self.root_sent:
+                self.mount_root_early(launch.driver, launch.layers, launch.cdir,
+                                      launch.rootfs, launch.autoremove)
             if not self.native:
                 data = launch.to_json()
             elif os.read(self.pid_r, 1) == b"m":     # C has mounted the root
@@ -414,18 +422,20 @@ def _take_fd(pid, number):
 
 def _spawn_c(exe, watch_routes, tty, fds):
     """C as sandbox-init's start mode (native/start.c): ``fds`` become its
-    3, 4, ... (None: closed there), fds 0-2 are ours; a process group of
+    3 to 14 (None: closed there; its header says which is which), fds 0-2
+    are ours; a process group of
     its own (out of the terminal's foreground group: Ctrl-C and friends
     reach us, and we forward them).  Returns its pid."""
     top = 2 + len(fds)
     # Above the targets first, so that placing them overwrites none.
     moved = [None if fd is None else _dup_above(fd, top) for fd in fds]
     options = ("n" if fds[7] is not None else "") + (
-        "w" if watch_routes and fds[7] is not None else "")
+        "w" if watch_routes and fds[7] is not None else "") + (
+        "r" if fds[11] is not None else "") + ("s" if fds[5] is not None else "")
     if tty:
         options += "t"
     else:
-        options += "".join(str(i) for i, fd in enumerate(fds[8:]) if fd is not None)
+        options += "".join(str(i) for i, fd in enumerate(fds[8:11]) if fd is not None)
     try:
         return os.posix_spawn(
             "/proc/self/fd/%d" % moved[3], ["sandbox-init", "start", options], {},
@@ -1030,10 +1040,7 @@ def _native_plan(launch, terminal, notif_w, view=""):
     spec = launch.spec
     process = spec["process"]
     linux_cfg = spec.get("linux", {})
-    if (launch.init_fd is None or launch.debug or notif_w is not None
-            or process.get("rlimits") or process.get("oomScoreAdj") is not None
-            or linux_cfg.get("sysctl")
-            or spec.get("annotations", {}).get("io.sandbox.volumes.fill")):
+    if notif_w is not None or not _plan_takes(launch):
         return None
     words = [_PLAN_VERSION]
     if terminal is not None:
@@ -1083,6 +1090,28 @@ def _native_plan(launch, terminal, notif_w, view=""):
     words += ["Z", args[0], str(len(args))] + list(args) + [str(len(env))] + env
     words.append("i" if wants_init(spec) else "")
     return words
+
+
+def _plan_takes(launch):
+    """Whether sandbox-init's setup mode can set ``launch`` up
+    (_native_plan)."""
+    spec = launch.spec
+    process = spec["process"]
+    linux_cfg = spec.get("linux", {})
+    return not (launch.init_fd is None or launch.debug
+                or process.get("rlimits") or process.get("oomScoreAdj") is not None
+                or linux_cfg.get("sysctl")
+                or spec.get("annotations", {}).get("io.sandbox.volumes.fill"))
+
+
+def native_start_possible(launch):
+    """Whether C can be sandbox-init's start mode (Starter's ``native``)
+    for ``launch``: the kernel overlay, a G that _native_plan takes, no
+    direct ports' bind listener, and a PID namespace of the container's
+    (--pid host needs the Python C, which ends the container's other
+    processes)."""
+    return (launch.driver == "overlay" and not launch.direct and _plan_takes(launch)
+            and "pid" in namespace_kinds(launch.spec))
 
 
 def _spawn_g(launch, words, err_w, go_r, slave, stdio):

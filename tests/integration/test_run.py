@@ -405,6 +405,24 @@ def test_a_foreground_run_starts_through_the_native_c_where_it_can(sb, busybox, 
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("flags, native", [([], True), (["--ulimit", "nofile=512:512"], False)])
+def test_a_detached_container_starts_through_the_native_c_where_it_can(sb, busybox, flags,
+                                                                      native):
+    """A detached container's C is the native one too where it can be, and
+    becomes the native monitor's reaper as the Python C does: exec'd with
+    no environment by the native C, with the supervisor's by the Python
+    one."""
+    cid = sb.ok("run", "-d", "--rm", *flags, busybox, "sleep", "60").stdout.strip()
+    try:
+        pid = int(sb.ok("inspect", "-f", "{{.State.Pid}}", cid).stdout)
+        reaper = _ppid(pid)
+        assert _comm(reaper) == "sandbox-monitor"
+        with open("/proc/%d/environ" % reaper, "rb") as f:
+            assert (f.read() == b"") == native
+    finally:
+        sb.ok("rm", "-f", cid)
+
+
 @pytest.mark.parametrize("rm", [True, False])
 def test_a_run_whose_cli_is_killed_ends_its_container_as_any_end(sb, busybox, rm):
     """SIGKILL of a foreground `run` (a CI job cancelled hard, the OOM
