@@ -10,7 +10,6 @@ terminal (as `docker attach` does).
 
 import os
 import select
-import socket
 import struct
 
 from .. import fsutil
@@ -33,6 +32,7 @@ def sun_path(path):
 
 def connect(path, timeout=None):
     """A connected unix stream socket to ``path`` (however deep)."""
+    import socket
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     if timeout is not None:
         conn.settimeout(timeout)
@@ -46,6 +46,9 @@ def connect(path, timeout=None):
         if fd is not None:
             os.close(fd)
     return conn
+
+
+_SHUT_WR = 1        # socket.SHUT_WR
 
 
 def _frame(kind, data):
@@ -63,24 +66,44 @@ class Server:
         except FileNotFoundError:
             pass
         self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        # _socket's plain socket: the socket module costs a detached
+        # container's supervisor ~6 ms to import (enum, selectors), and
+        # only the Python server loop needs it (sock; the native monitor
+        # takes over the fd).
+        import _socket
+        raw = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         short, fd = sun_path(path)
         try:
-            self.sock.bind(short)
+            raw.bind(short)
+            raw.listen(8)
+        except BaseException:
+            raw.close()
+            raise
         finally:
             if fd is not None:
                 os.close(fd)
         os.chmod(path, 0o600)
-        self.sock.listen(8)
+        self.fd = raw.detach()
+        self._sock = None
         self.clients = []
+
+    @property
+    def sock(self):
+        """The listening socket as a socket.socket."""
+        if self._sock is None:
+            import socket
+            self._sock = socket.socket(fileno=self.fd)
+        return self._sock
 
     @classmethod
     def adopt(cls, path, fd, client_fds=()):
         """The listening socket (and attached clients) that the native
         monitor kept across its exec."""
+        import socket
         self = cls.__new__(cls)
         self.path = path
-        self.sock = socket.socket(fileno=fd)
+        self.fd = fd
+        self._sock = socket.socket(fileno=fd)
         self.clients = [socket.socket(fileno=c) for c in client_fds]
         return self
 
@@ -161,7 +184,10 @@ class Server:
     def shutdown(self):
         for conn in self.clients:
             conn.close()
-        self.sock.close()
+        if self._sock is not None:
+            self._sock.close()
+        else:
+            os.close(self.fd)
         try:
             os.unlink(self.path)
         except OSError:
@@ -288,7 +314,7 @@ def attach(path, stdin=True, tty=False, on_connected=None, detach_keys=None,
                     conn.sendall(data)
                 else:
                     reading_stdin = False
-                    conn.shutdown(socket.SHUT_WR)
+                    conn.shutdown(_SHUT_WR)
             if conn in ready:
                 chunk = conn.recv(65536)
                 if not chunk:

@@ -205,7 +205,7 @@ def _after_a_client(on_started, server, ready_w):
     def record(pid):
         on_started(pid)
         poller = select.poll()
-        poller.register(server.sock.fileno(), select.POLLIN)
+        poller.register(server.fd, select.POLLIN)
         poller.register(ready_w, 0)         # POLLERR: no reader left
         try:
             poller.poll(int(ATTACH_WAIT * 1000))
@@ -574,6 +574,10 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
                       early_net=network.early_netns(container["record"]),
                       direct=launch.direct, winsize=container.get("winsize"),
                       native=native_c, reaper=None if native_c is None else launch.reaper_fd)
+    # C mounts the root filesystem while we open the log and make the
+    # cgroup (not fuse-overlayfs: Starter.mount_root_early).
+    starter.mount_root_early(launch.driver, launch.layers, launch.cdir, launch.rootfs,
+                             launch.autoremove)
     for fd in (stdin_r, out_w, err_w):
         if fd is not None:
             os.close(fd)
@@ -736,7 +740,7 @@ def _hand_over(paths, container, launch, server, cg, starter, stdio, restarts, d
                "launch": launch.to_json().decode(),
                "idmap": [idmap.uid_map, idmap.gid_map, idmap.single],
                "policy": container["policy"], "restarts": restarts, "delay": delay,
-               "listen_fd": server.sock.fileno(), "socket": server.path,
+               "listen_fd": server.fd, "socket": server.path,
                "events_fd": cg.events_fd,
                "cgroup": cg.cgroup.to_dict() if cg.cgroup is not None else None,
                "native": native, "network": network.hand_over(cid),
@@ -745,7 +749,7 @@ def _hand_over(paths, container, launch, server, cg, starter, stdio, restarts, d
     fsutil.write_json(path, handoff, durable=False)
     stdin_fd, out_fd, err_fd = stdio
     listener = starter.bind_listener
-    inherit = {fd for fd in (server.sock.fileno(), cg.events_fd, native, stdin_fd,
+    inherit = {fd for fd in (server.fd, cg.events_fd, native, stdin_fd,
                              out_fd, err_fd, listener) if fd is not None and fd >= 0}
     for fd in inherit:
         os.set_inheritable(fd, True)
@@ -755,7 +759,7 @@ def _hand_over(paths, container, launch, server, cg, starter, stdio, restarts, d
     limits = writer_limits(container["record"])
     argv = ["sandbox-monitor", "supervise", log_path(paths, cid),
             "%d:%d" % limits if limits else "-", str(starter.cpid),
-            str(server.sock.fileno()), str(stdin_fd), str(out_fd), str(err_fd),
+            str(server.fd), str(stdin_fd), str(out_fd), str(err_fd),
             "1" if launch.tty else "0",
             # The listener whenever PID 1 has the filter, even with no port
             # to swap: an unanswered bind(2) would wait forever.

@@ -183,6 +183,8 @@ class Starter:
         self.native = native is not None
         self.early_net = early_net
         self.root_sent = False      # (mount_root_early)
+        # (Not for the native C: it is done long before we are, split or
+        # not; measured.)
         self.cpus = _cpu_split() if split_cpus and not self.native else None
         if self.native:
             self.cpid = _spawn_c(native, watch_routes, tty,

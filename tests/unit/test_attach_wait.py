@@ -8,13 +8,7 @@ import socket
 import threading
 
 from helpers.container import monitor
-
-
-class _Server:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen()
+from helpers.container.attach import Server
 
 
 def _waiting(record):
@@ -24,7 +18,7 @@ def _waiting(record):
 
 
 def test_the_wait_ends_with_the_client_or_with_the_cli(tmp_path):
-    server = _Server(str(tmp_path / "attach.sock"))
+    server = Server(str(tmp_path / "attach.sock"))
     r, w = os.pipe()
     started = []
     done = _waiting(monitor._after_a_client(started.append, server, w))
@@ -34,7 +28,7 @@ def test_the_wait_ends_with_the_client_or_with_the_cli(tmp_path):
     assert done.wait(10) and started == [42]
     client.close()
 
-    server = _Server(str(tmp_path / "attach2.sock"))
+    server = Server(str(tmp_path / "attach2.sock"))
     done = _waiting(monitor._after_a_client(started.append, server, w))
     assert not done.wait(0.3)
     os.close(r)                         # the CLI died before it connected
