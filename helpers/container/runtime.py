@@ -424,10 +424,10 @@ def _take_fd(pid, number):
 
 def _spawn_c(exe, watch_routes, tty, fds):
     """C as sandbox-init's start mode (native/start.c): ``fds`` become its
-    3 to 14 (None: closed there; its header says which is which), fds 0-2
-    are ours; a process group of
-    its own (out of the terminal's foreground group: Ctrl-C and friends
-    reach us, and we forward them).  Returns its pid."""
+    3 to 14 (None: unused there; its header says which is which), fds
+    0-2 are ours; in a process group of its own (out of the terminal's
+    foreground group: Ctrl-C and friends reach us, and we forward them).
+    Returns its pid."""
     top = 2 + len(fds)
     # Above the targets first, so that placing them overwrites none.
     moved = [None if fd is None else _dup_above(fd, top) for fd in fds]
