@@ -567,8 +567,7 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
     launch.direct = native is not None and network.decide_direct(paths, cid,
                                                                  container["record"])
     # C itself is sandbox-init's start mode where it can be (runtime.Starter).
-    native_c = launch.init_fd if launch.init_fd is not None and native_start_possible(
-        launch) else None
+    native_c = launch.init_fd if native_start_possible(launch) else None
     starter = Starter(launch.idmap, tty=launch.tty, stdio=stdio,
                       keep=(stdin_w, out_r, err_r),
                       early_net=network.early_netns(container["record"]),

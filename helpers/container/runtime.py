@@ -337,27 +337,14 @@ class Starter:
         namespaces to join and make, what its teardown needs, and G's
         plan, computed here through C's view of the root filesystem
         (/proc/C/root: C has it mounted in its own mount namespace)."""
-        spec = launch.spec
-        kinds = namespace_kinds(spec)
-        joins = {n["type"]: n["path"] for n in spec["linux"]["namespaces"]
-                 if n.get("path") and n["type"] in ("pid", "ipc", "uts")}
-        flags, join = 0, []
-        for kind, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC)):
-            if kind in joins:
-                join += [str(flag), joins[kind]]
-            elif kind in kinds:
-                flags |= flag
-        if launch.net_path:
-            join += [str(linux.CLONE_NEWNET), launch.net_path]
-        elif launch.new_net and not self.early_net:
-            flags |= linux.CLONE_NEWNET
-        pid = joins.get("pid") or ("new" if "pid" in kinds else "")
+        joins, flags, pid_ns = _namespace_steps(launch, self.early_net)
         plan = _native_plan(launch, self.slave_name, None, view="/proc/%d/root" % self.cpid)
         if plan is None:
             raise SandboxError("internal error: the native start was chosen for a "
                                "container it cannot set up")
-        return _message("L", [str(flags), str(len(join) // 2)] + join + [
-            pid, launch.rootfs, launch.cdir, "1" if launch.autoremove else "",
+        return _message("L", [str(flags), str(len(joins))] + [
+            word for flag, path in joins for word in (str(flag), path)] + [
+            pid_ns, launch.rootfs, launch.cdir, "1" if launch.autoremove else "",
             _grave(launch, self.cpid) if launch.autoremove else "",
             launch.cgroup_path or "", "1" if launch.stdin else ""] + plan)
 
@@ -424,13 +411,10 @@ def _take_fd(pid, number):
 
 def _spawn_c(exe, watch_routes, tty, fds):
     """C as sandbox-init's start mode (native/start.c): ``fds`` become its
-    3 to 14 (None: unused there; its header says which is which), fds
-    0-2 are ours; in a process group of its own (out of the terminal's
-    foreground group: Ctrl-C and friends reach us, and we forward them).
-    Returns its pid."""
-    top = 2 + len(fds)
-    # Above the targets first, so that placing them overwrites none.
-    moved = [None if fd is None else _dup_above(fd, top) for fd in fds]
+    3 to 14 (None: unused there; its header says which is which; ``exe``
+    is the fourth, its 6), fds 0-2 are ours; in a process group of its own
+    (out of the terminal's foreground group: Ctrl-C and friends reach us,
+    and we forward them).  Returns its pid."""
     options = ("n" if fds[7] is not None else "") + (
         "w" if watch_routes and fds[7] is not None else "") + (
         "r" if fds[11] is not None else "") + ("s" if fds[5] is not None else "")
@@ -438,12 +422,23 @@ def _spawn_c(exe, watch_routes, tty, fds):
         options += "t"
     else:
         options += "".join(str(i) for i, fd in enumerate(fds[8:11]) if fd is not None)
+    return _spawn_init(["sandbox-init", "start", options], fds, setpgroup=0)
+
+
+def _spawn_init(argv, fds, actions=(), **kw):
+    """posix_spawn sandbox-init (``fds[3]``, an fd on it) with ``argv``,
+    an empty environment, ``fds`` as its fds 3, 4, ... (None: unused
+    there), after the file ``actions``; ``kw``: posix_spawn's.  Returns its
+    pid."""
+    top = 2 + len(fds)
+    # Above the targets first, so that placing them overwrites none.
+    moved = [None if fd is None else _dup_above(fd, top) for fd in fds]
     try:
         return os.posix_spawn(
-            "/proc/self/fd/%d" % moved[3], ["sandbox-init", "start", options], {},
-            file_actions=[(os.POSIX_SPAWN_DUP2, fd, target)
-                          for target, fd in enumerate(moved, 3) if fd is not None],
-            setpgroup=0)
+            "/proc/self/fd/%d" % moved[3], argv, {},
+            file_actions=list(actions) + [(os.POSIX_SPAWN_DUP2, fd, target)
+                                          for target, fd in enumerate(moved, 3)
+                                          if fd is not None], **kw)
     finally:
         for fd in moved:
             if fd is not None:
@@ -645,25 +640,11 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         if not data:
             os._exit(125)          # P gave up (its error is its own to report)
         launch = Launch.from_json(data, idmap)
-        # The cgroup namespace is G's (_child_g), made in the container's
-        # own cgroup, which C is not in (cgroups.py).
-        # --pid/--ipc/--uts container:NAME: namespaces with a path (the
-        # other container's, owned by the same user namespace) are joined.
-        # --pid/--ipc/--uts host: no entry of that type, the host's is kept.
         kinds = namespace_kinds(launch.spec)
-        joins = {n["type"]: n["path"] for n in launch.spec["linux"]["namespaces"]
-                 if n.get("path") and n["type"] in ("pid", "ipc", "uts")}
-        flags = 0 if root else linux.CLONE_NEWNS
-        for kind, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC)):
-            if kind in joins:
-                _join(joins[kind], flag)
-            elif kind in kinds:
-                flags |= flag
-        if launch.net_path:
-            # Joined as root of the shared user namespace, which owns it.
-            _join(launch.net_path, linux.CLONE_NEWNET)
-        elif launch.new_net and net_w is None:
-            flags |= linux.CLONE_NEWNET
+        joins, flags, pid_ns = _namespace_steps(launch, net_w is not None)
+        for flag, path in joins:
+            _join(path, flag)
+        flags |= 0 if root else linux.CLONE_NEWNS
         if flags:
             linux.unshare(flags)
         if not root:
@@ -672,10 +653,10 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         # The PID namespace last: its first child becomes PID 1, so no helper
         # (fuse-overlayfs) may be forked after this.  (Joined: G is one
         # more process of the other container's.)
-        if "pid" in joins:
-            _join(joins["pid"], linux.CLONE_NEWPID)
-        elif "pid" in kinds:
+        if pid_ns == "new":
             linux.unshare(linux.CLONE_NEWPID)
+        elif pid_ns:
+            _join(pid_ns, linux.CLONE_NEWPID)
         sys.stdout.flush()
         plan = _native_plan(launch, None if slave is None else os.ttyname(slave), notif_w)
         if plan is not None:
@@ -754,6 +735,34 @@ def _read_launch(fd):
         _mount_root(r["driver"], r["layers"], r["cdir"], r["rootfs"], r["volatile"])
         root = True
     return data + fsutil.read_all(fd), root
+
+
+def _namespace_steps(launch, early_net):
+    """What C does with the container's namespaces once it has the Launch
+    (after the user namespace, the network namespace when ``early_net``,
+    and the mount namespace of its root filesystem): ([(flag, path)] to
+    join, in order, flags to unshare, then the PID namespace: "new", a path
+    to join, or "" (the host's)).  --pid/--ipc/--uts/--network
+    container:NAME: namespaces with a path (the other container's, owned by
+    the same user namespace) are joined; --pid/--ipc/--uts host: no entry
+    of that type, the host's is kept.  The cgroup namespace is G's
+    (_child_g), made in the container's own cgroup, which C is not in
+    (cgroups.py)."""
+    spec = launch.spec
+    kinds = namespace_kinds(spec)
+    paths = {n["type"]: n["path"] for n in spec["linux"]["namespaces"]
+             if n.get("path") and n["type"] in ("pid", "ipc", "uts")}
+    joins, flags = [], 0
+    for kind, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC)):
+        if kind in paths:
+            joins.append((flag, paths[kind]))
+        elif kind in kinds:
+            flags |= flag
+    if launch.net_path:
+        joins.append((linux.CLONE_NEWNET, launch.net_path))
+    elif launch.new_net and not early_net:
+        flags |= linux.CLONE_NEWNET
+    return joins, flags, paths.get("pid") or ("new" if "pid" in kinds else "")
 
 
 def _mount_root(driver, layers, cdir, rootfs, volatile):
@@ -1124,11 +1133,6 @@ def _spawn_g(launch, words, err_w, go_r, slave, stdio):
     _setup_stdio does for the Python G), in a new session.  Returns G's
     pid."""
     plan = _memfd("sandbox-plan", words)
-    try:
-        # Above 6 first, so that placing 3-6 overwrites none of them.
-        moved = [_dup_above(fd, 6) for fd in (plan, err_w, go_r, launch.init_fd)]
-    finally:
-        os.close(plan)
     actions = []
     if slave is not None:
         actions += [(os.POSIX_SPAWN_DUP2, slave, target) for target in (0, 1, 2)]
@@ -1137,13 +1141,11 @@ def _spawn_g(launch, words, err_w, go_r, slave, stdio):
                     for target, fd in enumerate(stdio) if fd is not None]
         if not launch.stdin and stdio[0] is None:
             actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDWR, 0))
-    actions += [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in zip((3, 4, 5, 6), moved)]
     try:
-        return os.posix_spawn("/proc/self/fd/%d" % moved[3], ["sandbox-init", "setup"],
-                              {}, file_actions=actions, setsid=True)
+        return _spawn_init(["sandbox-init", "setup"], (plan, err_w, go_r, launch.init_fd),
+                           actions, setsid=True)
     finally:
-        for fd in moved:
-            os.close(fd)
+        os.close(plan)
 
 
 def _g_unshare_flags(spec):
