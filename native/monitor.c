@@ -770,14 +770,7 @@ static void on_parent_gone(int sig)
  * GRAVE, in the staging directory), then deleted. */
 static void remove_container(const char *dir, const char *grave)
 {
-    char staging[4096];
-    snprintf(staging, sizeof staging, "%s", grave);
-    char *slash = strrchr(staging, '/');
-    if (slash) {
-        *slash = '\0';
-        mkdir(staging, 0700);
-    }
-    remove_tree(rename(dir, grave) == 0 ? grave : dir);
+    remove_tree(bury(dir, grave, 0700) ? grave : dir);
 }
 
 static int reap(int argc, char **argv)

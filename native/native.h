@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* All of buf to fd: 0, or -1 (errno) if a write fails. */
@@ -73,6 +74,25 @@ static inline int remove_one(const char *path, const struct stat *st, int flag,
 static inline void remove_tree(const char *path)
 {
     nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* An --rm container's directory out of the store at once: renamed to
+ * grave, whose parent (the staging directory) is made with mode if
+ * missing.  1 if renamed (the caller deletes grave), 0 if not (dir is
+ * where it was). */
+static inline int bury(const char *dir, const char *grave, mode_t mode)
+{
+    char parent[4096];
+    size_t l = strlen(grave);
+    if (l < sizeof parent) {
+        memcpy(parent, grave, l + 1);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+            *slash = '\0';
+            mkdir(parent, mode);
+        }
+    }
+    return rename(dir, grave) == 0;
 }
 
 /* The whole of fd (to EOF), NUL-ended (*len excludes that NUL); NULL on

@@ -281,20 +281,6 @@ static void await_record(int autoremove)
     close(GO);
 }
 
-static void make_parent(const char *path)
-{
-    char dir[4096];
-    size_t l = strlen(path);
-    if (l >= sizeof dir)
-        return;
-    memcpy(dir, path, l + 1);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        mkdir(dir, 0755);
-    }
-}
-
 int start_main(const char *options)
 {
     struct sigaction sa;
@@ -421,14 +407,9 @@ int start_main(const char *options)
     }
     await_record(autoremove);
     umount2(rootfs, MNT_DETACH);
-    int buried = 0;
-    if (autoremove) {
-        make_parent(grave);
-        if (rename(cdir, grave) == 0)
-            buried = 1;
-        else
-            remove_tree(cdir);      /* in place, before the report */
-    }
+    int buried = autoremove && bury(cdir, grave, 0755);
+    if (autoremove && !buried)
+        remove_tree(cdir);          /* in place, before the report */
     prctl(PR_SET_PDEATHSIG, 0);
     char number[24];
     snprintf_int(number, sizeof number, code);
