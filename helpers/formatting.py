@@ -86,6 +86,20 @@ def created_since(created, now=None):
     return human_duration((now - created).total_seconds()) + " ago"
 
 
+class Row(dict):
+    """A listing's row for --format: its columns as a dict (what "json"
+    prints), plus Docker's ``{{.Label "KEY"}}`` method over the object's
+    labels (an absent key gives "", as in Docker)."""
+
+    def __init__(self, columns, labels=None):
+        labels = labels or {}
+        super().__init__(columns, Labels=",".join("%s=%s" % kv for kv in sorted(labels.items())))
+        self._labels = labels
+
+    def Label(self, key):
+        return self._labels.get(key, "")
+
+
 def format_rows(fmt, rows, headers=None):
     """A listing's --format (ps, images, history): "json" (one object a
     line), "table TEMPLATE" (a header row, columns aligned) or a template

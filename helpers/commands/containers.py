@@ -224,8 +224,9 @@ def ports_text(st):
 
 def ps_row(paths, st, no_trunc=False):
     """The fields Docker's ps templates know, as strings."""
+    from ..formatting import Row
     args = _spec_args(paths, st["Id"])
-    return {
+    return Row({
         "ID": st["Id"] if no_trunc else st["Id"][:12],
         "Image": st.get("ImageName") or st.get("Image", "")[7:19],
         "Command": command_text(st, args, trunc=not no_trunc),
@@ -236,11 +237,10 @@ def ps_row(paths, st, no_trunc=False):
         "State": st.get("Status", ""),
         "Ports": ports_text(st),
         "Names": st.get("Name", ""),
-        "Labels": ",".join("%s=%s" % kv for kv in sorted((st.get("Labels") or {}).items())),
         "Mounts": ",".join(st.get("Binds") or []),
         "Networks": ",".join(st.get("Networks") or {}) or st.get("NetworkMode", ""),
         "Size": "",
-    }
+    }, st.get("Labels"))
 
 
 def container_sizes(paths, records):

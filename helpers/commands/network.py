@@ -205,11 +205,10 @@ def cmd_ls(args, paths):
         for rec in recs:
             print(short(rec["Id"]))
         return 0
-    from ..formatting import print_rows, tabulate
-    rows = [{"ID": short(rec["Id"]), "Name": rec["Name"], "Driver": rec["Driver"],
-             "Scope": "local", "Internal": str(rec["Internal"]).lower(),
-             "CreatedAt": rec["Created"],
-             "Labels": ",".join("%s=%s" % kv for kv in rec["Labels"].items())}
+    from ..formatting import Row, print_rows, tabulate
+    rows = [Row({"ID": short(rec["Id"]), "Name": rec["Name"], "Driver": rec["Driver"],
+                 "Scope": "local", "Internal": str(rec["Internal"]).lower(),
+                 "CreatedAt": rec["Created"]}, rec["Labels"])
             for rec in recs]
     if print_rows(args.format, rows, {"ID": "NETWORK ID"}):
         return 0

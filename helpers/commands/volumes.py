@@ -3,7 +3,7 @@
 import sys
 
 from ..cli import report
-from ..errors import SandboxError, UsageError
+from ..errors import NotFound, SandboxError, UsageError
 from ..formatting import print_objects
 from ..options import has_label
 
@@ -99,9 +99,15 @@ def cmd_ls(args, paths):
         for n in names:
             print(n)
         return 0
-    from ..formatting import print_rows, tabulate
-    rows = [{"Name": n, "Driver": "local", "Scope": "local",
-             "Mountpoint": volumes.data_dir(paths, n), "Labels": ""} for n in names]
+    from ..formatting import Row, print_rows, tabulate
+    rows = []
+    for n in names if args.format else ():
+        try:
+            labels = volumes.inspect(paths, n).get("Labels")
+        except NotFound:                                  # removed meanwhile
+            continue
+        rows.append(Row({"Name": n, "Driver": "local", "Scope": "local",
+                         "Mountpoint": volumes.data_dir(paths, n)}, labels))
     if print_rows(args.format, rows, {"Name": "VOLUME NAME"}):
         return 0
     print(tabulate([["DRIVER", "VOLUME NAME"]] + [["local", n] for n in names]))

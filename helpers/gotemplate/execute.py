@@ -157,6 +157,13 @@ class _Exec:
         if self.header is not None and isinstance(v, _HeaderStr):
             return _HeaderStr(self.header(name))
         if isinstance(v, dict):
+            method = getattr(type(v), name, None) if name[:1].isupper() else None
+            if name not in v and callable(method):        # a row's Label
+                try:
+                    return method(v, *args)
+                except TypeError:
+                    raise self.fail(node, f"wrong number of args for {name}: "
+                                          f"want 1 got {len(args)}") from None
             if name not in v:
                 keys = ", ".join(list(map(str, v))[:15])
                 raise self.fail(node, f'map has no entry for key "{name}"',

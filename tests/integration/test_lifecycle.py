@@ -218,6 +218,11 @@ def test_ps_filters_and_formats(sb, busybox):
     assert set(names("-a", "--filter", "name=f-")) == {"f-run", "f-done"}
     assert names("-a", "--filter", "status=exited", "--filter", "name=f-") == ["f-done"]
     assert names("--filter", "label=team=a") == ["f-run"]
+    labelled = sb.ok("ps", "-a", "--filter", "name=f-", "--format",
+                     '{{.Names}}:{{.Label "team"}}').stdout.split()
+    assert sorted(labelled) == ["f-done:", "f-run:a"]
+    r = sb("ps", "--format", "{{.Label}}")
+    assert r.returncode == 125 and "wrong number of args for Label" in r.stderr
     assert set(names("-a", "--filter", "ancestor=busybox", "--filter", "name=f-")) == \
         {"f-done", "f-run"}
     assert names("-a", "--filter", "ancestor=localhost/nothing") == []

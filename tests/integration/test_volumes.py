@@ -83,6 +83,9 @@ def test_volume_labels_and_the_label_filter(sb, busybox):
     sb.ok("volume", "create", "-l", "team=core", "--label", "empty", "labelled")
     info = json.loads(sb.ok("volume", "inspect", "labelled").stdout)[0]
     assert info["Labels"] == {"team": "core", "empty": ""}
+    listed = sb.ok("volume", "ls", "--filter", "name=labelled", "--format",
+                   '{{.Name}} {{.Label "team"}} [{{.Label "nosuch"}}] {{.Labels}}').stdout
+    assert listed.splitlines() == ["labelled core [] empty=,team=core"]
     assert sb.ok("volume", "ls", "-q", "--filter", "label=team=core").stdout.split() == \
         ["labelled"]
     sb.ok("volume", "create", "-l", "team=edge", "--name", "labelled2")     # Docker's older form

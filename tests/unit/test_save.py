@@ -13,7 +13,7 @@ import pytest
 from helpers.commands.image_admin import history_rows
 from helpers.commands.images import parse_filters
 from helpers.errors import ImageNotFound, UsageError
-from helpers.formatting import format_rows
+from helpers.formatting import Row, format_rows
 from helpers.image import reference, save, unpack
 from helpers.image.store import Store
 from helpers.paths import Paths
@@ -130,6 +130,9 @@ def test_format_rows():
     assert table.splitlines() == ["IMAGE ID   NAME", "abc        x",
                                   "defgh      y"]
     assert format_rows("json", []) == ""
+    labelled = [Row({"Name": "x"}, {"b": "2", "a": "1"})]
+    assert format_rows('{{.Label "a"}}|{{.Label "c"}}|{{.Labels}}', labelled) == "1||a=1,b=2"
+    assert format_rows("json", labelled) == '{"Name":"x","Labels":"a=1,b=2"}'
 
 
 def test_parse_filters():
