@@ -70,10 +70,14 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     nsfds = open_namespaces(pid)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-    master = slave = None
+    master = slave = pty_r = pty_w = None
     if tty and not detach:
-        master, slave = os.openpty()
-        runtime.copy_winsize_to(master)
+        import _socket
+        for module in ("array", "fcntl", "stat", "termios"):
+            __import__(module)      # for X's _container_pty: not once inside
+        pty_r, pty_w = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM
+                                          | _socket.SOCK_CLOEXEC)
+        winsize = runtime.terminal_winsize()
     xpid = os.fork()
     if xpid == 0:
         code = 125
@@ -83,14 +87,16 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
             linux.scrub_command_line("sandbox-exec")
             os.close(err_r)
             os.close(pid_r)
-            if master is not None:
-                os.close(master)
+            if pty_r is not None:
+                pty_r.close()
             if cgroup is not None:
                 cgroup.add_process(os.getpid())
             for fd, flag in nsfds:
                 linux.setns(fd, flag)
                 os.close(fd)
             os.chdir("/")
+            if pty_w is not None:
+                slave = _container_pty(pty_w, winsize, process.get("user", {}))
             ypid = os.fork()
             if ypid == 0:
                 _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach)
@@ -120,8 +126,10 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
         os.close(fd)
     os.close(err_w)
     os.close(pid_w)
-    if slave is not None:
-        os.close(slave)
+    if pty_r is not None:
+        pty_w.close()
+        master = _receive_fd(pty_r)         # None: X failed before (err_r says)
+        pty_r.close()
     ypid = runtime._read_int(pid_r)
     os.close(pid_r)
     from ..fsutil import read_all
@@ -147,6 +155,66 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
         restore()
         if master is not None:
             os.close(master)
+
+
+_TIOCSPTLCK = 0x40045431        # unlockpt(3)
+_TIOCGPTPEER = 0x5441           # the slave from its master (no path lookup)
+
+
+def _container_pty(sock, winsize, user):
+    """In X, inside the container's namespaces: a pty of the container's
+    own devpts, as Docker's exec gives (there `tty` prints /dev/pts/N; a
+    pty of the host's devpts has no name in the container), at our
+    terminal's size.  Sends the master to the CLI over ``sock``; returns
+    the slave, owned by the command's user (as runc's exec leaves it).
+    The container's root controls its /dev: the path is opened without
+    following a link or blocking, and must be a devpts ptmx.  (The
+    modules it imports were imported by run() before the fork.)"""
+    import _socket
+    import array
+    import fcntl
+    import stat
+    import termios
+    try:
+        master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK
+                         | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SandboxError("cannot allocate a terminal in the container: "
+                           "/dev/pts/ptmx: %s" % exc.strerror,
+                           hint="run exec without -t") from None
+    try:
+        st = os.fstat(master)
+        if not stat.S_ISCHR(st.st_mode) or \
+                (os.major(st.st_rdev), os.minor(st.st_rdev)) != (5, 2):
+            raise SandboxError("cannot allocate a terminal in the container: "
+                               "/dev/pts/ptmx is not a pseudo-terminal multiplexer",
+                               hint="run exec without -t")
+        os.set_blocking(master, True)
+        fcntl.ioctl(master, _TIOCSPTLCK, b"\0\0\0\0")
+        slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        if winsize is not None:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, winsize)
+        try:
+            os.fchown(slave, user.get("uid", 0), -1)
+        except OSError:
+            pass                        # (an unmapped user fails in Y, clearly)
+        sock.sendmsg([b"t"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                               array.array("i", [master]))])
+    finally:
+        os.close(master)
+    sock.close()
+    return slave
+
+
+def _receive_fd(sock):
+    """The fd sent over ``sock`` (SCM_RIGHTS), or None at its end."""
+    import _socket
+    import array
+    _, ancillary, _, _ = sock.recvmsg(1, _socket.CMSG_SPACE(4), _socket.MSG_CMSG_CLOEXEC)
+    for level, kind, data in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            return array.array("i", data[:4])[0]
+    return None
 
 
 def _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach):

@@ -154,3 +154,31 @@ def test_signals_sent_to_run_it_reach_the_container(sb, busybox):
     child.kill(15)
     child.expect("got-term")
     assert ended(child) == 9
+
+
+def test_exec_it_gets_a_terminal_of_the_containers_own(sb, busybox):
+    """As Docker's: the pty comes from the container's devpts, so `tty`
+    names it (/dev/pts/N), at our window size, owned by the exec's user;
+    typed input, the exit code.  A container whose /dev/pts/ptmx is not a
+    ptmx gets a clear refusal, not a hang."""
+    sb.ok("run", "-d", "--name", "exec-tty", busybox, "sleep", "60")
+    child = spawn(sb, "exec", "-it", "-u", "1000", "exec-tty", "sh", "-c",
+                  "tty; ls -ln $(tty); stty size", rows=33, cols=101)
+    child.expect(r"/dev/pts/(\d+)\r\n")
+    child.expect(r"c[rw-]{9}\s+1 1000\s+")          # the slave is the user's
+    child.expect("33 101")
+    assert ended(child) == 0
+    child = spawn(sb, "exec", "-it", "exec-tty", "sh")
+    child.expect("# ")
+    child.sendline("echo $((6*7)); exit 5")
+    child.expect("42")
+    assert ended(child) == 5
+    sb.ok("rm", "-f", "exec-tty")
+
+    sb.ok("run", "-d", "--privileged", "--name", "exec-tty", busybox, "sleep", "60")
+    sb.ok("exec", "exec-tty", "sh", "-c", "umount /dev/pts && mkfifo /dev/pts/ptmx")
+    child = spawn(sb, "exec", "-it", "exec-tty", "true")
+    child.expect("cannot allocate a terminal in the container")
+    assert ended(child) == 125
+    assert sb.ok("exec", "exec-tty", "echo", "still-fine").stdout == "still-fine\n"
+    sb.ok("rm", "-f", "exec-tty")
