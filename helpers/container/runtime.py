@@ -1086,9 +1086,10 @@ def _native_plan(launch, terminal, notif_w, view=""):
     # prepare_exec's steps, in its order (its docstring says why).
     if process.get("noNewPrivileges"):
         words.append("X")
-    if "seccomp" in linux_cfg and os.uname().machine == "x86_64":
-        words += ["S", linux.bpf_code(security.seccomp_program()).hex()]
     caps = process.get("capabilities", {})
+    if "seccomp" in linux_cfg and os.uname().machine == "x86_64":
+        words += ["S", linux.bpf_code(security.seccomp_program(
+            caps.get("bounding", []))).hex()]
     words += ["B", "%x" % security.cap_mask(caps.get("bounding", []))]
     uid, gid, groups = _user_ids(process.get("user", {}), launch.idmap)
     words += ["G", str(uid), str(gid),
@@ -1323,9 +1324,9 @@ def prepare_exec(process, linux_cfg, idmap):
     CAP_SETPCAP), the user, then the final capability sets."""
     if process.get("noNewPrivileges"):
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-    if "seccomp" in linux_cfg and os.uname().machine == "x86_64":
-        linux.seccomp_set_filter(security.seccomp_program())
     caps = process.get("capabilities", {})
+    if "seccomp" in linux_cfg and os.uname().machine == "x86_64":
+        linux.seccomp_set_filter(security.seccomp_program(caps.get("bounding", [])))
     keep = security.cap_mask(caps.get("bounding", []))
     last = linux.cap_last_cap()
     for cap in range(last + 1):

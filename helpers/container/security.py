@@ -92,14 +92,30 @@ SECCOMP_DENY_X86_64 = {
     "mount_setattr": 442,
 }
 
+# Without CAP_SYS_ADMIN, as Docker's and podman's default profiles: no new
+# namespaces (clone and unshare with a namespace flag, setns; clone3, whose
+# flags sit in memory a filter cannot read, answers ENOSYS, so that libc
+# falls back to clone).  A new user namespace would hand the container a
+# full capability set over namespaces of its own, and with it the kernel's
+# netfilter and filesystem code that the container's bounding set keeps it
+# from: the way most kernel exploits start.
+NAMESPACE_SYSCALLS_X86_64 = {"clone": 56, "unshare": 272, "setns": 308, "clone3": 435}
+CLONE_NAMESPACE_FLAGS = {"CLONE_NEWNS": 0x20000, "CLONE_NEWCGROUP": 0x2000000,
+                         "CLONE_NEWUTS": 0x4000000, "CLONE_NEWIPC": 0x8000000,
+                         "CLONE_NEWUSER": 0x10000000, "CLONE_NEWPID": 0x20000000,
+                         "CLONE_NEWNET": 0x40000000}
+
 AUDIT_ARCH_X86_64 = 0xC000003E
 _BPF_LD_W_ABS = 0x20
 _BPF_JEQ_K = 0x15
+_BPF_JSET_K = 0x45
 _BPF_RET_K = 0x06
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_KILL_PROCESS = 0x80000000
 _EPERM = 1
+_ENOSYS = 38
+_ARG0 = 16                      # seccomp_data.args[0], its low 32 bits
 _X32_SYSCALL_BIT = 0x40000000
 SECCOMP_RET_USER_NOTIF = 0x7FC00000
 _NR_BIND = 49
@@ -119,8 +135,10 @@ def bind_notify_program():
     ]
 
 
-def seccomp_program():
-    """Classic BPF: check the arch, refuse x32 calls, deny the list."""
+def seccomp_program(capabilities=()):
+    """Classic BPF: check the arch, refuse x32 calls, refuse new namespaces
+    unless ``capabilities`` (the bounding set's names) has CAP_SYS_ADMIN,
+    deny the list."""
     deny = sorted(set(SECCOMP_DENY_X86_64.values()))
     prog = [
         (_BPF_LD_W_ABS, 0, 0, 4),                       # seccomp_data.arch
@@ -131,6 +149,20 @@ def seccomp_program():
         (0x35, 0, 1, _X32_SYSCALL_BIT),
         (_BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | _EPERM),
     ]
+    if "CAP_SYS_ADMIN" not in capabilities:
+        nr = NAMESPACE_SYSCALLS_X86_64
+        prog += [
+            (_BPF_JEQ_K, 0, 1, nr["clone3"]),
+            (_BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | _ENOSYS),
+            (_BPF_JEQ_K, 0, 1, nr["setns"]),
+            (_BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | _EPERM),
+            (_BPF_JEQ_K, 1, 0, nr["clone"]),
+            (_BPF_JEQ_K, 0, 4, nr["unshare"]),          # neither: on to the list
+            (_BPF_LD_W_ABS, 0, 0, _ARG0),               # their flags
+            (_BPF_JSET_K, 0, 1, sum(CLONE_NAMESPACE_FLAGS.values())),
+            (_BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | _EPERM),
+            (_BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+        ]
     n = len(deny)
     for i, nr in enumerate(deny):
         # on match jump to the final "deny" return, which sits after the

@@ -176,11 +176,24 @@ def build(*, image_config, args, entrypoint, user, workdir, env, hostname,
     }
     if not privileged:
         spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
-                                    "syscalls": [{"names": sorted(security.SECCOMP_DENY_X86_64),
-                                                  "action": "SCMP_ACT_ERRNO"}]}
+                                    "syscalls": _seccomp_rules(caps)}
     if stdin:
         spec["annotations"]["io.sandbox.stdin"] = "true"
     return spec
+
+
+def _seccomp_rules(caps):
+    """What security.seccomp_program refuses, in the OCI form (config.json
+    shows it; the filter itself is made from the capabilities at start)."""
+    rules = [{"names": sorted(security.SECCOMP_DENY_X86_64), "action": "SCMP_ACT_ERRNO"}]
+    if "CAP_SYS_ADMIN" not in caps:
+        rules += [{"names": ["setns"], "action": "SCMP_ACT_ERRNO"},
+                  {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]
+        rules += [{"names": ["clone", "unshare"], "action": "SCMP_ACT_ERRNO",
+                   "args": [{"index": 0, "value": flag, "valueTwo": flag,
+                             "op": "SCMP_CMP_MASKED_EQ"}]}
+                  for flag in sorted(security.CLONE_NAMESPACE_FLAGS.values())]
+    return rules
 
 
 # -- users ---------------------------------------------------------------

@@ -571,6 +571,47 @@ def test_debian_keeps_owners_and_useradd_works(sb, debian):
     assert lines[2] == "1234"
 
 
+@pytest.fixture(scope="module")
+def threads_probe(sb):
+    """native/threads_and_clone3.c, built static (busybox has no libc) next
+    to the module's store, where the test user reads it."""
+    import tempfile
+    out = tempfile.mkdtemp(dir=os.path.dirname(sb.root))
+    os.chmod(out, 0o755)
+    src = os.path.join(os.path.dirname(__file__), "native", "threads_and_clone3.c")
+    subprocess.run(["gcc", "-O2", "-static", "-pthread", "-o",
+                    os.path.join(out, "threads_and_clone3"), src], check=True)
+    return out
+
+
+def test_seccomp_refuses_new_namespaces_unless_sys_admin(sb, busybox, threads_probe):
+    """As Docker's and podman's default profiles: a new user namespace
+    would give the container every capability over namespaces of its own
+    (netfilter, mounts), past its bounding set.  Threads and posix_spawn
+    still work (glibc falls back from clone3's ENOSYS to clone)."""
+    tries = ("for f in -U -n -m -p -i -u -C; do unshare $f true 2>/dev/null "
+             "&& echo \"$f made\" || echo \"$f refused\"; done")
+    assert out(sb, busybox, tries).split() == \
+        ["-U", "refused", "-n", "refused", "-m", "refused", "-p", "refused",
+         "-i", "refused", "-u", "refused", "-C", "refused"]
+    probe = out(sb, busybox, "/probe/threads_and_clone3", "-v", threads_probe + ":/probe:ro")
+    assert probe == "thread 42\nspawn 0\nclone3 ENOSYS\n"
+    # CAP_SYS_ADMIN lifts the rules (Docker's rule), as does seccomp=unconfined
+    made = out(sb, busybox, "unshare -U true && unshare -n true && echo made",
+               "--cap-add", "SYS_ADMIN")
+    assert made == "made\n"
+    assert out(sb, busybox, "unshare -U true && echo made",
+               "--security-opt", "seccomp=unconfined") == "made\n"
+    probe = out(sb, busybox, "/probe/threads_and_clone3", "-v", threads_probe + ":/probe:ro",
+                "--cap-add", "SYS_ADMIN")
+    assert probe == "thread 42\nspawn 0\nclone3 EINVAL\n"
+    # exec runs under the same filter
+    sb.ok("run", "-d", "--name", "no-new-ns", busybox, "sleep", "60")
+    r = sb("exec", "no-new-ns", "unshare", "-U", "true")
+    assert r.returncode == 1 and "Operation not permitted" in r.stderr
+    sb.ok("rm", "-f", "no-new-ns")
+
+
 def test_seccomp_denies_keyctl(sb, debian):
     # perl-base is in every Debian: syscall 250 is keyctl on x86_64.
     script = "perl -e '$r = syscall(250, 0, 0, 0, 0); print $r == -1 ? qq{$!\\n} : qq{ok\\n}'"
