@@ -618,6 +618,18 @@ def test_seccomp_denies_keyctl(sb, debian):
     assert out(sb, debian, script) == "Operation not permitted\n"
 
 
+def test_seccomp_denies_io_uring_and_personas_that_weaken_aslr(sb, debian):
+    # io_uring_setup (425) with a zeroed params block; setarch is util-linux's
+    script = ("perl -e 'my $p = qq{\\0} x 120; $r = syscall(425, 1, $p); "
+              "print $r == -1 ? qq{$!\\n} : qq{ok\\n}'; "
+              "setarch -R true 2>/dev/null && echo no-aslr || echo refused; "
+              "setarch linux32 uname -m")
+    assert out(sb, debian, script) == "Operation not permitted\nrefused\ni686\n"
+    unconfined = out(sb, debian, "setarch -R true && echo no-aslr",
+                     "--security-opt", "seccomp=unconfined")
+    assert unconfined == "no-aslr\n"
+
+
 def test_unusable_dev_fuse_is_explained(fresh_sb, images_dir):
     """Many VMs ship /dev/fuse 0600: the error must say what to do."""
     fresh_sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"))
