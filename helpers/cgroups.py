@@ -613,6 +613,30 @@ def decide(limits, mode="enabled", info=None):
     return False
 
 
+# podman's default (containers.conf's pids_limit): a fork bomb in one
+# container stops at its own pids.max, not at the user's whole session.
+DEFAULT_PIDS_LIMIT = 2048
+
+
+def with_default_pids_limit(limits, info=None, config_path=None):
+    """``limits`` with the default process limit when --pids-limit was not
+    given and the pids controller is there to hold it: ``"pids_limit"`` in
+    ~/.config/sandbox/config.json (0 or less: none), else
+    DEFAULT_PIDS_LIMIT.  For a container that gets a cgroup (decide())."""
+    if limits.pids_limit is not None:
+        return limits
+    from .paths import user_config
+    default = user_config(config_path).get("pids_limit", DEFAULT_PIDS_LIMIT)
+    if isinstance(default, bool) or not isinstance(default, int):
+        raise UsageError("config.json: \"pids_limit\" must be a whole number, not %r"
+                         % (default,), hint="0 for no default limit")
+    if default <= 0 or "pids" not in (info or probe()).controllers:
+        return limits
+    values = {name: getattr(limits, name) for name, _ in Limits.FIELDS}
+    values["pids_limit"] = default
+    return Limits(**values)
+
+
 # --- one container's cgroup ----------------------------------------------------
 
 class Stats(Record):
@@ -987,4 +1011,5 @@ def open_cgroup(d):
 
 __all__ = ["CgroupInfo", "Cgroup", "CgroupsUnavailable", "Limits", "Stats", "Throttle",
            "availability", "cgroups_mode", "create", "decide", "layout", "limits_from_args",
+           "with_default_pids_limit",
            "open_cgroup", "parse_limits", "probe", "to_files"]

@@ -377,7 +377,8 @@ def cgroup_plan(args):
         return None, False
     from .. import cgroups
     limits = cgroups.limits_from_args(args)
-    return limits, cgroups.decide(limits, cgroups.cgroups_mode(args.cgroups))
+    use = cgroups.decide(limits, cgroups.cgroups_mode(args.cgroups))
+    return (cgroups.with_default_pids_limit(limits) if use else limits), use
 
 
 def parse_restart(value):

@@ -31,14 +31,14 @@ class CLI:
         self.env = dict(os.environ, SANDBOX_ROOT=os.path.join(root, "root"),
                         SANDBOX_RUNROOT=os.path.join(root, "run"))
 
-    def __call__(self, *args, input=None, timeout=120):
+    def __call__(self, *args, input=None, timeout=120, env=None):
         args = list(args)
         if args[:1] in (["run"], ["create"]):
             # The guest has no user-mode network helper; limits need none.
             args[1:1] = ["--network", "none"]
         return subprocess.run([os.path.join(CHECKOUT, "sandbox")] + args,
                               input=input, capture_output=True, text=True,
-                              env=self.env, timeout=timeout)
+                              env=env or self.env, timeout=timeout)
 
     def ok(self, *args, **kw):
         r = self(*args, **kw)
@@ -144,6 +144,31 @@ def test_pids_limit_counts_only_the_containers_processes(cli):
     out = cli.ok("run", "--rm", "--pids-limit", "2", "busybox", "sh", "-c",
                  "cat /sys/fs/cgroup/pids.max; echo forked").stdout
     assert out == "2\nforked\n"
+
+
+def test_a_container_gets_podmans_default_pids_limit(cli, tmp_path):
+    """Without --pids-limit: pids.max 2048 (podman's default; a fork bomb
+    stops in its container), shown in inspect; "pids_limit" in config.json
+    changes it, 0 turns it off; the flag wins."""
+    def pids(*flags, env=None):
+        r = cli("run", "--name", "pl", *flags, "busybox", "cat", "/sys/fs/cgroup/pids.max",
+                env=env)
+        assert r.returncode == 0, r.stderr
+        limit = json.loads(cli.ok("inspect", "pl").stdout)[0]["HostConfig"]["PidsLimit"]
+        cli.ok("rm", "pl")
+        return r.stdout.strip(), limit
+    assert pids() == ("2048", 2048)
+    assert pids("--pids-limit", "30") == ("30", 30)
+    config = tmp_path / "sandbox"
+    config.mkdir()
+    env = dict(cli.env, XDG_CONFIG_HOME=str(tmp_path))
+    (config / "config.json").write_text('{"pids_limit": 0}')
+    assert pids(env=env)[0] == "max"
+    (config / "config.json").write_text('{"pids_limit": 500}')
+    assert pids(env=env) == ("500", 500)
+    (config / "config.json").write_text('{"pids_limit": "lots"}')
+    r = cli("run", "--rm", "busybox", "true", env=env)
+    assert r.returncode == 125 and '"pids_limit" must be a whole number' in r.stderr
 
 
 def test_memory_hog_is_oom_killed(cli):

@@ -268,3 +268,25 @@ def test_create_without_delegation_raises_clearly():
     with pytest.raises(cgroups.CgroupsUnavailable) as e:
         cgroups.create("0" * 64, 1, parse(memory="32m"), info=UNAVAILABLE)
     assert e.value.exit_code == 125 and e.value.hint
+
+
+def test_default_pids_limit(tmp_path):
+    with_pids = cgroups.CgroupInfo("v2", "systemd", ("cpu", "memory", "pids"))
+    without = cgroups.CgroupInfo("v2", "systemd", ("cpu", "memory"))
+    none = tmp_path / "none.json"
+    asked = cgroups.parse_limits(memory="32m")
+    got = cgroups.with_default_pids_limit(asked, with_pids, none)
+    assert got.pids_limit == 2048 and got.memory == 32 << 20
+    assert got.host_config()["PidsLimit"] == 2048
+    # the flag wins; no pids controller, no default
+    given = cgroups.parse_limits(pids_limit="30")
+    assert cgroups.with_default_pids_limit(given, with_pids, none) is given
+    assert cgroups.with_default_pids_limit(asked, without, none) is asked
+    config = tmp_path / "config.json"
+    config.write_text('{"pids_limit": 0}')
+    assert cgroups.with_default_pids_limit(asked, with_pids, config) is asked
+    config.write_text('{"pids_limit": 100}')
+    assert cgroups.with_default_pids_limit(asked, with_pids, config).pids_limit == 100
+    config.write_text('{"pids_limit": true}')
+    with pytest.raises(UsageError, match="pids_limit"):
+        cgroups.with_default_pids_limit(asked, with_pids, config)
