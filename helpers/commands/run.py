@@ -443,7 +443,10 @@ def cmd_run(args, paths):
     if args.detach:
         container = create(paths, store, image_id, args, checked)
         return start_detached(paths, container, args)
-    if (args.tty and args.interactive) or args.sig_proxy == "false":
+    # A restart policy needs a supervisor to carry it out (Docker's daemon
+    # restarts an attached container too; the CLI ends with its first exit).
+    if (args.tty and args.interactive) or args.sig_proxy == "false" \
+            or checked["restart"]["Name"] != "no":
         container = create(paths, store, image_id, args, checked)
         return run_attached(paths, container, args, checked["detach_keys"])
     from ..container.runtime import Starter

@@ -303,6 +303,18 @@ def test_restart_policy_on_failure_is_carried_out(sb, busybox):
     conflict = sb("run", "--rm", "--restart", "always", busybox, "true")
     assert conflict.returncode == 125
     sb.ok("rm", "flaky")
+    # Attached, as Docker's: the CLI ends with the first exit; the
+    # container's supervisor restarts it all the same.
+    first = sb("run", "--name", "flaky-fg", "--restart", "on-failure:2", busybox,
+               "sh", "-c", "echo try; exit 4")
+    assert first.returncode == 4 and first.stdout == "try\n"
+    deadline = time.monotonic() + 20
+    while json.loads(sb.ok("inspect", "flaky-fg").stdout)[0]["RestartCount"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    sb.ok("wait", "flaky-fg")
+    assert sb.ok("logs", "flaky-fg").stdout == "try\ntry\ntry\n"
+    sb.ok("rm", "flaky-fg")
     # Restarts leave no zombie behind in the supervisor (each round's network
     # helper, health loop and C are reaped).
     cid = rund(sb, busybox, "sh", "-c", "sleep 0.3; exit 3", name="again",
