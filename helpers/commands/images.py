@@ -382,11 +382,13 @@ def cmd_rmi(args, paths):
 
 
 def _raise_all(errors):
-    if len(errors) == 1:
-        raise errors[0]
+    """Each error on a line of its own, as `rm` reports them; the last
+    one's exit code."""
     if errors:
-        raise type(errors[-1])("\n".join(e.message for e in errors),
-                               exit_code=errors[-1].exit_code)
+        from ..cli import report
+        for exc in errors[:-1]:
+            report(exc)
+        raise errors[-1]
 
 
 def _rmi_one(store, paths, name, force, reference):

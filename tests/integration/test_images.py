@@ -346,6 +346,9 @@ def test_unknown_and_invalid_names(fresh_sb):
     r = fresh_sb("image", "inspect", "nosuch")
     assert r.returncode == 1 and "No such image: nosuch" in r.stderr
     assert json.loads(r.stdout) == []
+    r = fresh_sb("rmi", "nosuch1", "nosuch2")             # one line each, as rm's
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        "sandbox: No such image: nosuch1", "sandbox: No such image: nosuch2"]
     r = fresh_sb("tag", "nosuch", "x")
     assert r.returncode == 1
     r = fresh_sb("import", "/nonexistent.tar", "Bad:Name")
