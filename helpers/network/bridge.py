@@ -129,13 +129,23 @@ def _link_index(ipr, name):
 def _ensure_bridge(ipr, net):
     """The network's bridge, made on first use.  Two containers may start
     at once on a new network: whoever comes second finds the bridge (or
-    its address) there already, which is fine."""
+    its address) there already, which is fine.  Its MAC address is fixed
+    (the gateway's, Docker's way: usernet.mac_for): a bridge left to
+    itself takes the lowest of its ports', so it changed as containers
+    came and went, and their packets to the gateway went to the old one
+    until their neighbour entry expired."""
     from pyroute2.netlink.exceptions import NetlinkError
+    from .usernet import mac_for
     name = bridge_name(net["Id"])
+    mac = mac_for(net["Gateway"])
     idx = _link_index(ipr, name)
-    if idx is None:
+    if idx is not None:
+        link = ipr.get_links(idx)[0]
+        if link.get_attr("IFLA_ADDRESS") != mac:           # (an older keeper's)
+            ipr.link("set", index=idx, address=mac)
+    else:
         try:
-            ipr.link("add", ifname=name, kind="bridge")
+            ipr.link("add", ifname=name, kind="bridge", address=mac)
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise
