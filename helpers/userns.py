@@ -344,13 +344,16 @@ def _start_keeper(idmap):
                         what="cannot create the user namespace")
 
 
-def spawn_keeper(name, enter, in_parent=None, what="cannot start a keeper"):
+def spawn_keeper(name, enter, in_parent=None, what="cannot start a keeper",
+                 command=None):
     """Fork a process that holds namespaces and nothing else: it leaves the
     terminal's session, runs ``enter()`` (which makes or joins them), and
     execs `sleep infinity` named ``name``, so nothing of Python stays
     resident.  ``in_parent(pid)`` runs here meanwhile (the id maps); if it
     fails, the child is killed.  A failure in the child is raised here as a
-    HostError that starts with ``what``.  Returns the pid."""
+    HostError that starts with ``what``.  Returns the pid.
+    ``command``: a program (argv) to exec instead of sleep, with fd 3 the fd
+    that ``enter()`` returned; sleep all the same if it cannot be exec'd."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
@@ -361,11 +364,25 @@ def spawn_keeper(name, enter, in_parent=None, what="cannot start a keeper"):
             nul = os.open("/dev/null", os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(nul, fd)
-            enter()
+            kept = enter()
+            if command and kept is not None:
+                import fcntl
+                high = fcntl.fcntl(err_w, fcntl.F_DUPFD_CLOEXEC, 10)
+                os.close(err_w)
+                err_w = high
+                os.dup2(kept, 3)         # (inheritable: the command's fd 3)
+                first = 4
+            else:
+                command, first = None, 3
             # Nothing inherited stays open for the keeper's whole life (a
             # caller's lock, such as scripts/test's, would be held forever).
-            os.closerange(3, err_w)
+            os.closerange(first, err_w)
             os.closerange(err_w + 1, 1 << 16)
+            if command:
+                try:
+                    os.execv(command[0], [name] + list(command[1:]))
+                except OSError:
+                    os.close(3)
             for sleeper in ("/usr/bin/sleep", "/bin/sleep"):
                 if os.access(sleeper, os.X_OK):
                     os.execv(sleeper, [name, "infinity"])

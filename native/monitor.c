@@ -58,10 +58,14 @@
  * milliseconds until the next one, and so on; no number ends it
  * (helpers/container/health.py).
  *
+ * The keeper of the user-defined networks' namespace is this program too,
+ * in its dns mode (below, before main).
+ *
  * The arguments are a private interface between this file and monitor.py:
  * the executable's name carries its version (sandbox-monitor.N).
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -859,6 +863,201 @@ static int health(int argc, char **argv)
     return 0;
 }
 
+/*
+ * The keeper of the user's network namespace (helpers/network/bridge.py)
+ * runs, where this program is built,
+ *
+ *   sandbox-monitor dns TABLE
+ *
+ * with fd 3 a UDP socket bound to port 53 of every address of that
+ * namespace (IP_PKTINFO on): each network's gateway answers its
+ * containers' DNS questions for the names of the containers on their
+ * networks, as Docker's embedded DNS and podman's aardvark-dns do.  TABLE
+ * (written by helpers/network/usernet.py, replaced whole on each change,
+ * read again when its inode, size or time changes) has a line per
+ * container and network: "GATEWAY ADDRESS ID NAME...".  The asker is the
+ * container with the question's source address on the gateway's network;
+ * a name of a container on a network the asker is on (or, for an asker
+ * not in the table, on the gateway's) gets its A records (an empty answer
+ * for other types); any other question REFUSED, so that the resolver asks
+ * the next name server in resolv.conf (the host's): this server never
+ * forwards, and names on networks the asker is not on are not answered.
+ */
+struct dns_entry { struct in_addr gateway, addr; char id[13]; char name[254]; };
+static struct dns_entry *dns_table;
+static size_t dns_len;
+static struct stat dns_seen;
+
+static void dns_load(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        memset(&st, 0, sizeof st);
+    if (st.st_ino == dns_seen.st_ino && st.st_size == dns_seen.st_size &&
+        st.st_mtim.tv_sec == dns_seen.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == dns_seen.st_mtim.tv_nsec)
+        return;
+    dns_seen = st;
+    dns_len = 0;
+    FILE *f = st.st_ino ? fopen(path, "re") : NULL;
+    if (!f)
+        return;
+    char line[4096];
+    size_t cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *save = NULL, *gw = strtok_r(line, " \t\n", &save);
+        char *ip = strtok_r(NULL, " \t\n", &save);
+        char *id = strtok_r(NULL, " \t\n", &save);
+        struct in_addr g, a;
+        if (!gw || !ip || !id || strlen(id) >= sizeof dns_table->id ||
+            inet_pton(AF_INET, gw, &g) != 1 || inet_pton(AF_INET, ip, &a) != 1)
+            continue;
+        for (char *name; (name = strtok_r(NULL, " \t\n", &save)) != NULL;) {
+            if (strlen(name) >= sizeof dns_table->name)
+                continue;
+            if (dns_len == cap) {
+                size_t more = cap ? cap * 2 : 64;
+                struct dns_entry *t = realloc(dns_table, more * sizeof *t);
+                if (!t)
+                    break;
+                dns_table = t;
+                cap = more;
+            }
+            struct dns_entry *e = &dns_table[dns_len++];
+            e->gateway = g;
+            e->addr = a;
+            strcpy(e->id, id);
+            for (size_t i = 0; (e->name[i] = (char)tolower((unsigned char)name[i])); i++)
+                ;
+        }
+    }
+    fclose(f);
+}
+
+/* Whether the container with entry ``asker`` (or, with none, the gateway
+ * gw's network) is on entry e's network. */
+static int dns_visible(const struct dns_entry *e, const struct dns_entry *asker,
+                       struct in_addr gw)
+{
+    if (!asker)
+        return e->gateway.s_addr == gw.s_addr;
+    for (size_t i = 0; i < dns_len; i++)
+        if (strcmp(dns_table[i].id, asker->id) == 0 &&
+            dns_table[i].gateway.s_addr == e->gateway.s_addr)
+            return 1;
+    return 0;
+}
+
+/* The reply to query q (n bytes) from src to gateway gw, in r; its length,
+ * or 0 to drop the query (not a query, or malformed). */
+static size_t dns_reply(const unsigned char *q, size_t n, struct in_addr src,
+                        struct in_addr gw, unsigned char *r, size_t rmax)
+{
+    if (n < 12 || (q[2] & 0x80) || q[4] != 0 || q[5] != 1)
+        return 0;                       /* a response, or not one question */
+    char name[256];
+    size_t pos = 12, len = 0;
+    for (;;) {
+        if (pos >= n)
+            return 0;
+        unsigned l = q[pos++];
+        if (l == 0)
+            break;
+        if (l > 63 || pos + l > n || len + l + 1 >= sizeof name)
+            return 0;                   /* (no compression in a question) */
+        if (len)
+            name[len++] = '.';
+        for (unsigned i = 0; i < l; i++)
+            name[len++] = (char)tolower(q[pos + i]);
+        pos += l;
+    }
+    name[len] = '\0';
+    if (pos + 4 > n || pos + 4 > rmax)
+        return 0;
+    unsigned qtype = (unsigned)q[pos] << 8 | q[pos + 1];
+    unsigned qclass = (unsigned)q[pos + 2] << 8 | q[pos + 3];
+    pos += 4;
+    memcpy(r, q, pos);                  /* the header and the question */
+    unsigned opcode = (q[2] >> 3) & 0xF;
+    r[2] = (unsigned char)(0x80 | (q[2] & 0x79) | 0x04);  /* QR, opcode, RD; AA */
+    r[3] = 0;
+    memset(r + 6, 0, 6);                /* no answers, authority, additional yet */
+    const struct dns_entry *asker = NULL;
+    for (size_t i = 0; i < dns_len && !asker; i++)
+        if (dns_table[i].gateway.s_addr == gw.s_addr && dns_table[i].addr.s_addr == src.s_addr)
+            asker = &dns_table[i];
+    int known = 0;
+    unsigned answers = 0;
+    size_t out = pos;
+    for (size_t i = 0; opcode == 0 && (qclass == 1 || qclass == 255) && i < dns_len; i++) {
+        struct dns_entry *e = &dns_table[i];
+        if (strcmp(e->name, name) != 0 || !dns_visible(e, asker, gw))
+            continue;
+        known = 1;
+        if ((qtype != 1 && qtype != 255) || out + 16 > rmax)
+            continue;
+        static const unsigned char head[] = {0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4};
+        memcpy(r + out, head, sizeof head);  /* the question's name, A, IN, TTL 5 */
+        memcpy(r + out + sizeof head, &e->addr, 4);
+        out += sizeof head + 4;
+        answers++;
+    }
+    if (!known) {
+        r[3] = opcode == 0 ? 5 : 4;     /* REFUSED: ask the next server; NOTIMP */
+        return pos;
+    }
+    r[6] = (unsigned char)(answers >> 8);
+    r[7] = (unsigned char)answers;
+    return out;
+}
+
+static int dns(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: sandbox-monitor dns TABLE (fd 3: the socket)\n");
+        return 125;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    for (;;) {
+        unsigned char q[512], r[512];
+        union { char buf[CMSG_SPACE(sizeof(struct in_pktinfo))]; struct cmsghdr align; } c;
+        struct sockaddr_in from;
+        struct iovec iov = {q, sizeof q};
+        struct msghdr m = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov,
+                           .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof c.buf};
+        ssize_t n = recvmsg(3, &m, 0);
+        if (n < 0) {
+            if (errno == EINTR || errno == ENOMEM || errno == ENOBUFS)
+                continue;
+            die("recvmsg");
+        }
+        struct in_pktinfo *info = NULL;
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))
+            if (h->cmsg_level == IPPROTO_IP && h->cmsg_type == IP_PKTINFO)
+                info = (struct in_pktinfo *)CMSG_DATA(h);
+        if (!info || (m.msg_flags & MSG_TRUNC))
+            continue;
+        dns_load(argv[1]);
+        size_t len = dns_reply(q, (size_t)n, from.sin_addr, info->ipi_addr, r, sizeof r);
+        if (len == 0)
+            continue;
+        /* From the address asked, out of the interface the query came in by. */
+        struct in_pktinfo reply = {.ipi_ifindex = info->ipi_ifindex,
+                                   .ipi_spec_dst = info->ipi_addr};
+        memset(c.buf, 0, sizeof c.buf);
+        struct cmsghdr *h = (struct cmsghdr *)c.buf;
+        h->cmsg_level = IPPROTO_IP;
+        h->cmsg_type = IP_PKTINFO;
+        h->cmsg_len = CMSG_LEN(sizeof reply);
+        memcpy(CMSG_DATA(h), &reply, sizeof reply);
+        struct iovec out = {r, len};
+        struct msghdr sm = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &out,
+                            .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof c.buf};
+        while (sendmsg(3, &sm, MSG_DONTWAIT) < 0 && errno == EINTR)
+            ;
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "supervise") == 0)
@@ -867,7 +1066,9 @@ int main(int argc, char **argv)
         return reap(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "health") == 0)
         return health(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "dns") == 0)
+        return dns(argc - 1, argv + 1);
     fprintf(stderr, "sandbox-monitor: a part of sandbox, not run by hand "
-                    "(supervise | reap | health)\n");
+                    "(supervise | reap | health | dns)\n");
     return 125;
 }

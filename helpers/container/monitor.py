@@ -674,7 +674,7 @@ def _ended(paths, container, launch, cg, server, code):
 # ---------------------------------------------------------------------------
 # The native monitor (native/monitor.c): what holds an idle container
 # ---------------------------------------------------------------------------
-NATIVE_NAME = "sandbox-monitor.5"       # the suffix versions its arguments
+NATIVE_NAME = "sandbox-monitor.6"       # the suffix versions its arguments
 INIT_NAME = "sandbox-init.3"            # C, G and --init's PID 1 (native/init.c)
 
 

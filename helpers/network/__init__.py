@@ -291,6 +291,11 @@ def resolve(paths, net, image_config):
         name = net["NetworkMode"]
         rec = usernet.get(paths, name)
         net["NetworkMode"] = rec["Name"]
+        from .bridge import dns_command
+        if dns_command(paths):
+            # The keeper answers the names of its peers at the gateway
+            # (native/monitor.c, dns mode): the first name server.
+            net["DnsGateway"] = rec["Gateway"]
         ipam = net["Networks"][name]["IPAMConfig"]
         if ipam:
             usernet.check_ip(rec, ipam["IPv4Address"])

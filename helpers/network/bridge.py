@@ -1,11 +1,12 @@
 """The per-user network namespace that holds the bridges of user-defined
 networks, and the veth pairs that plug containers into them (pyroute2).
 
-One `sandbox-netns` process per user (an exec'd `sleep infinity`, like the
-user namespace's keeper in userns.py) holds a network namespace owned by
-the user's shared user namespace; its record is $RUNROOT/netns.json (pid,
-start time).  A bridge per network (`sb-<id>`, the gateway address on it)
-is made there on first use; nothing forwards between bridges (ip_forward
+One `sandbox-netns` process per user (the native monitor's dns mode,
+which answers the containers' DNS questions for their peers' names at each
+gateway; else an exec'd `sleep infinity`, like the user namespace's keeper
+in userns.py) holds a network namespace owned by the user's shared user
+namespace; its record is $RUNROOT/netns.json (pid, start time).  A bridge
+per network (`sb-<id>`, the gateway address on it) is made there on first use; nothing forwards between bridges (ip_forward
 is 0 in a new namespace), so networks cannot reach each other.  A
 container is plugged with a veth pair: one end on the bridge, the other
 made directly in the container's namespace as ethN.  When the container's
@@ -23,6 +24,7 @@ from ..errors import HostError
 from ..pids import alive, proc_start_time
 
 KEEPER_NAME = "sandbox-netns"
+_IP_PKTINFO = 8                 # (Python's socket module has it from 3.12)
 
 
 def _record_path(paths):
@@ -64,7 +66,8 @@ def keeper_pid(paths):
                     os.kill(old["pid"], 9)
                 except OSError:
                     pass
-            pid = _start_keeper(nsfd)
+            dns = dns_command(paths)
+            pid = _start_keeper(nsfd, dns)
             fsutil.write_json(path, {"pid": pid, "start": proc_start_time(pid)},
                               mode=0o600)
             return pid
@@ -72,13 +75,40 @@ def keeper_pid(paths):
         os.close(nsfd)
 
 
-def _start_keeper(nsfd):
+def dns_table_path(paths):
+    """The names the keeper's DNS answers (usernet.sync_hosts writes it)."""
+    return os.path.join(paths.runroot, "networks", "dns-names")
+
+
+def dns_command(paths):
+    """The keeper's command that answers DNS (None without the native
+    monitor: the keeper is `sleep`)."""
+    from ..container.monitor import native_path
+    native = native_path()
+    return None if native is None else [native, "dns", dns_table_path(paths)]
+
+
+def _start_keeper(nsfd, dns=None):
     def enter():
         userns.join_userns(os.dup(nsfd))
         linux.unshare(linux.CLONE_NEWNET)
         linux.interface_up("lo")
+        if dns is None:
+            return None
+        # Port 53 of every address here, each network's gateway among them
+        # (root of the user namespace may bind it in its own namespace).
+        # Without it the keeper sleeps: the names are in /etc/hosts still.
+        import socket
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
+            sock.bind(("0.0.0.0", 53))
+        except OSError:
+            return None
+        return sock.detach()
     return userns.spawn_keeper(KEEPER_NAME, enter, what="cannot create the "
-                               "network namespace of user-defined networks")
+                               "network namespace of user-defined networks",
+                               command=dns)
 
 
 # ---------------------------------------------------------------------------
@@ -132,8 +162,8 @@ def _ensure_bridge(ipr, net):
     its address) there already, which is fine.  Its MAC address is fixed
     (the gateway's, Docker's way: usernet.mac_for): a bridge left to
     itself takes the lowest of its ports', so it changed as containers
-    came and went, and their packets to the gateway went to the old one
-    until their neighbour entry expired."""
+    came and went, and their packets to the gateway (DNS) went to the
+    old one until their neighbour entry expired."""
     from pyroute2.netlink.exceptions import NetlinkError
     from .usernet import mac_for
     name = bridge_name(net["Id"])

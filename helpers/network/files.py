@@ -176,6 +176,10 @@ def resolv_conf(net):
             servers = [s for s in servers if ":" not in s] or servers
     if net.get("Dns"):
         servers = list(net["Dns"])
+    if net.get("DnsGateway"):
+        # The peers' names first (REFUSED for any other, which sends the
+        # resolver on to the next server).
+        servers = [net["DnsGateway"]] + [s for s in servers if s != net["DnsGateway"]]
     if net.get("DnsSearch"):
         search = [s for s in net["DnsSearch"] if s != "."]
     if net.get("DnsOptions"):

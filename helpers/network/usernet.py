@@ -340,6 +340,17 @@ def endpoint(rec, ip):
 # ---------------------------------------------------------------------------
 # /etc/hosts of the containers on a network
 # ---------------------------------------------------------------------------
+def _names(st, netname):
+    """What a container is called on network ``netname``: its name, its
+    hostname, its aliases there."""
+    names = [st.get("Name", "")]
+    if st.get("Hostname") and st["Hostname"] not in names:
+        names.append(st["Hostname"])
+    names += [a for a in ((st.get("Networks") or {}).get(netname) or {})
+              .get("Aliases") or [] if a not in names]
+    return [n for n in names if n]
+
+
 def _peer_lines(paths, cid, st, everyone):
     """Lines for container ``cid``: its own address and its peers', with
     names and aliases, on each of its networks."""
@@ -349,12 +360,22 @@ def _peer_lines(paths, cid, st, everyone):
         for netname, ep in sorted((other.get("NetEndpoints") or {}).items()):
             if netname not in mine:
                 continue
-            names = [other.get("Name", "")]
-            if other.get("Hostname") and other["Hostname"] not in names:
-                names.append(other["Hostname"])
-            names += [a for a in ((other.get("Networks") or {}).get(netname) or {})
-                      .get("Aliases") or [] if a not in names]
-            lines.append("%s\t%s\n" % (ep["IPAddress"], " ".join(n for n in names if n)))
+            lines.append("%s\t%s\n" % (ep["IPAddress"], " ".join(_names(other, netname))))
+    return lines
+
+
+def dns_lines(everyone):
+    """The keeper's DNS table (native/monitor.c, dns mode): per running
+    container and network, "GATEWAY ADDRESS ID NAME...", its names there
+    and its short id (ID, 12 hex digits, tells the asker's networks)."""
+    lines = []
+    for cid, st in sorted(everyone.items()):
+        for netname, ep in sorted((st.get("NetEndpoints") or {}).items()):
+            if ep.get("Gateway") and ep.get("IPAddress"):
+                names = _names(st, netname)
+                names += [cid[:12]] if cid[:12] not in names else []
+                lines.append("%s %s %s %s\n" % (ep["Gateway"], ep["IPAddress"], cid[:12],
+                                                 " ".join(names)))
     return lines
 
 
@@ -372,6 +393,11 @@ def sync_hosts(paths):
         if state.is_running(st) and st.get("NetEndpoints"):
             everyone[cid] = st
     with _lock(paths):
+        from .bridge import dns_table_path
+        table = dns_table_path(paths)
+        os.makedirs(os.path.dirname(table), mode=0o700, exist_ok=True)
+        fsutil.atomic_write(table, "".join(dns_lines(everyone)).encode(), mode=0o600,
+                            durable=False)
         for cid, st in everyone.items():
             hosts = os.path.join(paths.container(cid), "hosts")
             try:

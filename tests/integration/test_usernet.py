@@ -105,6 +105,88 @@ def test_peers_by_name_and_alias_and_isolation(sb, busybox, nets):
     assert "other" not in hosts, hosts
 
 
+def test_peers_resolve_by_dns_at_the_gateway(sb, busybox, nets):
+    """As Docker's embedded DNS and podman's aardvark-dns: the gateway
+    (the first name server; the host's follow) answers the names, aliases
+    and short ids of the containers on the asker's networks, learns of a
+    container started later or connected, forgets a removed one, and
+    answers REFUSED to anything else, which sends a resolver on to the
+    next server."""
+    new_net(sb, nets, "dnsa")
+    new_net(sb, nets, "dnsb")
+    web = sb.ok("run", "-d", "--name", "dweb", "--network", "dnsa", "--network-alias",
+                "dapi", busybox, "sleep", "300").stdout.strip()
+    sb.ok("run", "-d", "--name", "dfar", "--network", "dnsb", busybox, "sleep", "300")
+    sb.ok("run", "-d", "--name", "dclient", "--network", "dnsa", busybox, "sleep", "300")
+    gateway = inspect(sb, "dclient", "{{json .NetworkSettings.Networks.dnsa.Gateway}}")
+    resolv = sb.ok("exec", "dclient", "cat", "/etc/resolv.conf").stdout.splitlines()
+    assert resolv[0] == "nameserver " + gateway and len(resolv) > 1, resolv
+
+    def address(ctr, net):
+        return inspect(sb, ctr, "{{json .NetworkSettings.Networks.%s.IPAddress}}" % net)
+
+    def lookup(ctr, name):
+        r = sb("exec", ctr, "nslookup", name)
+        return r.returncode, r.stdout
+    for name in ("dweb", "dapi", web[:12], "DWEB"):
+        code, out = lookup("dclient", name)
+        assert code == 0 and "Address: %s" % address("dweb", "dnsa") in out, out
+    code, out = lookup("dclient", "dfar")                 # another network's
+    assert code != 0 and "REFUSED" in out, out
+    code, out = lookup("dclient", "nothing.example")
+    assert code != 0 and "REFUSED" in out, out
+    sb.ok("run", "-d", "--name", "dlate", "--network", "dnsa", busybox, "sleep", "300")
+    code, out = lookup("dweb", "dlate")
+    assert code == 0 and "Address: %s" % address("dlate", "dnsa") in out, out
+    sb.ok("network", "connect", "dnsb", "dclient")         # now it sees dnsb's too
+    code, out = lookup("dclient", "dfar")
+    assert code == 0 and "Address: %s" % address("dfar", "dnsb") in out, out
+    code, out = lookup("dweb", "dfar")                     # but dweb does not
+    assert code != 0, out
+    sb.ok("rm", "-f", "dlate")
+    code, out = lookup("dweb", "dlate")
+    assert code != 0 and "REFUSED" in out, out
+
+
+DNS_PROBE = r"""
+import socket, struct, sys
+gw = sys.argv[1]
+def q(labels, flags=0x0100, qd=1, tail=b"\0\0\1\0\1"):
+    out = struct.pack(">HHHHHH", 7, flags, qd, 0, 0, 0)
+    return out + b"".join(bytes([len(l)]) + l for l in labels) + tail
+bad = [b"", b"\0" * 11, q([b"x"], flags=0x8100), q([b"x"], qd=2), q([b"x"], tail=b"\0\0"),
+       q([b"x" * 64]), q([b"y" * 63] * 5), q([b"x"], tail=b"\xc0\x0c\0\1\0\1"),
+       struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\x3f" + b"z" * 10, b"\xff" * 600]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((gw, 0))                      # asks from the gateway's own address
+for p in bad:
+    s.sendto(p, (gw, 53))
+s.settimeout(2)
+s.sendto(q([b"nosuch"]), (gw, 53))
+while True:
+    r = s.recv(512)
+    if r[:2] == b"\0\7" and len(r) >= 12:
+        print(r[3] & 15)             # REFUSED (5): still answering
+        break
+"""
+
+
+def test_the_gateways_dns_survives_malformed_questions(sb, busybox, nets):
+    """The keeper answers DNS from native code that reads what containers
+    send: malformed questions are dropped, and it answers on."""
+    new_net(sb, nets, "dnsbad")
+    sb.ok("run", "-d", "--name", "dnsbad1", "--network", "dnsbad", busybox, "sleep", "300")
+    gateway = inspect(sb, "dnsbad1", "{{json .NetworkSettings.Networks.dnsbad.Gateway}}")
+    with open(os.path.join(sb.runroot, "netns.json")) as f:
+        pid = json.load(f)["pid"]
+    result = sb.run_raw(["nsenter", "-t", str(pid), "-U", "-n", "--preserve-credentials",
+                         "/usr/bin/python3", "-c", DNS_PROBE, gateway])
+    assert result.returncode == 0 and result.stdout == "5\n", describe(result)
+    os.kill(pid, 0)                                       # still there
+    r = sb("exec", "dnsbad1", "nslookup", "dnsbad1")
+    assert r.returncode == 0, describe(r)
+
+
 def test_inspect_shapes(sb, busybox, nets):
     net_id = new_net(sb, nets, "shape", "--subnet", "10.123.4.0/24",
                      "--gateway", "10.123.4.254", "--label", "team=a")

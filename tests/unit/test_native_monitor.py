@@ -137,3 +137,72 @@ def test_refuses_to_run_by_hand():
     result = subprocess.run([binary()], capture_output=True, text=True)
     assert result.returncode == 125
     assert "not run by hand" in result.stderr
+
+
+# -- dns mode: the names of containers on user-defined networks -------------------
+def _query(name, qtype=1, ident=0x1234):
+    import struct
+    head = struct.pack(">HHHHHH", ident, 0x0100, 1, 0, 0, 0)
+    labels = b"".join(bytes([len(part)]) + part.encode() for part in name.split("."))
+    return head + labels + b"\0" + struct.pack(">HH", qtype, 1)
+
+
+def _parse(reply):
+    """(rcode, [A addresses]) of a reply to one question."""
+    import socket
+    import struct
+    ident, flags, qd, an, _, _ = struct.unpack(">HHHHHH", reply[:12])
+    pos = 12
+    while reply[pos]:
+        pos += reply[pos] + 1
+    pos += 5
+    addrs = []
+    for _ in range(an):
+        assert reply[pos:pos + 2] == b"\xc0\x0c"             # the question's name
+        rtype, _, ttl, size = struct.unpack(">HHIH", reply[pos + 2:pos + 12])
+        assert rtype == 1 and size == 4
+        addrs.append(socket.inet_ntoa(reply[pos + 12:pos + 16]))
+        pos += 16
+    assert flags & 0x8000 and ident == 0x1234 and qd == 1
+    return flags & 0xF, addrs
+
+
+def test_dns_answers_the_askers_networks_and_refuses_the_rest(tmp_path):
+    import socket
+    import subprocess
+    table = tmp_path / "dns-names"
+    # the asker (127.0.0.1 on gateway 127.0.0.1) is also on 10.9.0.1's network;
+    # "hidden" is on a network it is not on.
+    table.write_text("127.0.0.1 127.0.0.1 aaaaaaaaaaaa me\n"
+                     "127.0.0.1 127.0.0.5 bbbbbbbbbbbb web api\n"
+                     "10.9.0.1 10.9.0.2 aaaaaaaaaaaa me\n"
+                     "10.9.0.1 10.9.0.7 cccccccccccc far\n"
+                     "10.8.0.1 10.8.0.3 dddddddddddd hidden\n"
+                     "garbage line\n")
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.setsockopt(socket.IPPROTO_IP, 8, 1)                 # IP_PKTINFO
+    server.bind(("127.0.0.1", 0))
+    proc = subprocess.Popen([binary(), "dns", str(table)], pass_fds=(server.fileno(), 3),
+                            preexec_fn=lambda: os.dup2(server.fileno(), 3))
+    try:
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.settimeout(5)
+
+        def ask(name, qtype=1):
+            client.sendto(_query(name, qtype), server.getsockname())
+            return _parse(client.recv(512))
+        assert ask("web") == (0, ["127.0.0.5"])
+        assert ask("API") == (0, ["127.0.0.5"])              # any case
+        assert ask("web", qtype=28) == (0, [])                # no AAAA: an empty answer
+        assert ask("far") == (0, ["10.9.0.7"])                # on another of its networks
+        assert ask("hidden") == (5, [])                       # REFUSED: not its network
+        assert ask("nothing.example") == (5, [])
+        client.sendto(b"\x12\x34\x81\x00" + b"\0" * 8, server.getsockname())   # a response
+        table.write_text("127.0.0.1 127.0.0.1 aaaaaaaaaaaa me\n"
+                         "127.0.0.1 127.0.0.9 eeeeeeeeeeee web\n")
+        assert ask("web") == (0, ["127.0.0.9"])              # the table is read again
+        assert ask("api") == (5, [])
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
