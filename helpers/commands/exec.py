@@ -54,7 +54,7 @@ def cmd_exec(args, paths):
         caps = security.effective_caps([], [], True)
         process["capabilities"] = {"bounding": caps, "effective": caps,
                                    "permitted": caps, "inheritable": []}
-    if args.tty and args.interactive and not os.isatty(0):
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
         raise UsageError("the input device is not a TTY",
                          hint="drop -t when stdin is a pipe or file")
     # Docker's exec events (events.py); exec_die when we see the end

@@ -70,14 +70,18 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     nsfds = open_namespaces(pid)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-    master = slave = pty_r = pty_w = None
-    if tty and not detach:
+    master = slave = pty_r = pty_w = winsize = None
+    # With -d, X stays for the command when someone is to hear of its end,
+    # or to hold its terminal's master (-t: Docker's detached exec has one).
+    stays = detach and (on_detached_exit is not None or tty)
+    if tty:
         import _socket
         for module in ("array", "fcntl", "stat", "termios"):
             __import__(module)      # for X's _container_pty: not once inside
-        pty_r, pty_w = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM
-                                          | _socket.SOCK_CLOEXEC)
-        winsize = runtime.terminal_winsize()
+        if not detach:
+            pty_r, pty_w = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM
+                                              | _socket.SOCK_CLOEXEC)
+            winsize = runtime.terminal_winsize()
     xpid = os.fork()
     if xpid == 0:
         code = 125
@@ -95,14 +99,18 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
                 linux.setns(fd, flag)
                 os.close(fd)
             os.chdir("/")
-            if pty_w is not None:
-                slave = _container_pty(pty_w, winsize, process.get("user", {}))
+            if tty:
+                master, slave = _container_pty(winsize, process.get("user", {}))
+                if pty_w is not None:           # to the CLI, which relays it
+                    _send_fd(pty_w, master)
+                    os.close(master)
+                    master = None
             ypid = os.fork()
             if ypid == 0:
                 _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach)
             os.write(pid_w, str(ypid).encode())
             os.close(pid_w)
-            if detach and on_detached_exit is not None:
+            if stays:
                 # Off our caller's session and stdio before the caller
                 # can return (it waits for err_w's EOF): a `$(sandbox exec
                 # -d ...)` must not wait for the command.
@@ -115,8 +123,12 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
             if slave is not None:
                 os.close(slave)
             if detach:
-                if on_detached_exit is not None:
-                    on_detached_exit(runtime._wait(ypid))
+                if stays:
+                    if master is not None:
+                        _drain(master)          # what nobody reads
+                    status = runtime._wait(ypid)
+                    if on_detached_exit is not None:
+                        on_detached_exit(status)
                 os._exit(0)
             code = runtime._wait(ypid)
         except BaseException as exc:   # noqa: BLE001 - reported to the CLI
@@ -141,7 +153,7 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
             os.close(master)
         raise runtime._decode_failure(failure)
     if detach:
-        if on_detached_exit is None:
+        if not stays:
             runtime._wait(xpid)
         return 0        # (else X waits for the command, and outlives us)
     collect_garbage_from_now_on()
@@ -161,17 +173,16 @@ _TIOCSPTLCK = 0x40045431        # unlockpt(3)
 _TIOCGPTPEER = 0x5441           # the slave from its master (no path lookup)
 
 
-def _container_pty(sock, winsize, user):
-    """In X, inside the container's namespaces: a pty of the container's
-    own devpts, as Docker's exec gives (there `tty` prints /dev/pts/N; a
-    pty of the host's devpts has no name in the container), at our
-    terminal's size.  Sends the master to the CLI over ``sock``; returns
-    the slave, owned by the command's user (as runc's exec leaves it).
-    The container's root controls its /dev: the path is opened without
-    following a link or blocking, and must be a devpts ptmx.  (The
-    modules it imports were imported by run() before the fork.)"""
-    import _socket
-    import array
+def _container_pty(winsize, user):
+    """In X, inside the container's namespaces: (master, slave) of a pty of
+    the container's own devpts, as Docker's exec gives (there `tty` prints
+    /dev/pts/N; a pty of the host's devpts has no name in the container),
+    at ``winsize`` (TIOCGWINSZ bytes, or None), the slave owned by the
+    command's user (as runc's exec leaves it).  The container's root
+    controls its /dev: the path is opened without following a link or
+    blocking, and must be a devpts ptmx.  (The modules it imports were
+    imported by run() before the fork; X exits on a failure, closing
+    what is open.)"""
     import fcntl
     import stat
     import termios
@@ -182,28 +193,43 @@ def _container_pty(sock, winsize, user):
         raise SandboxError("cannot allocate a terminal in the container: "
                            "/dev/pts/ptmx: %s" % exc.strerror,
                            hint="run exec without -t") from None
+    st = os.fstat(master)
+    if not stat.S_ISCHR(st.st_mode) or \
+            (os.major(st.st_rdev), os.minor(st.st_rdev)) != (5, 2):
+        raise SandboxError("cannot allocate a terminal in the container: "
+                           "/dev/pts/ptmx is not a pseudo-terminal multiplexer",
+                           hint="run exec without -t")
+    os.set_blocking(master, True)
+    fcntl.ioctl(master, _TIOCSPTLCK, b"\0\0\0\0")
+    slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    if winsize is not None:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, winsize)
     try:
-        st = os.fstat(master)
-        if not stat.S_ISCHR(st.st_mode) or \
-                (os.major(st.st_rdev), os.minor(st.st_rdev)) != (5, 2):
-            raise SandboxError("cannot allocate a terminal in the container: "
-                               "/dev/pts/ptmx is not a pseudo-terminal multiplexer",
-                               hint="run exec without -t")
-        os.set_blocking(master, True)
-        fcntl.ioctl(master, _TIOCSPTLCK, b"\0\0\0\0")
-        slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        if winsize is not None:
-            fcntl.ioctl(master, termios.TIOCSWINSZ, winsize)
-        try:
-            os.fchown(slave, user.get("uid", 0), -1)
-        except OSError:
-            pass                        # (an unmapped user fails in Y, clearly)
-        sock.sendmsg([b"t"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                               array.array("i", [master]))])
-    finally:
-        os.close(master)
+        os.fchown(slave, user.get("uid", 0), -1)
+    except OSError:
+        pass                            # (an unmapped user fails in Y, clearly)
+    return master, slave
+
+
+def _send_fd(sock, fd):
+    import _socket
+    import array
+    sock.sendmsg([b"t"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
     sock.close()
-    return slave
+
+
+def _drain(master):
+    """Read a detached exec's terminal until every holder of its slave is
+    gone (EIO), as Docker discards what nobody attached reads."""
+    while True:
+        try:
+            if not os.read(master, 65536):
+                break
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+    os.close(master)
 
 
 def _receive_fd(sock):

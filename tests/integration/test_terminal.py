@@ -173,6 +173,17 @@ def test_exec_it_gets_a_terminal_of_the_containers_own(sb, busybox):
     child.sendline("echo $((6*7)); exit 5")
     child.expect("42")
     assert ended(child) == 5
+    # -d -t: a terminal nobody reads, as Docker's (what is written to it is
+    # read and dropped: more than a pty holds does not block the command)
+    sb.ok("exec", "-d", "-t", "exec-tty", "sh", "-c",
+          "tty > /tmp/dt; seq 200000; touch /tmp/dt-done")
+    sb.ok("exec", "-d", "exec-tty", "sh", "-c", "tty > /tmp/dn")
+    deadline = time.monotonic() + 20
+    while sb("exec", "exec-tty", "test", "-e", "/tmp/dt-done").returncode != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert sb.ok("exec", "exec-tty", "cat", "/tmp/dt").stdout.startswith("/dev/pts/")
+    assert sb.ok("exec", "exec-tty", "cat", "/tmp/dn").stdout == "not a tty\n"
     sb.ok("rm", "-f", "exec-tty")
 
     sb.ok("run", "-d", "--privileged", "--name", "exec-tty", busybox, "sleep", "60")
