@@ -370,7 +370,10 @@ def spawn_keeper(name, enter, in_parent=None, what="cannot start a keeper",
                 high = fcntl.fcntl(err_w, fcntl.F_DUPFD_CLOEXEC, 10)
                 os.close(err_w)
                 err_w = high
-                os.dup2(kept, 3)         # (inheritable: the command's fd 3)
+                if kept != 3:
+                    os.dup2(kept, 3)
+                    os.close(kept)
+                os.set_inheritable(3, True)  # (dup2 onto itself keeps CLOEXEC)
                 first = 4
             else:
                 command, first = None, 3

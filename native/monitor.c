@@ -1029,7 +1029,11 @@ static int dns(int argc, char **argv)
         if (n < 0) {
             if (errno == EINTR || errno == ENOMEM || errno == ENOBUFS)
                 continue;
-            die("recvmsg");
+            /* No socket to serve: hold the namespace all the same (the
+             * keeper's first task; its end would take every bridge). */
+            fprintf(stderr, "sandbox-monitor: dns: recvmsg: %s\n", strerror(errno));
+            for (;;)
+                pause();
         }
         struct in_pktinfo *info = NULL;
         for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))

@@ -6,8 +6,9 @@ which answers the containers' DNS questions for their peers' names at each
 gateway; else an exec'd `sleep infinity`, like the user namespace's keeper
 in userns.py) holds a network namespace owned by the user's shared user
 namespace; its record is $RUNROOT/netns.json (pid, start time).  A bridge
-per network (`sb-<id>`, the gateway address on it) is made there on first use; nothing forwards between bridges (ip_forward
-is 0 in a new namespace), so networks cannot reach each other.  A
+per network (`sb-<id>`, the gateway address on it) is made there on first
+use; nothing forwards between bridges (ip_forward is 0 in a new
+namespace), so networks cannot reach each other.  A
 container is plugged with a veth pair: one end on the bridge, the other
 made directly in the container's namespace as ethN.  When the container's
 namespace goes, the kernel deletes the pair.

@@ -206,3 +206,21 @@ def test_dns_answers_the_askers_networks_and_refuses_the_rest(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_dns_without_a_socket_holds_on(tmp_path):
+    """The keeper's first task is to hold the network namespace: with no
+    socket to serve (fd 3 not one), the dns mode sleeps rather than ends,
+    which would take every bridge with it."""
+    import subprocess
+    import time
+    with open(os.devnull) as nul:
+        proc = subprocess.Popen([binary(), "dns", str(tmp_path / "none")],
+                                pass_fds=(nul.fileno(), 3), stderr=subprocess.DEVNULL,
+                                preexec_fn=lambda: os.dup2(nul.fileno(), 3))
+    try:
+        time.sleep(0.3)
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
