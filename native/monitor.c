@@ -879,11 +879,17 @@ static int health(int argc, char **argv)
  * container with the question's source address on the gateway's network;
  * a name of a container on a network the asker is on (or, for an asker
  * not in the table, on the gateway's) gets its A records (an empty answer
- * for other types); any other question REFUSED, so that the resolver asks
+ * for other types), and such a container's address its name (PTR, of
+ * "D.C.B.A.in-addr.arpa"); any other question REFUSED, so that the resolver asks
  * the next name server in resolv.conf (the host's): this server never
  * forwards, and names on networks the asker is not on are not answered.
  */
-struct dns_entry { struct in_addr gateway, addr; char id[13]; char name[254]; };
+struct dns_entry {
+    struct in_addr gateway, addr;
+    char id[13];
+    char name[254];
+    int first;                          /* the line's first name: the container's */
+};
 static struct dns_entry *dns_table;
 static size_t dns_len;
 static struct stat dns_seen;
@@ -912,7 +918,8 @@ static void dns_load(const char *path)
         if (!gw || !ip || !id || strlen(id) >= sizeof dns_table->id ||
             inet_pton(AF_INET, gw, &g) != 1 || inet_pton(AF_INET, ip, &a) != 1)
             continue;
-        for (char *name; (name = strtok_r(NULL, " \t\n", &save)) != NULL;) {
+        int first = 1;
+        for (char *name; (name = strtok_r(NULL, " \t\n", &save)) != NULL; first = 0) {
             if (strlen(name) >= sizeof dns_table->name)
                 continue;
             if (dns_len == cap) {
@@ -927,6 +934,7 @@ static void dns_load(const char *path)
             e->gateway = g;
             e->addr = a;
             strcpy(e->id, id);
+            e->first = first;
             for (size_t i = 0; (e->name[i] = (char)tolower((unsigned char)name[i])); i++)
                 ;
         }
@@ -982,6 +990,26 @@ static size_t dns_reply(const unsigned char *q, size_t n, struct in_addr src,
     r[2] = (unsigned char)(0x80 | (q[2] & 0x79) | 0x04);  /* QR, opcode, RD; AA */
     r[3] = 0;
     memset(r + 6, 0, 6);                /* no answers, authority, additional yet */
+    /* A reverse question (PTR of "D.C.B.A.in-addr.arpa"): the address. */
+    struct in_addr reverse = {0};
+    int is_reverse = 0;
+    size_t suffix = strlen(".in-addr.arpa");
+    if (len > suffix && strcmp(name + len - suffix, ".in-addr.arpa") == 0) {
+        unsigned o[4];
+        char tail;
+        char digits[32];
+        if (len - suffix < sizeof digits) {
+            memcpy(digits, name, len - suffix);
+            digits[len - suffix] = '\0';
+            if (sscanf(digits, "%3u.%3u.%3u.%3u%c", &o[0], &o[1], &o[2], &o[3], &tail) == 4 &&
+                o[0] < 256 && o[1] < 256 && o[2] < 256 && o[3] < 256) {
+                unsigned char b[4] = {(unsigned char)o[3], (unsigned char)o[2],
+                                      (unsigned char)o[1], (unsigned char)o[0]};
+                memcpy(&reverse, b, 4);
+                is_reverse = 1;
+            }
+        }
+    }
     const struct dns_entry *asker = NULL;
     for (size_t i = 0; i < dns_len && !asker; i++)
         if (dns_table[i].gateway.s_addr == gw.s_addr && dns_table[i].addr.s_addr == src.s_addr)
@@ -991,6 +1019,38 @@ static size_t dns_reply(const unsigned char *q, size_t n, struct in_addr src,
     size_t out = pos;
     for (size_t i = 0; opcode == 0 && (qclass == 1 || qclass == 255) && i < dns_len; i++) {
         struct dns_entry *e = &dns_table[i];
+        if (is_reverse) {
+            if (!e->first || e->addr.s_addr != reverse.s_addr || !dns_visible(e, asker, gw))
+                continue;
+            known = 1;
+            if ((qtype != 12 && qtype != 255) || answers)
+                continue;
+            /* PTR: the container's name, as labels */
+            unsigned char rdata[256];
+            size_t rlen = 0, start = 0, nlen = strlen(e->name);
+            for (size_t k = 0; k <= nlen; k++) {
+                if (k < nlen && e->name[k] != '.')
+                    continue;
+                size_t l = k - start;
+                if (l == 0 || l > 63 || rlen + l + 2 > sizeof rdata)
+                    break;
+                rdata[rlen++] = (unsigned char)l;
+                memcpy(rdata + rlen, e->name + start, l);
+                rlen += l;
+                start = k + 1;
+            }
+            if (start <= nlen || out + 12 + rlen + 1 > rmax)
+                continue;                   /* (a name that cannot be labels) */
+            rdata[rlen++] = 0;
+            static const unsigned char ptr[] = {0xC0, 0x0C, 0, 12, 0, 1, 0, 0, 0, 5};
+            memcpy(r + out, ptr, sizeof ptr);
+            r[out + 10] = (unsigned char)(rlen >> 8);
+            r[out + 11] = (unsigned char)rlen;
+            memcpy(r + out + 12, rdata, rlen);
+            out += 12 + rlen;
+            answers++;
+            continue;
+        }
         if (strcmp(e->name, name) != 0 || !dns_visible(e, asker, gw))
             continue;
         known = 1;

@@ -133,6 +133,8 @@ def test_peers_resolve_by_dns_at_the_gateway(sb, busybox, nets):
         assert code == 0 and "Address: %s" % address("dweb", "dnsa") in out, out
     code, out = lookup("dclient", "dfar")                 # another network's
     assert code != 0 and "REFUSED" in out, out
+    code, out = lookup("dclient", address("dweb", "dnsa"))   # the address's name
+    assert code == 0 and "name = dweb" in out, out
     code, out = lookup("dclient", "nothing.example")
     assert code != 0 and "REFUSED" in out, out
     sb.ok("run", "-d", "--name", "dlate", "--network", "dnsa", busybox, "sleep", "300")

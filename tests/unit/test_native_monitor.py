@@ -160,9 +160,17 @@ def _parse(reply):
     for _ in range(an):
         assert reply[pos:pos + 2] == b"\xc0\x0c"             # the question's name
         rtype, _, ttl, size = struct.unpack(">HHIH", reply[pos + 2:pos + 12])
-        assert rtype == 1 and size == 4
-        addrs.append(socket.inet_ntoa(reply[pos + 12:pos + 16]))
-        pos += 16
+        data = reply[pos + 12:pos + 12 + size]
+        if rtype == 12:                                       # PTR: labels
+            labels, i = [], 0
+            while data[i]:
+                labels.append(data[i + 1:i + 1 + data[i]].decode())
+                i += data[i] + 1
+            addrs.append(".".join(labels))
+        else:
+            assert rtype == 1 and size == 4
+            addrs.append(socket.inet_ntoa(data))
+        pos += 12 + size
     assert flags & 0x8000 and ident == 0x1234 and qd == 1
     return flags & 0xF, addrs
 
@@ -196,6 +204,10 @@ def test_dns_answers_the_askers_networks_and_refuses_the_rest(tmp_path):
         assert ask("web", qtype=28) == (0, [])                # no AAAA: an empty answer
         assert ask("far") == (0, ["10.9.0.7"])                # on another of its networks
         assert ask("hidden") == (5, [])                       # REFUSED: not its network
+        assert ask("5.0.0.127.in-addr.arpa", qtype=12) == (0, ["web"])   # its name back
+        assert ask("7.0.9.10.in-addr.arpa", qtype=12) == (0, ["far"])
+        assert ask("3.0.8.10.in-addr.arpa", qtype=12) == (5, [])
+        assert ask("9.9.9.9.in-addr.arpa", qtype=12) == (5, [])
         assert ask("nothing.example") == (5, [])
         client.sendto(b"\x12\x34\x81\x00" + b"\0" * 8, server.getsockname())   # a response
         table.write_text("127.0.0.1 127.0.0.1 aaaaaaaaaaaa me\n"
