@@ -20,6 +20,10 @@ from ..errors import UsageError
 
 DRIVERS = ("json-file", "none")
 JSON_FILE_OPTS = ("max-size", "max-file")
+# Docker's options of every driver (compose files set them): "mode" and
+# its "max-buffer-size" are taken and checked as Docker does; the
+# supervisor reads the output as it comes and drops nothing either way.
+DELIVERY_OPTS = ("mode", "max-buffer-size")
 DEFAULT = {"Type": "json-file", "Config": {}}
 
 
@@ -43,11 +47,26 @@ def parse(driver, opts, defaults=None):
             raise UsageError("invalid --log-opt %r: expected KEY=VALUE" % opt)
         config[key] = value
     for key in config:
-        if kind == "none" or key not in JSON_FILE_OPTS:
+        if kind == "none" or key not in JSON_FILE_OPTS + DELIVERY_OPTS:
             raise UsageError("unknown log opt '%s' for %s log driver" % (key, kind),
                              hint="json-file takes max-size and max-file; "
                                   "none takes no option" if kind == "none" else
-                                  "json-file takes max-size and max-file")
+                                  "json-file takes max-size and max-file (and "
+                                  "mode, max-buffer-size)")
+    mode = config.get("mode", "blocking")
+    if mode not in ("blocking", "non-blocking"):
+        raise UsageError("logger: unknown mode %r" % mode,
+                         hint="blocking or non-blocking")
+    if "max-buffer-size" in config:
+        if mode != "non-blocking":
+            raise UsageError("logger: max-buffer-size option is only supported "
+                             "with 'mode=non-blocking'")
+        from ..cgroups import ram_in_bytes
+        try:
+            ram_in_bytes(config["max-buffer-size"])
+        except ValueError:
+            raise UsageError("invalid max-buffer-size %r" % config["max-buffer-size"],
+                             hint="a size such as 4m") from None
     return {"Type": kind, "Config": {k: str(v) for k, v in config.items()}}
 
 

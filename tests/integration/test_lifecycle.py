@@ -781,6 +781,7 @@ def test_log_driver_none_keeps_nothing(sb, busybox):
     (["--log-driver", "none", "--log-opt", "max-size=1m"],
      "unknown log opt 'max-size' for none log driver"),
     (["--log-opt", "max-size"], "invalid --log-opt 'max-size'"),
+    (["--log-opt", "mode=fast"], "logger: unknown mode 'fast'"),
 ])
 def test_bad_log_flags_are_refused_before_anything_is_made(sb, busybox, flags, message):
     r = sb("run", "-d", *flags, busybox, "true")

@@ -67,6 +67,8 @@ def test_a_reader_two_rotations_behind_finds_the_file_after_its_own(tmp_path):
     (None, ["max-file=2"], {"log-opts": {"max-size": "1m"}},
      {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}),
     (None, [], {"log-driver": "none"}, {"Type": "none", "Config": {}}),
+    (None, ["mode=non-blocking", "max-buffer-size=4m"], {},
+     {"Type": "json-file", "Config": {"mode": "non-blocking", "max-buffer-size": "4m"}}),
 ])
 def test_log_config_merges_defaults_under_flags(driver, opts, defaults, expected):
     from helpers.container import logconfig
@@ -77,3 +79,15 @@ def test_limits_read_docker_sizes():
     from helpers.container import logconfig
     assert logconfig.limits({"max-size": "10m", "max-file": "3"}) == (10 * 1024 * 1024, 3)
     assert logconfig.limits({}) == (0, 1)
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["mode=fast"], "unknown mode 'fast'"),
+    (["max-buffer-size=4m"], "only supported with 'mode=non-blocking'"),
+    (["mode=non-blocking", "max-buffer-size=lots"], "invalid max-buffer-size 'lots'"),
+])
+def test_log_delivery_mode_is_checked_as_dockers(opts, message):
+    from helpers.container import logconfig
+    from helpers.errors import UsageError
+    with pytest.raises(UsageError, match=message):
+        logconfig.parse(None, opts, {})
