@@ -234,6 +234,7 @@ def validate(args, attaching=True):
     net = network.validate(args)
     nnp = False
     seccomp = True
+    system_paths = True         # Docker's masked and read-only /proc, /sys paths
     for opt in args.security_opt:
         key, _, val = opt.replace("=", ":", 1).partition(":")
         if key == "no-new-privileges" and val in ("", "true"):
@@ -242,12 +243,14 @@ def validate(args, attaching=True):
             nnp = False
         elif key == "seccomp" and val == "unconfined":
             seccomp = False
+        elif key == "systempaths" and val == "unconfined":
+            system_paths = False
         elif key in ("label", "apparmor") and val in ("disable", "unconfined"):
             continue
         else:
             raise UsageError("invalid --security-opt %r" % opt,
                              hint="supported: no-new-privileges, "
-                                  "seccomp=unconfined")
+                                  "seccomp=unconfined, systempaths=unconfined")
     security.effective_caps(args.cap_add, args.cap_drop, args.privileged)
     volume_specs = []
     if args.volume or args.mount:
@@ -357,7 +360,8 @@ def validate(args, attaching=True):
     if health_flags:
         from ..container import health
         health.effective({"Test": ["NONE"]}, args)      # its durations checked now
-    return {"nnp": nnp, "seccomp": seccomp, "mounts": mounts, "env": env,
+    return {"nnp": nnp, "seccomp": seccomp, "system_paths": system_paths,
+            "mounts": mounts, "env": env,
             "restart": restart, "labels": labels, "volume_specs": volume_specs,
             "limits": limits, "use_cgroup": use_cgroup, "net": net, "extra": extra,
             "health_flags": health_flags, "log": log, "log_limits": log_limits,
@@ -715,6 +719,9 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
             rootfs=os.path.join(cdir, "rootfs"), annotations=annotations)
         if not checked["seccomp"]:
             spec["linux"].pop("seccomp", None)
+        if not checked["system_paths"]:
+            spec["linux"]["maskedPaths"] = []
+            spec["linux"]["readonlyPaths"] = []
         if checked["annotations"]:
             spec["annotations"] = dict(checked["annotations"], **spec["annotations"])
         if args.domainname:

@@ -93,6 +93,13 @@ def test_kernel_interfaces_are_masked_and_read_only(sb, busybox):
         assert "%s:0" % path in text
     lines = text.split()
     assert lines[-5:] == ["0", "sys-ro", "sysrq-ro", "sysfs-ro", "mount-refused"]
+    # Docker's --security-opt systempaths=unconfined: nothing masked or
+    # made read-only (the rest of the confinement stays)
+    open_paths = out(sb, busybox, "head -c 64 /proc/interrupts | wc -c; "
+                     "grep -c ' /proc/sys ' /proc/self/mounts; "
+                     "grep ^Seccomp: /proc/self/status",
+                     "--security-opt", "systempaths=unconfined").split()
+    assert int(open_paths[0]) > 0 and open_paths[1:] == ["0", "Seccomp:", "2"]
 
 
 def test_default_capabilities_are_dockers(sb, busybox):
