@@ -233,7 +233,7 @@ def validate(args, attaching=True):
     from .. import network
     net = network.validate(args)
     nnp = False
-    seccomp = True
+    seccomp = True              # True: sandbox's own filter; or a profile (dict)
     system_paths = True         # Docker's masked and read-only /proc, /sys paths
     for opt in args.security_opt:
         key, _, val = opt.replace("=", ":", 1).partition(":")
@@ -243,14 +243,19 @@ def validate(args, attaching=True):
             nnp = False
         elif key == "seccomp" and val == "unconfined":
             seccomp = False
+        elif key == "seccomp" and val and val != "builtin":
+            from ..container import seccomp_profile
+            seccomp = seccomp_profile.load(os.path.abspath(val))
+        elif key == "seccomp" and val == "builtin":
+            seccomp = True
         elif key == "systempaths" and val == "unconfined":
             system_paths = False
         elif key in ("label", "apparmor") and val in ("disable", "unconfined"):
             continue
         else:
             raise UsageError("invalid --security-opt %r" % opt,
-                             hint="supported: no-new-privileges, "
-                                  "seccomp=unconfined, systempaths=unconfined")
+                             hint="supported: no-new-privileges, seccomp=unconfined, "
+                                  "seccomp=PROFILE.json, systempaths=unconfined")
     security.effective_caps(args.cap_add, args.cap_drop, args.privileged)
     volume_specs = []
     if args.volume or args.mount:
@@ -517,6 +522,18 @@ def _native_start(paths, args, checked, config):
     return rootfs.choose_driver(paths) == "overlay"
 
 
+def _profile_seccomp(profile, spec):
+    """The spec's linux.seccomp from a --security-opt seccomp=PROFILE: the
+    profile resolved for this container's capabilities (OCI form), with
+    its filter compiled now (seccomp_profile.py)."""
+    from .. import linux
+    from ..container import seccomp_profile
+    caps = spec["process"].get("capabilities", {}).get("bounding", [])
+    oci = seccomp_profile.resolve(profile, caps)
+    oci["sandboxProgram"] = linux.bpf_code(seccomp_profile.compile(oci)).hex()
+    return oci
+
+
 def cmd_create(args, paths):
     checked = validate(args, attaching=False)
     from ..image.store import Store
@@ -719,6 +736,8 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
             rootfs=os.path.join(cdir, "rootfs"), annotations=annotations)
         if not checked["seccomp"]:
             spec["linux"].pop("seccomp", None)
+        elif isinstance(checked["seccomp"], dict):
+            spec["linux"]["seccomp"] = _profile_seccomp(checked["seccomp"], spec)
         if not checked["system_paths"]:
             spec["linux"]["maskedPaths"] = []
             spec["linux"]["readonlyPaths"] = []

@@ -1088,8 +1088,8 @@ def _native_plan(launch, terminal, notif_w, view=""):
         words.append("X")
     caps = process.get("capabilities", {})
     if "seccomp" in linux_cfg and os.uname().machine == "x86_64":
-        words += ["S", linux.bpf_code(security.seccomp_program(
-            caps.get("bounding", []))).hex()]
+        words += ["S", linux.bpf_code(security.seccomp_filter(
+            linux_cfg["seccomp"], caps.get("bounding", []))).hex()]
     words += ["B", "%x" % security.cap_mask(caps.get("bounding", []))]
     uid, gid, groups = _user_ids(process.get("user", {}), launch.idmap)
     words += ["G", str(uid), str(gid),
@@ -1326,7 +1326,8 @@ def prepare_exec(process, linux_cfg, idmap):
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     caps = process.get("capabilities", {})
     if "seccomp" in linux_cfg and os.uname().machine == "x86_64":
-        linux.seccomp_set_filter(security.seccomp_program(caps.get("bounding", [])))
+        linux.seccomp_set_filter(security.seccomp_filter(linux_cfg["seccomp"],
+                                                         caps.get("bounding", [])))
     keep = security.cap_mask(caps.get("bounding", []))
     last = linux.cap_last_cap()
     for cap in range(last + 1):

@@ -1,6 +1,8 @@
 """Capabilities, masked and read-only paths, and the seccomp filter: the
 defaults Docker applies, as data."""
 
+import struct
+
 from ..errors import UsageError
 
 # <linux/capability.h>, in kernel order.
@@ -141,6 +143,17 @@ def bind_notify_program():
         (_BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
         (_BPF_RET_K, 0, 0, SECCOMP_RET_USER_NOTIF),
     ]
+
+
+def seccomp_filter(seccomp, capabilities=()):
+    """The program for a spec's linux.seccomp: the one compiled at create
+    from --security-opt seccomp=PROFILE (seccomp_profile.py; kept as the
+    hex of its instructions, "sandboxProgram"), else sandbox's own for the
+    bounding set ``capabilities``."""
+    code = seccomp.get("sandboxProgram")
+    if code:
+        return [tuple(insn) for insn in struct.iter_unpack("<HBBI", bytes.fromhex(code))]
+    return seccomp_program(capabilities)
 
 
 def seccomp_program(capabilities=()):

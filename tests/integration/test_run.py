@@ -619,6 +619,40 @@ def test_seccomp_refuses_new_namespaces_unless_sys_admin(sb, busybox, threads_pr
     sb.ok("rm", "-f", "no-new-ns")
 
 
+def test_a_seccomp_profile_replaces_the_default_filter(sb, busybox):
+    """--security-opt seccomp=PROFILE (Docker's form): its rules, for the
+    container's process and exec's, instead of sandbox's own filter; rules
+    that include a capability apply only with it; a bad profile is refused
+    before anything is made."""
+    import pathlib
+    import tempfile
+    tmp_path = pathlib.Path(tempfile.mkdtemp(dir=os.path.dirname(sb.root)))  # (the user's)
+    profile = tmp_path / "deny-mkdir.json"
+    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+        {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30,
+         "includes": {"caps": ["CAP_SYS_ADMIN"]}}]}))
+    os.chmod(tmp_path, 0o755)
+    os.chmod(profile, 0o644)
+    flags = ["--security-opt", "seccomp=%s" % profile]
+    text = out(sb, busybox, "mkdir /x 2>&1; rmdir /none 2>&1; "
+               "unshare -U true && echo own-userns", *flags).splitlines()
+    assert text[0] == "mkdir: can't create directory '/x': Permission denied"
+    assert "No such file or directory" in text[1]     # rmdir's rule needs SYS_ADMIN
+    assert text[2] == "own-userns"                    # the profile's rules, not sandbox's
+    text = sh(sb, busybox, "rmdir /none 2>&1", *flags, "--cap-add", "SYS_ADMIN").stdout
+    assert "Read-only file system" in text
+    sb.ok("run", "-d", "--name", "profiled", *flags, busybox, "sleep", "60")
+    r = sb("exec", "profiled", "mkdir", "/z")
+    assert r.returncode == 1 and "Permission denied" in r.stderr
+    sb.ok("rm", "-f", "profiled")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"defaultAction": "SCMP_ACT_NOTIFY"}')
+    os.chmod(bad, 0o644)
+    r = sb("run", "--rm", "--security-opt", "seccomp=%s" % bad, busybox, "true")
+    assert r.returncode == 125 and "SCMP_ACT_NOTIFY is not supported" in r.stderr
+
+
 def test_seccomp_denies_keyctl(sb, debian):
     # perl-base is in every Debian: syscall 250 is keyctl on x86_64.
     script = "perl -e '$r = syscall(250, 0, 0, 0, 0); print $r == -1 ? qq{$!\\n} : qq{ok\\n}'"
