@@ -128,3 +128,15 @@ def test_a_profile_loads_and_compiles_whole(tmp_path):
     assert oci["syscalls"] == [{"names": ["ptrace"], "action": "SCMP_ACT_KILL"}]
     prog = sp.compile(oci)
     assert prog[-1] == (0x06, 0, 0, 0x7FFF0000)              # the default: allow
+
+
+def test_sandboxs_own_filter_numbers_agree_with_the_table():
+    """security.py keeps its few numbers itself (the CLI's start does not
+    import the whole table): they must be the table's.  (vm86 and vm86old,
+    i386's, once stood there with their 32-bit numbers, which on x86_64
+    are setreuid and umount2: both were refused.)"""
+    from helpers.container import security
+    for name, nr in list(security.SECCOMP_DENY_X86_64.items()) + \
+            list(security.NAMESPACE_SYSCALLS_X86_64.items()) + \
+            [("personality", security._NR_PERSONALITY), ("bind", security._NR_BIND)]:
+        assert sp.SYSCALLS.get(name) == nr, name
