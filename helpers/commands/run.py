@@ -530,7 +530,7 @@ def _profile_seccomp(profile, spec):
     from ..container import seccomp_profile
     caps = spec["process"].get("capabilities", {}).get("bounding", [])
     oci = seccomp_profile.resolve(profile, caps)
-    oci["sandboxProgram"] = linux.bpf_code(seccomp_profile.compile(oci)).hex()
+    oci["sandboxProgram"] = linux.bpf_code(seccomp_profile.to_bpf(oci)).hex()
     return oci
 
 

@@ -5,7 +5,7 @@ LinuxSeccomp), in place of sandbox's own filter (security.seccomp_program).
 ``resolve`` turns the profile into the OCI form for one container, as
 Docker's daemon does at create: each rule's ``includes`` and ``excludes``
 (capabilities of the container's bounding set, architectures, minimum
-kernel) decide whether it is kept.  ``compile`` turns that into classic
+kernel) decide whether it is kept.  ``to_bpf`` turns that into classic
 BPF for x86_64 (syscalls_x86_64.py names the calls; a name this table or
 kernel does not know is left out, as runc does):
 
@@ -185,7 +185,7 @@ def _block(code):
     return out
 
 
-def compile(oci):
+def to_bpf(oci):
     """Classic BPF (a list of (code, jt, jf, k)) for an OCI LinuxSeccomp."""
     default_errno = oci.get("defaultErrnoRet")
     prog = [

@@ -19,7 +19,7 @@ libc.lseek.restype = ctypes.c_long
 
 def under(oci, call):
     """call()'s result (repr) in a child that runs under oci's filter."""
-    prog = sp.compile(oci)
+    prog = sp.to_bpf(oci)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -126,7 +126,7 @@ def test_a_profile_loads_and_compiles_whole(tmp_path):
         {"name": "ptrace", "action": "SCMP_ACT_KILL"}]}))      # the older "name" form
     oci = sp.resolve(sp.load(str(path)), [])
     assert oci["syscalls"] == [{"names": ["ptrace"], "action": "SCMP_ACT_KILL"}]
-    prog = sp.compile(oci)
+    prog = sp.to_bpf(oci)
     assert prog[-1] == (0x06, 0, 0, 0x7FFF0000)              # the default: allow
 
 
