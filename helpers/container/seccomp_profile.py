@@ -26,11 +26,13 @@ import json
 import os
 
 from ..errors import UsageError
+from .security import SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, \
+    seccomp_prologue
 from .syscalls_x86_64 import SYSCALLS
 
-ACTIONS = {"SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_ERRNO": 0x00050000,
+ACTIONS = {"SCMP_ACT_ALLOW": SECCOMP_RET_ALLOW, "SCMP_ACT_ERRNO": SECCOMP_RET_ERRNO,
            "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000,
-           "SCMP_ACT_KILL_PROCESS": 0x80000000, "SCMP_ACT_TRAP": 0x00030000,
+           "SCMP_ACT_KILL_PROCESS": SECCOMP_RET_KILL_PROCESS, "SCMP_ACT_TRAP": 0x00030000,
            "SCMP_ACT_TRACE": 0x7FF00000, "SCMP_ACT_LOG": 0x7FFC0000}
 OPS = ("SCMP_CMP_EQ", "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_GT",
        "SCMP_CMP_GE", "SCMP_CMP_MASKED_EQ")
@@ -42,8 +44,6 @@ MAX_INSNS = 4096                # BPF_MAXINSNS
 _LD_W_ABS, _JEQ, _JGT, _JGE, _JSET, _JA = 0x20, 0x15, 0x25, 0x35, 0x45, 0x05
 _AND_K, _RET = 0x54, 0x06
 _FAIL = "fail"                  # a jump to the end of the current block
-AUDIT_ARCH_X86_64 = 0xC000003E
-_X32_SYSCALL_BIT = 0x40000000
 
 
 def _error(path, what):
@@ -188,14 +188,7 @@ def _block(code):
 def to_bpf(oci):
     """Classic BPF (a list of (code, jt, jf, k)) for an OCI LinuxSeccomp."""
     default_errno = oci.get("defaultErrnoRet")
-    prog = [
-        (_LD_W_ABS, 0, 0, 4),                           # seccomp_data.arch
-        (_JEQ, 1, 0, AUDIT_ARCH_X86_64),
-        (0x06, 0, 0, ACTIONS["SCMP_ACT_KILL_PROCESS"]),
-        (_LD_W_ABS, 0, 0, 0),                           # seccomp_data.nr
-        (_JGE, 0, 1, _X32_SYSCALL_BIT),
-        (_RET, 0, 0, ACTIONS["SCMP_ACT_ERRNO"] | EPERM),
-    ]
+    prog = seccomp_prologue()
     for rule in oci.get("syscalls") or []:
         ret = _ret(rule["action"], rule.get("errnoRet"), default_errno)
         numbers = [SYSCALLS[n] for n in rule["names"] if n in SYSCALLS]

@@ -156,12 +156,11 @@ def seccomp_filter(seccomp, capabilities=()):
     return seccomp_program(capabilities)
 
 
-def seccomp_program(capabilities=()):
-    """Classic BPF: check the arch, refuse x32 calls, personas other than
-    PERSONALITIES, new namespaces unless ``capabilities`` (the bounding
-    set's names) has CAP_SYS_ADMIN, and the list."""
-    deny = sorted(set(SECCOMP_DENY_X86_64.values()))
-    prog = [
+def seccomp_prologue():
+    """The start of every filter here (ours and a profile's): a call of
+    another architecture ends the process, an x32 call gets EPERM; then
+    the call's number is in A."""
+    return [
         (_BPF_LD_W_ABS, 0, 0, 4),                       # seccomp_data.arch
         (_BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
         (_BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
@@ -170,6 +169,14 @@ def seccomp_program(capabilities=()):
         (0x35, 0, 1, _X32_SYSCALL_BIT),
         (_BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | _EPERM),
     ]
+
+
+def seccomp_program(capabilities=()):
+    """Classic BPF: check the arch, refuse x32 calls, personas other than
+    PERSONALITIES, new namespaces unless ``capabilities`` (the bounding
+    set's names) has CAP_SYS_ADMIN, and the list."""
+    deny = sorted(set(SECCOMP_DENY_X86_64.values()))
+    prog = seccomp_prologue()
     allowed = len(PERSONALITIES)
     prog.append((_BPF_JEQ_K, 0, allowed + 3, _NR_PERSONALITY))
     prog.append((_BPF_LD_W_ABS, 0, 0, _ARG0))
