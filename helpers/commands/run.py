@@ -386,8 +386,10 @@ def cgroup_plan(args):
         return None, False
     from .. import cgroups
     limits = cgroups.limits_from_args(args)
-    use = cgroups.decide(limits, cgroups.cgroups_mode(args.cgroups))
-    return (cgroups.with_default_pids_limit(limits) if use else limits), use
+    mode = cgroups.cgroups_mode(args.cgroups)
+    info = cgroups.probe() if mode != "disabled" else None      # (read once, for both)
+    use = cgroups.decide(limits, mode, info)
+    return (cgroups.with_default_pids_limit(limits, info) if use else limits), use
 
 
 def parse_restart(value):
