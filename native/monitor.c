@@ -14,7 +14,8 @@
  *     LOGMAX ("MAXSIZE:MAXFILES", --log-opt max-size and max-file;
  *     MAXSIZE 0: never; "-": no log, --log-driver none), and to the
  *     clients of the attach socket LISTENFD (frames: kind "1"/"2"/"x",
- *     big-endian u32 length, payload);
+ *     big-endian u32 length, payload; with TTY=1 each client first gets a
+ *     "t" frame with the master, for the window size);
  *   - writes the clients' bytes to STDINFD; a client's EOF closes it when
  *     it is a pipe (-i without -t);
  *   - answers the container's bind(2) calls (NOTIFYFD: a seccomp listener,
@@ -349,6 +350,31 @@ static void drop_client(int i)
     clients[i] = clients[--nclients];
 }
 
+/* A new client; with a terminal, first an empty "t" frame that carries
+ * the pty's master (SCM_RIGHTS), with which the client keeps the
+ * container's window size its own (attach.py). */
+static void add_client(int c, int terminal)
+{
+    if (terminal >= 0) {
+        char head[5] = {'t', 0, 0, 0, 0};
+        struct iovec iov = {head, sizeof head};
+        union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int))]; } control;
+        memset(&control, 0, sizeof control);
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+                             .msg_controllen = sizeof control.space};
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &terminal, sizeof(int));
+        if (sendmsg(c, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof head) {
+            close(c);
+            return;
+        }
+    }
+    clients[nclients++] = (struct client){c, 1};
+}
+
 static void broadcast(char kind, const char *data, size_t n)
 {
     char head[5];
@@ -643,7 +669,7 @@ static int supervise(int argc, char **argv)
             int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
             if (c < 0)
                 break;
-            clients[nclients++] = (struct client){c, 1};
+            add_client(c, tty ? out_fd : -1);
         }
     }
 
@@ -702,7 +728,7 @@ static int supervise(int argc, char **argv)
             } else if (who[k] == -3) {
                 int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
                 if (c >= 0)
-                    clients[nclients++] = (struct client){c, 1};
+                    add_client(c, tty ? out_fd : -1);
             } else {
                 int i = 0;
                 while (i < nclients && clients[i].fd != who[k])

@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -47,7 +48,7 @@
 
 #include "native.h"
 
-#define PLAN_VERSION "sandbox-setup-1"
+#define PLAN_VERSION "sandbox-setup-2"
 
 static char *cur, *end;
 
@@ -399,6 +400,73 @@ static void exec_init(const char *path, char **args, char **env)
     plain_failure(text);
 }
 
+static void no_terminal(const char *why)
+{
+    char text[512];
+    const char *pieces[] = {"cannot allocate a terminal in the container: /dev/pts/ptmx: ",
+                            why};
+    join_text(text, sizeof text, pieces, 2);
+    const char *parts[] = {"125", text, "run without -t"};
+    write_parts(4, parts, 3);
+    _exit(125);
+}
+
+/* P uid: after the pivot, with the socket to P (the CLI or supervisor) as
+ * fds 0-2: a pty of the container's own devpts (as Docker's: `tty` names
+ * it), its master sent to P (SCM_RIGHTS), its slave owned by the
+ * process's user, bound onto /dev/console as runc does, and our stdio and
+ * controlling terminal (ptys.py and _take_container_terminal do the same
+ * in Python).  The container's root controls its /dev: ptmx is opened
+ * without following a link or blocking, and must be devpts' ptmx. */
+static void take_terminal(uid_t uid)
+{
+    int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW
+                      | O_CLOEXEC);
+    if (master < 0)
+        no_terminal(strerror(errno));
+    struct stat st;
+    if (fstat(master, &st) < 0 || !S_ISCHR(st.st_mode) ||
+            st.st_rdev != makedev(5, 2))
+        no_terminal("not a pseudo-terminal multiplexer");
+    int unlock = 0, number = 0;
+    fcntl(master, F_SETFL, O_RDWR);
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, &number) < 0)
+        failed("/dev/pts/ptmx", errno);
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0)
+        failed("TIOCGPTPEER", errno);
+    if (fchown(slave, uid, (gid_t)-1) < 0 && errno != EINVAL)
+        failed("the terminal's owner", errno);
+    char byte = 't';
+    struct iovec iov = {&byte, 1};
+    union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int))]; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control.space, .msg_controllen = sizeof control.space};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &master, sizeof(int));
+    if (sendmsg(0, &msg, MSG_NOSIGNAL) < 0)
+        failed("sending the terminal", errno);
+    /* /dev/console: best effort (a /dev not ours to add the file to). */
+    char name[32] = "/dev/pts/";
+    snprintf_int(name + 9, sizeof name - 9, number);
+    int console = open("/dev/console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (console >= 0) {
+        close(console);
+        mount(name, "/dev/console", NULL, MS_BIND, NULL);
+    }
+    close(master);
+    for (int fd = 0; fd < 3; fd++)
+        if (dup2(slave, fd) < 0)
+            failed("dup2", errno);
+    close(slave);
+    if (ioctl(0, TIOCSCTTY, 0) < 0)
+        failed("TIOCSCTTY", errno);
+}
+
 /* Z name nargs args... nenv env... init */
 static void step_exec(void)
 {
@@ -452,9 +520,8 @@ int setup_main(void)
         const char *step = word();
         const char *a;
         switch (step[0]) {
-        case 'T':               /* the pty slave (fds 0-2) as our terminal */
-            if (ioctl(0, TIOCSCTTY, 0) < 0)
-                failed("TIOCSCTTY", errno);
+        case 'P':
+            take_terminal((uid_t)strtoul(word(), NULL, 10));
             break;
         case 'C': {             /* into the container's cgroup */
             a = word();

@@ -312,7 +312,7 @@ def cmd_start(args, paths):
         try:
             code = attach.attach(attach.socket_path(paths, cid), stdin=args.interactive,
                                  tty=bool(st.get("Tty")), detach_keys=keys,
-                                 conn=box.pop("conn", None), tty_path=st.get("TtyPath"))
+                                 conn=box.pop("conn", None))
         except (FileNotFoundError, ConnectionRefusedError):
             code = None
         if code == attach.DETACHED:
@@ -360,8 +360,7 @@ def cmd_attach(args, paths):
     try:
         code = attach.attach(attach.socket_path(paths, cid),
                              stdin=st.get("OpenStdin") and not args.no_stdin,
-                             tty=bool(st.get("Tty")), detach_keys=keys,
-                             tty_path=st.get("TtyPath"))
+                             tty=bool(st.get("Tty")), detach_keys=keys)
     except (FileNotFoundError, ConnectionRefusedError):
         raise SandboxError("container %s has no attach socket (its supervisor is "
                            "gone)" % args.container, exit_code=1) from None

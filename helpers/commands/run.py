@@ -581,14 +581,10 @@ def run_attached(paths, container, args, keys):
         if "conn" in box:
             box["conn"].close()
         raise
-    try:
-        tty_path = state.read_state(paths, cid).get("TtyPath")
-    except NotFound:
-        tty_path = None             # ended and removed (--rm) already
     restore = forward_signals(pid) if args.sig_proxy == "true" else (lambda: None)
     try:
         code = attach.attach(path, stdin=args.interactive, tty=args.tty, detach_keys=keys,
-                             conn=box.pop("conn"), tty_path=tty_path)
+                             conn=box.pop("conn"))
     finally:
         restore()
     if code == attach.DETACHED:

@@ -2,8 +2,12 @@
 socket in the run root (mode 0700, so only the user gets in) and relays.
 
 Frames from the supervisor: one byte of kind ("1" stdout, "2" stderr,
-"x" exit), four bytes of big-endian length, the payload (for "x": the exit
-code as text).  From the client: raw bytes for the container's stdin; EOF
+"x" exit, "t" terminal), four bytes of big-endian length, the payload (for
+"x": the exit code as text).  A container with a terminal sends each
+client, first, an empty "t" frame that carries its pty's master
+(SCM_RIGHTS): the client keeps the container's window size its own with
+it (Docker's resize call; the pty belongs to the container's devpts, so
+no path outside reaches it).  From the client: raw bytes for the container's stdin; EOF
 closes the container's stdin when the container was made with -i and no
 terminal (as `docker attach` does).
 """
@@ -107,9 +111,10 @@ class Server:
         self.clients = [socket.socket(fileno=c) for c in client_fds]
         return self
 
-    def serve(self, sources, log, stdin_fd=None, stdin_closes=True):
+    def serve(self, sources, log, stdin_fd=None, stdin_closes=True, terminal=None):
         """Until every source is at EOF.  ``sources``: {fd: stream}; for a
-        terminal the master is both a source and ``stdin_fd``."""
+        terminal the master (``terminal``) is both a source and
+        ``stdin_fd``, and each client gets it (the "t" frame)."""
         from .monitor import drain_sources
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN)
@@ -124,7 +129,7 @@ class Server:
             except (BlockingIOError, InterruptedError):
                 break
             conn.setblocking(True)
-            self.clients.append(conn)
+            self._add(conn, terminal)
             by_fd[conn.fileno()] = conn
             poller.register(conn.fileno(), select.POLLIN)
         self.sock.setblocking(True)
@@ -136,7 +141,7 @@ class Server:
         def other(fd):
             if fd == self.sock.fileno():
                 conn, _ = self.sock.accept()
-                self.clients.append(conn)
+                self._add(conn, terminal)
                 by_fd[conn.fileno()] = conn
                 poller.register(conn.fileno(), select.POLLIN)
                 return
@@ -162,6 +167,18 @@ class Server:
                     stdin[0] = None
 
         drain_sources(sources, output, poller, other)
+
+    def _add(self, conn, terminal):
+        if terminal is not None:
+            import array
+            import socket
+            try:
+                conn.sendmsg([_frame(b"t", b"")], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                    array.array("i", [terminal]))])
+            except OSError:
+                conn.close()
+                return
+        self.clients.append(conn)
 
     def _broadcast(self, kind, data):
         frame = _frame(kind, data)
@@ -248,45 +265,61 @@ class _Escape:
         return bytes(out), False
 
 
-def _resizer(tty_path):
-    """Keep the container's terminal (its pty slave, ``tty_path``) the size
-    of ours: now and on SIGWINCH.  Returns the function that stops it.
-    The slave is opened for each change only: held open, it would keep
-    the pty from ending when the container's last process has gone."""
-    import signal
-    from .runtime import copy_winsize_to
+class _Resizer:
+    """Keeps the container's terminal the size of ours, now and on
+    SIGWINCH, through the pty master the supervisor sent ("t" frame)."""
 
-    def resize(*_):
-        try:
-            fd = os.open(tty_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
-            return                  # gone (or not ours): the size stays
-        try:
-            copy_winsize_to(fd)
-        finally:
-            os.close(fd)
-    resize()
-    old = signal.signal(signal.SIGWINCH, resize)
-    return lambda: signal.signal(signal.SIGWINCH, old)
+    def __init__(self):
+        self.master = None
+        self.old = None
+
+    def take(self, master):
+        import signal
+        from .runtime import copy_winsize_to
+        if self.master is not None or not os.isatty(0):
+            os.close(master)
+            return
+        self.master = master
+        copy_winsize_to(master)
+        self.old = signal.signal(signal.SIGWINCH, lambda *_: copy_winsize_to(master))
+
+    def stop(self):
+        if self.master is not None:
+            import signal
+            signal.signal(signal.SIGWINCH, self.old)
+            os.close(self.master)
+            self.master = None
+
+
+def _receive(conn):
+    """recv, and the fds that came with the bytes (SCM_RIGHTS)."""
+    import array
+    import socket
+    data, ancillary, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4),
+                                         socket.MSG_CMSG_CLOEXEC)
+    fds = []
+    for level, kind, extra in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.extend(array.array("i", extra[:len(extra) - len(extra) % 4]))
+    return data, fds
 
 
 def attach(path, stdin=True, tty=False, on_connected=None, detach_keys=None,
-           conn=None, tty_path=None):
+           conn=None):
     """The CLI's side: relay until the container exits; returns its code
     (or None when the supervisor went away without one, or DETACHED when
     the user typed the detach keys: with a terminal, ``detach_keys``, the
     bytes of parse_detach_keys, checked by the caller before it acts).
-    ``conn``: a connection made already (attach before the start);
-    ``tty_path``: the container's pty slave, kept the size of our terminal."""
+    ``conn``: a connection made already (attach before the start).  With
+    a terminal, the container's is kept the size of ours (the "t"
+    frame's master)."""
     escape = _Escape(detach_keys) if stdin and tty and detach_keys else None
     if conn is None:
         conn = connect(path)
     if on_connected:
         on_connected()
     restore = None
-    stop_resizing = lambda: None        # noqa: E731
-    if tty and tty_path and os.isatty(0):
-        stop_resizing = _resizer(tty_path)
+    resizer = _Resizer()
     if stdin and tty and os.isatty(0):
         import termios
         import tty as tty_mod
@@ -316,7 +349,12 @@ def attach(path, stdin=True, tty=False, on_connected=None, detach_keys=None,
                     reading_stdin = False
                     conn.shutdown(_SHUT_WR)
             if conn in ready:
-                chunk = conn.recv(65536)
+                chunk, fds = _receive(conn)
+                for fd in fds:
+                    if tty:
+                        resizer.take(fd)
+                    else:
+                        os.close(fd)
                 if not chunk:
                     return code
                 buf += chunk
@@ -327,10 +365,12 @@ def attach(path, stdin=True, tty=False, on_connected=None, detach_keys=None,
                     payload, buf = buf[5:5 + size], buf[5 + size:]
                     if kind == b"x":
                         code = int(payload or b"0")
+                    elif kind == b"t":
+                        pass            # (its master: taken above)
                     else:
                         fsutil.write_all(1 if kind == b"1" else 2, payload)
     finally:
-        stop_resizing()
+        resizer.stop()
         if restore is not None:
             import termios
             termios.tcsetattr(0, termios.TCSADRAIN, restore)

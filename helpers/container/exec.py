@@ -15,7 +15,7 @@ import os
 
 from .. import collect_garbage_from_now_on, linux
 from ..errors import SandboxError
-from . import runtime
+from . import ptys, runtime
 
 # Order matters: user first (see above), mount before the PID namespace so
 # that Y, forked last, starts with the container's root.
@@ -76,8 +76,7 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     stays = detach and (on_detached_exit is not None or tty)
     if tty:
         import _socket
-        for module in ("array", "fcntl", "stat", "termios"):
-            __import__(module)      # for X's _container_pty: not once inside
+        ptys.preload()              # for X: not once inside
         if not detach:
             pty_r, pty_w = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM
                                               | _socket.SOCK_CLOEXEC)
@@ -100,9 +99,12 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
                 os.close(fd)
             os.chdir("/")
             if tty:
-                master, slave = _container_pty(winsize, process.get("user", {}))
+                master, slave = ptys.open_in_container(
+                    winsize, process.get("user", {}).get("uid", 0),
+                    hint="run exec without -t")
                 if pty_w is not None:           # to the CLI, which relays it
-                    _send_fd(pty_w, master)
+                    ptys.send_fd(pty_w.fileno(), master)
+                    pty_w.close()
                     os.close(master)
                     master = None
             ypid = os.fork()
@@ -140,7 +142,7 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     os.close(pid_w)
     if pty_r is not None:
         pty_w.close()
-        master = _receive_fd(pty_r)         # None: X failed before (err_r says)
+        master = ptys.receive_fd(pty_r.fileno())    # None: X failed (err_r says)
         pty_r.close()
     ypid = runtime._read_int(pid_r)
     os.close(pid_r)
@@ -169,55 +171,6 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
             os.close(master)
 
 
-_TIOCSPTLCK = 0x40045431        # unlockpt(3)
-_TIOCGPTPEER = 0x5441           # the slave from its master (no path lookup)
-
-
-def _container_pty(winsize, user):
-    """In X, inside the container's namespaces: (master, slave) of a pty of
-    the container's own devpts, as Docker's exec gives (there `tty` prints
-    /dev/pts/N; a pty of the host's devpts has no name in the container),
-    at ``winsize`` (TIOCGWINSZ bytes, or None), the slave owned by the
-    command's user (as runc's exec leaves it).  The container's root
-    controls its /dev: the path is opened without following a link or
-    blocking, and must be a devpts ptmx.  (The modules it imports were
-    imported by run() before the fork; X exits on a failure, closing
-    what is open.)"""
-    import fcntl
-    import stat
-    import termios
-    try:
-        master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK
-                         | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        raise SandboxError("cannot allocate a terminal in the container: "
-                           "/dev/pts/ptmx: %s" % exc.strerror,
-                           hint="run exec without -t") from None
-    st = os.fstat(master)
-    if not stat.S_ISCHR(st.st_mode) or \
-            (os.major(st.st_rdev), os.minor(st.st_rdev)) != (5, 2):
-        raise SandboxError("cannot allocate a terminal in the container: "
-                           "/dev/pts/ptmx is not a pseudo-terminal multiplexer",
-                           hint="run exec without -t")
-    os.set_blocking(master, True)
-    fcntl.ioctl(master, _TIOCSPTLCK, b"\0\0\0\0")
-    slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    if winsize is not None:
-        fcntl.ioctl(master, termios.TIOCSWINSZ, winsize)
-    try:
-        os.fchown(slave, user.get("uid", 0), -1)
-    except OSError:
-        pass                            # (an unmapped user fails in Y, clearly)
-    return master, slave
-
-
-def _send_fd(sock, fd):
-    import _socket
-    import array
-    sock.sendmsg([b"t"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
-    sock.close()
-
-
 def _drain(master):
     """Read a detached exec's terminal until every holder of its slave is
     gone (EIO), as Docker discards what nobody attached reads."""
@@ -230,17 +183,6 @@ def _drain(master):
         except OSError:
             break
     os.close(master)
-
-
-def _receive_fd(sock):
-    """The fd sent over ``sock`` (SCM_RIGHTS), or None at its end."""
-    import _socket
-    import array
-    _, ancillary, _, _ = sock.recvmsg(1, _socket.CMSG_SPACE(4), _socket.MSG_CMSG_CLOEXEC)
-    for level, kind, data in ancillary:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            return array.array("i", data[:4])[0]
-    return None
 
 
 def _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach):

@@ -178,18 +178,14 @@ def drain_sources(sources, on_output, poller=None, on_other=None):
             on_output(sources[fd], data)
 
 
-def _started(paths, cid, monitor_pid, tty_path=None):
-    """``tty_path``: the pty slave of a -t container, recorded for attach
-    (it sets the window size on it)."""
-    extra = {"TtyPath": tty_path} if tty_path else {}
-
+def _started(paths, cid, monitor_pid):
     def record(pid):
         st = state.update_state(paths, cid, durable=False, Status="running", Pid=pid,
                                 PidStart=state.proc_start_time(pid),
                                 MonitorPid=monitor_pid,
                                 MonitorStart=state.proc_start_time(monitor_pid),
                                 StartedAt=state.now_iso(), FinishedAt=None,
-                                ExitCode=0, Error="", **extra)
+                                ExitCode=0, Error="")
         # The network helper joins PID 1's namespace now, before the exec.
         network.attach(paths, cid, pid)
         events.container(paths, cid, st, "start")
@@ -389,6 +385,9 @@ def preload(record=None):
     from . import attach, logconfig, rootfs, runtime, security, terminal, volumes   # noqa: F401
     if (record or {}).get("Ulimits"):
         import resource  # noqa: F401  (runtime._set_rlimits, at each restart)
+    if (record or {}).get("Tty"):
+        from . import ptys
+        ptys.preload()   # (Starter._take_terminal, Server._add, at each start)
     if (record or {}).get("Healthcheck"):
         # The health loop probes from this process (health._python_loop).
         import select    # noqa: F401
@@ -582,7 +581,7 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
             os.close(fd)
     log = open_log(paths, container)
     cg = CgroupHook(paths, cid, container["record"], launch)
-    on_started = _started(paths, cid, me, tty_path=starter.slave_name)
+    on_started = _started(paths, cid, me)
     if ready_w is not None and container.pop("attach_first", False):
         on_started = _after_a_client(on_started, server, ready_w)
     try:
@@ -625,7 +624,8 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
         _hand_over(paths, container, launch, server, cg, starter, sources,
                    restarts, delay, native)
     if launch.tty:
-        server.serve({starter.master: "stdout"}, log, stdin_fd=starter.master)
+        server.serve({starter.master: "stdout"}, log, stdin_fd=starter.master,
+                     terminal=starter.master)
     else:
         server.serve({out_r: "stdout", err_r: "stderr"}, log, stdin_fd=stdin_w)
     for fd in (out_r, err_r, stdin_w):
@@ -675,7 +675,7 @@ def _ended(paths, container, launch, cg, server, code):
 # The native monitor (native/monitor.c): what holds an idle container
 # ---------------------------------------------------------------------------
 NATIVE_NAME = "sandbox-monitor.6"       # the suffix versions its arguments
-INIT_NAME = "sandbox-init.3"            # C, G and --init's PID 1 (native/init.c)
+INIT_NAME = "sandbox-init.4"            # C, G and --init's PID 1 (native/init.c)
 
 
 def native_path(name=NATIVE_NAME):

@@ -126,8 +126,9 @@ class Starter:
                  early_net=False, direct=False, early_exit=False, winsize=None,
                  watch_routes=True, split_cpus=False, native=None, reaper=None):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
-        the caller's own).  With ``tty``, G gets the slave of a new pty and
-        the caller reads ``self.master``.  ``keep``: the caller's ends of
+        the caller's own).  With ``tty``, G makes a pty of the container's
+        devpts (ptys.py) and sends its master over a socket (G's 0-2 until
+        then) that start() reads: ``self.master``.  ``keep``: the caller's ends of
         those pipes, closed in the children (a stray copy of a stdin pipe's
         write end would keep the container from ever seeing EOF).
         ``early_net``: the container gets a network namespace of its own
@@ -165,13 +166,13 @@ class Starter:
         self.pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
         go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
         launch_r, self.launch_w = os.pipe2(os.O_CLOEXEC)
-        self.master = slave = None
-        self.slave_name = None
+        self.master = pty_w = self.pty_r = None
+        self.winsize = winsize
         self.gpid = 0
         if tty:
-            self.master, slave = os.openpty()
-            self.slave_name = os.ttyname(slave)
-            copy_winsize_to(self.master, winsize)
+            import _socket
+            self.pty_r, pty_w = (s.detach() for s in _socket.socketpair(
+                _socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC))
         sys.stdout.flush()
         sys.stderr.flush()
         # While we write the record, C makes its namespaces and mounts the
@@ -189,25 +190,25 @@ class Starter:
         if self.native:
             self.cpid = _spawn_c(native, watch_routes, tty,
                                  (launch_r, err_w, go_r, native, pid_w, status_w, nsfd,
-                                  net_w) + ((slave, None, None) if tty else tuple(stdio))
+                                  net_w) + ((pty_w, None, None) if tty else tuple(stdio))
                                  + (reaper,))
         else:
             self.cpid = os.fork()
         if self.cpid == 0:
             for fd in (self.go_w, self.launch_w, self.err_r, self.pid_r,
-                       self.net_r, self.notif_r, self.status_r) + tuple(keep):
+                       self.net_r, self.notif_r, self.status_r, self.pty_r) + tuple(keep):
                 if fd is not None:
                     os.close(fd)
             _set_cpus(self.cpus and self.cpus[2])
             _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w,
-                     self.master, slave, stdio, notif_w, status_w,
+                     pty_w, stdio, notif_w, status_w,
                      watch_routes, self.cpus and self.cpus[0])     # never returns
         _set_cpus(self.cpus and self.cpus[1])
         for fd in (nsfd, err_w, pid_w, go_r, launch_r, net_w, notif_w, status_w):
             if fd is not None:
                 os.close(fd)
-        if slave is not None:
-            os.close(slave)
+        if pty_w is not None:
+            os.close(pty_w)
 
     def mount_root_early(self, driver, layers, cdir, rootfs, volatile):
         """Have C mount the container's root filesystem now, while the
@@ -248,7 +249,7 @@ class Starter:
 
     def _close(self):
         for name in ("pid_r", "go_w", "launch_w", "err_r", "master", "net_r",
-                     "notif_r", "status_r", "route_watch"):
+                     "notif_r", "status_r", "route_watch", "pty_r"):
             fd = getattr(self, name)
             if fd is not None:
                 try:
@@ -316,6 +317,8 @@ class Starter:
                 self.route_watch = None
             if self.notif_r is not None:
                 self._take_bind_listener()
+            if self.pty_r is not None:
+                self._take_terminal()
             try:
                 os.write(self.go_w, b"g")
             except BrokenPipeError:
@@ -338,7 +341,7 @@ class Starter:
         plan, computed here through C's view of the root filesystem
         (/proc/C/root: C has it mounted in its own mount namespace)."""
         joins, flags, pid_ns = _namespace_steps(launch, self.early_net)
-        plan = _native_plan(launch, self.slave_name, None, view="/proc/%d/root" % self.cpid)
+        plan = _native_plan(launch, None, view="/proc/%d/root" % self.cpid)
         if plan is None:
             raise SandboxError("internal error: the native start was chosen for a "
                                "container it cannot set up")
@@ -347,6 +350,16 @@ class Starter:
             pid_ns, launch.rootfs, launch.cdir, "1" if launch.autoremove else "",
             _grave(launch, self.cpid) if launch.autoremove else "",
             launch.cgroup_path or "", "1" if launch.stdin else ""] + plan)
+
+    def _take_terminal(self):
+        """The master of G's pty (EOF: G failed, and err_r says why), at
+        the window size asked for, before G may exec."""
+        from . import ptys
+        self.master = ptys.receive_fd(self.pty_r)
+        os.close(self.pty_r)
+        self.pty_r = None
+        if self.master is not None:
+            copy_winsize_to(self.master, self.winsize)
 
     def _take_bind_listener(self):
         """G's seccomp listener: G writes its fd number and waits for "f"
@@ -597,7 +610,7 @@ def _route_watch():
     return sock.detach()
 
 
-def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
+def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, pty_w,
              stdio, notif_w=None, status_w=None, watch_routes=True, cpus=None):
     code = 125
     launch = None
@@ -619,8 +632,6 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         # reach P, which forwards them to G; C must live on to tear down.
         # (Ignoring them instead would leak SIG_IGN into helpers we spawn.)
         os.setpgid(0, 0)
-        if master is not None:
-            os.close(master)
         # Root of the user's shared user namespace (see userns.py).
         join_userns(nsfd)
         watch = None
@@ -658,14 +669,14 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         elif pid_ns:
             _join(pid_ns, linux.CLONE_NEWPID)
         sys.stdout.flush()
-        plan = _native_plan(launch, None if slave is None else os.ttyname(slave), notif_w)
+        plan = _native_plan(launch, notif_w)
         if plan is not None:
-            gpid = _spawn_g(launch, plan, err_w, go_r, slave, stdio)
+            gpid = _spawn_g(launch, plan, err_w, go_r, pty_w, stdio)
         else:
             gpid = os.fork()
             if gpid == 0:
                 os.close(pid_w)
-                _child_g(launch, err_w, go_r, slave, stdio, notif_w)   # never returns
+                _child_g(launch, err_w, go_r, pty_w, stdio, notif_w)   # never returns
         fate["g"] = gpid
         if fate["parent_gone"]:
             _kill_quietly(gpid)
@@ -686,8 +697,8 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, master, slave,
         # Only G keeps the error pipe: EOF tells P the exec happened.
         os.close(err_w)
         err_w = None
-        if slave is not None:
-            os.close(slave)
+        if pty_w is not None:
+            os.close(pty_w)
         for fd in (0, 1, 2):
             # C does not read or write the container's stdio: keep a pipe or
             # terminal from seeing C as a reader/writer after G is gone.
@@ -937,11 +948,14 @@ def _teardown(launch):
 # ---------------------------------------------------------------------------
 # G: PID 1 of the container
 # ---------------------------------------------------------------------------
-def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
+def _child_g(launch, err_w, go_r, pty_w, stdio, notif_w=None):
     try:
         signal.signal(PARENT_GONE, signal.SIG_DFL)      # (C's handler)
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-        _setup_stdio(launch, slave, stdio)
+        _setup_stdio(launch, pty_w, stdio)
+        if pty_w is not None:
+            from . import ptys
+            ptys.preload()      # (now: after the pivot they are out of reach)
         spec = launch.spec
         root = launch.rootfs
         process = spec["process"]
@@ -987,6 +1001,8 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
         linux.pivot_root(".", ".")
         linux.umount2(".", linux.MNT_DETACH)
         os.chdir("/")
+        if pty_w is not None:
+            _take_container_terminal(process.get("user", {}).get("uid", 0))
         # Step 4: --sysctl (namespaced ones: the container's network, IPC
         # and mqueue namespaces are this user namespace's), then masked and
         # read-only paths, after /proc and /sys exist.
@@ -1034,10 +1050,10 @@ def _child_g(launch, err_w, go_r, slave, stdio, notif_w=None):
 # ---------------------------------------------------------------------------
 # G as native code: sandbox-init's setup mode (native/setup.c)
 # ---------------------------------------------------------------------------
-_PLAN_VERSION = "sandbox-setup-1"
+_PLAN_VERSION = "sandbox-setup-2"
 
 
-def _native_plan(launch, terminal, notif_w, view=""):
+def _native_plan(launch, notif_w, view=""):
     """G's setup (_child_g, prepare_exec) as the words of sandbox-init's
     setup mode, in the same order; or None where the Python G stays: no
     sandbox-init (launch.init_fd), or a step only it takes (--debug's
@@ -1046,21 +1062,18 @@ def _native_plan(launch, terminal, notif_w, view=""):
     in C, whose mount namespace has the root filesystem G's will have, or,
     for the native C, in P, through ``view`` ("/proc/C/root": the same
     mount namespace); what it refuses (an unmapped user, a missing bind
-    source) is reported as G would.  ``terminal``: the name of G's pty
-    (with a tty)."""
+    source) is reported as G would."""
     spec = launch.spec
     process = spec["process"]
     linux_cfg = spec.get("linux", {})
     if notif_w is not None or not _plan_takes(launch):
         return None
     words = [_PLAN_VERSION]
-    if terminal is not None:
-        words.append("T")
     if launch.cgroup_path:
         words += ["C", os.path.join(launch.cgroup_path, "cgroup.procs")]
     words += ["U", str(_g_unshare_flags(spec))]
     root = launch.rootfs
-    for op in plan_mounts(spec, view + root, launch, terminal=terminal or 0):
+    for op in plan_mounts(spec, view + root, launch):
         # (targets as C sees them: without the view's prefix)
         target = op.target[len(view):]
         if op.kind == "symlink":
@@ -1071,6 +1084,9 @@ def _native_plan(launch, terminal, notif_w, view=""):
                       "r" if op.readonly else ""]
     cwd = process.get("cwd") or "/"
     words += ["V", root, "D", cwd]
+    uid, gid, groups = _user_ids(process.get("user", {}), launch.idmap)
+    if launch.tty:
+        words += ["P", str(uid)]
     for path in linux_cfg.get("maskedPaths", []):
         words += ["K", path]
     for path in linux_cfg.get("readonlyPaths", []):
@@ -1091,7 +1107,6 @@ def _native_plan(launch, terminal, notif_w, view=""):
         words += ["S", linux.bpf_code(security.seccomp_filter(
             linux_cfg["seccomp"], caps.get("bounding", []))).hex()]
     words += ["B", "%x" % security.cap_mask(caps.get("bounding", []))]
-    uid, gid, groups = _user_ids(process.get("user", {}), launch.idmap)
     words += ["G", str(uid), str(gid),
               "-" if groups is None else ",".join(map(str, groups))]
     if uid == 0:
@@ -1126,7 +1141,7 @@ def native_start_possible(launch):
             and "pid" in namespace_kinds(launch.spec))
 
 
-def _spawn_g(launch, words, err_w, go_r, slave, stdio):
+def _spawn_g(launch, words, err_w, go_r, pty_w, stdio):
     """Start G as sandbox-init's setup mode, the first process of the new
     PID namespace: posix_spawn (no copy of this Python process), with the
     plan on fd 3, the error pipe on 4, the "go" pipe on 5 and sandbox-init
@@ -1135,8 +1150,8 @@ def _spawn_g(launch, words, err_w, go_r, slave, stdio):
     pid."""
     plan = _memfd("sandbox-plan", words)
     actions = []
-    if slave is not None:
-        actions += [(os.POSIX_SPAWN_DUP2, slave, target) for target in (0, 1, 2)]
+    if pty_w is not None:
+        actions += [(os.POSIX_SPAWN_DUP2, pty_w, target) for target in (0, 1, 2)]
     else:
         actions += [(os.POSIX_SPAWN_DUP2, fd, target)
                     for target, fd in enumerate(stdio) if fd is not None]
@@ -1445,10 +1460,26 @@ def take_terminal(slave):
     os.close(slave)
 
 
-def _setup_stdio(launch, slave, stdio):
+def _take_container_terminal(uid):
+    """G, after its pivot, with the socket to P as fds 0-2: a pty of the
+    container's devpts, its master to P, its slave our terminal and
+    /dev/console (setup.c's "P" step)."""
+    from . import ptys
+    master, slave = ptys.open_in_container(None, uid, hint="run without -t")
+    ptys.send_fd(0, master)
+    ptys.show_as_console(master)
+    os.close(master)
+    take_terminal(slave)
+
+
+def _setup_stdio(launch, pty_w, stdio):
+    """A new session, with the container's stdio on fds 0-2 (with a
+    terminal: the socket to P, until _take_container_terminal)."""
     os.setsid()
-    if slave is not None:
-        take_terminal(slave)
+    if pty_w is not None:
+        for fd in (0, 1, 2):
+            os.dup2(pty_w, fd)
+        os.close(pty_w)
         return
     for target, fd in enumerate(stdio):
         if fd is not None:
@@ -1584,10 +1615,8 @@ def _parse_options(options):
     return flags, ",".join(data) or None, readonly
 
 
-def plan_mounts(spec, root, launch, terminal=0):
-    """The list of MountOps for the spec's mounts, in execution order.
-    ``terminal``: an fd on the container's terminal (with a tty), or its
-    name, shown as its /dev/console."""
+def plan_mounts(spec, root, launch):
+    """The list of MountOps for the spec's mounts, in execution order."""
     ops = []
     kinds = namespace_kinds(spec)
     mounts = list(spec.get("mounts", []))
@@ -1635,7 +1664,7 @@ def plan_mounts(spec, root, launch, terminal=0):
                            flags & ~linux.MS_RDONLY if mtype != "sysfs" else flags,
                            data, readonly=readonly and mtype != "sysfs"))
         if dest == "/dev":
-            ops.extend(_dev_ops(target, launch, terminal))
+            ops.extend(_dev_ops(target))
     for name in ("hosts", "hostname", "resolv.conf"):
         src = os.path.join(launch.cdir, name)
         if os.path.exists(src):
@@ -1645,19 +1674,11 @@ def plan_mounts(spec, root, launch, terminal=0):
     return ops
 
 
-def _dev_ops(devdir, launch, terminal):
+def _dev_ops(devdir):
     ops = []
     for name in DEVICES:
         ops.append(MountOp("bind", os.path.join(devdir, name), "/dev/" + name,
                            None, linux.MS_BIND, is_file=True))
     for src, name in DEV_SYMLINKS:
         ops.append(MountOp("symlink", os.path.join(devdir, name), src))
-    if launch.tty:
-        # The terminal is the host pty's slave: show it as /dev/console, as
-        # runc does, so programs that look for their tty find it.  (Its
-        # name, or an fd on it.)
-        if not isinstance(terminal, str):
-            terminal = os.ttyname(terminal) if os.isatty(terminal) else "/dev/null"
-        ops.append(MountOp("bind", os.path.join(devdir, "console"), terminal,
-                           None, linux.MS_BIND, is_file=True))
     return ops

@@ -9,8 +9,8 @@ import pytest
 pytestmark = pytest.mark.terminal
 
 
-def spawn(sb, *args, rows=30, cols=100):
-    argv = sb.argv(*args)
+def spawn(sb, *args, rows=30, cols=100, env=None):
+    argv = sb.argv(*args, env=env)
     child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30,
                           dimensions=(rows, cols))
     return child
@@ -28,7 +28,7 @@ def test_interactive_shell_prompt_command_and_exit_code(sb, busybox):
     child.expect(r"# ")                      # root's prompt from ash
     child.sendline("echo $((6*7)); tty; stty size")
     child.expect("42")
-    child.expect(r"/dev/(pts/\d+|console)")
+    child.expect(r"/dev/pts/0\r\n")
     child.expect("30 100")
     child.sendline("exit 3")
     child.expect(pexpect.EOF)
@@ -66,6 +66,28 @@ def test_ctrl_c_reaches_the_foreground_program_not_sandbox(sb, busybox):
     assert child.exitstatus == 5
 
 
+@pytest.mark.parametrize("how", [[], ["-u", "1000"], ["--ulimit", "nofile=200:200"],
+                                 ["--init", "--read-only"]],
+                         ids=["native", "user", "python-setup", "init-readonly"])
+def test_run_t_gets_a_terminal_of_the_containers_own(sb, busybox, how):
+    """As Docker's: the pty of `run -t` comes from the container's devpts
+    (`tty` names it /dev/pts/0; /dev/console is it, as runc binds it), is
+    the controlling terminal (`ps` shows it, /dev/tty opens), is owned by
+    the command's user, and has our window size from the start.  The same
+    from the native setup and the Python one (--ulimit takes the latter)."""
+    child = spawn(sb, "run", "--rm", "-t", *how, busybox, "sh", "-c",
+                  "tty; ls -ln /dev/console $(tty); stty size; echo via-tty > /dev/tty; "
+                  "ps -o pid,tty,comm | grep ps", rows=21, cols=77)
+    child.expect(r"/dev/pts/0\r+\n")
+    owner = "1000" if "1000" in how else "0"
+    child.expect(r"c[rw-]{9}\s+1 %s\s+\d+\s+136,\s+0 .* /dev/console\r+\n" % owner)
+    child.expect(r"c[rw-]{9}\s+1 %s\s+\d+\s+136,\s+0 .* /dev/pts/0\r+\n" % owner)
+    child.expect("21 77\r+\n")
+    child.expect("via-tty")
+    child.expect(r"136,0\s+ps")
+    assert ended(child) == 0
+
+
 def test_tty_without_i_still_shows_output(sb, busybox):
     child = spawn(sb, "run", "--rm", "-t", busybox, "sh", "-c", "tty; echo done")
     child.expect("done")
@@ -98,20 +120,28 @@ def test_attach_and_detach_with_the_detach_keys(sb, busybox):
         sb("rm", "-f", "detachable")
 
 
-def test_run_it_detaches_with_the_detach_keys_and_attach_resizes(sb, busybox):
+@pytest.mark.parametrize("monitor", ["native", "python"])
+def test_run_it_detaches_with_the_detach_keys_and_attach_resizes(sb, busybox, monitor):
     """`run -it`, then ctrl-p ctrl-q: the CLI ends with 0 and the shell runs
     on (as under Docker); `attach` finds it, with its terminal's size
-    following the new client's; `exit 5` ends attach with 5."""
+    following the new client's (also for a container whose terminal is
+    its user's, not ours to open); `exit 5` ends attach with 5.  With the
+    native monitor and with the Python supervisor."""
+    env = {"SANDBOX_MONITOR": "python"} if monitor == "python" else None
     sb("rm", "-f", "itdetach")
-    child = spawn(sb, "run", "-it", "--name", "itdetach", busybox, "sh")
+    child = spawn(sb, "run", "-it", "-u", "1000", "--name", "itdetach", busybox, "sh",
+                  env=env, rows=25, cols=90)
     try:
-        child.expect(r"# ")
+        child.expect(r"\$ ")
+        child.setwinsize(26, 91)
+        child.sendline("stty size")
+        child.expect("26 91")
         child.sendline("echo $((6*7))")
         child.expect("42")
         child.send("\x10\x11")
         assert ended(child) == 0
         assert sb.ok("inspect", "-f", "{{.State.Running}}", "itdetach").stdout == "true\n"
-        child = spawn(sb, "attach", "itdetach", rows=33, cols=111)
+        child = spawn(sb, "attach", "itdetach", rows=33, cols=111, env=env)
         child.sendline("stty size")
         child.expect("33 111")
         child.setwinsize(44, 122)
