@@ -235,7 +235,10 @@ def pull_for_run(paths, name, missing=True, platform=None, quiet=False):
 # -- push ---------------------------------------------------------------------------
 def register_push(sub):
     p = sub.add_parser("push", help="upload an image to a registry")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress; print only the image's reference, as Docker")
+    p.add_argument("--digestfile", metavar="FILE",
+                   help="write the pushed manifest's digest to FILE (podman's)")
     p.add_argument("--tls-verify", type=parse_bool, default=None, metavar="BOOL")
     add_content_trust_flag(p)
     p.add_argument("name", metavar="NAME[:TAG]")
@@ -243,9 +246,14 @@ def register_push(sub):
 
 
 def cmd_push(args, paths):
+    from ..image import reference
+    ref = reference.parse(args.name)        # (refused before the push)
     digest = push_tag(paths, args.name, args.quiet, args.tls_verify)
+    if args.digestfile:
+        from .. import fsutil
+        fsutil.atomic_write(args.digestfile, digest)
     if args.quiet:
-        print(digest)
+        print(str(ref))
 
 
 def push_tag(paths, name, quiet=False, tls_verify=None):

@@ -30,11 +30,6 @@ UNSUPPORTED_FLAGS = {
     "--gpus": ("GPUs need a vendor's container toolkit, which sandbox does not drive",
                "--device /dev/nvidia0 (and the other nodes) binds device nodes your "
                "user may open"),
-    "--userns": ("every container runs in your own user namespace: your uid is root "
-                 "inside, your subordinate ids are the other users (no keep-id, auto "
-                 "or nomap)",
-                 "what root writes to a bind mount is yours on the host; -u UID:GID "
-                 "runs as another user inside"),
     "--link": ("legacy links are gone",
                "put the containers on one network (sandbox network create NET, then "
                "--network NET): they reach each other by name (--network-alias adds "
@@ -142,6 +137,9 @@ def add_create_flags(p):
     p.add_argument("--domainname", help="container NIS domain name")
     p.add_argument("--oom-score-adj", type=int, metavar="N",
                    help="the OOM killer's preference (-1000..1000; raising only, unprivileged)")
+    p.add_argument("--userns", metavar="MODE",
+                   help="host (the default): your user namespace, as rootless Docker's "
+                        "(your uid is root inside, your subordinate ids the other users)")
     p.add_argument("--cgroupns", choices=("private", "host"),
                    help="private (default): the container's cgroup is its root; "
                         "host: the user's view")
@@ -230,6 +228,13 @@ def validate(args, attaching=True):
             raise UsageError("invalid container name %r" % args.name,
                              hint="only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     spec_mod.check_workdir(args.workdir)
+    if args.userns not in (None, "", "host"):
+        raise UsageError(
+            "--userns %s is not supported: every container runs in your own user "
+            "namespace (your uid is root inside, your subordinate ids are the other "
+            "users; --userns host says so)" % args.userns,
+            hint="what root writes to a bind mount is yours on the host; -u UID:GID "
+                 "runs as another user inside")
     from .. import network
     net = network.validate(args)
     nnp = False

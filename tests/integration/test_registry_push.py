@@ -43,6 +43,13 @@ def test_push_upload_mount_exists_then_skopeo_and_podman(sb, regs, tmp_path):
     assert r.stdout.count("Mounted from mine/layers") == 3, r.stdout
     r = sb.ok("push", v1)
     assert r.stdout.count("Layer already exists") == 3, r.stdout
+    # -q: no progress, the reference alone (as Docker); --digestfile: the
+    # manifest's digest, for scripts.
+    r = sb.ok("push", "-q", "--digestfile", "/tmp/sbdigest-%d" % os.getpid(), v1)
+    assert r.stdout == v1 + "\n" and r.stderr == ""
+    with open("/tmp/sbdigest-%d" % os.getpid()) as f:
+        assert f.read() == digest
+    os.unlink("/tmp/sbdigest-%d" % os.getpid())
     info = json.loads(sb.ok("image", "inspect", v1).stdout)[0]
     assert "%s/mine/layers@%s" % (b.host, digest) in info["RepoDigests"]
 

@@ -925,3 +925,18 @@ def test_uts_and_ipc_host(sb, busybox):
         os.unlink("/dev/shm/" + name)
     r = sb("run", "--rm", "--ipc", "host", "--shm-size", "1m", busybox, "true")
     assert r.returncode == 125 and "--shm-size and --ipc host" in r.stderr
+
+
+def test_userns_host_is_the_default_and_other_modes_are_refused(sb, busybox):
+    """--userns host (rootless Docker's and podman's name for the user's own
+    namespace, which compose files set) runs as the default does: the same
+    id map; keep-id and the rest are refused with the reason, before
+    anything is made."""
+    default = sb.ok("run", "--rm", busybox, "cat", "/proc/self/uid_map").stdout
+    host = sb.ok("run", "--rm", "--userns", "host", busybox, "cat", "/proc/self/uid_map")
+    assert host.stdout == default and default.split()[:2] == ["0", str(sb.uid)]
+    before = sb.ok("ps", "-aq").stdout
+    r = sb("run", "--rm", "--userns=keep-id", busybox, "true")
+    assert r.returncode == 125
+    assert "--userns keep-id is not supported" in r.stderr and "hint:" in r.stderr
+    assert sb.ok("ps", "-aq").stdout == before

@@ -154,7 +154,7 @@ def test_a_known_but_unsupported_flag_says_why(capsys):
     p = Parser("sandbox run")
     add_create_flags(p)
     p.add_argument("image")
-    for argv in (["--gpus", "all", "img"], ["--gpus=all", "img"], ["--userns=keep-id", "img"]):
+    for argv in (["--gpus", "all", "img"], ["--gpus=all", "img"], ["--link=db", "img"]):
         with pytest.raises(SystemExit) as exc:
             p.parse_args(argv)
         assert exc.value.code == 125
