@@ -12,7 +12,8 @@
  *   - copies the container's output (OUTFD, ERRFD; with TTY=1 the pty
  *     master is OUTFD and STDINFD) to Docker's json-file LOG, rotated per
  *     LOGMAX ("MAXSIZE:MAXFILES", --log-opt max-size and max-file;
- *     MAXSIZE 0: never; "-": no log, --log-driver none), and to the
+ *     MAXSIZE 0: never; "-": no log, --log-driver none), each line with
+ *     the "attrs" of $SANDBOX_LOG_ATTRS (a JSON object) if set, and to the
  *     clients of the attach socket LISTENFD (frames: kind "1"/"2"/"x",
  *     big-endian u32 length, payload; with TTY=1 each client first gets a
  *     "t" frame with the master, for the window size);
@@ -212,6 +213,7 @@ struct source {
 
 static int log_fd = -1;
 static const char *log_path;
+static const char *log_attrs;      /* $SANDBOX_LOG_ATTRS: a JSON object, or NULL */
 static long long log_max_size;     /* 0: no rotation */
 static long log_max_files = 1;
 
@@ -261,7 +263,12 @@ static void log_entry(struct buf *out, const char *stream, const char *p, size_t
     put_utf8(out, (const unsigned char *)p, n);
     buf_str(out, "\",\"stream\":\"");
     buf_str(out, stream);
-    buf_str(out, "\",\"time\":\"");
+    if (log_attrs) {               /* Docker's order: attrs before time */
+        buf_str(out, "\",\"attrs\":");
+        buf_str(out, log_attrs);
+        buf_str(out, ",\"time\":\"");
+    } else
+        buf_str(out, "\",\"time\":\"");
     buf_str(out, when);
     buf_str(out, "\"}\n");
 }
@@ -631,6 +638,9 @@ static int supervise(int argc, char **argv)
         return 125;
     }
     log_path = argv[1];
+    log_attrs = getenv("SANDBOX_LOG_ATTRS");
+    if (log_attrs && log_attrs[0] != '{')
+        log_attrs = NULL;
     if (sscanf(argv[2], "%lld:%ld", &log_max_size, &log_max_files) != 2)
         log_max_size = 0, log_max_files = 1;
     pid_t cpid = parse_num(argv[3]);

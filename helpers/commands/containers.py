@@ -57,7 +57,8 @@ def _logs_flags(p):
     p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
     p.add_argument("--since", help="RFC 3339 time, Unix time, or a duration (10m)")
     p.add_argument("--until", help="RFC 3339 time, Unix time, or a duration (10m)")
-    p.add_argument("--details", action="store_true", help="(accepted)")
+    p.add_argument("--details", action="store_true",
+                   help="each line after its attributes (--log-opt labels=, env=, ...)")
     p.add_argument("container", metavar="CONTAINER")
     p.set_defaults(func=cmd_logs)
 
@@ -390,7 +391,7 @@ def cmd_logs(args, paths):
             raise UsageError("invalid --tail %r" % args.tail) from None
     return follow_logs(paths, cid, tail=tail, since=parse_when(args.since),
                        until=parse_when(args.until), timestamps=args.timestamps,
-                       follow=args.follow)
+                       follow=args.follow, details=args.details)
 
 
 def _entry(line):
@@ -411,7 +412,16 @@ def _entry(line):
     return None
 
 
-def _emit(entry, timestamps, since, until):
+def _details(entry):
+    """Docker's --details prefix: the line's attrs as k=v,k=v (query-
+    escaped, sorted by key) and a space; the space alone without any."""
+    from urllib.parse import quote_plus
+    attrs = entry.get("attrs") or {}
+    return ",".join("%s=%s" % (quote_plus(k), quote_plus(str(v)))
+                    for k, v in sorted(attrs.items())) + " "
+
+
+def _emit(entry, timestamps, since, until, details=False):
     if entry is None:
         return
     t = None
@@ -422,6 +432,8 @@ def _emit(entry, timestamps, since, until):
                               (until is not None and t > until)):
             return
     text = entry.get("log", "")
+    if details:
+        text = _details(entry) + text
     if timestamps:
         text = entry.get("time", "") + " " + text
     out = sys.stderr if entry.get("stream") == "stderr" else sys.stdout
@@ -445,10 +457,11 @@ def _rotated_away(f, path):
 
 
 def follow_logs(paths, cid, tail, since, until, timestamps, follow,
-                return_exit_code=False):
+                return_exit_code=False, details=False):
     """Print the log (its rotated files first, oldest first); with
     ``follow``, keep printing until the container has stopped and the log
-    is drained, across rotations."""
+    is drained, across rotations; ``details``: each line after its
+    attributes (_details)."""
     from ..container import logconfig, monitor, state
     record = state.read_state(paths, cid)
     if logconfig.of(record)["Type"] == "none":
@@ -476,7 +489,7 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
         for line in lines:
-            _emit(_entry(line), timestamps, since, until)
+            _emit(_entry(line), timestamps, since, until, details)
         if not follow:
             return 0
         delay = 0.02
@@ -493,7 +506,7 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
                 lines = data.splitlines(keepends=True)
                 pending = lines.pop() if not lines[-1].endswith(b"\n") else b""
                 for line in lines:
-                    _emit(_entry(line), timestamps, since, until)
+                    _emit(_entry(line), timestamps, since, until, details)
                 delay = 0.02
                 continue
             rotated = _rotated_away(f, path) if f is not None else None
@@ -523,7 +536,7 @@ def follow_logs(paths, cid, tail, since, until, timestamps, follow,
                 chunk = f.read() if f is not None else b""
                 for line in (pending + chunk).splitlines(keepends=True):
                     if line.endswith(b"\n"):
-                        _emit(_entry(line), timestamps, since, until)
+                        _emit(_entry(line), timestamps, since, until, details)
                 return st.get("ExitCode", 0) if return_exit_code else 0
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)

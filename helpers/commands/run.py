@@ -811,6 +811,11 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
                 record[field] = value
         if checked["log"]:
             record.update(LogConfig=checked["log"], LogLimits=list(checked["log_limits"]))
+            from ..container import logconfig
+            log_attrs = logconfig.attrs(checked["log"]["Config"], dict(
+                img_cfg.get("Labels") or {}, **checked["labels"]), env)
+            if log_attrs:
+                record["LogAttrs"] = log_attrs
         if healthcheck:
             # (with the image's SHELL, which CMD-SHELL checks run with)
             record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))

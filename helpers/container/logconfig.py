@@ -2,7 +2,10 @@
 
 Two of Docker's drivers: ``json-file`` (the default: <id>-json.log, one
 JSON object a line) with its rotation options ``max-size`` and
-``max-file``, and ``none`` (nothing kept; `logs` refuses, the terminal and
+``max-file`` and its attribute options ``labels``, ``labels-regex``,
+``env`` and ``env-regex`` (the container's labels and environment
+variables they name, written with each line as "attrs", for log shippers,
+and shown by `logs --details`), and ``none`` (nothing kept; `logs` refuses, the terminal and
 `attach` still see the output).  ~/.config/sandbox/config.json may give
 the defaults as Docker's daemon.json does: ``"log-driver"`` and
 ``"log-opts"`` (merged under the flags when the driver is the same).
@@ -19,7 +22,7 @@ import os
 from ..errors import UsageError
 
 DRIVERS = ("json-file", "none")
-JSON_FILE_OPTS = ("max-size", "max-file")
+JSON_FILE_OPTS = ("max-size", "max-file", "labels", "labels-regex", "env", "env-regex")
 # Docker's options of every driver (compose files set them): "mode" and
 # its "max-buffer-size" are taken and checked as Docker does; the
 # supervisor reads the output as it comes and drops nothing either way.
@@ -51,8 +54,16 @@ def parse(driver, opts, defaults=None):
             raise UsageError("unknown log opt '%s' for %s log driver" % (key, kind),
                              hint="json-file takes max-size and max-file; "
                                   "none takes no option" if kind == "none" else
-                                  "json-file takes max-size and max-file (and "
-                                  "mode, max-buffer-size)")
+                                  "json-file takes max-size, max-file, labels, "
+                                  "labels-regex, env, env-regex (and mode, "
+                                  "max-buffer-size)")
+    for key in ("labels-regex", "env-regex"):
+        if config.get(key):
+            import re
+            try:
+                re.compile(config[key])
+            except re.error as exc:
+                raise UsageError("invalid %s %r: %s" % (key, config[key], exc)) from None
     mode = config.get("mode", "blocking")
     if mode not in ("blocking", "non-blocking"):
         raise UsageError("logger: unknown mode %r" % mode,
@@ -101,6 +112,26 @@ def limits(config):
         if max_files < 1:
             raise UsageError("max-file cannot be less than 1")
     return max_size, max_files
+
+
+def attrs(config, labels, env):
+    """Docker's extra attributes of each log line: {key: value} of the
+    container's labels (a dict) and environment (K=V strings) that the
+    LogConfig's Config names (labels=, env=: comma-separated keys) or
+    matches (labels-regex=, env-regex=: a search, as Go's MatchString)."""
+    import re
+    extra = {}
+    labels = labels or {}
+    envmap = dict(e.split("=", 1) for e in env or () if "=" in e)
+    for source, names, pattern in ((labels, "labels", "labels-regex"),
+                                   (envmap, "env", "env-regex")):
+        for key in (config.get(names) or "").split(","):
+            if key in source:
+                extra[key] = source[key]
+        if config.get(pattern):
+            rx = re.compile(config[pattern])
+            extra.update((k, v) for k, v in source.items() if rx.search(k))
+    return extra
 
 
 def of(record):

@@ -49,9 +49,11 @@ class LogWriter:
     (or MAX_PARTIAL bytes, or the end).  ``limits``: (max_size, max_files)
     of --log-opt (logconfig.py), rotated as Docker's json-file does."""
 
-    def __init__(self, path, limits=(0, 1)):
+    def __init__(self, path, limits=(0, 1), attrs=None):
+        """``attrs``: Docker's "attrs" of each line (logconfig.attrs)."""
         self.path = path
         self.max_size, self.max_files = limits
+        self.attrs = attrs or None
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                           0o640)
         self.partial = {"stdout": b"", "stderr": b""}
@@ -102,8 +104,11 @@ class LogWriter:
                     pass
 
     def _entry(self, stream, chunk):
-        return (jsonfast.dumps({"log": chunk.decode("utf-8", "replace"),
-                                "stream": stream, "time": timestamp()},
+        entry = {"log": chunk.decode("utf-8", "replace"), "stream": stream}
+        if self.attrs:
+            entry["attrs"] = self.attrs         # (Docker's order: before time)
+        entry["time"] = timestamp()
+        return (jsonfast.dumps(entry,
                                separators=(",", ":")) + "\n").encode()
 
     def close(self):
@@ -129,7 +134,8 @@ def open_log(paths, container):
     limits = writer_limits(container["record"])
     if limits is None:
         return NoLog()
-    return LogWriter(log_path(paths, container["id"]), limits)
+    return LogWriter(log_path(paths, container["id"]), limits,
+                     container["record"].get("LogAttrs"))
 
 
 def pump(sources, log, tee=None):
@@ -765,6 +771,11 @@ def _hand_over(paths, container, launch, server, cg, starter, stdio, restarts, d
             str(listener if listener is not None else -1), direct,
             ] + _self_command() + ["__supervise-exit", path]
     env = dict(os.environ)
+    env.pop("SANDBOX_LOG_ATTRS", None)
+    if container["record"].get("LogAttrs"):
+        # Each log line's "attrs" (log_entry), as LogWriter writes them.
+        env["SANDBOX_LOG_ATTRS"] = jsonfast.dumps(container["record"]["LogAttrs"],
+                                                  separators=(",", ":"))
     if getattr(sys, "frozen", False):
         env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"    # unpack afresh, not ours
     try:

@@ -772,7 +772,50 @@ def test_log_driver_none_keeps_nothing(sb, busybox):
     sb.ok("rm", cid)
 
 
+def test_log_attrs_from_labels_and_env_and_logs_details(sb, busybox):
+    """--log-opt labels=, labels-regex=, env=, env-regex= as Docker's
+    json-file: each line carries those of the container's labels and
+    variables as "attrs" (for log shippers; before "time", as Docker
+    writes it); `logs --details` puts them before each line (sorted,
+    query-escaped), a container without any gets the space alone; with
+    -t the time comes first."""
+    cid = rund(sb, busybox, "sh", "-c", "echo one; echo two >&2; sleep 60",
+               flags=["--label", "team=web ops", "--label", "com.example.tier=front",
+                      "--label", "other=x", "-e", "STAGE=prod", "-e", "APP_ID=7",
+                      "--log-opt", "labels=team,missing",
+                      "--log-opt", "labels-regex=^com\\.example",
+                      "--log-opt", "env=STAGE", "--log-opt", "env-regex=^APP_"])
+    want = {"team": "web ops", "com.example.tier": "front", "STAGE": "prod", "APP_ID": "7"}
+    path = os.path.join(sb.root, "containers", cid, cid + "-json.log")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (
+            not os.path.exists(path) or len(open(path).read().splitlines()) < 2):
+        time.sleep(0.05)
+    with open(path) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 2, lines
+    for line in lines:
+        entry = json.loads(line)
+        assert list(entry) == ["log", "stream", "attrs", "time"]
+        assert entry["attrs"] == want
+    prefix = "APP_ID=7,STAGE=prod,com.example.tier=front,team=web+ops "
+    r = sb.ok("logs", "--details", cid)
+    assert (r.stdout, r.stderr) == (prefix + "one\n", prefix + "two\n")
+    r = sb.ok("logs", "--details", "-t", cid)
+    stamp, rest = r.stdout.split(" ", 1)
+    assert stamp.endswith("Z") and rest == prefix + "one\n"
+    assert sb.ok("logs", cid).stdout == "one\n"
+    sb.ok("rm", "-f", cid)
+    cid = rund(sb, busybox, "echo", "plain")
+    sb.ok("wait", cid)
+    assert sb.ok("logs", "--details", cid).stdout == " plain\n"
+    with open(os.path.join(sb.root, "containers", cid, cid + "-json.log")) as f:
+        assert "attrs" not in json.loads(f.readline())
+    sb.ok("rm", cid)
+
+
 @pytest.mark.parametrize("flags, message", [
+    (["--log-opt", "env-regex=(unclosed"], "invalid env-regex '(unclosed'"),
     (["--log-driver", "syslog"], "unsupported log driver 'syslog'"),
     (["--log-opt", "max-size=lots"], "invalid max-size 'lots'"),
     (["--log-opt", "max-size=0"], "max-size must be a positive number"),
