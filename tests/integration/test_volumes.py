@@ -3,6 +3,7 @@
 
 import json
 import os
+import subprocess
 
 
 
@@ -130,6 +131,33 @@ def test_volume_options_tmpfs_and_bind(sb, busybox):
     r = sb("volume", "create", "--opt", "type=tmpfs", "bindvol")
     assert r.returncode == 125 and "exists with other options" in r.stderr
     sb.ok("volume", "rm", "scratchvol", "bindvol")
+
+
+def test_relative_bind_sources_start_from_the_current_directory(sb, busybox):
+    """As Docker's CLI (23.0 for -v, 26.0 for --mount type=bind): a host
+    path that starts with "." is the current directory's (-v .:/w,
+    -v ./sub:/s, -v ../x:/p); HostConfig.Binds shows it absolute; a name
+    without the dot stays a named volume."""
+    top = os.path.join(os.path.dirname(sb.root), "relbind")
+    work = os.path.join(top, "work")
+    os.makedirs(os.path.join(work, "sub"), exist_ok=True)
+    with open(os.path.join(work, "sub", "f"), "w") as f:
+        f.write("in-sub\n")
+    with open(os.path.join(top, "up"), "w") as f:
+        f.write("one-up\n")
+    subprocess.run(["chown", "-R", "%d:%d" % (sb.uid, sb.gid), top], check=True)
+    cid = sb.ok("create", "-v", ".:/w", "-v", "./sub:/s:ro", "-v", "../up:/up",
+                "--mount", "type=bind,src=./sub,dst=/m", busybox, "sh", "-c",
+                "cat /s/f /up /m/f; echo new > /w/made; ls /w", cwd=work).stdout.strip()
+    r = sb.ok("start", "-a", cid)
+    assert r.stdout.split() == ["in-sub", "one-up", "in-sub", "made", "sub"]
+    with open(os.path.join(work, "made")) as f:
+        assert f.read() == "new\n"
+    binds = json.loads(sb.ok("inspect", cid).stdout)[0]["HostConfig"]["Binds"]
+    assert binds == [work + ":/w", work + "/sub:/s:ro", top + "/up:/up"]
+    sb.ok("rm", cid)
+    r = sb("run", "--rm", "-v", "./nonexistent:/x", busybox, "true", cwd=work)
+    assert r.returncode == 125 and work + "/nonexistent" in r.stderr, r.stderr
 
 
 def test_volume_modes_nocopy_and_consistency(sb, busybox):
