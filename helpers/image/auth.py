@@ -2,15 +2,22 @@
 
 Ours is ``~/.config/sandbox/auth.json`` (mode 0600), in the format the
 others use: {"auths": {"HOST[:PORT]": {"auth": base64("user:password")}}}.
-Lookups also read ``$XDG_RUNTIME_DIR/containers/auth.json`` (podman,
-skopeo) and ``~/.docker/config.json`` (plain ``auth`` entries only;
-credential helpers are not run).  Docker Hub is keyed
+Lookups also read ``$REGISTRY_AUTH_FILE`` and
+``$XDG_RUNTIME_DIR/containers/auth.json`` (podman, skopeo) and Docker's
+``config.json`` (in ``$DOCKER_CONFIG``, else ~/.docker), first found wins.
+In each, as Docker reads its file: a credential helper that
+``credHelpers`` names for the registry, else the ``credsStore`` one, else
+the ``auths`` entry.  A helper is Docker's ``docker-credential-NAME get``
+(the server on stdin, {"Username", "Secret"} on stdout); a Username of
+"<token>" makes Secret an identity token (OAuth2 refresh token: the
+registry client trades it at the token server).  Docker Hub is keyed
 "https://index.docker.io/v1/" by Docker, "docker.io" by podman.
 """
 
 import base64
 import json
 import os
+import sys
 
 from .. import fsutil
 from ..errors import UsageError
@@ -24,12 +31,19 @@ def own_file():
     return os.path.join(config_dir(), "auth.json")
 
 
+IDENTITY_TOKEN = "<token>"      # a helper's Username for an identity token
+
+
 def search_files():
     files = [own_file()]
+    if os.environ.get("REGISTRY_AUTH_FILE"):
+        files.append(os.environ["REGISTRY_AUTH_FILE"])
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         files.append(os.path.join(runtime, "containers", "auth.json"))
-    files.append(os.path.join(os.path.expanduser("~"), ".docker", "config.json"))
+    docker = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"),
+                                                              ".docker")
+    files.append(os.path.join(docker, "config.json"))
     return files
 
 
@@ -50,9 +64,17 @@ def _read(path):
 
 
 def lookup(registry):
-    """(user, password) for ``registry``, or None."""
+    """(user, password) for ``registry``, or None (user IDENTITY_TOKEN:
+    the password is an identity token)."""
     for path in search_files():
-        auths = _read(path).get("auths") or {}
+        doc = _read(path)
+        helper = _helper_for(doc, registry)
+        if helper:
+            creds = _from_helper(helper, registry, path)
+            if creds:
+                return creds
+            continue
+        auths = doc.get("auths") or {}
         for key in _keys(registry):
             entry = auths.get(key)
             if isinstance(entry, dict) and entry.get("auth"):
@@ -64,6 +86,65 @@ def lookup(registry):
                 if sep:
                     return user, password
     return None
+
+
+def _helper_for(doc, registry):
+    """The credential helper a Docker config names for ``registry``:
+    credHelpers' entry, else credsStore (for every registry), else None."""
+    helpers = doc.get("credHelpers")
+    if isinstance(helpers, dict):
+        for key in _keys(registry):
+            if isinstance(helpers.get(key), str) and helpers[key]:
+                return helpers[key]
+    store = doc.get("credsStore")
+    return store if isinstance(store, str) and store else None
+
+
+_warned = set()
+
+
+def _warn(text):
+    if text not in _warned:
+        _warned.add(text)
+        sys.stderr.write("WARNING: %s\n" % text)
+        sys.stderr.flush()
+
+
+def _from_helper(name, registry, path):
+    """(user, secret) from ``docker-credential-NAME get``, or None: none
+    stored (the helper says "credentials not found"), or the helper is
+    missing or failed, which is said on stderr (the pull goes on without
+    them: a public image still comes, a private one gets the registry's
+    own refusal)."""
+    import shutil
+    import subprocess
+    program = "docker-credential-" + name
+    exe = shutil.which(program) if "/" not in name else None
+    if exe is None:
+        _warn("the credential helper %s (named in %s) is not installed: going on "
+              "without credentials for %s" % (program, path, registry))
+        return None
+    server = "https://index.docker.io/v1/" if registry in HUB_KEYS else registry
+    try:
+        r = subprocess.run([exe, "get"], input=server.encode(), capture_output=True,
+                           timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        _warn("the credential helper %s failed (%s): going on without credentials "
+              "for %s" % (program, exc, registry))
+        return None
+    if r.returncode != 0:
+        text = (r.stdout or r.stderr).decode("utf-8", "replace").strip()
+        if "credentials not found" not in text.lower():
+            _warn("the credential helper %s failed: %s" % (program, text.splitlines()[0]
+                                                           if text else "exit %d" % r.returncode))
+        return None
+    try:
+        doc = json.loads(r.stdout)
+        user, secret = doc.get("Username") or "", doc.get("Secret") or ""
+    except (ValueError, AttributeError):
+        _warn("the credential helper %s printed no credentials" % program)
+        return None
+    return (user, secret) if secret else None
 
 
 def store(registry, user, password):

@@ -424,6 +424,10 @@ class Client:
                         hint="sandbox login %s" % self.registry)
                 if stale and stale.startswith("Basic "):
                     raise self._bad_credentials()
+                if creds[0] == authfile.IDENTITY_TOKEN:
+                    raise Unauthorized("%s asks for a password, and the credential "
+                                       "helper gave an identity token" % self.registry,
+                                       hint="sandbox login %s" % self.registry)
                 self._auth_header = "Basic " + _basic(*creds)
             else:
                 raise Unauthorized("%s answered 401 with an unsupported challenge %r"
@@ -437,16 +441,29 @@ class Client:
             query["service"] = params["service"]
         creds = self.credentials()
         realm = params["realm"]
-        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
+        method, form = "GET", None
+        if creds and creds[0] == authfile.IDENTITY_TOKEN:
+            # An identity token (a credential helper's): the OAuth2 refresh
+            # token grant, a form POSTed to the realm (the distribution
+            # spec's token authentication, oauth.md).
+            method = "POST"
+            form = urllib.parse.urlencode(dict(query, grant_type="refresh_token",
+                                               refresh_token=creds[1],
+                                               client_id="sandbox")).encode()
+            url = realm
+        else:
+            url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
         parts = urllib.parse.urlsplit(url)
         hdrs = {"User-Agent": "sandbox", "Host": parts.netloc}
-        if creds:
+        if form is not None:
+            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+        elif creds:
             hdrs["Authorization"] = "Basic " + _basic(*creds)
-        target = parts.path + "?" + parts.query
+        target = parts.path + ("?" + parts.query if parts.query else "")
         last = None
         for attempt in range(RETRIES + 1):
             try:
-                resp = self._send(parts.scheme, parts.netloc, "GET", target, hdrs, None)
+                resp = self._send(parts.scheme, parts.netloc, method, target, hdrs, form)
                 body = resp.read()
                 resp.release()
             except (OSError, http.client.HTTPException) as exc:

@@ -259,6 +259,10 @@ class TokenIssuer:
             def do_GET(self):
                 issuer._handle(self)
 
+            def do_POST(self):
+                issuer._handle_post(self)
+
+        self.refresh_tokens = {}    # identity token -> user (the OAuth2 grant)
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -276,6 +280,22 @@ class TokenIssuer:
                 h.end_headers()
                 return
             user = u
+        self._issue(h, user, q, "token")
+
+    def _handle_post(self, h):
+        """The distribution spec's OAuth2 form (oauth.md): grant_type
+        refresh_token with an identity token this issuer knows."""
+        length = int(h.headers.get("Content-Length") or 0)
+        q = urllib.parse.parse_qs(h.rfile.read(length).decode())
+        user = self.refresh_tokens.get((q.get("refresh_token") or [""])[0])
+        if q.get("grant_type") != ["refresh_token"] or user is None:
+            h.send_response(401)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        self._issue(h, user, q, "access_token")
+
+    def _issue(self, h, user, q, key):
         access = []
         for scope in q.get("scope", []):
             typ, name, actions = scope.split(":")
@@ -293,7 +313,7 @@ class TokenIssuer:
                    _b64url(json.dumps(claims).encode()))
         sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key],
                              input=signing.encode(), capture_output=True, check=True).stdout
-        body = json.dumps({"token": signing + "." + _b64url(sig),
+        body = json.dumps({key: signing + "." + _b64url(sig),
                            "expires_in": self.ttl}).encode()
         h.send_response(200)
         h.send_header("Content-Type", "application/json")

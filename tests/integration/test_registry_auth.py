@@ -1,11 +1,14 @@
 """TLS with a test CA, htpasswd basic auth, and token auth (a token issuer
 of the fixtures), against Debian's docker-registry on 127.0.0.1."""
 
+import json
 import os
 import stat
+import subprocess
 
 import pytest
 
+from conftest import CLEAN_PATH
 from registrytools import Registry, TokenIssuer, htpasswd, make_ca, skopeo_copy
 
 
@@ -127,3 +130,84 @@ def test_token_auth(fresh_sb, token_reg, tmp_path):
     out = fresh_sb.ok("run", "--rm", "%s/private/busybox" % token_reg.host,
                       "echo", "token").stdout
     assert out == "token\n"
+
+
+HELPER = """#!/bin/sh
+# docker-credential-sbtest: Docker's credential helper protocol, from a table
+read server
+echo "$1 $server" >> "$(dirname "$0")/asked"
+case "$server" in
+%s
+  *) echo "credentials not found in native keychain"; exit 1;;
+esac
+"""
+
+
+def test_credential_helpers_of_docker_config(fresh_sb, token_reg, tmp_path_factory,
+                                            images_dir):
+    """Docker's config.json (in $DOCKER_CONFIG) with credHelpers and
+    credsStore: `docker-credential-NAME get` is asked with the registry's
+    name, for a password (a basic-auth registry) or an identity token (a
+    token registry: traded with the OAuth2 refresh-token grant); a helper
+    that has nothing gives an anonymous pull; a missing one is warned
+    about, and the pull goes on without it."""
+    sb = fresh_sb
+    d = str(tmp_path_factory.mktemp("basicreg"))
+    pw = os.path.join(d, "htpasswd")
+    htpasswd(pw, "carol", "pa55")
+    basic = Registry(os.path.join(d, "reg"), htpasswd=pw)
+    try:
+        skopeo_copy("docker-archive:" + os.path.join(images_dir, "busybox.tar"),
+                    "docker://%s/busybox:latest" % basic.host, creds=("carol", "pa55"))
+        token_reg.issuer.refresh_tokens["idtoken-of-bob"] = "bob"
+        home = os.path.join(os.path.dirname(sb.root), "helpers")
+        bindir, dockercfg = os.path.join(home, "bin"), os.path.join(home, "docker")
+        os.makedirs(bindir, exist_ok=True)
+        os.makedirs(dockercfg, exist_ok=True)
+        table = ('  %s) echo \'{"ServerURL":"%s","Username":"carol","Secret":"pa55"}\';;\n'
+                 '  %s) echo \'{"ServerURL":"%s","Username":"<token>",'
+                 '"Secret":"idtoken-of-bob"}\';;') % (basic.host, basic.host,
+                                                      token_reg.host, token_reg.host)
+        helper = os.path.join(bindir, "docker-credential-sbtest")
+        with open(helper, "w") as f:
+            f.write(HELPER % table)
+        os.chmod(helper, 0o755)
+        config = os.path.join(dockercfg, "config.json")
+        with open(config, "w") as f:
+            json.dump({"auths": {basic.host: {}},
+                       "credHelpers": {basic.host: "sbtest", token_reg.host: "sbtest"}}, f)
+        subprocess.run(["chown", "-R", "%d:%d" % (sb.uid, sb.gid), home], check=True)
+        env = {"DOCKER_CONFIG": dockercfg, "PATH": bindir + ":" + CLEAN_PATH,
+               "XDG_CONFIG_HOME": user_config_home(sb)}
+
+        out = sb.ok("run", "--rm", "%s/busybox" % basic.host, "echo", "basic", env=env)
+        assert out.stdout.endswith("basic\n")
+        issued = token_reg.issuer.issued
+        before = len(issued)
+        sb.ok("pull", "-q", "%s/private/busybox" % token_reg.host, env=env)
+        assert issued[before:] == [("bob", ["repository:private/busybox:pull"])]
+        with open(os.path.join(bindir, "asked")) as f:
+            asked = f.read().split("\n")
+        assert "get %s" % basic.host in asked and "get %s" % token_reg.host in asked
+
+        # credsStore for every other registry: a helper with nothing
+        # stored leaves the pull anonymous (public/ is open to all).
+        with open(config, "w") as f:
+            json.dump({"credsStore": "sbtest"}, f)
+        token_reg.issuer.refresh_tokens.clear()
+        sb.ok("rmi", "%s/busybox" % basic.host)
+        r = sb("pull", "%s/busybox" % basic.host, env=dict(env, DOCKER_CONFIG=dockercfg))
+        assert r.returncode == 0, r.stderr         # (carol's, from the table)
+        r = sb("pull", "%s/private/busybox:other" % token_reg.host, env=env)
+        assert r.returncode == 1 and "incorrect username or password" in r.stderr, r.stderr
+
+        # A helper that is not installed (Docker Desktop's config copied
+        # over): said once, and public images still come.
+        with open(config, "w") as f:
+            json.dump({"credsStore": "desktop"}, f)
+        r = sb("pull", "-q", "%s/public/busybox" % token_reg.host, env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count("docker-credential-desktop") == 1
+        assert "is not installed" in r.stderr
+    finally:
+        basic.stop()
