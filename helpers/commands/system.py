@@ -29,6 +29,8 @@ def register(sub):
     pr.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="until=TIME, label=K[=V], label!=K[=V] (containers, images, networks)")
     pr.set_defaults(func=cmd_prune)
+    from . import autostart
+    autostart.register(ssub)
 
 
 def cmd_prune(args, paths):

@@ -369,6 +369,55 @@ def test_killed_supervisor_shows_exited_and_rm_cleans(sb, busybox):
     assert not os.path.exists(os.path.join(sb.root, "containers", cid))
 
 
+def test_system_autostart_starts_what_dockers_daemon_would_after_a_crash(sb, busybox):
+    """Every supervisor killed (as a reboot does): the containers show
+    exited; `system autostart` starts again those Docker's daemon restarts
+    at its start (always, even if stopped by the user; unless-stopped
+    unless stopped; on-failure after a failure, with retries left) and
+    prints their names; the others stay down.  `--enable` needs a systemd
+    user manager (the qemu guest's test has one): here it says so, and
+    leaves no unit behind."""
+    cases = {"as-always": (["--restart", "always"], None, True),
+             "as-always-stopped": (["--restart", "always"], "stop", True),
+             "as-unless": (["--restart", "unless-stopped"], None, True),
+             "as-unless-stopped": (["--restart", "unless-stopped"], "stop", False),
+             "as-failure": (["--restart", "on-failure:2"], None, True),
+             "as-failure-ok": (["--restart", "on-failure"], "exit0", False),
+             "as-no": ([], None, False)}
+    for name, (flags, how, _) in cases.items():
+        cmd = ["true"] if how == "exit0" else ["sleep", "300"]
+        rund(sb, busybox, *cmd, name=name, flags=flags)
+        if how == "stop":
+            sb.ok("stop", "-t", "0", name)
+    sb.ok("wait", "as-failure-ok")
+    monitors = []
+    for name in cases:
+        st = state_of(sb, name)
+        if st["Running"]:
+            cid = json.loads(sb.ok("inspect", name).stdout)[0]["Id"]
+            with open(os.path.join(sb.root, "containers", cid, "state.json")) as f:
+                monitors.append(json.load(f)["MonitorPid"])
+    assert len(monitors) == 4
+    for pid in monitors:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and sb.ok("ps", "-q").stdout.strip():
+        time.sleep(0.1)
+    assert sb.ok("ps", "-q").stdout == ""
+    r = sb.ok("system", "autostart")
+    want = {name for name, (_, _, starts) in cases.items() if starts}
+    assert set(r.stdout.split()) == want, r.stdout
+    for name in cases:
+        assert state_of(sb, name)["Running"] == (name in want), name
+    assert sb.ok("system", "autostart").stdout == ""      # all up: nothing more
+    r = sb("system", "autostart", "--enable", env={"DBUS_SESSION_BUS_ADDRESS": None})
+    assert r.returncode == 125 and "cannot enable autostart" in r.stderr, r.stderr
+    unit = os.path.join(sb.home, ".config", "systemd", "user", "sandbox-autostart.service")
+    assert not os.path.exists(unit)
+    for name in cases:
+        sb.ok("rm", "-f", name)
+
+
 def test_killed_supervisor_of_an_rm_container_takes_it_along(sb, busybox):
     """The supervisor of a detached --rm container killed: the container
     ends with it, and the process between them (C, or the native reaper it

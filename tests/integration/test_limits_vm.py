@@ -294,3 +294,47 @@ def test_block_io_limits_go_to_io_max(cli):
     line = [l for l in out.splitlines() if l.startswith(majmin + " ")][0]
     fields = dict(f.split("=") for f in line.split()[1:])
     assert fields["wbps"] == str(1024 * 1024) and fields["riops"] == "100"
+
+
+def test_autostart_unit_starts_containers_again_and_leaves_them_running(cli):
+    """`system autostart --enable` with a real systemd user manager: the
+    unit is installed and enabled; after a container's supervisor died
+    (as at a reboot), starting the unit brings back the --restart always
+    container and not the --restart no one; stopping the unit leaves the
+    container running (KillMode=process); --disable removes the unit."""
+    unit_dir = os.path.join(os.path.expanduser("~"), ".config", "systemd", "user")
+    unit = os.path.join(unit_dir, "sandbox-autostart.service")
+    out = cli.ok("system", "autostart", "--enable").stdout
+    assert out.startswith("Enabled %s" % unit)
+    assert subprocess.run(["systemctl", "--user", "is-enabled", "sandbox-autostart.service"],
+                          capture_output=True, text=True).stdout.strip() == "enabled"
+    try:
+        for name, policy in (("auto-always", "always"), ("auto-no", "no")):
+            cli.ok("run", "-d", "--name", name, "--restart", policy, "busybox", "sleep", "600")
+            rec = json.loads(cli.ok("inspect", name).stdout)[0]
+            cid = rec["Id"]
+            with open(os.path.join(cli.env["SANDBOX_ROOT"], "containers", cid,
+                                   "state.json")) as f:
+                os.kill(json.load(f)["MonitorPid"], 9)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and cli.ok("ps", "-q").stdout.strip():
+            time.sleep(0.1)
+        assert cli.ok("ps", "-q").stdout == ""
+        r = subprocess.run(["systemctl", "--user", "start", "sandbox-autostart.service"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        running = json.loads(cli.ok("inspect", "auto-always").stdout)[0]["State"]
+        assert running["Running"]
+        assert not json.loads(cli.ok("inspect", "auto-no").stdout)[0]["State"]["Running"]
+        subprocess.run(["systemctl", "--user", "stop", "sandbox-autostart.service"],
+                       check=True, timeout=60)
+        time.sleep(0.5)
+        again = json.loads(cli.ok("inspect", "auto-always").stdout)[0]["State"]
+        assert again["Running"] and again["Pid"] == running["Pid"]
+    finally:
+        cli.ok("system", "autostart", "--disable")
+        for name in ("auto-always", "auto-no"):
+            cli("rm", "-f", name)
+    assert not os.path.exists(unit)
+    assert subprocess.run(["systemctl", "--user", "is-enabled", "sandbox-autostart.service"],
+                          capture_output=True, text=True).returncode != 0
