@@ -48,7 +48,7 @@
 
 #include "native.h"
 
-#define PLAN_VERSION "sandbox-setup-2"
+#define PLAN_VERSION "sandbox-setup-3"
 
 static char *cur, *end;
 
@@ -400,6 +400,34 @@ static void exec_init(const char *path, char **args, char **env)
     plain_failure(text);
 }
 
+/* /proc/sys/KEY (dots as slashes) = VALUE, as runtime._write_sysctl:
+ * after the pivot, in the container's namespaces; ``optional``: Docker's
+ * defaults, which a kernel without them goes without. */
+static void set_sysctl(const char *key, const char *value, int optional)
+{
+    char path[512] = "/proc/sys/";
+    size_t n = strlen(path);
+    for (const char *k = key; *k && n < sizeof path - 1; k++)
+        path[n++] = *k == '.' ? '/' : *k;
+    path[n] = '\0';
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0 && write(fd, value, strlen(value)) == (ssize_t)strlen(value)) {
+        close(fd);
+        return;
+    }
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (optional && e == ENOENT)
+        return;
+    char text[1024];
+    const char *pieces[] = {"cannot set sysctl ", key, "=", value, ": ", strerror(e)};
+    join_text(text, sizeof text, pieces, 6);
+    const char *parts[] = {"125", text, "this kernel does not let a user namespace set it"};
+    write_parts(4, parts, 3);
+    _exit(125);
+}
+
 static void no_terminal(const char *why)
 {
     char text[512];
@@ -523,6 +551,11 @@ int setup_main(void)
         case 'P':
             take_terminal((uid_t)strtoul(word(), NULL, 10));
             break;
+        case 'Y': {             /* Y key value optional: a namespaced sysctl */
+            const char *key = word(), *value = word();
+            set_sysctl(key, value, *word() != '\0');
+            break;
+        }
         case 'C': {             /* into the container's cgroup */
             a = word();
             int fd = open(a, O_WRONLY | O_CLOEXEC);

@@ -518,11 +518,10 @@ def _native_start(paths, args, checked, config):
     """Whether C can be sandbox-init's start mode (runtime.Starter's
     ``native``): the root filesystem is the kernel's overlay (mounted
     early), and G one that runtime._native_plan takes (not with --debug,
-    --ulimit, --oom-score-adj, --sysctl, nor with a volume the image may
-    fill), in a PID namespace of the container's (--pid host needs the
+    --ulimit, --oom-score-adj, nor with a volume the image may fill), in a PID namespace of the container's (--pid host needs the
     Python C, which ends the container's other processes)."""
     if (getattr(args, "debug", False) or args.ulimit or args.oom_score_adj is not None
-            or args.sysctl or checked["volume_specs"] or args.mount or args.volumes_from
+            or checked["volume_specs"] or args.mount or args.volumes_from
             or (config.get("config") or {}).get("Volumes")
             or "pid" in checked["extra"]["host_ns"]):
         return False
@@ -761,8 +760,12 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
                                            if n["type"] not in host_ns]
         if chosen.get("rlimits"):
             spec["process"]["rlimits"] = chosen["rlimits"]
-        if chosen.get("sysctl"):
-            spec["linux"]["sysctl"] = chosen["sysctl"]
+        sysctl = {}
+        if net["NetworkMode"] != "host" and not net["NetworkMode"].startswith("container:"):
+            sysctl.update(spec_mod.default_net_sysctls(idmap))      # Docker's
+        sysctl.update(chosen.get("sysctl") or {})
+        if sysctl:
+            spec["linux"]["sysctl"] = sysctl
         if chosen.get("shm_size"):
             for m in spec["mounts"]:
                 if m["destination"] == "/dev/shm":

@@ -1050,7 +1050,7 @@ def _child_g(launch, err_w, go_r, pty_w, stdio, notif_w=None):
 # ---------------------------------------------------------------------------
 # G as native code: sandbox-init's setup mode (native/setup.c)
 # ---------------------------------------------------------------------------
-_PLAN_VERSION = "sandbox-setup-2"
+_PLAN_VERSION = "sandbox-setup-3"
 
 
 def _native_plan(launch, notif_w, view=""):
@@ -1058,7 +1058,7 @@ def _native_plan(launch, notif_w, view=""):
     setup mode, in the same order; or None where the Python G stays: no
     sandbox-init (launch.init_fd), or a step only it takes (--debug's
     listing of the mounts, volumes filled from the image, --ulimit,
-    --oom-score-adj, --sysctl, direct ports' bind listener).  Computed
+    --oom-score-adj, direct ports' bind listener).  Computed
     in C, whose mount namespace has the root filesystem G's will have, or,
     for the native C, in P, through ``view`` ("/proc/C/root": the same
     mount namespace); what it refuses (an unmapped user, a missing bind
@@ -1087,6 +1087,8 @@ def _native_plan(launch, notif_w, view=""):
     uid, gid, groups = _user_ids(process.get("user", {}), launch.idmap)
     if launch.tty:
         words += ["P", str(uid)]
+    for key, value in (linux_cfg.get("sysctl") or {}).items():
+        words += ["Y", key, value, "o" if key in OPTIONAL_SYSCTLS else ""]
     for path in linux_cfg.get("maskedPaths", []):
         words += ["K", path]
     for path in linux_cfg.get("readonlyPaths", []):
@@ -1124,10 +1126,8 @@ def _plan_takes(launch):
     (_native_plan)."""
     spec = launch.spec
     process = spec["process"]
-    linux_cfg = spec.get("linux", {})
     return not (launch.init_fd is None or launch.debug
                 or process.get("rlimits") or process.get("oomScoreAdj") is not None
-                or linux_cfg.get("sysctl")
                 or spec.get("annotations", {}).get("io.sandbox.volumes.fill"))
 
 
@@ -1193,12 +1193,20 @@ def _set_oom_score_adj(value):
                              "its own (%s)" % now) from None
 
 
+# Docker's defaults (spec.default_net_sysctls): a kernel without them
+# (ip_unprivileged_port_start came with 4.11) goes without.
+OPTIONAL_SYSCTLS = ("net.ipv4.ip_unprivileged_port_start", "net.ipv4.ping_group_range")
+
+
 def _write_sysctl(key, value):
+    """(setup.c's "Y" step)"""
     path = "/proc/sys/" + key.replace(".", "/")
     try:
         with open(path, "w") as f:
             f.write(value)
     except OSError as exc:
+        if exc.errno == errno.ENOENT and key in OPTIONAL_SYSCTLS:
+            return
         raise HostError("cannot set sysctl %s=%s: %s" % (key, value, exc.strerror),
                         hint="this kernel does not let a user namespace set it") from None
 

@@ -286,6 +286,27 @@ _SYSCTL_IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 
 
+# Docker's defaults (20.10+) for a container with a network namespace of its
+# own: ICMP echo sockets for every group (ping without CAP_NET_RAW) and any
+# port for every user, only in that namespace.  Set where the kernel has
+# them: runtime.OPTIONAL_SYSCTLS.
+UNPRIVILEGED_PORTS = "net.ipv4.ip_unprivileged_port_start"
+PING_GROUPS = "net.ipv4.ping_group_range"
+
+
+def default_net_sysctls(idmap):
+    """Docker's network sysctls for a container of ``idmap``: the ping
+    group range is the gids mapped from 0 on (the kernel refuses gids the
+    container's user namespace lacks; Docker's 0-2147483647 needs them
+    all)."""
+    top = 0
+    for inside, _, count in sorted(idmap.gid_map):
+        if inside > top:
+            break
+        top = max(top, inside + count)
+    return {PING_GROUPS: "0 %d" % max(top - 1, 0), UNPRIVILEGED_PORTS: "0"}
+
+
 def parse_sysctl(text, host_network):
     key, eq, value = text.partition("=")
     if not eq or not key:
