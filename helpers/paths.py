@@ -104,6 +104,26 @@ def config_dir():
     return os.path.join(base, "sandbox")
 
 
+def cli_setting(key):
+    """One of Docker's CLI settings (config.json's psFormat, imagesFormat,
+    networksFormat, volumesFormat, statsFormat, detachKeys): from our
+    config.json, else from Docker's ($DOCKER_CONFIG, else ~/.docker), so
+    that a Docker user's choices hold here too; None when neither sets
+    it."""
+    value = user_config().get(key)
+    if value is None:
+        import json
+        docker = os.environ.get("DOCKER_CONFIG") or os.path.join(
+            os.path.expanduser("~"), ".docker")
+        try:
+            with open(os.path.join(docker, "config.json"), "rb") as f:
+                doc = json.loads(f.read())
+            value = doc.get(key) if isinstance(doc, dict) else None
+        except (OSError, ValueError):
+            value = None
+    return value if isinstance(value, str) and value else None
+
+
 def user_config(path=None):
     """~/.config/sandbox/config.json (or ``path``) as a dict: {} when it is
     missing, exit 125 with the file's name when it cannot be read or is not

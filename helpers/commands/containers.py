@@ -274,7 +274,17 @@ def _health_text(paths, st):
     return health.ps_suffix(paths, st)
 
 
+def _configured_format(args, key):
+    """--format, else Docker's config.json setting ``key`` (not with -q,
+    which wins, as in Docker)."""
+    if args.format or getattr(args, "quiet", False):
+        return args.format
+    from ..paths import cli_setting
+    return cli_setting(key)
+
+
 def cmd_ps(args, paths):
+    args.format = _configured_format(args, "psFormat")
     groups = ps_filters(paths, args.filter)     # bad filters refused, even with no container
     records = all_records(paths)
     image_ids = None

@@ -322,6 +322,8 @@ def _go_time(t):
 
 
 def cmd_images(args, paths):
+    from .containers import _configured_format
+    args.format = _configured_format(args, "imagesFormat")
     from ..image import reference
     filters = parse_filters(args.filter, IMAGE_FILTERS)
     want = reference.parse(args.repository, default_tag=False) if args.repository else None

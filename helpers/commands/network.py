@@ -198,6 +198,8 @@ def network_json(paths, rec):
 
 
 def cmd_ls(args, paths):
+    from .containers import _configured_format
+    args.format = _configured_format(args, "networksFormat")
     groups = _filters(args.filter)
     recs = [r for r in _all(paths) if _matches(r, groups)]
     short = (lambda i: i) if args.no_trunc else (lambda i: i[:12])

@@ -154,6 +154,8 @@ def _host_memory():
 
 def cmd_stats(args, paths):
     from ..container import state
+    from .containers import _configured_format
+    args.format = _configured_format(args, "statsFormat")
     if args.containers:
         cids = [state.resolve(paths, c) for c in args.containers]
     else:

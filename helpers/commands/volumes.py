@@ -93,6 +93,8 @@ def _matches(paths, name, groups):
 
 def cmd_ls(args, paths):
     from ..container import volumes
+    from .containers import _configured_format
+    args.format = _configured_format(args, "volumesFormat")
     groups = _filters(args.filter)
     names = [n for n in volumes.names(paths) if _matches(paths, n, groups)]
     if args.quiet:

@@ -218,6 +218,9 @@ DETACHED = "detached"
 def parse_detach_keys(text):
     """Docker's --detach-keys: "ctrl-p,ctrl-q", "ctrl-a,x", ... -> bytes."""
     from ..errors import UsageError
+    if not text:
+        from ..paths import cli_setting
+        text = cli_setting("detachKeys")        # Docker's config.json key
     out = bytearray()
     for key in (text or DEFAULT_DETACH_KEYS).split(","):
         key = key.strip()

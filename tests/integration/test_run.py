@@ -984,3 +984,38 @@ def test_dockers_network_sysctls_let_any_user_bind_low_ports_and_ping(sb, busybo
     assert r.stdout == host_value
     r = sb("run", "--rm", "--sysctl", "net.ipv4.no_such_thing=1", busybox, "true")
     assert r.returncode == 125 and "cannot set sysctl net.ipv4.no_such_thing=1" in r.stderr
+
+
+def test_dockers_cli_settings_psformat_imagesformat_detachkeys(sb, busybox, tmp_path):
+    """Docker's config.json keys for the CLI: psFormat, imagesFormat,
+    volumesFormat, networksFormat (ours first, else Docker's own file in
+    $DOCKER_CONFIG), used when no --format is given; -q still wins;
+    detachKeys becomes the default of --detach-keys (a bad one refused)."""
+    home = os.path.join(os.path.dirname(sb.root), "clisettings")
+    ours, docker = os.path.join(home, "xdg"), os.path.join(home, "docker")
+    os.makedirs(os.path.join(ours, "sandbox"), exist_ok=True)
+    os.makedirs(docker, exist_ok=True)
+    with open(os.path.join(docker, "config.json"), "w") as f:
+        json.dump({"psFormat": "docker-ps {{.Names}}", "imagesFormat": "{{.Repository}}!",
+                   "auths": {}}, f)
+    with open(os.path.join(ours, "sandbox", "config.json"), "w") as f:
+        json.dump({"psFormat": "ours {{.Names}} {{.Status}}",
+                   "volumesFormat": "vol={{.Name}}"}, f)
+    subprocess.run(["chown", "-R", "%d:%d" % (sb.uid, sb.gid), home], check=True)
+    env = {"XDG_CONFIG_HOME": ours, "DOCKER_CONFIG": docker}
+    sb.ok("run", "-d", "--name", "fmt-one", busybox, "sleep", "60")
+    sb.ok("volume", "create", "fmt-vol")
+    try:
+        assert sb.ok("ps", env=env).stdout.startswith("ours fmt-one Up ")
+        assert sb.ok("ps", "--format", "{{.Names}}", env=env).stdout == "fmt-one\n"
+        assert len(sb.ok("ps", "-q", env=env).stdout.strip()) == 12
+        assert "busybox!" in sb.ok("images", env=env).stdout.split()
+        assert "vol=fmt-vol" in sb.ok("volume", "ls", env=env).stdout.split()
+        with open(os.path.join(ours, "sandbox", "config.json"), "w") as f:
+            json.dump({"detachKeys": "ctrl-"}, f)
+        r = sb("attach", "fmt-one", env=env)
+        assert r.returncode == 125 and "invalid detach keys 'ctrl-'" in r.stderr
+        assert sb.ok("ps", env=env).stdout.startswith("docker-ps fmt-one")
+    finally:
+        sb("rm", "-f", "fmt-one")
+        sb("volume", "rm", "fmt-vol")
