@@ -12,7 +12,10 @@ def register(sub):
     p = sub.add_parser("info", help="show what the host provides",
                        description="Show kernel, storage driver, id map, "
                                    "cgroups and network helpers.")
-    p.add_argument("-f", "--format", help="'json' for machine-readable output")
+    p.add_argument("-f", "--format", metavar="TEMPLATE",
+                   help="a Go template over Docker's fields (e.g. '{{.ServerVersion}}', "
+                        "'{{.CgroupVersion}}', '{{json .}}'; sandbox's own under .Sandbox) "
+                        "or 'json'")
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("version", help="show the version",
                        description="Show sandbox's version.  There is no daemon: "
@@ -100,10 +103,110 @@ def collect(paths):
     return info
 
 
+def _os_release():
+    fields = {}
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                key, sep, value = line.strip().partition("=")
+                if sep:
+                    fields[key] = value.strip().strip('"')
+    except OSError:
+        pass
+    return fields
+
+
+def _mem_total():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def docker_info(paths, info):
+    """`docker info`'s fields (its --format templates: {{.ServerVersion}},
+    {{.CgroupVersion}}, {{.Driver}}, {{json .}}, ...) for what sandbox is,
+    with sandbox's own report (collect) as .Sandbox."""
+    import socket
+    from .. import __version__
+    from ..container import state
+    from ..image.archive import host_arch
+    counts = {"running": 0, "paused": 0, "stopped": 0}
+    for cid in state.list_ids(paths):
+        try:
+            st = state.refresh(paths, cid, damaged_ok=True)
+        except (SandboxError, ValueError):
+            continue
+        status = st.get("Status")
+        counts["paused" if status == "paused" else
+               "running" if state.is_running(st) else "stopped"] += 1
+    try:
+        from ..image.store import Store
+        images = len(list(Store(paths).image_ids()))
+    except (OSError, SandboxError):
+        images = 0
+    controllers = set(info["cgroup_controllers"])
+    version = str(info["cgroup_version"] or "")
+    osr = _os_release()
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            forwarding = f.read().strip() == "1"
+    except OSError:
+        forwarding = False
+    try:
+        from ..container.logconfig import parse
+        logging = parse(None, None)["Type"]
+    except SandboxError:
+        logging = "json-file"
+    security = ["name=seccomp,profile=builtin", "name=rootless"]
+    if version in ("v2", "2"):
+        security.append("name=cgroupns")
+    return {
+        "Containers": sum(counts.values()), "ContainersRunning": counts["running"],
+        "ContainersPaused": counts["paused"], "ContainersStopped": counts["stopped"],
+        "Images": images, "Driver": info.get("storage_driver") or "",
+        "DriverStatus": [[note, ""] for note in info.get("storage_driver_notes", [])],
+        "MemoryLimit": "memory" in controllers, "SwapLimit": "memory" in controllers,
+        "CpuCfsPeriod": "cpu" in controllers, "CpuCfsQuota": "cpu" in controllers,
+        "CPUShares": "cpu" in controllers, "CPUSet": "cpuset" in controllers,
+        "PidsLimit": "pids" in controllers, "IPv4Forwarding": forwarding,
+        "Debug": False, "OomKillDisable": False, "LoggingDriver": logging,
+        "CgroupDriver": {"systemd": "systemd", "delegated": "cgroupfs"}.get(
+            info["cgroup_manager"], "none"),
+        "CgroupVersion": "2" if version in ("v2", "2") else "1",
+        "KernelVersion": info["kernel"],
+        "OperatingSystem": osr.get("PRETTY_NAME", "Linux"),
+        "OSVersion": osr.get("VERSION_ID", ""), "OSType": "linux",
+        "Architecture": info["arch"], "NCPU": os.cpu_count() or 1,
+        "MemTotal": _mem_total(), "DockerRootDir": paths.root,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+        "HttpProxy": os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy") or "",
+        "HttpsProxy": os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or "",
+        "NoProxy": os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or "",
+        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,
+        "ServerVersion": __version__, "DefaultRuntime": "sandbox",
+        "Runtimes": {"sandbox": {"path": "sandbox"}}, "InitBinary": "sandbox-init",
+        "LiveRestoreEnabled": False, "Isolation": "", "Platform": "linux/" + host_arch(),
+        "SecurityOptions": security,
+        "Warnings": ["WARNING: " + problem for problem, _ in info["problems"]],
+        "Sandbox": info,
+    }
+
+
 def cmd_info(args, paths):
     info = collect(paths)
-    if args.format == "json":
-        print(json.dumps(info, indent=2))
+    if args.format:
+        data = docker_info(paths, info)
+        if args.format == "json":
+            print(json.dumps(data))
+        else:
+            from ..gotemplate import render
+            print(render(args.format, data))
         return 0
     print("Kernel:          %s (%s)" % (info["kernel"], info["arch"]))
     print("Data root:       %s" % info["root"])

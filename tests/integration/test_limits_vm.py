@@ -259,6 +259,9 @@ def test_info_lists_the_delegated_controllers(cli):
     delegated = [line for line in text.splitlines() if line.strip().startswith("delegated:")][0]
     for controller in ("cpu", "memory", "pids"):
         assert controller in delegated.split()
+    out = cli.ok("info", "--format", "{{.CgroupVersion}} {{.CgroupDriver}} {{.MemoryLimit}} "
+                 "{{.PidsLimit}} {{json .SecurityOptions}}").stdout.split()
+    assert out[:4] == ["2", "systemd", "true", "true"] and "name=cgroupns" in out[4]
 
 
 def test_exec_runs_inside_the_containers_cgroup(cli):

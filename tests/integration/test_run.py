@@ -548,6 +548,31 @@ def test_info_reports_the_host(sb):
     assert "Setup, --init:   Python (no sandbox-init)" in text
 
 
+def test_info_format_takes_dockers_fields(sb, busybox):
+    """`info --format` as scripts use Docker's: its field names, counts of
+    containers and images, the cgroup version this hybrid host has (1), the
+    rootless security option; {{json .}} and json give the whole object,
+    sandbox's own report under .Sandbox; an unknown field is an error."""
+    sb.ok("run", "-d", "--name", "info-up", busybox, "sleep", "60")
+    try:
+        out = sb.ok("info", "--format", "{{.ServerVersion}}|{{.Driver}}|{{.CgroupVersion}}|"
+                    "{{.OSType}}|{{.Architecture}}|{{.ContainersRunning}}|{{.NCPU}}|"
+                    "{{.DockerRootDir}}").stdout.strip().split("|")
+        assert out[1:5] == ["overlay", "1", "linux", os.uname().machine]
+        assert out[0] and int(out[5]) == 1 and int(out[6]) == os.cpu_count()
+        assert out[7] == sb.root
+        whole = json.loads(sb.ok("info", "--format", "{{json .}}").stdout)
+        assert whole == json.loads(sb.ok("info", "--format", "json").stdout)
+        assert "name=rootless" in whole["SecurityOptions"]
+        assert whole["Images"] >= 1 and whole["Containers"] >= 1
+        assert whole["Sandbox"]["storage_driver"] == "overlay"
+        assert any("no resource limits" in w for w in whole["Warnings"])
+        r = sb("info", "--format", "{{.NoSuchField}}")
+        assert r.returncode == 125 and "NoSuchField" in r.stderr
+    finally:
+        sb("rm", "-f", "info-up")
+
+
 # -- a user without a subordinate id range -------------------------------------
 def test_single_id_map_without_subuid_range(sb, images_dir, nosub_user):
     load = sb("load", "-i", os.path.join(images_dir, "busybox.tar"), user=nosub_user)
