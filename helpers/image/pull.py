@@ -234,6 +234,8 @@ class Puller:
         self.want = parse_platform(platform)
         self.explicit_platform = bool(platform)
         self.client = registry.Client(ref.registry, ref.repository, tls_verify)
+        from .mirrors import mirrors_for
+        self.mirrors = mirrors_for(ref.registry, ref.repository)
         self.progress = progress or Progress("quiet")
         self.cancel = threading.Event()
 
@@ -268,6 +270,24 @@ class Puller:
             raise RegistryError("%s: not an image manifest" % self.what())
         return body, doc, top_digest
 
+    def _resolve_anywhere(self):
+        """resolve() at each mirror in turn (mirrors.py), the registry
+        itself last; the one that answers serves the config and layers
+        too.  A mirror that fails in any way is passed over, as Docker
+        does."""
+        own = self.client
+        for mirror in self.mirrors:
+            self.client = registry.Client(mirror.host, mirror.repository(self.ref.repository),
+                                          scheme=mirror.scheme)
+            try:
+                found = self.resolve()
+                own.close()
+                return found
+            except SandboxError:
+                self.client.close()
+        self.client = own
+        return self.resolve()
+
     def fetch_config(self, manifest):
         desc = manifest["config"]
         digest = desc.get("digest") or ""
@@ -287,7 +307,7 @@ class Puller:
         if self.default_tag:
             self.progress.line("Using default tag: latest")
         self.progress.line("%s: Pulling from %s" % (ref.digest or ref.tag, _repo_display(ref)))
-        manifest_bytes, manifest, top_digest = self.resolve()
+        manifest_bytes, manifest, top_digest = self._resolve_anywhere()
         config_bytes = self.fetch_config(manifest)
         try:
             config = json.loads(config_bytes)

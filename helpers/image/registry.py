@@ -226,11 +226,14 @@ class Client:
     """One registry, one repository (the scope of its tokens)."""
 
     def __init__(self, registry, repository, tls_verify=None, actions="pull",
-                 credentials=None):
+                 credentials=None, scheme=None):
+        """``scheme``: "http" to speak plain HTTP to this host whatever it
+        is (a mirror configured so), else chosen by transport_for."""
         self.registry = registry
         self.repository = repository
         self.host = api_host(registry)
-        self.scheme, self.verify, self.fallback = transport_for(registry, tls_verify)
+        self.scheme, self.verify, self.fallback = ("http", False, False) \
+            if scheme == "http" else transport_for(registry, tls_verify)
         self.actions = actions
         self._creds = credentials
         self._creds_loaded = credentials is not None

@@ -4,6 +4,7 @@
 import json
 import os
 import signal
+import subprocess
 import tarfile
 import time
 
@@ -294,3 +295,41 @@ def test_manifest_inspect(sb, reg):
     assert r.returncode == 1
     assert "no such manifest: %s/library/busybox:nosuchtag" % reg.host in r.stderr
     assert sb.ok("images", "-q", "%s/multi" % reg.host).stdout == ""
+
+
+def test_registry_mirrors_docker_and_podman_style(fresh_sb, reg, tmp_path_factory):
+    """Pulls try mirrors first: Docker's "registry-mirrors" (URLs, for
+    Docker Hub) from our config.json, passing over one that is down; and
+    podman's registries.conf mirrors for any registry, with a namespace
+    in the mirror's location.  Without a working mirror the registry
+    itself is asked (unreachable here: the pull fails, clearly)."""
+    sb = fresh_sb
+    home = os.path.join(os.path.dirname(sb.root), "mirrors-xdg")
+    os.makedirs(os.path.join(home, "sandbox"), exist_ok=True)
+    os.makedirs(os.path.join(home, "containers"), exist_ok=True)
+    with open(os.path.join(home, "sandbox", "config.json"), "w") as f:
+        json.dump({"registry-mirrors": ["http://127.0.0.1:1", "http://%s" % reg.host]}, f)
+    subprocess.run(["chown", "-R", "%d:%d" % (sb.uid, sb.gid), home], check=True)
+    env = {"XDG_CONFIG_HOME": home}
+    r = sb("pull", "busybox", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Status: Downloaded newer image for busybox:latest" in r.stdout
+    assert sb.ok("run", "--rm", "busybox", "echo", "mirrored").stdout == "mirrored\n"
+    images = sb.ok("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert "busybox:latest" in images
+    # A mirror without the image: on to Docker Hub, which is out of reach.
+    r = sb("pull", "busybox:nosuchtag", env=env)
+    assert r.returncode != 0 and "registry-1.docker.io" in r.stderr, r.stderr
+
+    # podman's registries.conf: a mirror (namespace "oci") of a registry
+    # that does not exist; the mirror serves oci/busybox.
+    with open(os.path.join(home, "containers", "registries.conf"), "w") as f:
+        f.write('[[registry]]\nlocation = "registry.invalid:5000"\n'
+                '[[registry.mirror]]\nlocation = "127.0.0.1:1"\n'
+                '[[registry.mirror]]\nlocation = "%s/oci"\ninsecure = true\n' % reg.host)
+    subprocess.run(["chown", "-R", "%d:%d" % (sb.uid, sb.gid), home], check=True)
+    r = sb("pull", "-q", "registry.invalid:5000/busybox", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "registry.invalid:5000/busybox:latest\n"
+    r = sb("pull", "registry.invalid:5000/other", env=env)
+    assert r.returncode != 0 and "registry.invalid" in r.stderr
