@@ -235,6 +235,7 @@ class Client:
         self.scheme, self.verify, self.fallback = ("http", False, False) \
             if scheme == "http" else transport_for(registry, tls_verify)
         self.actions = actions
+        self.scope = None               # a token scope without a repository
         self._creds = credentials
         self._creds_loaded = credentials is not None
         self._auth_header = None        # "Bearer ..." or "Basic ..."
@@ -440,6 +441,8 @@ class Client:
         query = {}
         if self.repository:      # login asks for a token without a scope
             query["scope"] = "repository:%s:%s" % (self.repository, self.actions)
+        elif self.scope:
+            query["scope"] = self.scope
         if params.get("service"):
             query["service"] = params["service"]
         creds = self.credentials()

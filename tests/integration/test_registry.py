@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from registrytools import (MT_OCI_INDEX, RawPusher, Registry, TamperProxy,
+from registrytools import (MT_OCI_INDEX, RawPusher, Registry, TamperProxy, serve_http,
                            gzip_bytes, skopeo_copy, tar_bytes, zstd_bytes)
 from conftest import describe
 
@@ -333,3 +333,60 @@ def test_registry_mirrors_docker_and_podman_style(fresh_sb, reg, tmp_path_factor
     assert r.stdout == "registry.invalid:5000/busybox:latest\n"
     r = sb("pull", "registry.invalid:5000/other", env=env)
     assert r.returncode != 0 and "registry.invalid" in r.stderr
+
+
+def test_search_a_registrys_catalog_and_an_index_search_api(sb, reg):
+    """`search HOST/TERM`: a distribution registry (no search API) is
+    listed from its catalog, the names holding TERM (as podman's search);
+    a registry with the index's /v1/search (Docker Hub's API) is asked
+    that, with Docker's columns, --limit, --filter stars= and
+    is-official=, --no-trunc and --format."""
+    r = sb.ok("search", "%s/busy" % reg.host)
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"]
+    names = sorted(line.split()[0] for line in lines[1:])
+    assert names == ["%s/library/busybox" % reg.host, "%s/oci/busybox" % reg.host]
+    r = sb.ok("search", "--format", "{{.Name}}", "%s/multi" % reg.host)
+    assert r.stdout == "%s/multi\n" % reg.host
+
+    asked = []
+    long_text = "a tiny image " * 8
+
+    def handle(h, method):
+        asked.append(h.path)
+        if not h.path.startswith("/v1/search?"):
+            h.send_response(404)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        body = json.dumps({"results": [
+            {"name": "tools/box", "description": long_text, "star_count": 120,
+             "is_official": True},
+            {"name": "tools/boxlet", "description": "small", "star_count": 3,
+             "is_official": False}]}).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+    server = serve_http("127.0.0.1", handle)
+    host = "127.0.0.1:%d" % server.server_address[1]
+    try:
+        r = sb.ok("search", "--limit", "7", "%s/box" % host)
+        assert asked[-1] == "/v1/search?q=box&n=7"
+        rows = r.stdout.splitlines()
+        assert rows[1].startswith("%s/tools/box " % host) and rows[1].rstrip().endswith(
+            "120       [OK]")
+        assert "a tiny image a tiny image a tiny image a tin…" in rows[1]
+        assert rows[2].split() == ["%s/tools/boxlet" % host, "small", "3"]
+        r = sb.ok("search", "--filter", "stars=10", "--format", "{{.Name}} {{.StarCount}}",
+                  "%s/box" % host)
+        assert r.stdout == "%s/tools/box 120\n" % host
+        r = sb.ok("search", "--filter", "is-official=false", "--no-trunc", "--format",
+                  "{{.Name}}", "%s/box" % host)
+        assert r.stdout == "%s/tools/boxlet\n" % host
+        r = sb("search", "--filter", "colour=red", "%s/box" % host)
+        assert r.returncode == 125 and "invalid filter 'colour=red'" in r.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
