@@ -56,6 +56,12 @@ def register(sub):
     p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser("wait", help="wait for containers to stop; print exit codes")
+    p.add_argument("--condition", action="append", default=[], metavar="STATE",
+                   help="(podman's) wait for another state instead: running, paused, "
+                        "healthy, unhealthy, created, exited or stopped (the default); "
+                        "any of several")
+    p.add_argument("-i", "--interval", default="250ms", metavar="DURATION",
+                   help="(podman's) how often to look, with --condition (default 250ms)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=cmd_wait)
 
@@ -257,8 +263,38 @@ def remove(paths, cid, st, volumes=False):
             pass
 
 
+WAIT_CONDITIONS = ("stopped", "exited", "running", "paused", "healthy", "unhealthy",
+                   "created")
+
+
+def _reached(paths, st, conditions):
+    """Whether the container (record ``st``) is in one of ``conditions``
+    (wait --condition)."""
+    from ..container import health, state
+    status = st.get("Status")
+    for c in conditions:
+        if c in ("stopped", "exited") and not state.is_running(st) and status != "created":
+            return True
+        if c in ("running", "paused", "created") and status == c:
+            return True
+        if c in ("healthy", "unhealthy") and state.is_running(st) and \
+                health.status_of(paths, st) == c:
+            return True
+    return False
+
+
 def cmd_wait(args, paths):
     from ..container import state
+    conditions = list(args.condition)
+    for c in conditions:
+        if c not in WAIT_CONDITIONS:
+            raise UsageError("invalid condition %r" % c, hint="|".join(WAIT_CONDITIONS))
+    if conditions and set(conditions) - {"stopped", "exited"}:
+        from ..container.health import parse_duration
+        text = args.interval.strip()
+        interval = int(text) / 1e3 if text.isdigit() else \
+            parse_duration(text, "--interval") / 1e9     # (a bare number: ms, as podman)
+        return each(args, lambda ref: _wait_for(paths, ref, conditions, interval))
 
     def action(ref):
         cid, st = load(paths, ref)
@@ -272,6 +308,28 @@ def cmd_wait(args, paths):
                 raise NotFound("No such container: %s" % ref) from None
         return str(st.get("ExitCode", 0))
     return each(args, action)
+
+
+def _wait_for(paths, ref, conditions, interval):
+    """Until the container is in one of ``conditions`` (a state that is not
+    an exit); prints -1, as podman's wait does then.  A container that
+    stops for good first (or is removed) cannot get there: an error."""
+    from ..container import state
+    cid, st = load(paths, ref)
+    while not _reached(paths, st, conditions):
+        if not state.is_running(st) and st.get("Status") != "created" and \
+                not {"stopped", "exited"} & set(conditions):
+            raise Conflict("container %s exited (%d) before it was %s"
+                           % (ref, st.get("ExitCode", 0), " or ".join(conditions)),
+                           exit_code=1)
+        time.sleep(max(interval, 0.01))
+        try:
+            st = state.refresh(paths, cid)
+        except NotFound:
+            raise NotFound("No such container: %s" % ref) from None
+    if {"stopped", "exited"} & set(conditions) and not state.is_running(st):
+        return str(st.get("ExitCode", 0))
+    return "-1"
 
 
 def cmd_start(args, paths):

@@ -1086,3 +1086,30 @@ def test_no_bootloader_environment_reaches_the_processes_left_running(sb, busybo
 
 def hc_id(sb, name):
     return sb.ok("inspect", "-f", "{{.Id}}", name).stdout.strip()
+
+
+def test_wait_condition_running_healthy_and_stopped(sb, busybox):
+    """podman's `wait --condition`: returns once the container is in that
+    state (printing -1, as podman does), healthy by its health check;
+    stopped/exited print the exit code; a container that ends before it
+    gets there is an error, and an unknown condition is refused."""
+    cid = sb.ok("create", "--name", "waitcond", "--health-cmd", "test -e /tmp/ok",
+                "--health-interval", "200ms", busybox, "sh", "-c",
+                "sleep 1; touch /tmp/ok; sleep 2; exit 6").stdout.strip()
+    waiter = sb.popen("wait", "--condition", "running", "-i", "50", "waitcond")
+    time.sleep(0.3)
+    assert waiter.poll() is None                # created, not running yet
+    sb.ok("start", cid)
+    out, _ = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0 and out.strip() == "-1"
+    r = sb.ok("wait", "--condition", "healthy", "--interval", "100ms", cid, timeout=30)
+    assert r.stdout == "-1\n"
+    assert "healthy" in sb.ok("ps", "--filter", "health=healthy", "--format",
+                              "{{.Status}}").stdout
+    r = sb.ok("wait", "--condition", "stopped", "waitcond", timeout=30)
+    assert r.stdout == "6\n"
+    r = sb("wait", "--condition", "paused", "waitcond", timeout=30)
+    assert r.returncode == 1 and "exited (6) before it was paused" in r.stderr
+    r = sb("wait", "--condition", "sleeping", "waitcond")
+    assert r.returncode == 125 and "invalid condition 'sleeping'" in r.stderr
+    sb.ok("rm", "waitcond")
