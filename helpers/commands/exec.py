@@ -17,6 +17,9 @@ def register(sub):
     p.add_argument("-u", "--user", metavar="USER[:GROUP]")
     p.add_argument("--privileged", action="store_true",
                    help="every capability of the user namespace")
+    p.add_argument("--detach-keys", metavar="KEYS",
+                   help="(with -it) the keys that detach, leaving the command running "
+                        "(default \"ctrl-p,ctrl-q\")")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs="...", metavar="CMD")
     p.set_defaults(func=cmd_exec)
@@ -28,6 +31,10 @@ def cmd_exec(args, paths):
     from ..container import exec as cexec, security, spec as spec_mod, state
     spec_mod.check_workdir(args.workdir)
     from ..userns import current_id_map
+    keys = None
+    if args.tty and args.interactive and not args.detach or args.detach_keys is not None:
+        from ..container.attach import parse_detach_keys
+        keys = parse_detach_keys(args.detach_keys)      # refused before anything runs
     cid = state.resolve(paths, args.container)
     st = state.refresh(paths, cid)
     if not state.is_running(st) or not state.alive(st.get("Pid"), st.get("PidStart")):
@@ -64,10 +71,11 @@ def cmd_exec(args, paths):
     events.container(paths, cid, st, "exec_create: " + what, execID=exec_id)
     events.container(paths, cid, st, "exec_start: " + what, execID=exec_id)
     code = None
-    # With -d, the command's end is seen by a process of ours that waits
-    # for it (cexec.run), in the container's mount namespace: the log is
-    # opened for it now.
-    log = events.open_log(paths) if args.detach else None
+    # With -d (and -it, which the detach keys may leave running), the
+    # command's end is seen by a process of ours that waits for it
+    # (cexec.run), in the container's mount namespace: the log is opened
+    # for it now.
+    log = events.open_log(paths) if args.detach or keys else None
     on_exit = None
     if log is not None:
         def exec_died(status):
@@ -77,7 +85,10 @@ def cmd_exec(args, paths):
     try:
         code = cexec.run(st["Pid"], process, spec.get("linux", {}), current_id_map(),
                          tty=args.tty, stdin=args.interactive, detach=args.detach,
-                         cgroup=cgroup, on_detached_exit=on_exit)
+                         cgroup=cgroup, on_detached_exit=on_exit, detach_keys=keys)
+        if code == "detached":
+            code = None         # (it runs on; X writes its exec_die)
+            return 0
     except SandboxError as exc:
         code = exc.exit_code
         raise

@@ -58,7 +58,7 @@ def open_namespaces(pid):
 
 
 def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
-        cgroup=None, on_detached_exit=None):
+        cgroup=None, on_detached_exit=None, detach_keys=None):
     """Run ``process`` (an OCI process dict) in the container whose PID 1
     has host pid ``pid``; returns the exit code (0 at once with detach).
     ``cgroup``: the container's (a cgroups.Cgroup), joined first, so its
@@ -66,7 +66,10 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     ``on_detached_exit(code)``: with detach, called when the command has
     ended, by X, which stays for it (out of our session, off our stdio), in
     the container's mount namespace (nothing there may open host paths or
-    import)."""
+    import); also after the user detached from a -it command.
+    ``detach_keys`` (with -it: attach.parse_detach_keys's bytes): typed,
+    they leave the command running, as Docker's exec does: X holds its
+    terminal then and reads what nobody reads; returns "detached"."""
     nsfds = open_namespaces(pid)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
@@ -104,9 +107,6 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
                     hint="run exec without -t")
                 if pty_w is not None:           # to the CLI, which relays it
                     ptys.send_fd(pty_w.fileno(), master)
-                    pty_w.close()
-                    os.close(master)
-                    master = None
             ypid = os.fork()
             if ypid == 0:
                 _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach)
@@ -116,22 +116,29 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
                 # Off our caller's session and stdio before the caller
                 # can return (it waits for err_w's EOF): a `$(sandbox exec
                 # -d ...)` must not wait for the command.
-                os.setsid()
-                nul = os.open(os.devnull, os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(nul, fd)
-                os.close(nul)
+                _leave_the_caller()
             os.close(err_w)
             if slave is not None:
                 os.close(slave)
             if detach:
                 if stays:
-                    if master is not None:
-                        _drain(master)          # what nobody reads
-                    status = runtime._wait(ypid)
-                    if on_detached_exit is not None:
-                        on_detached_exit(status)
+                    _stay_for(ypid, master, on_detached_exit)
                 os._exit(0)
+            if pty_w is not None:
+                # The CLI relays the terminal: it says "d" when the user
+                # typed the detach keys (we then hold the terminal, off
+                # its session, and read what nobody reads), else it closes
+                # its end when the command's terminal has closed.
+                try:
+                    word = pty_w.recv(1)
+                except OSError:
+                    word = b""
+                pty_w.close()
+                if word == b"d":
+                    _leave_the_caller()
+                    _stay_for(ypid, master, on_detached_exit)
+                os.close(master)
+                master = None
             code = runtime._wait(ypid)
         except BaseException as exc:   # noqa: BLE001 - reported to the CLI
             code = runtime._report(err_w, exc)
@@ -143,13 +150,14 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     if pty_r is not None:
         pty_w.close()
         master = ptys.receive_fd(pty_r.fileno())    # None: X failed (err_r says)
-        pty_r.close()
     ypid = runtime._read_int(pid_r)
     os.close(pid_r)
     from ..fsutil import read_all
     failure = read_all(err_r)
     os.close(err_r)
     if failure:
+        if pty_r is not None:
+            pty_r.close()
         runtime._wait(xpid)
         if master is not None:
             os.close(master)
@@ -162,13 +170,43 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     restore = runtime.forward_signals(ypid) if ypid else (lambda: None)
     try:
         if master is not None:
+            from .attach import _Escape
             from .terminal import relay
-            relay(master, forward_stdin=stdin)
+            escape = _Escape(detach_keys) if detach_keys and stdin and os.isatty(0) else None
+            if relay(master, forward_stdin=stdin, escape=escape) == "detached":
+                pty_r.send(b"d")        # X holds the terminal from now on
+                return "detached"
+        if pty_r is not None:
+            pty_r.close()               # (X waits for it: "d" or the end)
+            pty_r = None
         return runtime._wait(xpid)
     finally:
         restore()
+        if pty_r is not None:
+            pty_r.close()
         if master is not None:
             os.close(master)
+
+
+def _leave_the_caller():
+    """X, staying for a command after the CLI returns: a session of its
+    own, off the CLI's stdio."""
+    os.setsid()
+    nul = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(nul, fd)
+    os.close(nul)
+
+
+def _stay_for(ypid, master, on_exit):
+    """X, for a detached command: read its terminal (``master``, or None)
+    that nobody reads, wait for it, say so (``on_exit(status)``), exit."""
+    if master is not None:
+        _drain(master)
+    status = runtime._wait(ypid)
+    if on_exit is not None:
+        on_exit(status)
+    os._exit(0)
 
 
 def _drain(master):

@@ -22,10 +22,12 @@ def _copy_winsize(src, master):
         pass
 
 
-def relay(master, forward_stdin=True, stdin=0, stdout=1, on_output=None):
+def relay(master, forward_stdin=True, stdin=0, stdout=1, on_output=None, escape=None):
     """Copy until the container side of the pty is closed by every process
     in the container (read() on the master then fails with EIO).
-    ``on_output(data)`` also gets what the container wrote (the log)."""
+    ``on_output(data)`` also gets what the container wrote (the log).
+    ``escape``: an attach._Escape watching the input for the detach keys;
+    returns "detached" (attach.DETACHED) once they are typed, else None."""
     restore = None
     if forward_stdin and os.isatty(stdin):
         restore = termios.tcgetattr(stdin)
@@ -68,8 +70,14 @@ def relay(master, forward_stdin=True, stdin=0, stdout=1, on_output=None):
                     # EOF character, then stop reading.
                     reading_stdin = False
                     write_all(master, b"\x04")
-                else:
+                    continue
+                detached = False
+                if escape is not None:
+                    data, detached = escape.feed(data)
+                if data:
                     write_all(master, data)
+                if detached:
+                    return "detached"
     finally:
         if restore is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, restore)

@@ -223,3 +223,44 @@ def test_exec_it_gets_a_terminal_of_the_containers_own(sb, busybox):
     assert ended(child) == 125
     assert sb.ok("exec", "exec-tty", "echo", "still-fine").stdout == "still-fine\n"
     sb.ok("rm", "-f", "exec-tty")
+
+
+def test_exec_it_detaches_with_the_detach_keys(sb, busybox):
+    """`exec -it`, then ctrl-p ctrl-q (or --detach-keys): the CLI ends with
+    0 and the command runs on, as Docker's exec; its terminal is held and
+    read by sandbox's own process, so what it writes later does not block
+    it; its end is in `events` (exec_die).  Bad keys are refused first."""
+    sb.ok("run", "-d", "--name", "exec-detach", busybox, "sleep", "120")
+    try:
+        for keys, typed in ((None, "\x10\x11"), ("ctrl-x,y", "\x18y")):
+            child = spawn(sb, "exec", "-it", *(["--detach-keys", keys] if keys else []),
+                          "exec-detach", "sh")
+            child.expect("# ")
+            # After the detach it writes more than a pty holds, to a
+            # terminal nobody shows, then says so.
+            child.sendline("rm -f /tmp/wrote; echo $$ > /tmp/shell; "
+                           "(sleep 1; seq 100000; touch /tmp/wrote) & echo $((6*7))")
+            child.expect("42")
+            child.send(typed)
+            assert ended(child) == 0
+            pid = sb.ok("exec", "exec-detach", "cat", "/tmp/shell").stdout.strip()
+            assert sb.ok("exec", "exec-detach", "sh", "-c",
+                         "kill -0 %s && echo alive" % pid).stdout == "alive\n"
+            deadline = time.monotonic() + 20
+            while sb("exec", "exec-detach", "test", "-e", "/tmp/wrote").returncode != 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            sb.ok("exec", "exec-detach", "kill", "-KILL", pid)
+        since = str(int(time.time()) - 60)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            out = sb.ok("events", "--since", since, "--until", str(int(time.time()) + 1),
+                        "--filter", "event=exec_die", "--format", "{{.Action}}").stdout
+            if out.count("exec_die") >= 2:
+                break
+            time.sleep(0.2)
+        assert out.count("exec_die") >= 2, out
+        r = sb("exec", "-it", "--detach-keys", "ctrl-", "exec-detach", "true")
+        assert r.returncode == 125 and "invalid detach keys" in r.stderr
+    finally:
+        sb("rm", "-f", "exec-detach")
