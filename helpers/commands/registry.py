@@ -25,14 +25,42 @@ def register(sub):
     p.add_argument("server", nargs="?", metavar="SERVER")
     p.set_defaults(func=cmd_logout)
     register_push(sub)
-    p = sub.add_parser("manifest", help="look at image manifests in a registry")
+    p = sub.add_parser("manifest", help="look at image manifests in a registry, make "
+                       "and push manifest lists")
     msub = p.add_subparsers(dest="manifest_verb", metavar="COMMAND")
-    m = msub.add_parser("inspect", help="print an image's manifest (or manifest list) "
-                                        "as the registry has it, without pulling")
+    m = msub.add_parser("inspect", help="print a local manifest list, or an image's "
+                                        "manifest (or list) as the registry has it")
     m.add_argument("--insecure", action="store_true",
                    help="do not verify the registry's certificate")
+    m.add_argument("-v", "--verbose", action="store_true", help="(accepted)")
     m.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
     m.set_defaults(func=cmd_manifest_inspect)
+    m = msub.add_parser("create", help="make a local manifest list of images in a registry")
+    m.add_argument("-a", "--amend", action="store_true", help="add to an existing list")
+    m.add_argument("--insecure", action="store_true",
+                   help="do not verify the registry's certificate")
+    m.add_argument("name", metavar="MANIFEST_LIST")
+    m.add_argument("images", nargs="+", metavar="MANIFEST")
+    m.set_defaults(func=cmd_manifest_create)
+    m = msub.add_parser("annotate", help="set the platform of an image in a local list")
+    m.add_argument("--os")
+    m.add_argument("--arch")
+    m.add_argument("--variant")
+    m.add_argument("--os-version")
+    m.add_argument("--os-features", action="append", default=[])
+    m.add_argument("name", metavar="MANIFEST_LIST")
+    m.add_argument("image", metavar="MANIFEST")
+    m.set_defaults(func=cmd_manifest_annotate)
+    m = msub.add_parser("push", help="push a local manifest list to its registry")
+    m.add_argument("-p", "--purge", action="store_true",
+                   help="remove the local list once pushed")
+    m.add_argument("--insecure", action="store_true",
+                   help="do not verify the registry's certificate")
+    m.add_argument("name", metavar="MANIFEST_LIST")
+    m.set_defaults(func=cmd_manifest_push)
+    m = msub.add_parser("rm", help="remove local manifest lists")
+    m.add_argument("names", nargs="+", metavar="MANIFEST_LIST")
+    m.set_defaults(func=cmd_manifest_rm)
 
 
 def cmd_manifest_inspect(args, paths):
@@ -41,7 +69,11 @@ def cmd_manifest_inspect(args, paths):
     scripts ask whether a tag exists without pulling it)."""
     _enable_deps()
     import json
-    from ..image import reference, registry
+    from ..image import manifest_list, reference, registry
+    local = manifest_list.load(paths, args.name) if "@" not in args.name else None
+    if local is not None:
+        print(json.dumps(json.loads(manifest_list.body(local)), indent="\t"))
+        return 0
     ref = reference.parse(args.name)
     client = registry.Client(ref.registry, ref.repository,
                              False if args.insecure else None)
@@ -59,6 +91,41 @@ def cmd_manifest_inspect(args, paths):
                                      % ref.familiar_string()) from None
     print(json.dumps(doc, indent="\t", ensure_ascii=False))
     return 0
+
+
+def cmd_manifest_create(args, paths):
+    from ..image import manifest_list
+    name = manifest_list.create(paths, args.name, args.images, args.amend,
+                                False if args.insecure else None)
+    print("Created manifest list %s" % name)
+    return 0
+
+
+def cmd_manifest_annotate(args, paths):
+    from ..image import manifest_list
+    manifest_list.annotate(paths, args.name, args.image, args.os, args.arch, args.variant,
+                           args.os_version, args.os_features)
+    return 0
+
+
+def cmd_manifest_push(args, paths):
+    from ..image import manifest_list
+    print(manifest_list.push(paths, args.name, args.purge, False if args.insecure else None))
+    return 0
+
+
+def cmd_manifest_rm(args, paths):
+    from ..cli import report
+    from ..errors import SandboxError
+    from ..image import manifest_list
+    failed = False
+    for name in args.names:
+        try:
+            manifest_list.remove(paths, name)
+        except SandboxError as exc:
+            failed = True
+            report(exc)
+    return 1 if failed else 0
 
 
 def _pull_flags(p):

@@ -1,6 +1,7 @@
 """pull (and run's pull) against a real registry: Debian's docker-registry on
 127.0.0.1, plain HTTP, seeded by skopeo and by hand-made manifests."""
 
+import hashlib
 import json
 import os
 import signal
@@ -390,3 +391,51 @@ def test_search_a_registrys_catalog_and_an_index_search_api(sb, reg):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_manifest_create_annotate_push_and_pull_by_platform(fresh_sb, reg):
+    """Docker's manifest verbs: a list of two images of the registry (one
+    per platform) made locally, annotated, inspected, pushed (skopeo reads
+    the same bytes back), then pulled per platform; a member of another
+    repository is copied in at push; lists, other registries and an
+    existing list without --amend are refused; rm forgets it."""
+    sb, host = fresh_sb, reg.host
+    name = "%s/multi:both" % host
+    r = sb.ok("manifest", "create", name, "%s/multi:amd64" % host, "%s/multi:arm64" % host)
+    assert r.stdout == "Created manifest list %s\n" % name
+    r = sb("manifest", "create", name, "%s/multi:amd64" % host)
+    assert r.returncode == 125 and "no --amend" in r.stderr
+    sb.ok("manifest", "annotate", "--variant", "v8", name, "%s/multi:arm64" % host)
+    local = json.loads(sb.ok("manifest", "inspect", name).stdout)
+    assert local["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    plats = {m["digest"]: m["platform"] for m in local["manifests"]}
+    assert plats[reg.amd["digest"]] == {"architecture": "amd64", "os": "linux"}
+    assert plats[reg.arm["digest"]] == {"architecture": "arm64", "os": "linux",
+                                        "variant": "v8"}
+    digest = sb.ok("manifest", "push", "--purge", name).stdout.strip()
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          "docker://" + name], capture_output=True, check=True).stdout
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
+    assert json.loads(raw)["manifests"] == local["manifests"]
+    r = sb("manifest", "rm", name)              # (--purge removed it)
+    assert r.returncode == 1 and "No such manifest" in r.stderr
+    sb.ok("pull", "-q", "--platform", "linux/arm64", name)
+    cfg = json.loads(sb.ok("image", "inspect", name).stdout)[0]
+    assert cfg["Architecture"] == "arm64"
+    assert sb.ok("run", "--rm", "--pull", "always", name).stdout == "amd64\n"  # (ours)
+
+    # A member from another repository: copied into the list's at push.
+    other = "%s/copied/app:list" % host
+    sb.ok("manifest", "create", other, "%s/library/busybox:latest" % host)
+    assert json.loads(sb.ok("manifest", "inspect", other).stdout)["mediaType"] == \
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    sb.ok("manifest", "push", other)
+    sb.ok("manifest", "rm", other)
+    assert sb.ok("run", "--rm", other, "echo", "copied").stdout == "copied\n"
+
+    for args, message in (
+            ([name + "2", "%s/multi:latest" % host], "is a manifest list"),
+            ([name + "3", "other.example:5000/x:1"], "different registry"),
+            ([name + "4", "%s/nothing:here" % host], "nothing")):
+        r = sb("manifest", "create", *args)
+        assert r.returncode != 0 and message in r.stderr, (args, r.stderr)
