@@ -518,8 +518,9 @@ def _native_start(paths, args, checked, config):
     """Whether C can be sandbox-init's start mode (runtime.Starter's
     ``native``): the root filesystem is the kernel's overlay (mounted
     early), and G one that runtime._native_plan takes (not with --debug,
-    --ulimit, --oom-score-adj, nor with a volume the image may fill), in a PID namespace of the container's (--pid host needs the
-    Python C, which ends the container's other processes)."""
+    --ulimit, --oom-score-adj, nor with a volume the image may fill), in
+    a PID namespace of the container's (--pid host needs the Python C,
+    which ends the container's other processes)."""
     if (getattr(args, "debug", False) or args.ulimit or args.oom_score_adj is not None
             or checked["volume_specs"] or args.mount or args.volumes_from
             or (config.get("config") or {}).get("Volumes")

@@ -7,9 +7,9 @@ Frames from the supervisor: one byte of kind ("1" stdout, "2" stderr,
 client, first, an empty "t" frame that carries its pty's master
 (SCM_RIGHTS): the client keeps the container's window size its own with
 it (Docker's resize call; the pty belongs to the container's devpts, so
-no path outside reaches it).  From the client: raw bytes for the container's stdin; EOF
-closes the container's stdin when the container was made with -i and no
-terminal (as `docker attach` does).
+no path outside reaches it).  From the client: raw bytes for the
+container's stdin; EOF closes the container's stdin when the container was
+made with -i and no terminal (as `docker attach` does).
 """
 
 import os
