@@ -37,8 +37,11 @@ def register(sub):
     p.add_argument("names", nargs="+", metavar="VOLUME")
     p.set_defaults(func=cmd_rm)
     p = vsub.add_parser("prune", help="remove unused anonymous volumes (-a: all unused)")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="named volumes too, not only anonymous ones")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="label=K[=V], label!=K[=V], all=true|false (Docker's)")
     p.set_defaults(func=cmd_prune)
 
 
@@ -142,29 +145,61 @@ def cmd_rm(args, paths):
     return 1 if failed else 0
 
 
-def prune_volumes(paths, all_volumes=False):
+def prune_volumes(paths, all_volumes=False, keep=None, sizes=None):
     """Remove the anonymous volumes no container uses (every unused one
-    with ``all_volumes``); returns their names."""
+    with ``all_volumes``) and that ``keep(labels)`` does not keep; returns
+    their names.  ``sizes``: a dict that gets each one's size (measured
+    as root of the user namespace, before it goes)."""
     from ..container import volumes
-    removed = []
+    chosen = []
     for n in volumes.names(paths):
         if volumes.users(paths, n):
             continue
         if not all_volumes and not volumes.is_anonymous(paths, n):
             continue
+        if keep is not None and keep(volumes.inspect(paths, n).get("Labels") or {}):
+            continue
+        chosen.append(n)
+    if sizes is not None and chosen:
+        from .system import _sizes
+        measured = _sizes([volumes.volume_dir(paths, n) for n in chosen])
+        sizes.update((n, measured.get(volumes.volume_dir(paths, n), 0)) for n in chosen)
+    for n in chosen:
         volumes.remove(paths, n)
-        removed.append(n)
-    return removed
+    return chosen
+
+
+def _prune_filters(values):
+    """Docker's volume prune filters: (all, keep(labels) -> bool)."""
+    from .containers import prune_filters
+    every, rest = None, []
+    for f in values:
+        key, _, value = f.partition("=")
+        if key == "all":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise UsageError("invalid filter %r" % f, hint="all=true|false")
+            every = value.lower() in ("true", "1")
+        elif key == "until":
+            raise UsageError("invalid filter 'until' for volume prune",
+                             hint="label=K[=V], label!=K[=V], all=true|false")
+        else:
+            rest.append(f)
+    prune = prune_filters(rest)
+    return every, (lambda labels: not prune(None, labels)) if rest else None
 
 
 def cmd_prune(args, paths):
     from .image_admin import confirm
+    from ..formatting import human_size
+    every, keep = _prune_filters(args.filter)
+    every = args.all or bool(every)
     if not args.force and not confirm(
             "WARNING! This will remove %s local volumes not used by at least "
-            "one container." % ("all" if args.all else "anonymous")):
+            "one container." % ("all" if every else "anonymous")):
         return 0
-    removed = prune_volumes(paths, args.all)
+    sizes = {}
+    removed = prune_volumes(paths, every, keep, sizes)
     if removed:
         print("Deleted Volumes:\n" + "\n".join(removed) + "\n")
-    print("Total reclaimed space: 0B")
+    print("Total reclaimed space: " + human_size(sum(sizes.values())))
     return 0

@@ -80,6 +80,30 @@ def test_volume_prune(fresh_sb, images_dir):
     assert fresh_sb.ok("volume", "ls", "-q").stdout.split() == []
 
 
+def test_volume_prune_filters_and_reclaimed_space(fresh_sb, images_dir):
+    """Docker's volume prune filters (label=, label!=, all=true) and the
+    space it reclaimed, measured before the volumes go (their files are
+    the container's users', summed in the user namespace)."""
+    sb = fresh_sb
+    sb.ok("load", "-i", os.path.join(images_dir, "busybox.tar"))
+    for name, label in (("keep-me", "keep=yes"), ("drop-me", "tier=tmp"),
+                        ("drop-too", "tier=tmp")):
+        sb.ok("volume", "create", "-l", label, name)
+    sb.ok("run", "--rm", "-v", "drop-me:/v", "busybox", "sh", "-c",
+          "mkdir /v/d && head -c 300000 /dev/zero > /v/d/blob && chown -R 1000 /v/d "
+          "&& chmod 700 /v/d")
+    r = sb.ok("volume", "prune", "-f", "--filter", "all=true", "--filter", "label=tier=tmp")
+    assert r.stdout.splitlines()[:3] == ["Deleted Volumes:", "drop-me", "drop-too"]
+    assert r.stdout.strip().endswith("Total reclaimed space: 300kB"), r.stdout
+    assert sb.ok("volume", "ls", "-q").stdout.split() == ["keep-me"]
+    r = sb.ok("volume", "prune", "-a", "-f", "--filter", "label!=keep")
+    assert "keep-me" not in r.stdout and r.stdout.strip().endswith("0B")
+    for bad in ("until=24h", "all=maybe", "colour=red"):
+        r = sb("volume", "prune", "-f", "--filter", bad)
+        assert r.returncode == 125 and "invalid filter" in r.stderr, (bad, r.stderr)
+    assert sb.ok("volume", "ls", "-q").stdout.split() == ["keep-me"]
+
+
 def test_volume_labels_and_the_label_filter(sb, busybox):
     sb.ok("volume", "create", "-l", "team=core", "--label", "empty", "labelled")
     info = json.loads(sb.ok("volume", "inspect", "labelled").stdout)[0]
