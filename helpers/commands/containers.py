@@ -654,16 +654,23 @@ def ps_rows(output, pids):
     return "\n".join([lines[0]] + rows) + "\n"
 
 
-def prune_containers(paths, filters=()):
+def prune_containers(paths, filters=(), sizes=None):
     """Remove every container that does not run (and matches ``filters``);
-    returns their ids."""
+    returns their ids.  ``sizes``: a dict that gets what each one wrote
+    (its upper layer, measured before it goes)."""
     from ..container import state
     from .lifecycle import remove
     wanted = prune_filters(filters)
     removed = state.sweep_unfinished(paths)    # what killed creates left
-    for st in all_records(paths):
-        if state.is_running(st) or not wanted(st.get("Created"), st.get("Labels")):
-            continue
+    chosen = [st for st in all_records(paths)
+              if not state.is_running(st) and wanted(st.get("Created"), st.get("Labels"))]
+    if sizes is not None and chosen:
+        from .system import _sizes
+        uppers = {st["Id"]: os.path.join(paths.container(st["Id"]), "upper")
+                  for st in chosen}
+        measured = _sizes(list(uppers.values()))
+        sizes.update((cid, measured.get(upper, 0)) for cid, upper in uppers.items())
+    for st in chosen:
         try:
             remove(paths, st["Id"], st)
             removed.append(st["Id"])
@@ -678,8 +685,10 @@ def cmd_prune(args, paths):
     if not args.force and not confirm(
             "WARNING! This will remove all stopped containers."):
         return 0
-    removed = prune_containers(paths, args.filter)
+    from ..formatting import human_size
+    sizes = {}
+    removed = prune_containers(paths, args.filter, sizes)
     if removed:
         print("Deleted Containers:\n" + "\n".join(removed) + "\n")
-    print("Total reclaimed space: 0B")
+    print("Total reclaimed space: " + human_size(sum(sizes.get(c, 0) for c in removed)))
     return 0

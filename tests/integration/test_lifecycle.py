@@ -483,9 +483,12 @@ def test_top_and_prune(sb, busybox):
         assert "PID" in rows[0].split() and len(rows) == 3, rows
     r = sb("top", "busy", "-o", "comm")
     assert r.returncode == 125 and "couldn't find PID field" in r.stderr
-    sb.ok("run", "--name", "stale", busybox, "true")
+    sb.ok("run", "--name", "stale", busybox, "sh", "-c",
+          "head -c 250000 /dev/zero > /written; mkdir /d; chown 1000 /d; chmod 700 /d")
     pruned = sb.ok("container", "prune", "-f").stdout
     assert "Deleted Containers:" in pruned
+    # what it wrote, measured before it went (Docker's sum of SizeRw)
+    assert pruned.strip().splitlines()[-1] == "Total reclaimed space: 250kB", pruned
     assert "stale" not in sb.ok("ps", "-a", "--format", "{{.Names}}").stdout
     assert "busy" in sb.ok("ps", "--format", "{{.Names}}").stdout
     paused = sb("pause", "busy")
