@@ -49,10 +49,12 @@ def cmd_prune(args, paths):
     if not args.force and not confirm("WARNING! This will remove:\n" + "".join(
             "  - %s\n" % item for item in items)):
         return 0
-    for title, names in (("Deleted Containers", prune_containers(paths, args.filter)),
+    sizes = {}          # what the containers and volumes held
+    for title, names in (("Deleted Containers", prune_containers(paths, args.filter,
+                                                                 sizes)),
                          ("Deleted Networks", prune_networks(paths, args.filter)),
-                         ("Deleted Volumes", prune_volumes(paths) if args.volumes
-                          else [])):
+                         ("Deleted Volumes", prune_volumes(paths, sizes=sizes)
+                          if args.volumes else [])):
         if names:
             print("%s:\n%s\n" % (title, "\n".join(names)))
     lines, reclaimed = prune_images(paths, args.all, args.filter)
@@ -63,7 +65,7 @@ def cmd_prune(args, paths):
     if cached:
         print("Deleted build cache objects:\n" + "\n".join(
             i.partition("sha256:")[2] or i for i in cached) + "\n")
-    print("Total reclaimed space: " + human_size(reclaimed + freed))
+    print("Total reclaimed space: " + human_size(reclaimed + freed + sum(sizes.values())))
     return 0
 
 

@@ -22,7 +22,7 @@ def test_system_prune(fresh_sb, images_dir):
     sb.ok("network", "create", "busy")
     sb.ok("run", "--name", "done", "-v", "/data", "busybox", "true")
     sb.ok("rm", "done")                               # its anonymous volume stays
-    sb.ok("run", "--name", "stopped", "busybox", "true")
+    sb.ok("run", "--name", "stopped", "busybox", "sh", "-c", "head -c 400000 /dev/zero > /f")
     sb.ok("run", "-d", "--name", "up", "--network", "busy", "busybox", "sleep", "300")
     volumes = sb.ok("volume", "ls", "-q").stdout.split()
     assert len(volumes) == 1
@@ -37,6 +37,7 @@ def test_system_prune(fresh_sb, images_dir):
     out = r.stdout
     assert "Deleted Containers:" in out and "Deleted Networks:\nidle" in out, describe(r)
     assert "Deleted Images:" in out and "Total reclaimed space:" in out, describe(r)
+    assert reclaimed(out) >= 400000, out           # what "stopped" wrote, at least
     assert sb.ok("ps", "-a", "--format", "{{.Names}}").stdout.split() == ["up"]
     nets = sb.ok("network", "ls", "--format", "{{.Name}}").stdout.split()
     assert "idle" not in nets and "busy" in nets, nets
@@ -49,6 +50,16 @@ def test_system_prune(fresh_sb, images_dir):
     assert len(image_ids(sb)) == 1                    # busybox: "up" uses it
     sb.ok("rm", "-f", "up")
     sb.ok("network", "rm", "busy")
+
+
+def reclaimed(out):
+    """Bytes of the last "Total reclaimed space: 1.2MB" line (decimal units)."""
+    text = out.strip().splitlines()[-1].rpartition(": ")[2]
+    units = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            return float(text[:-len(unit)]) * units[unit]
+    raise AssertionError(text)
 
 
 def test_prunes_ask_first(fresh_sb, images_dir):
