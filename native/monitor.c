@@ -362,22 +362,10 @@ static void drop_client(int i)
  * container's window size its own (attach.py). */
 static void add_client(int c, int terminal)
 {
-    if (terminal >= 0) {
-        char head[5] = {'t', 0, 0, 0, 0};
-        struct iovec iov = {head, sizeof head};
-        union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int))]; } control;
-        memset(&control, 0, sizeof control);
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
-                             .msg_controllen = sizeof control.space};
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &terminal, sizeof(int));
-        if (sendmsg(c, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof head) {
-            close(c);
-            return;
-        }
+    static const char head[5] = {'t', 0, 0, 0, 0};
+    if (terminal >= 0 && send_with_fd(c, head, sizeof head, terminal) < 0) {
+        close(c);
+        return;
     }
     clients[nclients++] = (struct client){c, 1};
 }

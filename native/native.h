@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,6 +130,23 @@ static inline char *read_all_fd(int fd, size_t *len)
 }
 
 /* The decimal digits of v, NUL-ended, in buf (size >= 24). */
+/* ``n`` bytes of ``data`` on the unix socket ``sock`` with ``fd`` attached
+ * (SCM_RIGHTS): all of them, or -1. */
+static inline int send_with_fd(int sock, const void *data, size_t n, int fd)
+{
+    struct iovec iov = {(void *)data, n};
+    union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int))]; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control.space, .msg_controllen = sizeof control.space};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+}
+
 static inline void snprintf_int(char *buf, size_t size, long v)
 {
     char digits[24];

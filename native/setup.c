@@ -457,7 +457,7 @@ static void take_terminal(uid_t uid)
             st.st_rdev != makedev(5, 2))
         no_terminal("not a pseudo-terminal multiplexer");
     int unlock = 0, number = 0;
-    fcntl(master, F_SETFL, O_RDWR);
+    fcntl(master, F_SETFL, fcntl(master, F_GETFL) & ~O_NONBLOCK);
     if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, &number) < 0)
         failed("/dev/pts/ptmx", errno);
     int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -465,18 +465,7 @@ static void take_terminal(uid_t uid)
         failed("TIOCGPTPEER", errno);
     if (fchown(slave, uid, (gid_t)-1) < 0 && errno != EINVAL)
         failed("the terminal's owner", errno);
-    char byte = 't';
-    struct iovec iov = {&byte, 1};
-    union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int))]; } control;
-    memset(&control, 0, sizeof control);
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
-                         .msg_control = control.space, .msg_controllen = sizeof control.space};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &master, sizeof(int));
-    if (sendmsg(0, &msg, MSG_NOSIGNAL) < 0)
+    if (send_with_fd(0, "t", 1, master) < 0)
         failed("sending the terminal", errno);
     /* /dev/console: best effort (a /dev not ours to add the file to). */
     char name[32] = "/dev/pts/";
