@@ -448,10 +448,16 @@ static void no_terminal(const char *why)
  * without following a link or blocking, and must be devpts' ptmx. */
 static void take_terminal(uid_t uid)
 {
-    int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW
-                      | O_CLOEXEC);
-    if (master < 0)
-        no_terminal(strerror(errno));
+    int flags = O_RDWR | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC;
+    int master = open("/dev/pts/ptmx", flags);
+    if (master < 0) {
+        /* A /dev of the host's (-v /dev:/dev): its pts' ptmx is mode 000,
+         * its /dev/ptmx the device (ours is a link: ELOOP). */
+        int e = errno;
+        master = open("/dev/ptmx", flags);
+        if (master < 0)
+            no_terminal(strerror(e));
+    }
     struct stat st;
     if (fstat(master, &st) < 0 || !S_ISCHR(st.st_mode) ||
             st.st_rdev != makedev(5, 2))

@@ -32,12 +32,17 @@ def open_in_container(winsize, uid, hint):
     import stat
     import termios
     from ..errors import SandboxError
+    flags = os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK
-                         | os.O_NOFOLLOW | os.O_CLOEXEC)
+        master = os.open("/dev/pts/ptmx", flags)
     except OSError as exc:
-        raise SandboxError("cannot allocate a terminal in the container: "
-                           "/dev/pts/ptmx: %s" % exc.strerror, hint=hint) from None
+        try:
+            # A /dev of the host's (-v /dev:/dev): its pts' ptmx is mode
+            # 000, its /dev/ptmx the device (ours is a link: ELOOP).
+            master = os.open("/dev/ptmx", flags)
+        except OSError:
+            raise SandboxError("cannot allocate a terminal in the container: "
+                               "/dev/pts/ptmx: %s" % exc.strerror, hint=hint) from None
     st = os.fstat(master)
     if not stat.S_ISCHR(st.st_mode) or \
             (os.major(st.st_rdev), os.minor(st.st_rdev)) != (5, 2):

@@ -127,6 +127,16 @@ def default_mounts():
     ]
 
 
+def merge_mounts(defaults, user):
+    """The spec's mounts: the user's override a default at the same place,
+    and a /dev of the user's (-v /dev:/dev) drops every default under
+    /dev, as Docker does (the host's devices, pts, shm and mqueue then)."""
+    dests = {os.path.normpath(m["destination"]) for m in user}
+    keep = [m for m in defaults if m["destination"] not in dests and not (
+        "/dev" in dests and m["destination"].startswith("/dev/"))]
+    return keep + list(user)
+
+
 def build(*, image_config, args, entrypoint, user, workdir, env, hostname,
           tty, stdin, read_only, mounts, cap_add, cap_drop, privileged,
           no_new_privileges, network, idmap, rootfs, annotations):
@@ -162,7 +172,7 @@ def build(*, image_config, args, entrypoint, user, workdir, env, hostname,
         },
         "root": {"path": rootfs, "readonly": bool(read_only)},
         "hostname": hostname,
-        "mounts": default_mounts() + mounts,
+        "mounts": merge_mounts(default_mounts(), mounts),
         "annotations": annotations,
         "linux": {
             "namespaces": namespaces,

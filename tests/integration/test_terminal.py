@@ -264,3 +264,17 @@ def test_exec_it_detaches_with_the_detach_keys(sb, busybox):
         assert r.returncode == 125 and "invalid detach keys" in r.stderr
     finally:
         sb("rm", "-f", "exec-detach")
+
+
+@pytest.mark.parametrize("how", [[], ["--ulimit", "nofile=200:200"]], ids=["native", "python"])
+def test_host_dev_bound_in_works_and_t_gets_a_host_pty(sb, busybox, how):
+    """-v /dev:/dev, as Docker: the host's /dev replaces the container's
+    (none of the default /dev/pts, /dev/shm, /dev/mqueue mounts under it;
+    the mqueue mount used to fail on the host's /dev), and -t then gets a
+    pty of the host's devpts through /dev/ptmx (its pts/ptmx is mode 000)."""
+    child = spawn(sb, "run", "--rm", "-t", "-v", "/dev:/dev", *how, busybox, "sh", "-c",
+                  "tty; test -L /dev/ptmx || echo host-ptmx; echo x > /dev/null && echo ok")
+    child.expect(r"/dev/pts/\d+\r+\n")
+    child.expect("host-ptmx")                   # (ours is a link to pts/ptmx)
+    child.expect("ok")
+    assert ended(child) == 0
