@@ -769,7 +769,8 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
             spec["linux"]["sysctl"] = sysctl
         if chosen.get("shm_size"):
             for m in spec["mounts"]:
-                if m["destination"] == "/dev/shm":
+                # (the default's: a /dev/shm of the user's stays as given)
+                if m["destination"] == "/dev/shm" and m.get("source") == "shm":
                     m["options"] = spec_mod.shm_options(chosen["shm_size"])
         # New files of a new container: nothing reads them before it runs,
         # and fsync would only slow the start.

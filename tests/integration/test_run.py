@@ -1044,3 +1044,15 @@ def test_dockers_cli_settings_psformat_imagesformat_detachkeys(sb, busybox, tmp_
     finally:
         sb("rm", "-f", "fmt-one")
         sb("volume", "rm", "fmt-vol")
+
+
+def test_a_user_mount_replaces_the_default_at_its_place(sb, busybox):
+    """--tmpfs /dev/shm:size=1m is the container's /dev/shm (one mount,
+    its size; --shm-size sizes only the default one, as Docker)."""
+    out = sb.ok("run", "--rm", "--tmpfs", "/dev/shm:size=1m", "--shm-size", "8m", busybox,
+                "sh", "-c", "grep -c ' /dev/shm ' /proc/self/mountinfo; "
+                "df -k /dev/shm | tail -1 | awk '{print $2}'").stdout.split()
+    assert out == ["1", "1024"], out
+    out = sb.ok("run", "--rm", "--shm-size", "8m", busybox, "sh", "-c",
+                "df -k /dev/shm | tail -1 | awk '{print $2}'").stdout
+    assert out == "8192\n"
