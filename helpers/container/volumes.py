@@ -188,9 +188,18 @@ def absolute_sources(volume_flags, mount_flags):
 
 
 def parse_mount(value):
-    """--mount type=bind|volume|tmpfs,source=,target=,readonly,... -> dict."""
-    fields = {}
-    for item in value.split(","):
+    """--mount type=bind|volume|tmpfs,source=,target=,readonly,... -> dict.
+    Comma-separated values as Docker reads them (CSV: a field in double
+    quotes may hold commas, "volume-opt=o=size=1m,mode=700"); a new volume's
+    volume-opt=K=V (check_options) and volume-label=K=V, repeatable."""
+    import csv
+    try:
+        items = next(csv.reader([value]))
+    except (csv.Error, StopIteration):
+        raise UsageError("invalid --mount %r" % value,
+                         hint="type=bind|volume|tmpfs,source=...,target=...") from None
+    fields, volume_opts, volume_labels = {}, [], {}
+    for item in items:
         k, sep, v = item.partition("=")
         k = k.strip().lower()
         if k in ("readonly", "ro", "volume-nocopy"):
@@ -199,7 +208,18 @@ def parse_mount(value):
         if not sep:
             raise UsageError("invalid --mount field %r" % item,
                              hint="type=bind|volume|tmpfs,source=...,target=...")
-        fields[{"src": "source", "dst": "target", "destination": "target"}.get(k, k)] = v
+        if k == "volume-opt":
+            volume_opts.append(v)
+        elif k == "volume-label":
+            key, _, label = v.partition("=")
+            volume_labels[key] = label
+        else:
+            fields[{"src": "source", "dst": "target", "destination": "target"}.get(k, k)] = v
+    if volume_opts or volume_labels:
+        if fields.get("type", "volume") != "volume":
+            raise UsageError("volume-opt and volume-label are for --mount type=volume")
+        fields["volume-opt"] = check_options(volume_opts)
+        fields["volume-label"] = volume_labels
     mtype = fields.get("type", "volume")
     if mtype not in ("bind", "volume", "tmpfs"):
         raise UsageError("unsupported --mount type %r" % mtype, hint="bind, volume or tmpfs")
@@ -219,13 +239,14 @@ def resolve(paths, volume_flags, mount_flags, volumes_from, image_volumes):
     mounts, used, fill = [], [], []
     taken = set()
 
-    def add_volume(name, dest, readonly, anonymous=False, nocopy=False):
+    def add_volume(name, dest, readonly, anonymous=False, nocopy=False, options=None,
+                   labels=None):
         name = name or os.urandom(32).hex()
         fresh = not exists(paths, name)
-        name = create(paths, name, anonymous=anonymous)
+        name = create(paths, name, labels=labels, anonymous=anonymous, options=options)
         used.append(name)
         taken.add(os.path.normpath(dest))
-        opts = {} if fresh else (inspect(paths, name).get("Options") or {})
+        opts = dict(options or {}) if fresh else (inspect(paths, name).get("Options") or {})
         if opts.get("type") == "tmpfs":
             mount = tmpfs_mount(dest, opts)
             if readonly:
@@ -255,7 +276,8 @@ def resolve(paths, volume_flags, mount_flags, volumes_from, image_volumes):
             mounts.append(parse_tmpfs(m["target"] + (":" + ",".join(opts) if opts else "")))
         else:
             add_volume(m.get("source") or None, m["target"], m.get("readonly"),
-                       anonymous=not m.get("source"), nocopy=m.get("volume-nocopy"))
+                       anonymous=not m.get("source"), nocopy=m.get("volume-nocopy"),
+                       options=m.get("volume-opt"), labels=m.get("volume-label"))
         taken.add(os.path.normpath(m["target"]))
     for ref in volumes_from:
         mounts_of, names_of = _volumes_from(paths, ref)

@@ -215,3 +215,24 @@ def test_a_new_volume_over_image_files_starts_with_them(sb, busybox):
     out = sb.ok("run", "--rm", "-v", "vol-files:/bin", busybox, "/bin/ls", "/bin").stdout
     assert {"sh", "ls", "busybox"} <= set(out.split())
     sb("volume", "rm", "-f", "vol-files")
+
+
+def test_mount_volume_opt_makes_the_volume_as_docker(sb, busybox):
+    """--mount type=volume with volume-opt= and volume-label= makes a new
+    volume with those driver options and labels (here a tmpfs volume of
+    2m); a field in double quotes may hold commas, as Docker's CSV."""
+    sb("volume", "rm", "-f", "optvol")
+    spec = ('type=volume,src=optvol,dst=/v,volume-opt=type=tmpfs,volume-opt=device=tmpfs,'
+            '"volume-opt=o=size=2m,mode=0700",volume-label=team=x')
+    out = sb.ok("run", "--rm", "--mount", spec, busybox, "sh", "-c",
+                "stat -c %a /v; df -k /v | tail -1 | awk '{print $1, $2}'").stdout.split("\n")
+    assert out[:2] == ["700", "tmpfs 2048"], out
+    info = json.loads(sb.ok("volume", "inspect", "optvol").stdout)[0]
+    assert info["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=2m,mode=0700"}
+    assert info["Labels"] == {"team": "x"}
+    sb.ok("volume", "rm", "optvol")
+    for bad, message in (("type=bind,src=/tmp,dst=/b,volume-opt=type=tmpfs", "type=volume"),
+                         ("type=volume,dst=/v,volume-opt=type=nfs", "not supported"),
+                         ('type=volume,dst=/v,"unclosed', "invalid --mount")):
+        r = sb("run", "--rm", "--mount", bad, busybox, "true")
+        assert r.returncode == 125 and message in r.stderr, (bad, r.stderr)
