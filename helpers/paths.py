@@ -98,10 +98,21 @@ def default_runroot():
     return os.path.join("/tmp", "sandbox-run-%d" % os.getuid())
 
 
-def config_dir():
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(
+def xdg_config_home():
+    """$XDG_CONFIG_HOME, else ~/.config (ours, podman's containers/,
+    systemd's user units live under it)."""
+    return os.environ.get("XDG_CONFIG_HOME") or os.path.join(
         os.path.expanduser("~"), ".config")
-    return os.path.join(base, "sandbox")
+
+
+def config_dir():
+    return os.path.join(xdg_config_home(), "sandbox")
+
+
+def docker_config_file():
+    """Docker's CLI config.json: in $DOCKER_CONFIG, else ~/.docker."""
+    return os.path.join(os.environ.get("DOCKER_CONFIG") or os.path.join(
+        os.path.expanduser("~"), ".docker"), "config.json")
 
 
 def cli_setting(key):
@@ -113,10 +124,8 @@ def cli_setting(key):
     value = user_config().get(key)
     if value is None:
         import json
-        docker = os.environ.get("DOCKER_CONFIG") or os.path.join(
-            os.path.expanduser("~"), ".docker")
         try:
-            with open(os.path.join(docker, "config.json"), "rb") as f:
+            with open(docker_config_file(), "rb") as f:
                 doc = json.loads(f.read())
             value = doc.get(key) if isinstance(doc, dict) else None
         except (OSError, ValueError):

@@ -80,9 +80,8 @@ def cmd_autostart(args, paths):
 
 
 def _unit_dir():
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"),
-                                                              ".config")
-    return os.path.join(base, "systemd", "user")
+    from ..paths import xdg_config_home
+    return os.path.join(xdg_config_home(), "systemd", "user")
 
 
 def _systemctl(what, *args):
@@ -136,8 +135,6 @@ def _quote(arg):
 
 def enable(paths):
     from .. import fsutil
-    if os.sep in UNIT:
-        raise UsageError("bad unit name")
     os.makedirs(_unit_dir(), exist_ok=True)
     path = os.path.join(_unit_dir(), UNIT)
     fsutil.atomic_write(path, unit_text(paths))

@@ -41,9 +41,8 @@ def search_files():
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         files.append(os.path.join(runtime, "containers", "auth.json"))
-    docker = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"),
-                                                              ".docker")
-    files.append(os.path.join(docker, "config.json"))
+    from ..paths import docker_config_file
+    files.append(docker_config_file())
     return files
 
 

@@ -52,9 +52,8 @@ def mirrors_for(registry, repository):
 
 def registries_conf():
     """The registries.conf podman reads: the user's, else the system's."""
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"),
-                                                              ".config")
-    for path in (os.path.join(base, "containers", "registries.conf"),
+    from ..paths import xdg_config_home
+    for path in (os.path.join(xdg_config_home(), "containers", "registries.conf"),
                  "/etc/containers/registries.conf"):
         if os.path.exists(path):
             return path

@@ -123,8 +123,8 @@ def configured_helper():
     if os.environ.get("CONTAINERS_CONF"):
         paths = [os.environ["CONTAINERS_CONF"]]
     else:
-        config = os.environ.get("XDG_CONFIG_HOME") or \
-            os.path.join(os.path.expanduser("~"), ".config")
+        from ..paths import xdg_config_home
+        config = xdg_config_home()
         paths = ["/usr/share/containers/containers.conf",
                  "/etc/containers/containers.conf",
                  os.path.join(config, "containers", "containers.conf")]
