@@ -116,17 +116,6 @@ def _os_release():
     return fields
 
 
-def _mem_total():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def docker_info(paths, info):
     """`docker info`'s fields (its --format templates: {{.ServerVersion}},
     {{.CgroupVersion}}, {{.Driver}}, {{json .}}, ...) for what sandbox is,
@@ -135,12 +124,10 @@ def docker_info(paths, info):
     from .. import __version__
     from ..container import state
     from ..image.archive import host_arch
+    from .containers import all_records
+    from .resources import host_memory
     counts = {"running": 0, "paused": 0, "stopped": 0}
-    for cid in state.list_ids(paths):
-        try:
-            st = state.refresh(paths, cid, damaged_ok=True)
-        except (SandboxError, ValueError):
-            continue
+    for st in all_records(paths):
         status = st.get("Status")
         counts["paused" if status == "paused" else
                "running" if state.is_running(st) else "stopped"] += 1
@@ -182,7 +169,7 @@ def docker_info(paths, info):
         "OperatingSystem": osr.get("PRETTY_NAME", "Linux"),
         "OSVersion": osr.get("VERSION_ID", ""), "OSType": "linux",
         "Architecture": info["arch"], "NCPU": os.cpu_count() or 1,
-        "MemTotal": _mem_total(), "DockerRootDir": paths.root,
+        "MemTotal": host_memory(), "DockerRootDir": paths.root,
         "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
         "HttpProxy": os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy") or "",

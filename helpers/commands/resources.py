@@ -125,13 +125,13 @@ def _rows(paths, cids, interval):
             if isinstance(first[cid], _ProcSample):
                 now = _ProcSample(st["Pid"])
                 used = now.cpu - first[cid].cpu
-                mem, limit = now.memory, _host_memory()
+                mem, limit = now.memory, host_memory()
                 io, tasks = (now.read, now.written), now.tasks
             else:
                 now = cgroups.Cgroup.from_dict(st["Cgroup"]).stats()
                 used = (now.cpu_usage_usec - first[cid].cpu_usage_usec) / 1e6
                 mem = (now.memory_current or 0) - (now.memory_inactive_file or 0)
-                limit = now.memory_max or _host_memory()
+                limit = now.memory_max or host_memory()
                 io, tasks = (now.io_read_bytes, now.io_write_bytes), now.pids_current
         except OSError:
             continue
@@ -144,7 +144,8 @@ def _rows(paths, cids, interval):
     return rows
 
 
-def _host_memory():
+def host_memory():
+    """The host's MemTotal in bytes (the first line of /proc/meminfo), or 0."""
     try:
         with open("/proc/meminfo") as f:
             return int(f.readline().split()[1]) * 1024
