@@ -249,9 +249,7 @@ def container_sizes(paths, records):
     image's)}, as Docker's SizeRw and SizeRootFs; read as root of the user
     namespace (the upper layer holds files of subordinate ids)."""
     from ..image.store import Store
-    from .system import _sizes
-    uppers = {st["Id"]: os.path.join(paths.container(st["Id"]), "upper") for st in records}
-    written = _sizes(list(uppers.values()))
+    written = _upper_sizes(paths, records)
     store = Store(paths)
     image_size = {}
     out = {}
@@ -262,9 +260,16 @@ def container_sizes(paths, records):
                 image_size[image] = store.size(image)
             except (SandboxError, ValueError):
                 image_size[image] = 0
-        rw = written.get(uppers[st["Id"]], 0)
+        rw = written[st["Id"]]
         out[st["Id"]] = (rw, rw + image_size[image])
     return out
+
+
+def _upper_sizes(paths, records):
+    """{id: bytes of its upper layer} (what each container wrote)."""
+    from .system import sizes_by_name
+    return sizes_by_name({st["Id"]: os.path.join(paths.container(st["Id"]), "upper")
+                          for st in records})
 
 
 def _health_text(paths, st):
@@ -665,11 +670,7 @@ def prune_containers(paths, filters=(), sizes=None):
     chosen = [st for st in all_records(paths)
               if not state.is_running(st) and wanted(st.get("Created"), st.get("Labels"))]
     if sizes is not None and chosen:
-        from .system import _sizes
-        uppers = {st["Id"]: os.path.join(paths.container(st["Id"]), "upper")
-                  for st in chosen}
-        measured = _sizes(list(uppers.values()))
-        sizes.update((cid, measured.get(upper, 0)) for cid, upper in uppers.items())
+        sizes.update(_upper_sizes(paths, chosen))
     for st in chosen:
         try:
             remove(paths, st["Id"], st)

@@ -161,9 +161,8 @@ def prune_volumes(paths, all_volumes=False, keep=None, sizes=None):
             continue
         chosen.append(n)
     if sizes is not None and chosen:
-        from .system import _sizes
-        measured = _sizes([volumes.volume_dir(paths, n) for n in chosen])
-        sizes.update((n, measured.get(volumes.volume_dir(paths, n), 0)) for n in chosen)
+        from .system import sizes_by_name
+        sizes.update(sizes_by_name({n: volumes.volume_dir(paths, n) for n in chosen}))
     for n in chosen:
         volumes.remove(paths, n)
     return chosen
