@@ -265,7 +265,7 @@ def validate(args, attaching=True):
     volume_specs = []
     if args.volume or args.mount:
         from ..container import volumes
-        args.volume, args.mount = volumes.absolute_sources(args.volume, args.mount)
+        args.volume = volumes.absolute_sources(args.volume)
         volume_specs = [v for v in args.volume if volumes.is_volume_spec(v)]
         for v in volume_specs:
             volumes.parse_volume_flag(v)    # checked now, resolved at create

@@ -162,29 +162,16 @@ def _bind(source, dest, readonly):
             "source": source, "options": ["rbind", "ro" if readonly else "rw"]}
 
 
-def absolute_sources(volume_flags, mount_flags):
-    """-v and --mount values with a host path that starts with "." (".",
-    "./x", "../x") made absolute against the current directory, as Docker's
-    CLI does (23.0 for -v, 26.0 for --mount type=bind): no volume name
-    starts with a dot, so nothing else is meant."""
-    def one_volume(v):
+def absolute_sources(volume_flags):
+    """-v values with a host path that starts with "." (".", "./x", "../x")
+    made absolute against the current directory, as Docker's CLI does
+    (23.0): no volume name starts with a dot, so nothing else is meant.
+    (--mount type=bind's: parse_mount.)"""
+    out = []
+    for v in volume_flags:
         host, sep, rest = v.partition(":")
-        if sep and host.startswith("."):
-            return os.path.abspath(host) + sep + rest
-        return v
-
-    def one_mount(m):
-        items = m.split(",")
-        kinds = [i.partition("=")[2].strip() for i in items
-                 if i.partition("=")[0].strip().lower() == "type"]
-        if kinds[-1:] != ["bind"]:
-            return m
-        for n, item in enumerate(items):
-            key, sep, value = item.partition("=")
-            if sep and key.strip().lower() in ("source", "src") and value.startswith("."):
-                items[n] = key + sep + os.path.abspath(value)
-        return ",".join(items)
-    return [one_volume(v) for v in volume_flags], [one_mount(m) for m in mount_flags]
+        out.append(os.path.abspath(host) + sep + rest if sep and host.startswith(".") else v)
+    return out
 
 
 def parse_mount(value):
@@ -221,6 +208,9 @@ def parse_mount(value):
         fields["volume-opt"] = check_options(volume_opts)
         fields["volume-label"] = volume_labels
     mtype = fields.get("type", "volume")
+    if mtype == "bind" and fields.get("source", "").startswith("."):
+        # From the current directory, as Docker's CLI (26.0)
+        fields["source"] = os.path.abspath(fields["source"])
     if mtype not in ("bind", "volume", "tmpfs"):
         raise UsageError("unsupported --mount type %r" % mtype, hint="bind, volume or tmpfs")
     if not fields.get("target", "").startswith("/"):
