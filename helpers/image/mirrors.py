@@ -65,9 +65,15 @@ def _from_registries_conf(registry, repository):
     if path is None:
         return []
     try:
-        import tomllib
         with open(path, "rb") as f:
-            doc = tomllib.load(f)
+            data = f.read()
+        # A file whose only mirrors are in comments (Debian's) costs one
+        # read, not a TOML parser (as network's containers.conf).
+        if not any(b"mirror" in line for line in data.splitlines()
+                   if not line.lstrip().startswith(b"#")):
+            return []
+        import tomllib
+        doc = tomllib.loads(data.decode("utf-8"))
     except (OSError, ValueError) as exc:
         from ..errors import UsageError
         raise UsageError("cannot read %s: %s" % (path, exc),
