@@ -1195,7 +1195,7 @@ def _set_oom_score_adj(value):
 
 # Docker's defaults (spec.default_net_sysctls): a kernel without them
 # (ip_unprivileged_port_start came with 4.11) goes without.
-OPTIONAL_SYSCTLS = ("net.ipv4.ip_unprivileged_port_start", "net.ipv4.ping_group_range")
+OPTIONAL_SYSCTLS = (security.UNPRIVILEGED_PORTS, security.PING_GROUPS)
 
 
 def _write_sysctl(key, value):

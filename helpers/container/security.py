@@ -31,6 +31,13 @@ MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore",
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                   "/proc/sysrq-trigger")
 
+# Docker's network sysctls (20.10+) for a container with a network
+# namespace of its own (spec.default_net_sysctls): any port for every user
+# and ICMP echo sockets for every group, only there.  A kernel without
+# them goes without (runtime.OPTIONAL_SYSCTLS).
+UNPRIVILEGED_PORTS = "net.ipv4.ip_unprivileged_port_start"
+PING_GROUPS = "net.ipv4.ping_group_range"
+
 
 def normalize_cap(name):
     n = name.strip().upper()

@@ -296,14 +296,6 @@ _SYSCTL_IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 
 
-# Docker's defaults (20.10+) for a container with a network namespace of its
-# own: ICMP echo sockets for every group (ping without CAP_NET_RAW) and any
-# port for every user, only in that namespace.  Set where the kernel has
-# them: runtime.OPTIONAL_SYSCTLS.
-UNPRIVILEGED_PORTS = "net.ipv4.ip_unprivileged_port_start"
-PING_GROUPS = "net.ipv4.ping_group_range"
-
-
 def default_net_sysctls(idmap):
     """Docker's network sysctls for a container of ``idmap``: the ping
     group range is the gids mapped from 0 on (the kernel refuses gids the
@@ -314,7 +306,8 @@ def default_net_sysctls(idmap):
         if inside > top:
             break
         top = max(top, inside + count)
-    return {PING_GROUPS: "0 %d" % max(top - 1, 0), UNPRIVILEGED_PORTS: "0"}
+    return {security.PING_GROUPS: "0 %d" % max(top - 1, 0),
+            security.UNPRIVILEGED_PORTS: "0"}
 
 
 def parse_sysctl(text, host_network):
