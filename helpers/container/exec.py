@@ -80,6 +80,7 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
     if tty:
         import _socket
         ptys.preload()              # for X: not once inside
+        from . import terminal      # noqa: F401  (its drain, for X)
         if not detach:
             pty_r, pty_w = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM
                                               | _socket.SOCK_CLOEXEC)
@@ -202,25 +203,13 @@ def _stay_for(ypid, master, on_exit):
     """X, for a detached command: read its terminal (``master``, or None)
     that nobody reads, wait for it, say so (``on_exit(status)``), exit."""
     if master is not None:
-        _drain(master)
+        from .terminal import drain
+        drain(master, lambda data: None)        # what nobody reads
+        os.close(master)
     status = runtime._wait(ypid)
     if on_exit is not None:
         on_exit(status)
     os._exit(0)
-
-
-def _drain(master):
-    """Read a detached exec's terminal until every holder of its slave is
-    gone (EIO), as Docker discards what nobody attached reads."""
-    while True:
-        try:
-            if not os.read(master, 65536):
-                break
-        except InterruptedError:
-            continue
-        except OSError:
-            break
-    os.close(master)
 
 
 def _child_y(process, linux_cfg, idmap, err_w, slave, stdin, detach):
