@@ -95,7 +95,7 @@ SECCOMP_DENY_X86_64 = {
     "perf_event_open": 298, "query_module": 178, "quotactl": 179,
     "reboot": 169, "request_key": 249, "settimeofday": 164, "swapoff": 168,
     "swapon": 167, "_sysctl": 156, "uselib": 134, "userfaultfd": 323,
-"create_module": 174, "afs_syscall": 183,
+    "create_module": 174, "afs_syscall": 183,
     "ustat": 136, "sysfs": 139, "fsconfig": 431, "fsmount": 432,
     "fsopen": 430, "fspick": 433, "move_mount": 429, "open_tree": 428,
     "mount_setattr": 442,
