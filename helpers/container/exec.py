@@ -134,10 +134,15 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
                     word = pty_w.recv(1)
                 except OSError:
                     word = b""
-                pty_w.close()
                 if word == b"d":
+                    # Out of the CLI's session before the CLI may end (it
+                    # waits for this close): its end hangs up its terminal,
+                    # whose SIGHUP would kill us and with us the command's
+                    # terminal.
                     _leave_the_caller()
+                    pty_w.close()
                     _stay_for(ypid, master, on_detached_exit)
+                pty_w.close()
                 os.close(master)
                 master = None
             code = runtime._wait(ypid)
@@ -176,6 +181,7 @@ def run(pid, process, linux_cfg, idmap, tty=False, stdin=False, detach=False,
             escape = _Escape(detach_keys) if detach_keys and stdin and os.isatty(0) else None
             if relay(master, forward_stdin=stdin, escape=escape) == "detached":
                 pty_r.send(b"d")        # X holds the terminal from now on
+                pty_r.recv(1)           # once it has left our session
                 return "detached"
         if pty_r is not None:
             pty_r.close()               # (X waits for it: "d" or the end)
