@@ -16,7 +16,7 @@ from .errors import SandboxError, Terminated, terminate_as_interrupt
 
 VERB_MODULES = ("images", "run", "info", "lifecycle", "containers", "exec",
                 "volumes", "registry", "cp", "network", "resources", "system", "events",
-                "search")
+                "search", "compose")
 # verb -> the module that registers it: only that module is imported (and
 # only its parsers built) for a command, which keeps the image verbs off the
 # `run` start path.  `--help` and unknown verbs load them all.
@@ -33,7 +33,8 @@ VERBS = {"run": "run", "create": "run", "info": "info", "version": "info",
          "top": "containers", "container": "containers", "exec": "exec",
          "volume": "volumes", "stats": "resources", "update": "resources", "pull": "registry", "login": "registry", "logout": "registry",
          "push": "registry", "manifest": "registry", "cp": "cp", "export": "cp", "diff": "cp", "commit": "cp", "port": "network",
-         "network": "network", "events": "events", "search": "search"}
+         "network": "network", "events": "events", "search": "search",
+         "compose": "compose"}
 # Verbs that write staged files into the store for a while: SIGTERM (a
 # `kill`, a `timeout`) removes them as Ctrl-C does (errors.Terminated).
 STAGING_VERBS = ("load", "import", "pull", "push", "save", "image", "system", "build",

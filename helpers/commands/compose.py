@@ -1,0 +1,1273 @@
+"""`compose`: Docker Compose's verbs over compose files, without a daemon.
+
+Each action is sandbox's own verb run as a child (create, start, stop,
+rm, network create, volume create, build, pull, logs -f), so a project's
+containers are ordinary containers with Compose's labels; what a project
+has is read from those labels (helpers/compose/__init__.py)."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from ..errors import SandboxError, UsageError
+
+COLORS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
+
+
+def register(sub):
+    p = sub.add_parser("compose", help="run multi-container projects from compose files",
+                       description="Docker Compose's verbs: the project's containers, "
+                                   "networks and volumes from compose.yaml.")
+    p.add_argument("-f", "--file", action="append", default=[], metavar="FILE",
+                   help="a compose file (repeatable: later ones override; - for stdin)")
+    p.add_argument("-p", "--project-name", metavar="NAME",
+                   help="the project's name (default: its directory's)")
+    p.add_argument("--project-directory", metavar="DIR",
+                   help="where relative paths start (default: the first file's directory)")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="variables for interpolation (default: the project's .env)")
+    p.add_argument("--profile", action="append", default=[], metavar="NAME",
+                   help="also the services of this profile")
+    p.add_argument("--ansi", choices=("never", "always", "auto"), default="auto",
+                   help="colour the prefixes of logs")
+    p.add_argument("--progress", help="accepted (the output is always plain)")
+    p.add_argument("--parallel", type=int, help="accepted (services start in order)")
+    csub = p.add_subparsers(dest="compose_verb", metavar="COMMAND")
+
+    def verb(name, func, help, aliases=()):
+        q = csub.add_parser(name, help=help, aliases=list(aliases))
+        q.set_defaults(func=func)
+        return q
+
+    def services(q, nargs="*"):
+        q.add_argument("services", nargs=nargs, metavar="SERVICE")
+
+    q = verb("up", cmd_up, "create and start the services' containers")
+    q.add_argument("-d", "--detach", action="store_true", help="in the background")
+    q.add_argument("--build", action="store_true", help="build images first")
+    q.add_argument("--no-build", action="store_true", help="never build a missing image")
+    q.add_argument("--pull", choices=("always", "missing", "never"),
+                   help="pull images (default: missing ones)")
+    q.add_argument("--force-recreate", action="store_true",
+                   help="new containers even where nothing changed")
+    q.add_argument("--no-recreate", action="store_true",
+                   help="keep existing containers even where the service changed")
+    q.add_argument("--no-start", action="store_true", help="create only")
+    q.add_argument("--no-deps", action="store_true", help="not the services they depend on")
+    q.add_argument("--remove-orphans", action="store_true",
+                   help="remove containers of services no longer in the files")
+    q.add_argument("--abort-on-container-exit", action="store_true",
+                   help="stop every container when one exits")
+    q.add_argument("--exit-code-from", metavar="SERVICE",
+                   help="exit with this service's code (implies --abort-on-container-exit)")
+    q.add_argument("-t", "--timeout", type=int, metavar="SECONDS",
+                   help="stop timeout of recreated containers")
+    q.add_argument("--wait", action="store_true",
+                   help="with -d: until the services are running or healthy")
+    q.add_argument("--wait-timeout", type=int, metavar="SECONDS")
+    q.add_argument("--scale", action="append", default=[], metavar="SERVICE=N")
+    q.add_argument("--no-log-prefix", action="store_true")
+    q.add_argument("--no-color", action="store_true")
+    q.add_argument("--quiet-pull", action="store_true")
+    q.add_argument("--timestamps", action="store_true")
+    q.add_argument("--attach", action="append", default=[], metavar="SERVICE",
+                   help="show only these services' output")
+    services(q)
+
+    q = verb("down", cmd_down, "stop and remove the project's containers and networks")
+    q.add_argument("-v", "--volumes", action="store_true",
+                   help="also its named volumes and the containers' anonymous ones")
+    q.add_argument("--rmi", choices=("local", "all"),
+                   help="also the images: built ones (local) or all")
+    q.add_argument("--remove-orphans", action="store_true")
+    q.add_argument("-t", "--timeout", type=int, metavar="SECONDS")
+
+    q = verb("ps", cmd_ps, "list the project's containers")
+    q.add_argument("-a", "--all", action="store_true", help="stopped ones too")
+    q.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    q.add_argument("--services", dest="list_services", action="store_true",
+                   help="only service names")
+    q.add_argument("--format", help="table, json or a Go template")
+    q.add_argument("--status", action="append", default=[], metavar="STATUS")
+    q.add_argument("--no-trunc", action="store_true")
+    services(q)
+
+    q = verb("logs", cmd_logs, "show the services' output")
+    q.add_argument("-f", "--follow", action="store_true")
+    q.add_argument("-n", "--tail", default="all", metavar="N")
+    q.add_argument("-t", "--timestamps", action="store_true")
+    q.add_argument("--since", metavar="TIME")
+    q.add_argument("--until", metavar="TIME")
+    q.add_argument("--no-color", action="store_true")
+    q.add_argument("--no-log-prefix", action="store_true")
+    q.add_argument("--index", type=int, metavar="N")
+    services(q)
+
+    q = verb("config", cmd_config, "check the files and print the project", ("convert",))
+    q.add_argument("-q", "--quiet", action="store_true", help="only check")
+    q.add_argument("--services", dest="list_services", action="store_true")
+    q.add_argument("--volumes", action="store_true")
+    q.add_argument("--networks", action="store_true")
+    q.add_argument("--images", action="store_true")
+    q.add_argument("--profiles", action="store_true")
+    q.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    q.add_argument("-o", "--output", metavar="FILE")
+    services(q)
+
+    q = verb("build", cmd_build, "build the services' images")
+    q.add_argument("--no-cache", action="store_true")
+    q.add_argument("--pull", action="store_true")
+    q.add_argument("-q", "--quiet", action="store_true")
+    q.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    services(q)
+
+    q = verb("pull", cmd_pull, "pull the services' images")
+    q.add_argument("-q", "--quiet", action="store_true")
+    q.add_argument("--ignore-pull-failures", action="store_true")
+    q.add_argument("--ignore-buildable", action="store_true")
+    services(q)
+
+    q = verb("push", cmd_push, "push the services' images")
+    q.add_argument("-q", "--quiet", action="store_true")
+    services(q)
+
+    for name, help in (("start", "start the services' stopped containers"),
+                       ("stop", "stop the services' containers"),
+                       ("restart", "restart the services' containers")):
+        q = verb(name, cmd_simple, help)
+        if name != "start":
+            q.add_argument("-t", "--timeout", type=int, metavar="SECONDS")
+        services(q)
+    q = verb("kill", cmd_simple, "send a signal to the services' containers")
+    q.add_argument("-s", "--signal", default="SIGKILL")
+    services(q)
+    for name, help in (("pause", "pause the services' containers"),
+                       ("unpause", "unpause the services' containers"),
+                       ("top", "the processes of the services' containers")):
+        services(verb(name, cmd_simple, help))
+
+    q = verb("rm", cmd_rm, "remove the services' stopped containers")
+    q.add_argument("-f", "--force", action="store_true", help="without asking")
+    q.add_argument("-s", "--stop", action="store_true", help="stop them first")
+    q.add_argument("-v", "--volumes", action="store_true", help="and their anonymous volumes")
+    services(q)
+
+    q = verb("exec", cmd_exec, "run a command in a service's running container")
+    q.add_argument("-d", "--detach", action="store_true")
+    q.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
+                   help="no pseudo-terminal (the default when stdin is not one)")
+    q.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    q.add_argument("-u", "--user", metavar="USER")
+    q.add_argument("-w", "--workdir", metavar="DIR")
+    q.add_argument("--privileged", action="store_true")
+    q.add_argument("--index", type=int, default=1, metavar="N")
+    q.add_argument("service", metavar="SERVICE")
+    q.add_argument("command", nargs="...", metavar="CMD")
+
+    q = verb("run", cmd_run, "run a one-off command in a new container of a service")
+    q.add_argument("-d", "--detach", action="store_true")
+    q.add_argument("--rm", action="store_true", help="remove it when it exits")
+    q.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true")
+    q.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    q.add_argument("-l", "--label", action="append", default=[], metavar="K=V")
+    q.add_argument("-u", "--user", metavar="USER")
+    q.add_argument("-w", "--workdir", metavar="DIR")
+    q.add_argument("-v", "--volume", action="append", default=[], metavar="VOLUME")
+    q.add_argument("-p", "--publish", action="append", default=[], metavar="PORT")
+    q.add_argument("--entrypoint", metavar="CMD")
+    q.add_argument("--name", metavar="NAME")
+    q.add_argument("--no-deps", action="store_true")
+    q.add_argument("--service-ports", action="store_true",
+                   help="publish the service's ports (not published otherwise)")
+    q.add_argument("--build", action="store_true")
+    q.add_argument("service", metavar="SERVICE")
+    q.add_argument("command", nargs="...", metavar="CMD")
+
+    q = verb("port", cmd_port, "the host address of a service's published port")
+    q.add_argument("--index", type=int, default=1, metavar="N")
+    q.add_argument("--protocol", default="tcp", choices=("tcp", "udp"))
+    q.add_argument("service", metavar="SERVICE")
+    q.add_argument("port", metavar="PRIVATE_PORT")
+
+    q = verb("images", cmd_images, "the images of the project's containers")
+    q.add_argument("-q", "--quiet", action="store_true")
+    services(q)
+
+    q = verb("ls", cmd_ls, "list compose projects")
+    q.add_argument("-a", "--all", action="store_true", help="stopped projects too")
+    q.add_argument("-q", "--quiet", action="store_true")
+    q.add_argument("--format", help="table or json")
+
+    verb("version", cmd_version, "show the version")
+
+
+# -- running sandbox itself ---------------------------------------------------
+
+def sandbox_argv(paths, *args):
+    from ..container.monitor import _self_command
+    return _self_command() + ["--root", paths.root, "--runroot", paths.runroot] + list(args)
+
+
+def sandbox(paths, *args, capture=True, check=True, what=None):
+    """Run one of our verbs; its output captured (returned as text), its
+    failure an error that says what it was doing."""
+    argv = sandbox_argv(paths, *args)
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE if capture else None,
+                            stderr=subprocess.PIPE if capture else None)
+    if check and result.returncode != 0:
+        message, hint = _failure(result.stderr.decode(errors="replace") if capture else "")
+        from ..compose.project import ComposeError
+        raise ComposeError("%s: %s" % (what or " ".join(args[:2]), message), hint=hint,
+                           exit_code=result.returncode if result.returncode < 125 else 1)
+    return (result.stdout or b"").decode(errors="replace") if capture else result.returncode
+
+
+def _failure(stderr):
+    message, hint = None, None
+    for line in stderr.splitlines():
+        if line.startswith("sandbox: ") and message is None:
+            message = line[len("sandbox: "):]
+        elif line.strip().startswith("hint: ") and hint is None:
+            hint = line.strip()[len("hint: "):]
+    if message is None:
+        lines = [x for x in stderr.splitlines() if x.strip()]
+        message = lines[-1] if lines else "failed"
+    return message, hint
+
+
+def say(kind, name, what):
+    """Compose's progress line, on stderr: " Container demo-web-1  Started"."""
+    sys.stderr.write(" %s %s  %s\n" % (kind, name, what))
+    sys.stderr.flush()
+
+
+# -- the project and its containers -------------------------------------------
+
+def load_project(args):
+    from ..compose import project
+    return project.load(args.file, args.project_name, args.project_directory,
+                        args.env_file, args.profile)
+
+
+def project_containers(paths, project_name, services=None, oneoff=False):
+    """Records of a project's containers (all states), by service order
+    then number; ``oneoff``: None for both kinds."""
+    from .containers import all_records
+    from ..compose.plan import LABEL
+    out = []
+    for st in all_records(paths):
+        labels = st.get("Labels") or {}
+        if labels.get(LABEL + "project") != project_name:
+            continue
+        if oneoff is not None and (labels.get(LABEL + "oneoff") == "True") != oneoff:
+            continue
+        if services and labels.get(LABEL + "service") not in services:
+            continue
+        out.append(st)
+    order = {s: i for i, s in enumerate(services or [])}
+    out.sort(key=lambda st: (order.get(_label(st, "service"), 0), _label(st, "service"),
+                             int(_label(st, "container-number") or 0), st.get("Name")))
+    return out
+
+
+def _label(st, key):
+    from ..compose.plan import LABEL
+    return (st.get("Labels") or {}).get(LABEL + key, "")
+
+
+def _running(st):
+    return st.get("Status") in ("running", "paused", "restarting")
+
+
+def _containers_of(paths, project, names, oneoff=False):
+    names = project.selected(names)
+    return project_containers(paths, project.name, names, oneoff)
+
+
+def _image_id(paths, ref):
+    from ..image.store import Store
+    try:
+        return Store(paths).lookup(ref)
+    except SandboxError:
+        return None
+
+
+def _secret_dir(paths, project):
+    return os.path.join(paths.runroot, "compose", project.name)
+
+
+# -- up -------------------------------------------------------------------------
+
+def _networks_used(project, services):
+    keys = []
+    for name in services:
+        from ..compose.plan import service_networks
+        for key, _, _ in service_networks(project, name):
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _networks(paths):
+    from ..network import usernet
+    return usernet.list_all(paths)
+
+
+def ensure_networks(paths, project, services):
+    from ..compose.plan import LABEL
+    existing = {n["Name"] for n in _networks(paths)} | {"host", "none", "bridge"}
+    for key in _networks_used(project, services):
+        spec = project.networks.get(key) or {}
+        name = project.network_name(key)
+        if spec.get("external"):
+            if name not in existing:
+                from ..compose.project import ComposeError
+                raise ComposeError("network %s declared as external, but could not be found"
+                                   % name, hint="sandbox network create " + name)
+            continue
+        if name in existing:
+            continue
+        argv = ["network", "create", "--label=%sproject=%s" % (LABEL, project.name),
+                "--label=%snetwork=%s" % (LABEL, key)]
+        for k, v in (spec.get("labels") or {}).items() if isinstance(
+                spec.get("labels"), dict) else []:
+            argv.append("--label=%s=%s" % (k, v))
+        if spec.get("internal"):
+            argv.append("--internal")
+        for k, v in (spec.get("driver_opts") or {}).items():
+            argv.append("--opt=%s=%s" % (k, v))
+        driver = spec.get("driver")
+        if driver and driver != "bridge":
+            from ..compose.project import ComposeError
+            raise ComposeError("network %s: driver %s is not supported" % (key, driver),
+                               hint="bridge networks only (leave driver: out)")
+        for cfg in ((spec.get("ipam") or {}).get("config") or [])[:1]:
+            for k, flag in (("subnet", "--subnet"), ("gateway", "--gateway"),
+                            ("ip_range", "--ip-range")):
+                if cfg.get(k):
+                    argv.append("%s=%s" % (flag, cfg[k]))
+        sandbox(paths, *(argv + [name]), what="network " + name)
+        say("Network", name, "Created")
+
+
+def _volumes_used(project, services):
+    from ..compose.project import named_volume
+    keys = []
+    for name in services:
+        for item in project.services[name].get("volumes") or []:
+            source = named_volume(item)
+            if source in project.volumes and source not in keys:
+                keys.append(source)
+    return keys
+
+
+def ensure_volumes(paths, project, services):
+    from ..compose.plan import LABEL
+    from ..compose.project import ComposeError
+    from ..container import volumes
+    existing = set(volumes.names(paths))
+    for key in _volumes_used(project, services):
+        spec = project.volumes.get(key) or {}
+        name = project.volume_name(key)
+        if name in existing:
+            continue
+        if spec.get("external"):
+            raise ComposeError("external volume %s not found" % name,
+                               hint="sandbox volume create " + name)
+        argv = ["volume", "create", "--label=%sproject=%s" % (LABEL, project.name),
+                "--label=%svolume=%s" % (LABEL, key)]
+        labels = spec.get("labels") or {}
+        if isinstance(labels, list):
+            labels = dict(x.partition("=")[::2] for x in labels)
+        for k, v in labels.items():
+            argv.append("--label=%s=%s" % (k, v))
+        for k, v in (spec.get("driver_opts") or {}).items():
+            argv.append("--opt=%s=%s" % (k, v))
+        sandbox(paths, *(argv + [name]), what="volume " + name)
+        say("Volume", name, "Created")
+
+
+def build_service(paths, project, name, no_cache=False, pull=False, quiet=False,
+                  build_args=()):
+    from ..compose.project import ComposeError
+    svc = project.service(name)
+    build = svc.get("build")
+    if not build:
+        return
+    context = build["context"]
+    if not os.path.isdir(context):
+        raise ComposeError("service %s: build context %s is not a directory" % (name, context))
+    argv = ["build", "-t", project.image_of(name)]
+    dockerfile = build.get("dockerfile")
+    if build.get("dockerfile_inline") is not None:
+        argv += ["-f", "-"]
+    elif dockerfile:
+        argv += ["-f", os.path.join(context, dockerfile)]
+    for k, v in (build.get("args") or {}).items():
+        if v is None:
+            v = os.environ.get(k)
+            if v is None:
+                continue
+        argv.append("--build-arg=%s=%s" % (k, v))
+    for item in build_args:
+        argv.append("--build-arg=" + item)
+    for k, v in (build.get("labels") or {}).items():
+        argv.append("--label=%s=%s" % (k, v or ""))
+    if build.get("target"):
+        argv.append("--target=" + build["target"])
+    if build.get("network"):
+        argv.append("--network=" + build["network"])
+    for tag in build.get("tags") or []:
+        argv += ["-t", tag]
+    for host in build.get("extra_hosts") or []:
+        argv.append("--add-host=" + host)
+    if build.get("shm_size"):
+        argv.append("--shm-size=%s" % build["shm_size"])
+    if no_cache or build.get("no_cache"):
+        argv.append("--no-cache")
+    if pull or build.get("pull"):
+        argv.append("--pull")
+    if quiet:
+        argv.append("-q")
+    argv.append(context)
+    inline = build.get("dockerfile_inline")
+    result = subprocess.run(sandbox_argv(paths, *argv),
+                            input=inline.encode() if inline is not None else None,
+                            stdin=None if inline is not None else subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL if quiet else sys.stderr.fileno())
+    if result.returncode != 0:
+        raise ComposeError("service %s: its image could not be built" % name,
+                           hint="see the build's output above", exit_code=result.returncode
+                           if result.returncode < 125 else 1)
+    say("Image", project.image_of(name), "Built")
+
+
+def pull_image(paths, ref, quiet=False, always=False):
+    """Pull ``ref`` (unless it is here and not ``always``)."""
+    if not always and _image_id(paths, ref):
+        return False
+    argv = ["pull"] + (["-q"] if quiet else []) + [ref]
+    result = subprocess.run(sandbox_argv(paths, *argv), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL if quiet else sys.stderr.fileno(),
+                            stderr=subprocess.PIPE)
+    if result.returncode != 0:
+        from ..compose.project import ComposeError
+        message, hint = _failure(result.stderr.decode(errors="replace"))
+        raise ComposeError("pull %s: %s" % (ref, message), hint=hint,
+                           exit_code=result.returncode if result.returncode < 125 else 1)
+    return True
+
+
+def ensure_images(paths, project, services, build=False, no_build=False, pull=None,
+                  quiet=False):
+    from ..compose.project import ComposeError
+    for name in services:
+        svc = project.services[name]
+        ref = project.image_of(name)
+        policy = pull or svc.get("pull_policy") or "missing"
+        if svc.get("build") and not no_build and (
+                build or policy == "build" or not _image_id(paths, ref)):
+            if svc.get("image") and policy == "always" and not build:
+                pull_image(paths, ref, quiet, always=True)
+                continue
+            build_service(paths, project, name)
+            continue
+        if policy in ("always", "daily", "weekly") or (policy == "missing" and
+                                                       not _image_id(paths, ref)):
+            if not svc.get("image"):
+                raise ComposeError("service %s has no image and --no-build was given" % name)
+            if pull_image(paths, ref, quiet, always=policy != "missing"):
+                say("Image", ref, "Pulled")
+        elif policy == "never" and not _image_id(paths, ref):
+            raise ComposeError("service %s: image %s is not here and pull_policy is never"
+                               % (name, ref), hint="sandbox compose pull " + name)
+
+
+def _wait_dependencies(paths, project, name, timeout=None):
+    """depends_on's conditions: service_healthy, service_completed_successfully."""
+    from ..compose.project import ComposeError
+    from ..container import health, state
+    svc = project.services[name]
+    for dep, cond in (svc.get("depends_on") or {}).items():
+        condition = (cond or {}).get("condition", "service_started")
+        if condition == "service_started" or dep not in project.services:
+            continue
+        for st in project_containers(paths, project.name, [dep]):
+            cid = st["Id"]
+            while True:
+                st = state.refresh(paths, cid)
+                if condition == "service_healthy":
+                    if not st.get("Healthcheck"):
+                        raise ComposeError("dependency %s has no healthcheck" % dep,
+                                           hint="give it one, or depend on "
+                                                "service_started")
+                    status = health.status_of(paths, st) if state.is_running(st) else "exited"
+                    if status == "healthy":
+                        break
+                    if status in ("unhealthy", "exited"):
+                        raise ComposeError("dependency failed to start: container %s is %s"
+                                           % (st["Name"], status))
+                elif condition == "service_completed_successfully":
+                    if not state.is_running(st) and st.get("Status") != "created":
+                        if st.get("ExitCode"):
+                            raise ComposeError(
+                                "service %s didn't complete successfully: exit %d"
+                                % (dep, st["ExitCode"]))
+                        break
+                else:
+                    raise ComposeError("service %s: depends_on condition %s is not known"
+                                       % (name, condition))
+                time.sleep(0.1)
+            say("Container", st["Name"], "Healthy" if condition == "service_healthy"
+                else "Exited")
+
+
+def _remove(paths, names, timeout=None, volumes=False):
+    if not names:
+        return
+    stop = ["stop"] + (["-t", str(timeout)] if timeout is not None else []) + list(names)
+    sandbox(paths, *stop, what="stop")
+    sandbox(paths, *(["rm"] + (["-v"] if volumes else []) + list(names)), what="rm")
+
+
+def create_container(paths, project, service, number, name, **kw):
+    from ..compose.plan import create_args
+    argv, connect, make_dirs = create_args(project, service, number, name,
+                                           _secret_dir(paths, project), **kw)
+    for d in make_dirs:
+        if not os.path.exists(d):
+            os.makedirs(d, exist_ok=True)
+    cid = sandbox(paths, "create", "-q", *argv, what="container " + name).strip()
+    for net, flags in connect:
+        sandbox(paths, "network", "connect", *flags, net, cid, what="container " + name)
+    return cid
+
+
+def converge(paths, project, name, want, force=False, keep=False, start=True,
+             timeout=None):
+    """``want`` containers for service ``name`` (made, recreated where the
+    service or its image changed, started); their names."""
+    from ..compose import plan
+    current = {}
+    for st in project_containers(paths, project.name, [name]):
+        current.setdefault(int(_label(st, "container-number") or 0), st)
+    digest = plan.config_hash(project, name)
+    image = _image_id(paths, project.image_of(name))
+    out = []
+    for number in range(1, want + 1):
+        cname = plan.container_name(project, name, number)
+        st = current.pop(number, None)
+        if st is not None and not force and (keep or (
+                _label(st, "config-hash") == digest and st.get("Image") == image
+                and st.get("Name") == cname)):
+            if start and not _running(st):
+                sandbox(paths, "start", st["Id"], what="container " + st["Name"])
+                say("Container", st["Name"], "Started")
+            else:
+                say("Container", st["Name"], "Running")
+            out.append(st["Name"])
+            continue
+        if st is not None:
+            _remove(paths, [st["Id"]], timeout)
+            say("Container", st["Name"], "Recreated")
+        create_container(paths, project, name, number, cname)
+        if start:
+            sandbox(paths, "start", cname, what="container " + cname)
+            say("Container", cname, "Started")
+        else:
+            say("Container", cname, "Created")
+        out.append(cname)
+    for st in current.values():         # scaled down
+        _remove(paths, [st["Id"]], timeout)
+        say("Container", st["Name"], "Removed")
+    return out
+
+
+def _orphans(paths, project):
+    return [st for st in project_containers(paths, project.name, oneoff=False)
+            if _label(st, "service") not in project.services]
+
+
+def _scales(project, items):
+    out = {}
+    for item in items:
+        name, sep, n = item.partition("=")
+        if not sep or not n.isdigit():
+            raise UsageError("invalid --scale %r" % item, hint="SERVICE=N")
+        project.service(name)
+        out[name] = int(n)
+    return out
+
+
+def cmd_up(args, paths):
+    from ..compose import plan
+    from ..compose.project import ComposeError, scale_of
+    project = load_project(args)
+    chosen = project.selected(args.services)
+    services = chosen if args.no_deps else project.with_dependencies(chosen)
+    scales = _scales(project, args.scale)
+    if args.exit_code_from:
+        project.service(args.exit_code_from)
+        args.abort_on_container_exit = True
+    if args.detach and args.abort_on_container_exit:
+        raise UsageError("-d and --abort-on-container-exit cannot go together")
+    orphans = _orphans(paths, project)
+    if orphans and args.remove_orphans:
+        for st in orphans:
+            _remove(paths, [st["Id"]], args.timeout)
+            say("Container", st["Name"], "Removed")
+    elif orphans:
+        sys.stderr.write("sandbox compose: warning: found orphan containers (%s) for this "
+                         "project; remove them with --remove-orphans\n"
+                         % ", ".join(st["Name"] for st in orphans))
+    ensure_networks(paths, project, services)
+    ensure_volumes(paths, project, services)
+    ensure_images(paths, project, services, args.build, args.no_build, args.pull,
+                  args.quiet_pull)
+    attach = args.attach or [s for s in chosen if project.services[s].get("attach", True)]
+    follower = None
+    if not (args.detach or args.no_start):
+        width = max((len(_short_name(project.name, {"Name": plan.container_name(
+            project, s, n), "Labels": {plan.LABEL + "service": s,
+                                       plan.LABEL + "container-number": str(n)}}))
+            for s in attach if s in project.services
+            for n in range(1, scales.get(s, scale_of(project.services[s])) + 1)), default=0)
+        follower = Follower(paths, project, width, prefix=not args.no_log_prefix,
+                            color=_color(args), timestamps=args.timestamps, up=True,
+                            abort=args.abort_on_container_exit)
+    names = []
+    try:
+        for name in services:
+            if not args.no_start:
+                _wait_dependencies(paths, project, name)
+            made = converge(paths, project, name,
+                            scales.get(name, scale_of(project.services[name])),
+                            force=args.force_recreate, keep=args.no_recreate,
+                            start=not args.no_start, timeout=args.timeout)
+            names += made
+            if follower is not None and name in attach:
+                for st in project_containers(paths, project.name, [name]):
+                    if st["Name"] in made:
+                        follower.add(st)
+    except KeyboardInterrupt:
+        if follower is None:
+            raise
+        sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")
+        _stop_quietly(paths, names, args.timeout)
+        return 130
+    if follower is None:
+        if args.wait:
+            return _wait_up(paths, project, services, args.wait_timeout)
+        return 0
+    if not follower.threads:
+        raise ComposeError("no container to attach to", hint="up -d starts them "
+                           "in the background")
+    code = follower.wait(names, args.timeout)
+    if code == 0 and args.exit_code_from:
+        for service, exit_code in follower.exited:
+            if service == args.exit_code_from:
+                return exit_code
+    return code
+
+
+def _wait_up(paths, project, services, timeout):
+    from ..compose.project import ComposeError
+    from ..container import health, state
+    deadline = time.monotonic() + timeout if timeout else None
+    for st in project_containers(paths, project.name, services):
+        while True:
+            st = state.refresh(paths, st["Id"])
+            if not state.is_running(st):
+                if st.get("ExitCode") == 0 and st.get("Status") == "exited":
+                    break
+                raise ComposeError("container %s exited (%d)" % (st["Name"], st.get("ExitCode", 0)))
+            status = health.status_of(paths, st)
+            if status in ("none", "healthy"):
+                break
+            if status == "unhealthy":
+                raise ComposeError("container %s is unhealthy" % st["Name"])
+            if deadline and time.monotonic() > deadline:
+                raise ComposeError("timeout waiting for container %s" % st["Name"])
+            time.sleep(0.2)
+        say("Container", st["Name"], "Healthy" if st.get("Healthcheck") else "Running")
+    return 0
+
+
+# -- following output -----------------------------------------------------------
+
+def _color(args):
+    if getattr(args, "no_color", False):
+        return False
+    mode = getattr(args, "ansi", None) or "auto"
+    return sys.stdout.isatty() if mode == "auto" else mode == "always"
+
+
+def _short_name(project_name, st):
+    name = st.get("Name", "")
+    service, number = _label(st, "service"), _label(st, "container-number")
+    if name == "%s-%s-%s" % (project_name, service, number):
+        return "%s-%s" % (service, number)
+    return name
+
+
+class Follower:
+    """Containers' output (their `logs -f`) line by line, each prefixed
+    with its service-number, as Compose's up and logs show it; containers
+    may be added while it runs (up adds each as it starts).  ``up``: say
+    when one exits; ``abort``: stop them all then."""
+
+    def __init__(self, paths, project, width, prefix=True, color=False, timestamps=False,
+                 up=False, abort=False, tail="all", since=None, until=None):
+        self.paths, self.project, self.width = paths, project, width
+        self.prefix, self.color, self.timestamps = prefix, color, timestamps
+        self.up, self.abort = up, abort
+        self.tail, self.since, self.until = tail, since, until
+        self.lock = threading.Lock()
+        self.out = sys.stdout.buffer
+        self.procs, self.threads, self.exited = [], [], []
+        self.aborted = threading.Event()
+
+    def add(self, st):
+        label = b""
+        if self.prefix:
+            text = "%-*s | " % (self.width, _short_name(self.project.name, st))
+            if self.color:
+                text = "\x1b[%sm%s\x1b[0m" % (COLORS[len(self.procs) % len(COLORS)], text)
+            label = text.encode()
+        argv = ["logs", "-f"] + (["-t"] if self.timestamps else [])
+        argv += ["--tail", str(self.tail)] if self.tail not in (None, "all") else []
+        argv += ["--since", self.since] if self.since else []
+        argv += ["--until", self.until] if self.until else []
+        proc = subprocess.Popen(sandbox_argv(self.paths, *(argv + [st["Id"]])),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        t = threading.Thread(target=self._pump, args=(proc, label, st), daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _pump(self, proc, label, st):
+        from ..container import state
+        for line in iter(proc.stdout.readline, b""):
+            with self.lock:
+                self.out.write(label + line if line.endswith(b"\n") else label + line + b"\n")
+                self.out.flush()
+        proc.wait()
+        if not self.up:
+            return
+        try:
+            st = state.refresh(self.paths, st["Id"])
+        except SandboxError:
+            pass
+        code = st.get("ExitCode", 0)
+        with self.lock:
+            self.exited.append((_label(st, "service"), code))
+            self.out.write(("%s exited with code %d\n" % (
+                _short_name(self.project.name, st), code)).encode())
+            self.out.flush()
+        if self.abort:
+            self.aborted.set()
+
+    def wait(self, stop_all=(), timeout=None):
+        """Until every container's output has ended; Ctrl-C: with ``up``
+        stop ``stop_all`` (a second Ctrl-C kills them), 130."""
+        try:
+            while any(t.is_alive() for t in self.threads):
+                if self.aborted.is_set():
+                    sys.stderr.write("Aborting on container exit...\n")
+                    _stop_quietly(self.paths, stop_all, timeout)
+                    self.aborted.clear()
+                    self.abort = False
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            if not self.up:
+                for proc in self.procs:
+                    proc.terminate()
+                return 130
+            sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")
+            try:
+                _stop_quietly(self.paths, stop_all, timeout)
+            except KeyboardInterrupt:
+                sandbox(self.paths, "kill", *stop_all, check=False)
+            for t in self.threads:
+                t.join(timeout=5)
+            return 130
+        return 0
+
+
+def _stop_quietly(paths, names, timeout):
+    if not names:
+        return
+    argv = ["stop"] + (["-t", str(timeout)] if timeout is not None else []) + list(names)
+    subprocess.run(sandbox_argv(paths, *argv), stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for name in names:
+        say("Container", name, "Stopped")
+
+
+# -- the other verbs ------------------------------------------------------------
+
+def cmd_down(args, paths):
+    from ..compose.plan import LABEL
+    project = load_project(args)
+    records = project_containers(paths, project.name, oneoff=None)
+    services = project.with_dependencies(list(project.services))
+    rank = {s: i for i, s in enumerate(services)}
+    orphans = [st for st in records if _label(st, "service") not in project.services]
+    mine = [st for st in records if _label(st, "service") in project.services]
+    if orphans and not args.remove_orphans:
+        sys.stderr.write("sandbox compose: warning: found orphan containers (%s) for this "
+                         "project; remove them with --remove-orphans\n"
+                         % ", ".join(st["Name"] for st in orphans))
+    else:
+        mine += orphans
+    # Dependents first.
+    mine.sort(key=lambda st: -rank.get(_label(st, "service"), -1))
+    for st in mine:
+        if _running(st):
+            _stop_quietly(paths, [st["Name"]], args.timeout)
+    for st in mine:
+        sandbox(paths, "rm", "-f", *(["-v"] if args.volumes else []), st["Id"],
+                what="container " + st["Name"])
+        say("Container", st["Name"], "Removed")
+    for net in _networks(paths):
+        labels = net.get("Labels") or {}
+        if labels.get(LABEL + "project") == project.name:
+            sandbox(paths, "network", "rm", net["Name"], what="network " + net["Name"])
+            say("Network", net["Name"], "Removed")
+    if args.volumes:
+        from ..container import volumes
+        for name in volumes.names(paths):
+            try:
+                labels = volumes.inspect(paths, name).get("Labels") or {}
+            except SandboxError:
+                continue
+            if labels.get(LABEL + "project") == project.name:
+                sandbox(paths, "volume", "rm", name, what="volume " + name)
+                say("Volume", name, "Removed")
+    if args.rmi:
+        for name in services:
+            svc = project.services[name]
+            if args.rmi == "local" and svc.get("image"):
+                continue
+            ref = project.image_of(name)
+            if _image_id(paths, ref):
+                sandbox(paths, "rmi", ref, check=False)
+                say("Image", ref, "Removed")
+    return 0
+
+
+def cmd_ps(args, paths):
+    from .containers import ps_row
+    from ..formatting import print_rows, tabulate
+    project = load_project(args)
+    records = _containers_of(paths, project, args.services)
+    if not args.all:
+        records = [st for st in records if _running(st)]
+    if args.status:
+        records = [st for st in records if st.get("Status") in args.status]
+    if args.list_services:
+        seen = []
+        for st in records:
+            if _label(st, "service") not in seen:
+                seen.append(_label(st, "service"))
+        print("\n".join(seen)) if seen else None
+        return 0
+    if args.quiet:
+        for st in records:
+            print(st["Id"] if args.no_trunc else st["Id"][:12])
+        return 0
+    rows = []
+    for st in records:
+        row = ps_row(paths, st, args.no_trunc)
+        row["Name"] = st.get("Name", "")
+        row["Service"] = _label(st, "service")
+        row["Project"] = project.name
+        row["Created"] = (row["RunningFor"] + " ago") if row["RunningFor"] else ""
+        row["Publishers"] = row["Ports"]
+        row["ExitCode"] = str(st.get("ExitCode", 0))
+        row["Health"] = ""
+        rows.append(row)
+    fmt = args.format
+    if fmt == "table":
+        fmt = None
+    if print_rows(fmt, rows):
+        return 0
+    columns = [("NAME", "Name"), ("IMAGE", "Image"), ("COMMAND", "Command"),
+               ("SERVICE", "Service"), ("CREATED", "Created"), ("STATUS", "Status"),
+               ("PORTS", "Ports")]
+    lines = [[c for c, _ in columns]] + [[r[k] for _, k in columns] for r in rows]
+    print(tabulate(lines))
+    return 0
+
+
+def cmd_logs(args, paths):
+    project = load_project(args)
+    records = _containers_of(paths, project, args.services, oneoff=None)
+    if args.index:
+        records = [st for st in records if _label(st, "container-number") == str(args.index)]
+    if not records:
+        return 0
+    if args.follow:
+        width = max(len(_short_name(project.name, st)) for st in records)
+        follower = Follower(paths, project, width, prefix=not args.no_log_prefix,
+                            color=_color(args), timestamps=args.timestamps, tail=args.tail,
+                            since=args.since, until=args.until)
+        for st in records:
+            follower.add(st)
+        return follower.wait()
+    return _logs_merged(paths, project, records, args)
+
+
+def _time_key(stamp):
+    """An RFC 3339 time with its fraction padded (Docker trims zeros)."""
+    head, dot, rest = stamp.partition(".")
+    frac = rest.rstrip("Z")
+    return head.rstrip("Z") + "." + frac.ljust(9, "0") if dot else head.rstrip("Z") + ".0"
+
+
+def _logs_merged(paths, project, records, args):
+    """Each container's log so far, merged in time order."""
+    names = [_short_name(project.name, st) for st in records]
+    width = max(len(n) for n in names)
+    color = _color(args)
+    entries = []
+    for i, (st, name) in enumerate(zip(records, names)):
+        argv = ["logs", "-t"] + (["--tail", args.tail] if args.tail != "all" else [])
+        argv += (["--since", args.since] if args.since else []) + \
+            (["--until", args.until] if args.until else [])
+        result = subprocess.run(sandbox_argv(paths, *(argv + [st["Id"]])),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        label = b""
+        if not args.no_log_prefix:
+            text = "%-*s | " % (width, name)
+            if color:
+                text = "\x1b[%sm%s\x1b[0m" % (COLORS[i % len(COLORS)], text)
+            label = text.encode()
+        for stream in (result.stdout, result.stderr):
+            for line in stream.splitlines():
+                stamp, _, rest = line.partition(b" ")
+                entries.append((_time_key(stamp.decode(errors="replace")), i,
+                                label + (line if args.timestamps else rest)))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    out = sys.stdout.buffer
+    for _, _, line in entries:
+        out.write(line + b"\n")
+    out.flush()
+    return 0
+
+
+def cmd_config(args, paths):
+    project = load_project(args)
+    if args.quiet:
+        return 0
+    if args.list_services:
+        print("\n".join(project.selected(args.services)))
+        return 0
+    if args.volumes:
+        print("\n".join(project.volumes)) if project.volumes else None
+        return 0
+    if args.networks:
+        print("\n".join(project.networks)) if project.networks else None
+        return 0
+    if args.images:
+        print("\n".join(project.image_of(s) for s in project.selected(args.services)))
+        return 0
+    if args.profiles:
+        seen = []
+        for svc in project.model.get("services", {}).values():
+            seen += [p for p in (svc or {}).get("profiles") or [] if p not in seen]
+        print("\n".join(seen)) if seen else None
+        return 0
+    model = {"name": project.name}
+    model["services"] = {n: project.services[n] for n in project.selected(args.services)}
+    networks = {k: project.networks.get(k) or {} for k in _networks_used(
+        project, list(model["services"]))}
+    for key, spec in networks.items():
+        spec = dict(spec)
+        spec.setdefault("name", project.network_name(key))
+        networks[key] = spec
+    if networks:
+        model["networks"] = networks
+    for key in ("volumes", "secrets", "configs"):
+        section = getattr(project, key)
+        if section:
+            model[key] = {k: dict(v or {}, **({"name": project.volume_name(k)}
+                                               if key == "volumes" else {}))
+                          for k, v in section.items()}
+    if args.format == "json":
+        import json
+        text = json.dumps(model, indent=2) + "\n"
+    else:
+        from ..compose.project import yaml_module
+        text = yaml_module().safe_dump(model, sort_keys=False, default_flow_style=False)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_build(args, paths):
+    project = load_project(args)
+    for name in project.selected(args.services):
+        if project.services[name].get("build"):
+            build_service(paths, project, name, args.no_cache, args.pull, args.quiet,
+                          args.build_arg)
+    return 0
+
+
+def cmd_pull(args, paths):
+    project = load_project(args)
+    failed = 0
+    for name in project.selected(args.services):
+        svc = project.services[name]
+        if not svc.get("image") or (svc.get("build") and args.ignore_buildable):
+            continue
+        try:
+            pull_image(paths, svc["image"], args.quiet, always=True)
+            say("Image", svc["image"], "Pulled")
+        except SandboxError:
+            if not args.ignore_pull_failures:
+                raise
+            failed += 1
+    return 0
+
+
+def cmd_push(args, paths):
+    project = load_project(args)
+    for name in project.selected(args.services):
+        svc = project.services[name]
+        if not svc.get("image"):
+            continue
+        sandbox(paths, "push", *(["-q"] if args.quiet else []), svc["image"],
+                capture=False, what="push " + svc["image"])
+    return 0
+
+
+def cmd_simple(args, paths):
+    """start, stop, restart, kill, pause, unpause, top: the verb on the
+    services' containers (dependencies last for stop, first for start)."""
+    project = load_project(args)
+    verb = args.compose_verb
+    records = _containers_of(paths, project, args.services)
+    if verb == "start":
+        ranked = project.with_dependencies(project.selected(args.services))
+        records.sort(key=lambda st: ranked.index(_label(st, "service"))
+                     if _label(st, "service") in ranked else 0)
+        records = [st for st in records if not _running(st)]
+    elif verb in ("stop", "kill", "pause"):
+        records = [st for st in records if _running(st)]
+        ranked = project.with_dependencies(list(project.services))
+        records.sort(key=lambda st: -ranked.index(_label(st, "service"))
+                     if _label(st, "service") in ranked else 0)
+    if not records:
+        return 0
+    if verb == "top":
+        for st in records:
+            print(st["Name"])
+            sys.stdout.flush()
+            sandbox(paths, "top", st["Id"], capture=False)
+            print()
+        return 0
+    argv = [verb]
+    if getattr(args, "timeout", None) is not None:
+        argv += ["-t", str(args.timeout)]
+    if verb == "kill":
+        argv += ["-s", args.signal]
+    for st in records:
+        sandbox(paths, *(argv + [st["Id"]]), what="container " + st["Name"])
+        say("Container", st["Name"], {"start": "Started", "stop": "Stopped",
+                                      "restart": "Restarted", "kill": "Killed",
+                                      "pause": "Paused", "unpause": "Unpaused"}[verb])
+    return 0
+
+
+def cmd_rm(args, paths):
+    project = load_project(args)
+    records = _containers_of(paths, project, args.services)
+    if args.stop:
+        _stop_quietly(paths, [st["Name"] for st in records if _running(st)], None)
+        records = _containers_of(paths, project, args.services)
+    gone = [st for st in records if not _running(st)]
+    if not gone:
+        sys.stderr.write("No stopped containers\n")
+        return 0
+    if not args.force:
+        names = ", ".join(st["Name"] for st in gone)
+        if not sys.stdin.isatty():
+            raise UsageError("removing %s needs -f when stdin is not a terminal" % names)
+        sys.stderr.write("Going to remove %s\n? Are you sure? [yN] " % names)
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    for st in gone:
+        sandbox(paths, "rm", *(["-v"] if args.volumes else []), st["Id"],
+                what="container " + st["Name"])
+        say("Container", st["Name"], "Removed")
+    return 0
+
+
+def _one_container(paths, project, service, index, running=True):
+    from ..compose.project import ComposeError
+    project.service(service)
+    for st in project_containers(paths, project.name, [service]):
+        if _label(st, "container-number") == str(index) and (_running(st) or not running):
+            return st
+    raise ComposeError("service %s is not running" % service,
+                       hint="sandbox compose up -d " + service)
+
+
+def cmd_exec(args, paths):
+    project = load_project(args)
+    st = _one_container(paths, project, args.service, args.index)
+    if not args.command:
+        raise UsageError("exec needs a command", hint="compose exec SERVICE CMD...")
+    argv = ["exec"]
+    if args.detach:
+        argv.append("-d")
+    else:
+        argv.append("-i")
+        if not args.no_tty and sys.stdin.isatty():
+            argv.append("-t")
+    for item in args.env:
+        argv.append("--env=" + item)
+    if args.user:
+        argv.append("--user=" + args.user)
+    if args.workdir:
+        argv.append("--workdir=" + args.workdir)
+    if args.privileged:
+        argv.append("--privileged")
+    return _replace_with(paths, argv + [st["Id"]] + list(args.command))
+
+
+def _replace_with(paths, argv):
+    """Become `sandbox ARGV` (the terminal, signals and exit code are its)."""
+    full = sandbox_argv(paths, *argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(full[0], full)
+
+
+def cmd_run(args, paths):
+    import secrets
+    from ..compose.plan import LABEL
+    project = load_project(args)
+    svc = project.service(args.service)
+    services = [] if args.no_deps else [
+        s for s in project.with_dependencies([args.service]) if s != args.service]
+    ensure_networks(paths, project, project.with_dependencies([args.service]))
+    ensure_volumes(paths, project, [args.service])
+    ensure_images(paths, project, services + [args.service], build=args.build)
+    from ..compose.project import scale_of
+    for name in services:
+        _wait_dependencies(paths, project, name)
+        converge(paths, project, name, scale_of(project.services[name]))
+    _wait_dependencies(paths, project, args.service)
+    if args.entrypoint is not None:
+        import shlex
+        svc["entrypoint"] = shlex.split(args.entrypoint)
+    svc.pop("container_name", None)
+    svc.pop("restart", None)
+    svc.pop("deploy", None) if isinstance(svc.get("deploy"), dict) and \
+        (svc["deploy"].get("restart_policy")) else None
+    name = args.name or "%s-%s-run-%s" % (project.name, args.service, secrets.token_hex(6))
+    extra = ["--env=" + e for e in args.env] + ["--label=" + x for x in args.label]
+    extra += ["--volume=" + v for v in args.volume] + ["--publish=" + x for x in args.publish]
+    if args.user:
+        extra.append("--user=" + args.user)
+    if args.workdir:
+        extra.append("--workdir=" + args.workdir)
+    interactive = not args.detach
+    tty = interactive and not args.no_tty and sys.stdin.isatty()
+    if tty and not svc.get("tty"):
+        extra.append("--tty")
+    if interactive and not svc.get("stdin_open"):
+        extra.append("--interactive")
+    if args.rm:
+        extra.append("--rm")
+    svc.setdefault("labels", {})[LABEL + "slug"] = name.rsplit("-", 1)[-1]
+    cid = create_container(paths, project, args.service, 1, name, oneoff=True,
+                           command=list(args.command) if args.command else None,
+                           with_ports=args.service_ports, extra=extra)
+    if args.detach:
+        sandbox(paths, "start", cid, what="container " + name)
+        print(name)
+        return 0
+    return _replace_with(paths, ["start", "-a"] + (["-i"] if interactive else []) + [cid])
+
+
+def cmd_port(args, paths):
+    project = load_project(args)
+    st = _one_container(paths, project, args.service, args.index)
+    port = args.port if "/" in args.port else "%s/%s" % (args.port, args.protocol)
+    return sandbox(paths, "port", st["Id"], port, capture=False)
+
+
+def cmd_images(args, paths):
+    from ..formatting import human_size, tabulate
+    from ..image.store import Store
+    project = load_project(args)
+    records = _containers_of(paths, project, args.services)
+    store = Store(paths)
+    lines = [["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"]]
+    for st in records:
+        image = st.get("Image", "")
+        if args.quiet:
+            print(image[7:])
+            continue
+        repo, _, tag = (st.get("ImageName") or "").rpartition(":")
+        if "/" in tag or not repo:
+            repo, tag = st.get("ImageName") or "", "latest"
+        try:
+            size = human_size(store.size(image))
+        except (OSError, SandboxError, ValueError):
+            size = ""
+        lines.append([st["Name"], repo, tag, image[7:19], size])
+    if not args.quiet:
+        print(tabulate(lines))
+    return 0
+
+
+def cmd_ls(args, paths):
+    from .containers import all_records
+    from ..compose.plan import LABEL
+    projects = {}
+    for st in all_records(paths):
+        labels = st.get("Labels") or {}
+        name = labels.get(LABEL + "project")
+        if not name:
+            continue
+        p = projects.setdefault(name, {"Name": name, "states": {}, "ConfigFiles": labels.get(
+            LABEL + "project.config_files", "")})
+        p["states"][st.get("Status")] = p["states"].get(st.get("Status"), 0) + 1
+    rows = []
+    for name in sorted(projects):
+        p = projects[name]
+        if not args.all and not p["states"].get("running"):
+            continue
+        status = ", ".join("%s(%d)" % kv for kv in sorted(p["states"].items()))
+        rows.append({"Name": name, "Status": status, "ConfigFiles": p["ConfigFiles"]})
+    if args.quiet:
+        for r in rows:
+            print(r["Name"])
+        return 0
+    if args.format == "json":
+        import json
+        print(json.dumps(rows))
+        return 0
+    from ..formatting import tabulate
+    print(tabulate([["NAME", "STATUS", "CONFIG FILES"]] +
+                   [[r["Name"], r["Status"], r["ConfigFiles"]] for r in rows]))
+    return 0
+
+
+def cmd_version(args, paths):
+    from .. import __version__
+    print("sandbox compose version %s (Compose Specification)" % __version__)
+    return 0

@@ -1,0 +1,272 @@
+"""`compose`, as the unprivileged test user: a project of a web server
+(published port), a database with a named volume and a one-shot client,
+from a compose.yaml with .env interpolation and an override file; up -d,
+ps, logs, exec, run, port, down [-v]; what up does again (nothing where
+nothing changed, a new container where the service changed); a build
+with args, a healthcheck that another service waits for, the foreground
+up with prefixed output, --exit-code-from, Ctrl-C; and the errors."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import describe
+from test_cp import give, host_dir
+from test_network import free_port, wait_http
+
+COMPOSE = """\
+name: shop
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "echo web says $${GREETING}; mkdir -p /www && echo $${PAGE} > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    environment:
+      GREETING: ${GREETING:-hello}
+      PAGE: page-${PAGE_VERSION}
+    ports:
+      - "127.0.0.1:${WEB_PORT}:8080"
+    depends_on: [db]
+    labels:
+      tier: front
+  db:
+    image: busybox
+    command: sh -c 'echo db ready; exec sleep 3600'
+    volumes:
+      - data:/data
+      - ./conf:/conf:ro
+    networks:
+      default:
+        aliases: [database]
+volumes:
+  data:
+"""
+
+
+def project(sb, name, files):
+    top = host_dir(sb, name)
+    for rel, text in files.items():
+        path = os.path.join(top, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    give(sb, top)
+    return top
+
+
+def names(sb):
+    return sorted(sb.ok("ps", "-a", "--format", "{{.Names}}").stdout.split())
+
+
+@pytest.fixture
+def shop(sb, busybox):
+    port = free_port()
+    top = project(sb, "shop", {"compose.yaml": COMPOSE, "conf/app.conf": "x=1\n",
+                               ".env": "WEB_PORT=%d\nPAGE_VERSION=1 # from .env\n" % port})
+    yield top, port
+    sb("compose", "down", "-v", "-t", "1", cwd=top)
+
+
+@pytest.mark.binary
+def test_up_detached_ps_logs_exec_and_down(sb, shop):
+    top, port = shop
+    r = sb("compose", "up", "-d", cwd=top)
+    assert r.returncode == 0, describe(r)
+    for line in (" Network shop_default  Created", " Volume shop_data  Created",
+                 " Container shop-db-1  Started", " Container shop-web-1  Started"):
+        assert line in r.stderr
+    assert r.stderr.index("shop-db-1  Started") < r.stderr.index("shop-web-1  Started")
+    assert wait_http(port) == "page-1\n"
+    ps = sb.ok("compose", "ps", cwd=top).stdout.splitlines()
+    assert ps[0].split() == ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS",
+                             "PORTS"]
+    assert [line.split()[0] for line in ps[1:]] == ["shop-web-1", "shop-db-1"]
+    assert "127.0.0.1:%d->8080/tcp" % port in ps[1]
+    assert sb.ok("compose", "ps", "--services", cwd=top).stdout == "web\ndb\n"
+    info = json.loads(sb.ok("inspect", "shop-web-1").stdout)[0]
+    labels = info["Config"]["Labels"]
+    assert labels["com.docker.compose.project"] == "shop"
+    assert labels["com.docker.compose.service"] == "web"
+    assert labels["com.docker.compose.container-number"] == "1"
+    assert labels["tier"] == "front"
+    assert "GREETING=hello" in info["Config"]["Env"]
+    # Services reach each other by name and alias on the project's network.
+    r = sb.ok("compose", "exec", "-T", "web", "sh", "-c",
+              "ping -c1 -W2 db >/dev/null && ping -c1 -W2 database >/dev/null && "
+              "cat /etc/hostname >/dev/null && echo reached", cwd=top)
+    assert r.stdout == "reached\n"
+    r = sb.ok("compose", "exec", "-T", "db", "sh", "-c",
+              "cat /conf/app.conf; echo kept > /data/f; cat /data/f; touch /conf/no 2>/dev/null || echo ro",
+              cwd=top)
+    assert r.stdout == "x=1\nkept\nro\n"
+    r = sb("compose", "exec", "-T", "db", "sh", "-c", "exit 7", cwd=top)
+    assert r.returncode == 7
+    logs = sb.ok("compose", "logs", cwd=top).stdout.splitlines()
+    assert sorted(logs) == ["db-1  | db ready", "web-1 | web says hello"]
+    assert sb.ok("compose", "logs", "--no-log-prefix", "web", cwd=top).stdout == \
+        "web says hello\n"
+    assert sb.ok("compose", "port", "web", "8080", cwd=top).stdout == "127.0.0.1:%d\n" % port
+    assert "shop" in sb.ok("compose", "ls", cwd=top).stdout
+    # down keeps the named volume (its data with it) unless -v.
+    r = sb.ok("compose", "down", "-t", "1", cwd=top)
+    assert " Network shop_default  Removed" in r.stderr
+    assert names(sb) == []
+    assert "shop_default" not in sb.ok("network", "ls").stdout
+    sb.ok("compose", "up", "-d", "db", cwd=top)
+    assert names(sb) == ["shop-db-1"]         # only what db needs
+    assert sb.ok("compose", "exec", "-T", "db", "cat", "/data/f", cwd=top).stdout == "kept\n"
+    r = sb.ok("compose", "down", "-v", "-t", "1", cwd=top)
+    assert " Volume shop_data  Removed" in r.stderr
+    assert "shop_data" not in sb.ok("volume", "ls", "-q").stdout.split()
+
+
+def test_up_again_changes_only_what_changed(sb, shop):
+    top, port = shop
+    sb.ok("compose", "up", "-d", cwd=top)
+    first = {n: sb.ok("inspect", "-f", "{{.Id}}", n).stdout for n in ("shop-web-1", "shop-db-1")}
+    r = sb.ok("compose", "up", "-d", cwd=top)
+    assert " Container shop-web-1  Running" in r.stderr
+    assert {n: sb.ok("inspect", "-f", "{{.Id}}", n).stdout for n in first} == first
+    # A changed variable changes web's service: web is made again, db kept.
+    r = sb.ok("compose", "up", "-d", cwd=top, env={"GREETING": "bonjour"})
+    assert " Container shop-web-1  Recreated" in r.stderr
+    assert sb.ok("inspect", "-f", "{{.Id}}", "shop-web-1").stdout != first["shop-web-1"]
+    assert sb.ok("inspect", "-f", "{{.Id}}", "shop-db-1").stdout == first["shop-db-1"]
+    assert wait_http(port) == "page-1\n"
+    assert sb.ok("compose", "logs", "web", cwd=top).stdout == "web-1 | web says bonjour\n"
+    # A stopped container is started again as it was.
+    sb.ok("compose", "stop", "-t", "1", "web", cwd=top)
+    assert sb.ok("compose", "ps", "--services", cwd=top).stdout == "db\n"
+    assert "Exited" in sb.ok("compose", "ps", "-a", cwd=top).stdout
+    sb.ok("compose", "up", "-d", "--force-recreate", "--scale", "db=2", "db", cwd=top)
+    assert names(sb) == ["shop-db-1", "shop-db-2", "shop-web-1"]
+    assert sb.ok("inspect", "-f", "{{.Id}}", "shop-db-1").stdout != first["shop-db-1"]
+    r = sb.ok("compose", "up", "-d", cwd=top, env={"GREETING": "bonjour"})
+    assert " Container shop-db-2  Removed" in r.stderr         # scaled back to 1
+    assert names(sb) == ["shop-db-1", "shop-web-1"]
+
+
+BUILT = """\
+services:
+  app:
+    build:
+      context: ./app
+      args:
+        MSG: from-compose
+    healthcheck:
+      test: ["CMD", "test", "-e", "/tmp/ready"]
+      interval: 1s
+      retries: 30
+    command: sh -c 'cat /msg; sleep 1; touch /tmp/ready; sleep 1; echo app done; exit 3'
+  client:
+    image: busybox
+    depends_on:
+      app:
+        condition: service_healthy
+    command: ["echo", "client ran"]
+"""
+
+
+def test_foreground_up_builds_waits_for_health_and_exits_with_a_code(sb, busybox):
+    top = project(sb, "built", {"compose.yaml": BUILT, "app/Dockerfile":
+                                "FROM busybox\nARG MSG\nRUN echo \"message $MSG\" > /msg\n"})
+    try:
+        r = sb("compose", "up", "--exit-code-from", "app", cwd=top, timeout=120)
+        assert r.returncode == 3, describe(r)
+        out = r.stdout.splitlines()
+        assert "app-1    | message from-compose" in out
+        assert "client-1 | client ran" in out
+        assert "client-1 exited with code 0" in out
+        assert "app-1 exited with code 3" in out
+        # client started once app was healthy
+        assert r.stderr.index("built-app-1  Healthy") < \
+            r.stderr.index("built-client-1  Started"), r.stderr
+        assert " Image built-app  Built" in r.stderr
+        assert sb.ok("images", "-q", "built-app").stdout.strip()
+        # --abort-on-container-exit: the client's end stopped them all.
+        assert sb.ok("ps", "-q").stdout == ""
+    finally:
+        r = sb("compose", "down", "--rmi", "local", cwd=top)
+    assert r.returncode == 0, describe(r)
+    assert sb.ok("images", "-q", "built-app").stdout == ""
+
+
+def test_ctrl_c_stops_a_foreground_up(sb, busybox):
+    top = project(sb, "fg", {"compose.yaml": "services:\n  loop:\n    image: busybox\n"
+                             "    command: sh -c 'echo looping; exec sleep 600'\n"})
+    proc = sb.popen("compose", "up", cwd=top)
+    try:
+        deadline = time.monotonic() + 30
+        line = ""
+        while "looping" not in line:
+            assert time.monotonic() < deadline
+            line = proc.stdout.readline()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Gracefully stopping..." in err
+        assert " Container fg-loop-1  Stopped" in err
+        status = sb.ok("ps", "-a", "--format", "{{.Names}} {{.State}}").stdout
+        assert status == "fg-loop-1 exited\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sb("compose", "down", "-t", "1", cwd=top)
+
+
+def test_run_a_one_off_command(sb, busybox):
+    top = project(sb, "oneoff", {"compose.yaml": (
+        "services:\n  tool:\n    image: busybox\n    environment: [MODE=test]\n"
+        "    ports: ['127.0.0.1:%d:80']\n    entrypoint: [sh, -c]\n"
+        "    command: ['echo default']\n" % free_port())})
+    try:
+        r = sb("compose", "run", "--rm", "-T", "tool", "echo mode=$MODE; exit 5", cwd=top)
+        assert r.returncode == 5, describe(r)
+        assert r.stdout == "mode=test\n"
+        r = sb.ok("compose", "run", "--rm", "-T", "-e", "MODE=other", "tool", cwd=top)
+        assert r.stdout == "default\n"
+        r = sb.ok("compose", "run", "--rm", "-T", "--entrypoint", "echo", "tool", "plain",
+                  cwd=top)
+        assert r.stdout == "plain\n"
+        assert names(sb) == []                         # --rm left nothing
+    finally:
+        sb("compose", "down", cwd=top)
+
+
+def test_override_files_yaml_1_2_scalars_and_config(sb, busybox):
+    top = project(sb, "conf", {
+        "compose.yaml": "services:\n  a:\n    image: busybox\n    ports: [22:22]\n"
+                        "    environment: {FLAG: yes, N: 010}\n    command: [top]\n",
+        "compose.override.yaml": "services:\n  a:\n    ports: ['8080:80']\n"
+                                 "    environment: {EXTRA: '1'}\n    command: [sleep, '9']\n"})
+    model = json.loads(sb.ok("compose", "config", "--format", "json", cwd=top).stdout)
+    a = model["services"]["a"]
+    assert model["name"] == "conf"
+    assert a["ports"] == ["22:22", "8080:80"]               # not 1342 (YAML 1.1's reading)
+    assert a["environment"] == {"FLAG": "yes", "N": "10", "EXTRA": "1"}
+    assert a["command"] == ["sleep", "9"]
+    assert sb.ok("compose", "config", "--services", cwd=top).stdout == "a\n"
+    assert sb.ok("compose", "-f", "compose.yaml", "config", "--format", "json",
+                 cwd=top).stdout.count("8080") == 0
+
+
+@pytest.mark.parametrize("files, message", [
+    ({}, "no configuration file provided"),
+    ({"compose.yaml": "services:\n  a:\n    image: busybox\n    volumes: [nope:/x]\n"},
+     "service a refers to undefined volume nope"),
+    ({"compose.yaml": "services:\n  a:\n    image: busybox\n    colour: red\n"},
+     "service a: unknown key colour"),
+    ({"compose.yaml": "services:\n  a:\n    image: ${IMG:?set IMG first}\n"},
+     "required variable IMG is missing a value: set IMG first"),
+    ({"compose.yaml": "services:\n  a:\n    image: busybox\n    depends_on: [b]\n"},
+     "service a depends on undefined service b"),
+    ({"compose.yaml": "services:\n  a: [\n"}, "compose.yaml is not valid YAML"),
+])
+def test_errors(sb, busybox, files, message):
+    top = project(sb, "bad", files)
+    r = sb("compose", "up", "-d", cwd=top)
+    assert r.returncode == 1, describe(r)
+    assert r.stderr.startswith("sandbox: ") and message in r.stderr, r.stderr
+    assert names(sb) == []
