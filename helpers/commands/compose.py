@@ -639,6 +639,13 @@ def cmd_up(args, paths):
                             color=_color(args), timestamps=args.timestamps, up=True,
                             abort=args.abort_on_container_exit)
     names = []
+
+    def stop():
+        stop_in_order(paths, project, [st for st in project_containers(
+            paths, project.name, services) if st["Name"] in names], args.timeout)
+
+    def kill():
+        sandbox(paths, "kill", *names, check=False)
     try:
         for name in services:
             if not args.no_start:
@@ -656,7 +663,7 @@ def cmd_up(args, paths):
         if follower is None:
             raise
         sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")
-        _stop_quietly(paths, names, args.timeout)
+        stop()
         return 130
     if follower is None:
         if args.wait:
@@ -665,7 +672,7 @@ def cmd_up(args, paths):
     if not follower.threads:
         raise ComposeError("no container to attach to", hint="up -d starts them "
                            "in the background")
-    code = follower.wait(names, args.timeout)
+    code = follower.wait(stop, kill)
     if code == 0 and args.exit_code_from:
         for service, exit_code in follower.exited:
             if service == args.exit_code_from:
@@ -771,14 +778,14 @@ class Follower:
         if self.abort:
             self.aborted.set()
 
-    def wait(self, stop_all=(), timeout=None):
+    def wait(self, stop=None, kill=None):
         """Until every container's output has ended; Ctrl-C: with ``up``
-        stop ``stop_all`` (a second Ctrl-C kills them), 130."""
+        ``stop()`` them (a second Ctrl-C: ``kill()``), 130."""
         try:
             while any(t.is_alive() for t in self.threads):
                 if self.aborted.is_set():
                     sys.stderr.write("Aborting on container exit...\n")
-                    _stop_quietly(self.paths, stop_all, timeout)
+                    stop()
                     self.aborted.clear()
                     self.abort = False
                 time.sleep(0.05)
@@ -789,9 +796,9 @@ class Follower:
                 return 130
             sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")
             try:
-                _stop_quietly(self.paths, stop_all, timeout)
+                stop()
             except KeyboardInterrupt:
-                sandbox(self.paths, "kill", *stop_all, check=False)
+                kill()
             for t in self.threads:
                 t.join(timeout=5)
             return 130
@@ -799,13 +806,31 @@ class Follower:
 
 
 def _stop_quietly(paths, names, timeout):
-    if not names:
-        return
-    argv = ["stop"] + (["-t", str(timeout)] if timeout is not None else []) + list(names)
-    subprocess.run(sandbox_argv(paths, *argv), stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for name in names:
+    """Stop containers at once (each its own `stop`, as Docker's stops
+    them in parallel: one that ignores SIGTERM does not delay the rest)."""
+    procs = [(name, subprocess.Popen(
+        sandbox_argv(paths, *(["stop"] + (["-t", str(timeout)] if timeout is not None else [])
+                              + [name])),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for name in names]
+    for name, proc in procs:
+        proc.wait()
         say("Container", name, "Stopped")
+
+
+def stop_in_order(paths, project, records, timeout):
+    """Stop running containers, those that depend on others first, each
+    level at once."""
+    from ..compose.project import dependencies
+    level = {}
+    for name in project.with_dependencies(list(project.services)):
+        level[name] = 1 + max((level.get(d, 0) for d in dependencies(
+            project.services[name])), default=-1)
+    running = [st for st in records if _running(st)]
+    for depth in sorted({level.get(_label(st, "service"), 99) for st in running},
+                        reverse=True):
+        _stop_quietly(paths, [st["Name"] for st in running
+                              if level.get(_label(st, "service"), 99) == depth], timeout)
 
 
 # -- the other verbs ------------------------------------------------------------
@@ -826,9 +851,7 @@ def cmd_down(args, paths):
         mine += orphans
     # Dependents first.
     mine.sort(key=lambda st: -rank.get(_label(st, "service"), -1))
-    for st in mine:
-        if _running(st):
-            _stop_quietly(paths, [st["Name"]], args.timeout)
+    stop_in_order(paths, project, mine, args.timeout)
     for st in mine:
         sandbox(paths, "rm", "-f", *(["-v"] if args.volumes else []), st["Id"],
                 what="container " + st["Name"])
@@ -1067,6 +1090,9 @@ def cmd_simple(args, paths):
         records.sort(key=lambda st: -ranked.index(_label(st, "service"))
                      if _label(st, "service") in ranked else 0)
     if not records:
+        return 0
+    if verb == "stop":
+        stop_in_order(paths, project, records, args.timeout)
         return 0
     if verb == "top":
         for st in records:

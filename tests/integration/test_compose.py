@@ -148,6 +148,57 @@ def test_up_again_changes_only_what_changed(sb, shop):
     assert names(sb) == ["shop-db-1", "shop-web-1"]
 
 
+NETWORKS = """\
+services:
+  web:
+    image: busybox
+    command: sleep 600
+    networks: [front, back]
+  db:
+    image: busybox
+    command: sleep 600
+    networks: [back]
+  client:
+    image: busybox
+    command: sh -c 'trap "echo bye; exit 0" TERM; sleep 600 & wait'
+    depends_on: [web]
+    networks:
+      front:
+        ipv4_address: 10.77.1.50
+networks:
+  front:
+    ipam:
+      config:
+        - subnet: 10.77.1.0/24
+  back:
+    internal: true
+"""
+
+
+def test_networks_keep_services_apart(sb, busybox):
+    """web is on both networks (the second joined before it starts), db
+    only on back, client only on front with a fixed address: client
+    reaches web, not db; stop and down stop dependents first."""
+    top = project(sb, "nets", {"compose.yaml": NETWORKS})
+    try:
+        sb.ok("compose", "up", "-d", cwd=top)
+        r = sb.ok("compose", "exec", "-T", "client", "sh", "-c",
+                  "ip -4 -o addr show eth0 | grep -o 'inet [0-9./]*'; "
+                  "ping -c1 -W2 web >/dev/null && echo web; "
+                  "ping -c1 -W1 db >/dev/null 2>&1 || echo no-db", cwd=top)
+        assert r.stdout == "inet 10.77.1.50/24\nweb\nno-db\n"
+        r = sb.ok("compose", "exec", "-T", "web", "sh", "-c",
+                  "ping -c1 -W2 db >/dev/null && echo db", cwd=top)
+        assert r.stdout == "db\n"
+        r = sb.ok("compose", "stop", "-t", "5", cwd=top)
+        assert r.stderr.index("nets-client-1  Stopped") < r.stderr.index("nets-web-1  Stopped")
+        assert sb.ok("compose", "logs", "client", cwd=top).stdout == "client-1 | bye\n"
+    finally:
+        r = sb("compose", "down", cwd=top)
+    assert r.returncode == 0, describe(r)
+    assert "nets_" not in sb.ok("network", "ls").stdout
+
+
 BUILT = """\
 services:
   app:
