@@ -76,6 +76,24 @@ def register(sub):
                    help="show only these services' output")
     services(q)
 
+    q = verb("create", cmd_create, "create the services' containers without starting them")
+    q.add_argument("--build", action="store_true", help="build images first")
+    q.add_argument("--no-build", action="store_true", help="never build a missing image")
+    q.add_argument("--pull", choices=("always", "missing", "never"))
+    q.add_argument("--force-recreate", action="store_true")
+    q.add_argument("--no-recreate", action="store_true")
+    q.add_argument("--remove-orphans", action="store_true")
+    q.add_argument("--scale", action="append", default=[], metavar="SERVICE=N")
+    q.add_argument("--quiet-pull", action="store_true")
+    services(q)
+
+    q = verb("cp", cmd_cp, "copy files between a service's container and the host")
+    q.add_argument("--index", type=int, default=1, metavar="N")
+    q.add_argument("-a", "--archive", action="store_true", help="keep owners")
+    q.add_argument("-L", "--follow-link", action="store_true")
+    q.add_argument("source", metavar="SRC")
+    q.add_argument("dest", metavar="DEST")
+
     q = verb("down", cmd_down, "stop and remove the project's containers and networks")
     q.add_argument("-v", "--volumes", action="store_true",
                    help="also its named volumes and the containers' anonymous ones")
@@ -1145,7 +1163,8 @@ def _one_container(paths, project, service, index, running=True):
     for st in project_containers(paths, project.name, [service]):
         if _label(st, "container-number") == str(index) and (_running(st) or not running):
             return st
-    raise ComposeError("service %s is not running" % service,
+    raise ComposeError("service %s %s" % (service, "is not running" if running else
+                                          "has no container %d" % index),
                        hint="sandbox compose up -d " + service)
 
 
@@ -1291,6 +1310,31 @@ def cmd_ls(args, paths):
     print(tabulate([["NAME", "STATUS", "CONFIG FILES"]] +
                    [[r["Name"], r["Status"], r["ConfigFiles"]] for r in rows]))
     return 0
+
+
+def cmd_create(args, paths):
+    """up --no-start."""
+    for key, value in (("detach", False), ("no_start", True), ("no_deps", False),
+                       ("exit_code_from", None), ("abort_on_container_exit", False),
+                       ("timeout", None), ("wait", False), ("attach", [])):
+        setattr(args, key, value)
+    return cmd_up(args, paths)
+
+
+def cmd_cp(args, paths):
+    """SERVICE:PATH on either side names the service's container --index."""
+    project = load_project(args)
+    ends = []
+    for end in (args.source, args.dest):
+        service, sep, path = end.partition(":")
+        if sep and service in project.services:
+            st = _one_container(paths, project, service, args.index, running=False)
+            end = "%s:%s" % (st["Id"], path)
+        elif sep and not end.startswith(("/", ".")):
+            project.service(service)            # (an error naming the services)
+        ends.append(end)
+    flags = (["-a"] if args.archive else []) + (["-L"] if args.follow_link else [])
+    return sandbox(paths, "cp", *flags, *ends, capture=False, check=False)
 
 
 def cmd_version(args, paths):

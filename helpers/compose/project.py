@@ -387,6 +387,62 @@ def _prepare_service(name, svc, where):
     return svc
 
 
+def _extended(svc, services, file_dir, project_dir, where, read, seen):
+    """``svc`` over the service its ``extends:`` names (in the same file,
+    ``services``, or in ``extends.file``), that one's extends first; the
+    relative paths of a service from another file start from that file's
+    directory."""
+    ext = svc.get("extends")
+    if not ext:
+        return svc
+    if isinstance(ext, str):
+        ext = {"service": ext}
+    if not isinstance(ext, dict) or not ext.get("service"):
+        raise ComposeError("%s: extends needs a service" % where)
+    if ext.get("file"):
+        path = os.path.normpath(os.path.join(file_dir, ext["file"]))
+        data, base_where = read(path)
+        others, base_dir = data.get("services") or {}, os.path.dirname(path)
+    else:
+        path, others, base_dir, base_where = None, services, file_dir, where
+    name = ext["service"]
+    if (path, name) in seen:
+        raise ComposeError("%s: extends makes a cycle through service %s" % (where, name))
+    if name not in others:
+        raise ComposeError("%s: cannot extend service %s: it is not there" % (
+            base_where, name))
+    import copy
+    base = _prepare_service(name, copy.deepcopy(others[name]), base_where)
+    base = _extended(base, others, base_dir, project_dir, base_where, read,
+                     seen + ((path, name),))
+    if base_dir != project_dir:
+        _rebase(base, base_dir)
+    return _merge_service(base, {k: v for k, v in svc.items() if k != "extends"})
+
+
+def _rebase(svc, directory):
+    """A service's relative host paths as absolute ones from ``directory``."""
+    def absolute(p):
+        return os.path.normpath(os.path.join(directory, p)) if str(p)[:1] == "." else p
+    if isinstance(svc.get("build"), dict) and svc["build"].get("context"):
+        svc["build"]["context"] = os.path.join(directory, os.path.expanduser(
+            str(svc["build"]["context"])))
+    if svc.get("env_file"):
+        svc["env_file"] = [dict(e, path=os.path.join(directory, e["path"]))
+                           if isinstance(e, dict) else os.path.join(directory, e)
+                           for e in svc["env_file"]]
+    volumes = []
+    for v in svc.get("volumes") or []:
+        if isinstance(v, str) and ":" in v:
+            source, rest = v.split(":", 1)
+            v = absolute(source) + ":" + rest
+        elif isinstance(v, dict) and v.get("type") == "bind" and v.get("source"):
+            v = dict(v, source=absolute(v["source"]))
+        volumes.append(v)
+    if volumes:
+        svc["volumes"] = volumes
+
+
 class Project:
     """A loaded project: ``name``, ``workdir`` (the project directory),
     ``files``, ``services`` {name: normalized dict}, ``networks``,
@@ -501,22 +557,28 @@ def load(files=(), project_name=None, project_directory=None, env_files=(), prof
     def env(name):
         return os.environ.get(name, dotenv.get(name))
     warned = set()
-    model = {}
-    for path in paths:
+
+    def read(path):
         where = "stdin" if path == "-" else os.path.relpath(path, workdir)
         try:
             text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
         except OSError as exc:
             raise ComposeError("cannot read %s: %s" % (path, exc.strerror)) from None
         data = _interpolate_tree(parse_yaml(text, where), env, where, warned)
-        services = data.get("services") or {}
-        if not isinstance(services, dict):
+        if not isinstance(data.get("services") or {}, dict):
             raise ComposeError("%s: services must be a mapping" % where)
+        return data, where
+    model = {}
+    for path in paths:
+        data, where = read(path)
+        services = data.get("services") or {}
+        here = os.path.dirname(path) if path != "-" else workdir
         for key, value in data.items():
             if key == "services":
                 merged = model.setdefault("services", {})
                 for name, svc in services.items():
                     svc = _prepare_service(name, svc, where)
+                    svc = _extended(svc, services, here, here, where, read, ())
                     if name in merged:
                         _merge_service(merged[name], svc)
                     else:
@@ -560,7 +622,7 @@ SERVICE_KEYS = {
     "cpuset", "pids_limit", "shm_size", "stop_signal", "stop_grace_period",
     "oom_score_adj", "logging", "deploy", "platform", "pull_policy", "profiles", "scale",
     "secrets", "configs", "security_opt", "links", "external_links", "mac_address",
-    "blkio_config", "oom_kill_disable", "develop", "attach",
+    "blkio_config", "oom_kill_disable", "develop", "attach", "extends",
 }
 
 

@@ -141,3 +141,28 @@ networks:
     assert "--memory=64m" in argv
     assert argv[-4:] == ["--entrypoint=sh", "img", "-c", "echo hi"]
     assert os.path.basename(p.files[0]) == "compose.yaml"
+
+
+def test_extends_in_the_file_and_from_another(tmp_path):
+    common = tmp_path / "common"
+    common.mkdir()
+    write(common, "base.yaml",
+          "services:\n  root:\n    image: busybox\n    environment: {A: '1'}\n"
+          "  base:\n    extends: root\n    build: ./ctx\n    volumes: ['./data:/data']\n"
+          "    env_file: [base.env]\n")
+    write(common, "base.env", "FROM_FILE=yes\n")
+    write(tmp_path, "compose.yaml",
+          "services:\n  app:\n    extends: {file: common/base.yaml, service: base}\n"
+          "    environment: {B: '2'}\n  other:\n    extends: app\n    command: [x]\n")
+    p = project.load(workdir=str(tmp_path))
+    app = p.services["app"]
+    assert app["image"] == "busybox"
+    assert app["environment"] == {"FROM_FILE": "yes", "A": "1", "B": "2"}
+    assert app["build"]["context"] == str(common / "ctx")
+    assert app["volumes"] == ["%s:/data" % (common / "data")]
+    assert "extends" not in app
+    assert p.services["other"]["command"] == ["x"]
+    assert p.services["other"]["environment"] == app["environment"]
+    write(tmp_path, "loop.yaml", "services:\n  a: {extends: b}\n  b: {extends: a}\n")
+    with pytest.raises(ComposeError, match="cycle"):
+        project.load(["loop.yaml"], workdir=str(tmp_path))
