@@ -889,6 +889,8 @@ def cmd_down(args, paths):
             if labels.get(LABEL + "project") == project.name:
                 sandbox(paths, "volume", "rm", name, what="volume " + name)
                 say("Volume", name, "Removed")
+    import shutil
+    shutil.rmtree(_secret_dir(paths, project), ignore_errors=True)
     if args.rmi:
         for name in services:
             svc = project.services[name]

@@ -686,6 +686,13 @@ def _normalize(project, profiles):
             if source is not None and source not in project.volumes:
                 raise ComposeError("service %s refers to undefined volume %s" % (name, source),
                                    hint="declare it under the top-level volumes:")
+        for kind in ("secrets", "configs"):
+            for item in svc.get(kind) or []:
+                source = item.get("source") if isinstance(item, dict) else item
+                if source not in getattr(project, kind):
+                    raise ComposeError("service %s refers to undefined %s %s"
+                                       % (name, kind[:-1], source),
+                                       hint="declare it under the top-level %s:" % kind)
         for key in (svc.get("networks") or {}):
             if key not in project.networks and key != "default":
                 raise ComposeError("service %s refers to undefined network %s" % (name, key),

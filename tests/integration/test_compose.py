@@ -321,3 +321,60 @@ def test_errors(sb, busybox, files, message):
     assert r.returncode == 1, describe(r)
     assert r.stderr.startswith("sandbox: ") and message in r.stderr, r.stderr
     assert names(sb) == []
+
+
+EXTRAS = """\
+services:
+  app:
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM busybox
+        RUN echo inline > /built
+    env_file: [app.env]
+    environment: [FROM_SHELL]
+    secrets: [token, {source: note, target: /etc/note.txt}]
+    configs: [settings]
+    command: sh -c 'cat /built /run/secrets/token /etc/note.txt; echo; cat /settings; echo $$KEY $$FROM_SHELL; sleep 600'
+    healthcheck:
+      test: touch /tmp/ok
+      interval: 1s
+  extra:
+    image: busybox
+    profiles: [debug]
+    command: sleep 600
+secrets:
+  token:
+    file: ./token.txt
+  note:
+    environment: NOTE
+configs:
+  settings:
+    content: |
+      level=3
+"""
+
+
+def test_secrets_configs_env_files_profiles_and_wait(sb, busybox):
+    top = project(sb, "extras", {"compose.yaml": EXTRAS, "app.env": "KEY=from-file\n",
+                                 "token.txt": "t0ken\n"})
+    env = {"FROM_SHELL": "shell", "NOTE": "noted"}
+    try:
+        r = sb("compose", "up", "-d", "--wait", cwd=top, env=env)
+        assert r.returncode == 0, describe(r)
+        assert " Container extras-app-1  Healthy" in r.stderr
+        assert names(sb) == ["extras-app-1"]             # extra's profile is off
+        assert sb.ok("compose", "logs", "--no-log-prefix", cwd=top).stdout == \
+            "inline\nt0ken\nnoted\nlevel=3\nfrom-file shell\n"
+        r = sb("compose", "exec", "-T", "app", "sh", "-c", "echo x > /run/secrets/token",
+               cwd=top)
+        assert r.returncode != 0                          # read-only
+        assert sb.ok("compose", "--profile", "debug", "config", "--services",
+                     cwd=top).stdout == "app\nextra\n"
+        sb.ok("compose", "--profile", "debug", "up", "-d", "extra", cwd=top, env=env)
+        assert names(sb) == ["extras-app-1", "extras-extra-1"]
+    finally:
+        r = sb("compose", "--profile", "debug", "down", "-t", "0", "--rmi", "local",
+               cwd=top, env=env)
+    assert r.returncode == 0, describe(r)
+    assert names(sb) == []
