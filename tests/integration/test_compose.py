@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import describe
+from registrytools import Registry, skopeo_copy
 from test_cp import give, host_dir
 from test_network import free_port, wait_http
 
@@ -378,3 +379,42 @@ def test_secrets_configs_env_files_profiles_and_wait(sb, busybox):
                cwd=top, env=env)
     assert r.returncode == 0, describe(r)
     assert names(sb) == []
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory, images_dir):
+    r = Registry(str(tmp_path_factory.mktemp("registry")))
+    skopeo_copy("docker-archive:" + os.path.join(images_dir, "busybox.tar"),
+                "docker://%s/library/busybox:latest" % r.host)
+    yield r
+    r.stop()
+
+
+def test_images_are_pulled_built_and_pushed(fresh_sb, reg):
+    """A store without the images: up pulls the service's image (and
+    builds the other's FROM it), push sends the built one, pull fetches
+    again; the pull's progress stays off a pipe."""
+    sb = fresh_sb
+    top = project(sb, "reg", {
+        "compose.yaml": "services:\n  base:\n    image: %(h)s/library/busybox\n"
+                        "    command: echo pulled\n  made:\n    image: %(h)s/made:1\n"
+                        "    build: {context: ., args: {BASE: '%(h)s/library/busybox'}}\n"
+                        "    command: cat /made\n" % {"h": reg.host},
+        "Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo made > /made\n"})
+    try:
+        r = sb("compose", "up", "-d", "base", cwd=top)
+        assert r.returncode == 0, describe(r)
+        assert " Image %s/library/busybox  Pulled" % reg.host in r.stderr
+        r = sb("compose", "build", "made", cwd=top)
+        assert r.returncode == 0, describe(r)
+        sb.ok("compose", "push", "made", cwd=top)
+        sb.ok("compose", "down", "--rmi", "all", cwd=top)
+        assert sb.ok("images", "-q").stdout == ""
+        r = sb("compose", "pull", cwd=top)
+        assert r.returncode == 0, describe(r)
+        assert " Image %s/made:1  Pulled" % reg.host in r.stderr
+        r = sb.ok("compose", "up", "--abort-on-container-exit", cwd=top)
+        assert "made-1 | made" in r.stdout.replace("  ", " ")
+        assert "Building" not in r.stderr and "Step 1" not in r.stderr   # pulled, not built
+    finally:
+        sb("compose", "down", cwd=top)
