@@ -664,19 +664,21 @@ def cmd_up(args, paths):
 
     def kill():
         sandbox(paths, "kill", *names, check=False)
+    def one(name):
+        if not args.no_start:
+            _wait_dependencies(paths, project, name)
+        made = converge(paths, project, name,
+                        scales.get(name, scale_of(project.services[name])),
+                        force=args.force_recreate, keep=args.no_recreate,
+                        start=not args.no_start, timeout=args.timeout)
+        names.extend(made)
+        if follower is not None and name in attach:
+            for st in project_containers(paths, project.name, [name]):
+                if st["Name"] in made:
+                    follower.add(st)
     try:
-        for name in services:
-            if not args.no_start:
-                _wait_dependencies(paths, project, name)
-            made = converge(paths, project, name,
-                            scales.get(name, scale_of(project.services[name])),
-                            force=args.force_recreate, keep=args.no_recreate,
-                            start=not args.no_start, timeout=args.timeout)
-            names += made
-            if follower is not None and name in attach:
-                for st in project_containers(paths, project.name, [name]):
-                    if st["Name"] in made:
-                        follower.add(st)
+        for level in levels(project, services):
+            at_once(one, level)
     except KeyboardInterrupt:
         if follower is None:
             raise
@@ -756,6 +758,10 @@ class Follower:
         self.aborted = threading.Event()
 
     def add(self, st):
+        with self.lock:
+            self._add(st)
+
+    def _add(self, st):
         label = b""
         if self.prefix:
             text = "%-*s | " % (self.width, _short_name(self.project.name, st))
@@ -836,19 +842,54 @@ def _stop_quietly(paths, names, timeout):
         say("Container", name, "Stopped")
 
 
+def levels(project, services):
+    """``services`` in groups that may start at once, in order: each
+    service in a later group than every service of ``services`` it
+    depends on."""
+    from ..compose.project import dependencies
+    depth = {}
+    for name in project.with_dependencies(list(services)):
+        depth[name] = 1 + max((depth[d] for d in dependencies(project.services[name])
+                               if d in depth), default=-1)
+    out = []
+    for name in services:
+        while len(out) <= depth[name]:
+            out.append([])
+        out[depth[name]].append(name)
+    return [group for group in out if group]
+
+
+def at_once(action, items):
+    """action(item) for each item, in threads (each runs our own verbs as
+    children); the first failure is raised once all have ended."""
+    if len(items) == 1:
+        return action(items[0])
+    failures = []
+
+    def run(item):
+        try:
+            action(item)
+        except BaseException as exc:   # noqa: BLE001 - raised below
+            failures.append(exc)
+    threads = [threading.Thread(target=run, args=(item,), daemon=True) for item in items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.1)         # (Ctrl-C reaches the main thread here)
+    if failures:
+        raise failures[0]
+
+
 def stop_in_order(paths, project, records, timeout):
     """Stop running containers, those that depend on others first, each
     level at once."""
-    from ..compose.project import dependencies
-    level = {}
-    for name in project.with_dependencies(list(project.services)):
-        level[name] = 1 + max((level.get(d, 0) for d in dependencies(
-            project.services[name])), default=-1)
     running = [st for st in records if _running(st)]
-    for depth in sorted({level.get(_label(st, "service"), 99) for st in running},
-                        reverse=True):
-        _stop_quietly(paths, [st["Name"] for st in running
-                              if level.get(_label(st, "service"), 99) == depth], timeout)
+    in_order = levels(project, list(project.services))
+    for group in reversed(in_order + [["(orphans)"]]):
+        names = [st["Name"] for st in running if _label(st, "service") in group or (
+            group == ["(orphans)"] and _label(st, "service") not in project.services)]
+        _stop_quietly(paths, names, timeout)
 
 
 # -- the other verbs ------------------------------------------------------------
@@ -870,9 +911,10 @@ def cmd_down(args, paths):
     # Dependents first.
     mine.sort(key=lambda st: -rank.get(_label(st, "service"), -1))
     stop_in_order(paths, project, mine, args.timeout)
+    if mine:
+        sandbox(paths, "rm", "-f", *(["-v"] if args.volumes else []),
+                *[st["Id"] for st in mine], what="rm")
     for st in mine:
-        sandbox(paths, "rm", "-f", *(["-v"] if args.volumes else []), st["Id"],
-                what="container " + st["Name"])
         say("Container", st["Name"], "Removed")
     for net in _networks(paths):
         labels = net.get("Labels") or {}
