@@ -484,7 +484,12 @@ def attach(paths, cid, pid):
             return          # --rm: C removed it after PID 1's failure
         raise
     if st.get("Networks"):
-        _plug_user_networks(paths, cid, _parent(pid) or pid, st, st["Networks"])
+        try:
+            _plug_user_networks(paths, cid, _parent(pid) or pid, st, st["Networks"])
+        except (SandboxError, OSError):
+            if _gone(pid):
+                return      # its namespace went with it
+            raise
     mode = helper_of(st)
     if mode is None:
         return

@@ -423,3 +423,17 @@ def test_ip_range_and_aux_addresses(sb, busybox, nets):
                            (["--ipv6"], "--ipv6 is not supported")):
         r = sb("network", "create", *flags, "bad-net")
         assert r.returncode == 125 and message in r.stderr, (flags, r.stderr)
+
+
+def test_a_missing_command_on_a_user_network(sb, busybox, nets):
+    """PID 1's exec fails before its network is plugged: the command's own
+    error, as without a network (it was a FileNotFoundError of its
+    /proc/PID/ns/net): `start` exits 1, `run -d` 127, the record says 127."""
+    new_net(sb, nets, "missing-cmd-net")
+    sb.ok("create", "--name", "missing-cmd", "--network", "missing-cmd-net", busybox,
+          "no-such-command")
+    r = sb("start", "missing-cmd")
+    assert r.returncode == 1 and "executable file not found" in r.stderr, describe(r)
+    assert sb.ok("inspect", "-f", "{{.State.ExitCode}}", "missing-cmd").stdout == "127\n"
+    r = sb("run", "-d", "--network", "missing-cmd-net", busybox, "no-such-command")
+    assert r.returncode == 127 and "executable file not found" in r.stderr, describe(r)
