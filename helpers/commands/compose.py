@@ -1261,10 +1261,13 @@ def cmd_run(args, paths):
     if args.entrypoint is not None:
         import shlex
         svc["entrypoint"] = shlex.split(args.entrypoint)
+    # A one-off container: no fixed name, no restart policy.
     svc.pop("container_name", None)
     svc.pop("restart", None)
-    svc.pop("deploy", None) if isinstance(svc.get("deploy"), dict) and \
-        (svc["deploy"].get("restart_policy")) else None
+    if isinstance(svc.get("deploy"), dict):
+        svc["deploy"] = {k: v for k, v in svc["deploy"].items() if k != "restart_policy"}
+    if args.no_tty:
+        svc["tty"] = False
     name = args.name or "%s-%s-run-%s" % (project.name, args.service, secrets.token_hex(6))
     extra = ["--env=" + e for e in args.env] + ["--label=" + x for x in args.label]
     extra += ["--volume=" + v for v in args.volume] + ["--publish=" + x for x in args.publish]

@@ -639,6 +639,8 @@ def _normalize(project, profiles):
         if wanted and not (active & set(wanted)) and "*" not in active:
             del project.services[name]
             continue
+        if svc.get("pull_policy") == "if_not_present":
+            svc["pull_policy"] = "missing"          # (Compose's other name for it)
         if not svc.get("image") and not svc.get("build"):
             raise ComposeError("service %s has neither an image nor a build context" % name)
         if isinstance(svc.get("build"), dict):

@@ -30,10 +30,12 @@ services:
     ports:
       - "127.0.0.1:${WEB_PORT}:8080"
     depends_on: [db]
+    init: true
     labels:
       tier: front
   db:
     image: busybox
+    init: true
     command: sh -c 'echo db ready; exec sleep 3600'
     volumes:
       - data:/data
@@ -154,10 +156,12 @@ services:
   web:
     image: busybox
     command: sleep 600
+    init: true
     networks: [front, back]
   db:
     image: busybox
     command: sleep 600
+    init: true
     networks: [back]
   client:
     image: busybox
@@ -247,7 +251,8 @@ def test_foreground_up_builds_waits_for_health_and_exits_with_a_code(sb, busybox
 
 def test_ctrl_c_stops_a_foreground_up(sb, busybox):
     top = project(sb, "fg", {"compose.yaml": "services:\n  loop:\n    image: busybox\n"
-                             "    command: sh -c 'echo looping; exec sleep 600'\n"})
+                             "    command: sh -c 'echo looping; exec sleep 600'\n"
+                             "    init: true\n"})
     proc = sb.popen("compose", "up", cwd=top)
     try:
         deadline = time.monotonic() + 30
@@ -418,3 +423,32 @@ def test_images_are_pulled_built_and_pushed(fresh_sb, reg):
         assert "Building" not in r.stderr and "Step 1" not in r.stderr   # pulled, not built
     finally:
         sb("compose", "down", cwd=top)
+
+
+@pytest.mark.terminal
+def test_exec_and_run_on_a_terminal(sb, busybox):
+    """On a terminal, exec and run give the command one (as Compose's);
+    their exit status is the command's; -T takes it away."""
+    import pexpect
+    top = project(sb, "term", {"compose.yaml": "services:\n  box:\n    image: busybox\n"
+                                               "    command: sleep 600\n"})
+    try:
+        sb.ok("compose", "up", "-d", cwd=top)
+        for verb in (["exec", "box", "sh"], ["run", "--rm", "box", "sh"]):
+            argv = sb.argv("compose", *verb)
+            child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30, cwd=top,
+                                  dimensions=(30, 100))
+            child.expect("# ")
+            child.sendline("tty; stty size; exit 3")
+            child.expect("/dev/pts/")
+            child.expect("30 100")
+            child.expect(pexpect.EOF)
+            child.close()
+            assert child.exitstatus == 3, verb
+        argv = sb.argv("compose", "exec", "-T", "box", "sh", "-c", "tty || echo none")
+        child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30, cwd=top)
+        child.expect("not a tty")
+        child.expect(pexpect.EOF)
+        assert names(sb) == ["term-box-1"]
+    finally:
+        sb("compose", "down", "-t", "0", cwd=top)
