@@ -14,6 +14,7 @@ import urllib.parse
 
 from ..errors import SandboxError, UsageError
 from ..formatting import print_rows, tabulate
+from .registry import parse_bool
 
 HUB_INDEX = "index.docker.io"
 
@@ -26,8 +27,7 @@ def register(sub):
                    help="stars=N, is-official=true|false")
     p.add_argument("--format", help="a Go template, 'table TEMPLATE' or 'json'")
     p.add_argument("--no-trunc", action="store_true", help="whole descriptions")
-    p.add_argument("--tls-verify", type=lambda v: v.lower() in ("1", "true", "yes"),
-                   default=None, metavar="BOOL")
+    p.add_argument("--tls-verify", type=parse_bool, default=None, metavar="BOOL")
     p.add_argument("term", metavar="TERM")
     p.set_defaults(func=cmd_search)
 

@@ -112,6 +112,20 @@ def create(paths, name, sources, amend=False, tls_verify=None):
     return str(ref)
 
 
+# Go's GOOS/GOARCH pairs, which Docker's `manifest annotate` accepts.
+VALID_PLATFORMS = {
+    "aix": ("ppc64",), "android": ("386", "amd64", "arm", "arm64"),
+    "darwin": ("386", "amd64", "arm", "arm64"), "dragonfly": ("amd64",),
+    "freebsd": ("386", "amd64", "arm", "arm64", "riscv64"), "illumos": ("amd64",),
+    "ios": ("arm64",), "js": ("wasm",), "wasip1": ("wasm",),
+    "linux": ("386", "amd64", "arm", "arm64", "loong64", "mips", "mipsle", "mips64",
+              "mips64le", "ppc64", "ppc64le", "riscv64", "s390x"),
+    "netbsd": ("386", "amd64", "arm", "arm64"), "openbsd": ("386", "amd64", "arm", "arm64"),
+    "plan9": ("386", "amd64", "arm"), "solaris": ("amd64",),
+    "windows": ("386", "amd64", "arm", "arm64"),
+}
+
+
 def annotate(paths, name, member, os_=None, arch=None, variant=None, os_version=None,
              os_features=None):
     doc = load(paths, name)
@@ -122,6 +136,12 @@ def annotate(paths, name, member, os_=None, arch=None, variant=None, os_version=
         if e["source"] == member or str(reference.parse(e["source"])) == str(want) or \
                 e["descriptor"]["digest"] == want.digest:
             plat = e["descriptor"]["platform"]
+            new_os, new_arch = os_ or plat.get("os"), arch or plat.get("architecture")
+            if (os_ or arch) and new_arch not in VALID_PLATFORMS.get(new_os, ()):
+                raise UsageError("manifest entry for image has unsupported os/arch "
+                                 "combination: %s/%s" % (new_os, new_arch),
+                                 hint="an os and architecture as Go names them: "
+                                      "linux/amd64, linux/arm64, windows/amd64, ...")
             for key, value in (("os", os_), ("architecture", arch), ("variant", variant),
                                ("os.version", os_version)):
                 if value:

@@ -406,6 +406,8 @@ def test_manifest_create_annotate_push_and_pull_by_platform(fresh_sb, reg):
     r = sb("manifest", "create", name, "%s/multi:amd64" % host)
     assert r.returncode == 125 and "no --amend" in r.stderr
     sb.ok("manifest", "annotate", "--variant", "v8", name, "%s/multi:arm64" % host)
+    r = sb("manifest", "annotate", "--arch", "arm65", name, "%s/multi:arm64" % host)
+    assert r.returncode == 125 and "unsupported os/arch combination: linux/arm65" in r.stderr
     local = json.loads(sb.ok("manifest", "inspect", name).stdout)
     assert local["mediaType"] == "application/vnd.oci.image.index.v1+json"
     plats = {m["digest"]: m["platform"] for m in local["manifests"]}
