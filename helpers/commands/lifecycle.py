@@ -267,13 +267,19 @@ WAIT_CONDITIONS = ("stopped", "exited", "running", "paused", "healthy", "unhealt
                    "created")
 
 
+def _stopped(st):
+    """Stopped for good, as `wait` means it: not running, not only created."""
+    from ..container import state
+    return not state.is_running(st) and st.get("Status") != "created"
+
+
 def _reached(paths, st, conditions):
     """Whether the container (record ``st``) is in one of ``conditions``
     (wait --condition)."""
     from ..container import health, state
     status = st.get("Status")
     for c in conditions:
-        if c in ("stopped", "exited") and not state.is_running(st) and status != "created":
+        if c in ("stopped", "exited") and _stopped(st):
             return True
         if c in ("running", "paused", "created") and status == c:
             return True
@@ -299,7 +305,7 @@ def cmd_wait(args, paths):
     def action(ref):
         cid, st = load(paths, ref)
         delay = 0.01
-        while state.is_running(st) or st.get("Status") == "created":
+        while not _stopped(st):
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
             try:
@@ -317,7 +323,7 @@ def _wait_for(paths, ref, conditions, interval):
     from ..container import state
     cid, st = load(paths, ref)
     while not _reached(paths, st, conditions):
-        if not state.is_running(st) and st.get("Status") != "created" and \
+        if _stopped(st) and \
                 not {"stopped", "exited"} & set(conditions):
             raise Conflict("container %s exited (%d) before it was %s"
                            % (ref, st.get("ExitCode", 0), " or ".join(conditions)),
