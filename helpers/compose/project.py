@@ -502,18 +502,18 @@ class Project:
         return order
 
     def network_name(self, key):
-        net = self.networks.get(key) or {}
-        if net.get("name"):
-            return net["name"]
-        if net.get("external"):
-            return key
-        return "%s_%s" % (self.name, key)
+        return self._resource_name(self.networks, key)
 
     def volume_name(self, key):
-        vol = self.volumes.get(key) or {}
-        if vol.get("name"):
-            return vol["name"]
-        if vol.get("external"):
+        return self._resource_name(self.volumes, key)
+
+    def _resource_name(self, section, key):
+        """A network's or volume's own name: its `name:`, an external one's
+        key, else PROJECT_KEY."""
+        spec = section.get(key) or {}
+        if spec.get("name"):
+            return spec["name"]
+        if spec.get("external"):
             return key
         return "%s_%s" % (self.name, key)
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from test_cp import give, host_dir
+from test_cp import give, host_dir, user_files
 
 DOCKERFILE = """\
 # syntax is not read; comments are skipped
@@ -37,16 +37,7 @@ CMD ["cat", "greeting"]
 
 
 def context(sb, name, dockerfile, files=None):
-    top = host_dir(sb, name)
-    with open(os.path.join(top, "Dockerfile"), "w") as f:
-        f.write(dockerfile)
-    for rel, data in (files or {}).items():
-        path = os.path.join(top, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(data)
-    give(sb, top)
-    return top
+    return user_files(sb, name, dict(files or {}, Dockerfile=dockerfile))
 
 
 def leftovers(sb):

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import describe
 from registrytools import Registry, skopeo_copy
-from test_cp import give, host_dir
+from test_cp import user_files
 from test_network import free_port, wait_http
 
 COMPOSE = """\
@@ -48,15 +48,7 @@ volumes:
 """
 
 
-def project(sb, name, files):
-    top = host_dir(sb, name)
-    for rel, text in files.items():
-        path = os.path.join(top, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
-    give(sb, top)
-    return top
+project = user_files          # (a compose project's directory)
 
 
 def names(sb):

@@ -24,6 +24,19 @@ def host_dir(sb, name):
     return path
 
 
+def user_files(sb, name, files):
+    """A fresh directory of the test user's holding ``files`` ({relative
+    path: text}), all of them the user's."""
+    top = host_dir(sb, name)
+    for rel, text in files.items():
+        path = os.path.join(top, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    give(sb, top)
+    return top
+
+
 def give(sb, top):
     for d, dirs, files in os.walk(top):
         for name in [d] + [os.path.join(d, n) for n in dirs + files]:
