@@ -108,9 +108,8 @@ def unit_text(paths):
     start of the user's manager.  KillMode=process: stopping the unit (or
     restarting it) leaves the containers it started running; they end with
     the user's manager."""
-    from ..container.monitor import _self_command
-    argv = _self_command() + ["--root", paths.root, "--runroot", paths.runroot,
-                              "system", "autostart"]
+    from ..container.monitor import self_argv
+    argv = self_argv(paths, "system", "autostart")
     return ("[Unit]\n"
             "Description=sandbox: start the containers whose restart policy asks for it\n"
             "\n"

@@ -224,8 +224,8 @@ def register(sub):
 # -- running sandbox itself ---------------------------------------------------
 
 def sandbox_argv(paths, *args):
-    from ..container.monitor import _self_command
-    return _self_command() + ["--root", paths.root, "--runroot", paths.runroot] + list(args)
+    from ..container.monitor import self_argv
+    return self_argv(paths, *args)
 
 
 def sandbox(paths, *args, capture=True, check=True, what=None):

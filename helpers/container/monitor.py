@@ -729,6 +729,12 @@ def _self_command():
     return [sys.executable, "-E", "-s", "-S", os.path.join(here, "sandbox.py")]
 
 
+def self_argv(paths, *args):
+    """The argv of `sandbox ARGS` on this store (its --root and --runroot;
+    the storage driver goes along in SANDBOX_STORAGE_DRIVER)."""
+    return _self_command() + ["--root", paths.root, "--runroot", paths.runroot] + list(args)
+
+
 def _handoff_path(paths, cid):
     return os.path.join(paths.container(cid), "supervisor.json")
 

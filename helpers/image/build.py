@@ -1384,9 +1384,8 @@ def run_self(paths, *args, **kw):
     """`sandbox ARGS` as a child process (subprocess.run's ``kw``), with
     this store: its place and driver go along (--root, --runroot;
     --storage-driver through SANDBOX_STORAGE_DRIVER)."""
-    from ..container.monitor import _self_command
-    argv = _self_command() + ["--root", paths.root, "--runroot", paths.runroot]
-    return subprocess.run(argv + list(args), **kw)
+    from ..container.monitor import self_argv
+    return subprocess.run(self_argv(paths, *args), **kw)
 
 
 def build(paths, context, dockerfile=None, **kw):
