@@ -44,6 +44,9 @@ def cmd_exec(args, paths):
     if st.get("Status") == "paused":
         raise SandboxError("container %s is paused, unpause it first" % args.container,
                            exit_code=1)
+    if st.get("Emulated"):
+        from ..container import emulation
+        emulation.ensure(st["Emulated"])    # (its keeper may be gone since the start)
     spec, process, cgroup = cexec.starting_point(paths, cid, st)
     env = list(args.env)
     for f in args.env_file:

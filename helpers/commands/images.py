@@ -141,6 +141,8 @@ def _import_flags(p):
     p.add_argument("-m", "--message", help="commit message for the image")
     p.add_argument("-c", "--change", action="append", default=[],
                    help="apply a Dockerfile instruction (CMD, ENV, ...)")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="the platform the image says it is for (default: this host's)")
     p.add_argument("source", metavar="FILE|-")
     p.add_argument("name", nargs="?", metavar="REPOSITORY[:TAG]")
     p.set_defaults(func=cmd_import)
@@ -200,8 +202,12 @@ def cmd_load(args, paths):
 
 def cmd_import(args, paths):
     from ..image import archive
+    platform = None
+    if args.platform:
+        from ..image.pull import parse_platform
+        platform = parse_platform(args.platform)
     image_id, _ = archive.import_rootfs(_store(paths), args.source, args.name,
-                                        args.message, args.change)
+                                        args.message, args.change, platform)
     from .. import events
     events.emit(paths, "image", "import", image_id, {"name": args.name or image_id})
     print(image_id)

@@ -630,6 +630,17 @@ def _other(paths, kind, name):
                            hint="name a running container (sandbox ps)") from None
 
 
+def _emulated(config):
+    """The image's architecture when this host runs it through qemu-user
+    (made ready now: emulation.ensure), else None."""
+    from ..container import emulation
+    arch = config.get("architecture")
+    if not emulation.needed(arch):
+        return None
+    emulation.ensure(arch, config.get("variant"))
+    return arch
+
+
 def create(paths, store, image_id, args, checked, starter=None, config=None):
     """Write the container record and its spec; return a dict describing
     it.  On failure, nothing of the container stays behind.  ``starter``
@@ -644,6 +655,7 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
     from .. import network
     if config is None:
         config = store.config(image_id)
+    emulated = _emulated(config)
     layers = rootfs.with_mountpoints(paths, store.layer_dirs(image_id, config))
     net = network.resolve(paths, checked["net"], config)
     idmap = current_id_map()
@@ -796,7 +808,7 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
             "StopSignal": args.stop_signal or img_cfg.get("StopSignal") or "SIGTERM",
             "StopTimeout": 10 if args.stop_timeout is None else args.stop_timeout,
             "Volumes": vol_names, "UserMounts": user_mounts,
-            "Init": bool(args.init) or None,
+            "Init": bool(args.init) or None, "Emulated": emulated,
             "HostConfigLimits": checked["limits"].host_config() if checked["limits"] else {},
             "UseCgroup": bool(checked["use_cgroup"]),
             **net,

@@ -23,7 +23,6 @@ import datetime
 import io
 import json
 import os
-import platform
 import posixpath
 import shlex
 import shutil
@@ -33,6 +32,7 @@ import tempfile
 from ..errors import StoreError, UsageError
 from . import reference
 from .store import chain_ids, digest_of
+from ..platforms import host_arch  # noqa: F401  (archive.host_arch: build, pull, info)
 
 MANIFEST_JSON = "manifest.json"
 OCI_INDEX = "index.json"
@@ -48,14 +48,6 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm",
-         "armv6l": "arm", "i686": "386", "i386": "386", "ppc64le": "ppc64le",
-         "s390x": "s390x", "riscv64": "riscv64"}
-
-
-def host_arch():
-    m = platform.machine()
-    return _ARCH.get(m, m)
 
 
 def now_rfc3339():
@@ -469,9 +461,11 @@ def _pairs(rest):
     return out
 
 
-def import_rootfs(store, source, name=None, message=None, changes=None):
+def import_rootfs(store, source, name=None, message=None, changes=None, platform=None):
     """`docker import`: one layer from a root filesystem tar (plain or
     gzip; a path, or "-" for stdin).  Returns (image_id, [(tag, old id)]).
+    ``platform``: (os, arch, variant) the image says it is for (--platform;
+    default this host's).
     The tar is kept as the layer's blob (push and save need it): it is
     copied into the store first and extracted from there."""
     tags = [reference.parse(name)] if name else []
@@ -493,15 +487,18 @@ def import_rootfs(store, source, name=None, message=None, changes=None):
     try:
         created = now_rfc3339()
         comment = message or "Imported from " + src_name
+        os_, arch, variant = platform or ("linux", host_arch(), None)
         config = {
-            "architecture": host_arch(),
+            "architecture": arch,
             "comment": comment,
             "config": container_config,
             "created": created,
             "history": [{"created": created, "comment": comment}],
-            "os": "linux",
+            "os": os_,
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
         }
+        if variant:
+            config["variant"] = variant
     except BaseException:
         store.discard([layer.tmpdir])
         _unlink_staged([blob])
