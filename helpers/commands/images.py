@@ -568,8 +568,16 @@ def cmd_build(args, paths):
     from ..options import labels
     if args.progress == "quiet":
         args.quiet = True
+    platform = None
     if args.platform:
-        build.check_platform(args.platform, "--platform")
+        from ..image.pull import parse_platform
+        platform = parse_platform(args.platform)
+        from ..container import emulation
+        if platform[0] != "linux" or (emulation.needed(platform[1]) and
+                                      platform[1] not in emulation.QEMU):
+            raise UsageError("--platform %s: sandbox cannot build for it" % args.platform,
+                             hint="linux/ARCH, with ARCH this host's or one qemu-user "
+                                  "emulates: %s" % ", ".join(sorted(emulation.QEMU)))
     output = build.parse_output(args.output) if args.output else None
     if args.push and not tags:
         raise UsageError("--push needs a name to push", hint="add -t REGISTRY/NAME[:TAG]")
@@ -590,7 +598,7 @@ def cmd_build(args, paths):
                                build_args=build_args, quiet=args.quiet, network=args.network,
                                no_cache=args.no_cache, target=args.target,
                                labels=labels(args.label), secrets=secrets, ssh=ssh,
-                               pull=args.pull, run_options=run_options,
+                               pull=args.pull, run_options=run_options, platform=platform,
                                # (-o -: the archive is stdout, the steps go to stderr)
                                out=sys.stderr if output == ("tar", "-") else None)
     finally:

@@ -318,15 +318,19 @@ class Builder:
     def __init__(self, paths, context, dockerfile, tags=(), build_args=None, quiet=False,
                  network=None, out=None, no_cache=False, target=None, labels=None,
                  dockerfile_text=None, secrets=None, ssh=None, pull=False,
-                 run_options=()):
+                 run_options=(), platform=None):
         """``dockerfile_text``: the Dockerfile itself (read from stdin),
         instead of the file ``dockerfile``; ``target``: the stage to stop
         after; ``labels``: set on the final image (--label); ``secrets``:
         {id: file} for RUN --mount=type=secret (--secret); ``ssh``: {id:
         agent socket} for RUN --mount=type=ssh (--ssh); ``pull``: FROM
         images are pulled even when stored (--pull); ``run_options``: more
-        flags of every RUN's `sandbox run` (--add-host, --ulimit, ...)."""
+        flags of every RUN's `sandbox run` (--add-host, --ulimit, ...);
+        ``platform``: (os, arch, variant) to build for (--platform; another
+        architecture's RUN steps run emulated, container/emulation.py)."""
         self.paths = paths
+        self.platform = platform or host_platform()
+        self.stage_platform = self.platform
         self.context = context
         self.dockerfile = dockerfile
         self.tags = list(tags)
@@ -453,11 +457,11 @@ class Builder:
         env = dict(self.args)
         env.update(_env_dict(self.cfg.get("Env") or []))
         if instr == "FROM":
-            return self.from_(expand(rest, dict(platform_args(), **globals_)))
+            return self.from_(expand(rest, dict(platform_args(self.platform), **globals_)))
         if instr == "ARG":
             name, eq, default = rest.partition("=")
             name = name.strip()
-            auto = platform_args().get(name)       # BuildKit's TARGETARCH, ...
+            auto = platform_args(self.platform).get(name)   # BuildKit's TARGETARCH, ...
             if self.image_id is None:
                 value = self.build_args.get(name, expand(default, globals_) if eq else auto)
                 if value is not None:
@@ -519,8 +523,13 @@ class Builder:
         """A new stage: the one before (if any) is kept for FROM NAME and
         COPY --from=NAME (by its name or its index)."""
         words = ref.split()
+        plat = self.platform
         while words and words[0].startswith("--platform="):
-            check_platform(words.pop(0)[11:], "FROM --platform")
+            from .pull import parse_platform
+            try:
+                plat = parse_platform(words.pop(0)[11:])
+            except UsageError as exc:
+                raise BuildError("FROM --platform: " + exc.message, hint=exc.hint) from None
         if len(words) == 3 and words[1].upper() == "AS":
             stage_name = words[2].lower()
         elif len(words) == 1:
@@ -534,6 +543,7 @@ class Builder:
         self.dirty = False
         self.args = {}
         self.stage_name = stage_name
+        self.stage_platform = plat
         self.image_id = self.source_image(words[0])
         self.key = key("FROM", self.image_id)
         self.hit = False            # (FROM scratch: not a step of its own)
@@ -558,24 +568,35 @@ class Builder:
             return self.scratch()
         from .store import ImageNotFound
         from ..commands.registry import pull_for_run
+        plat = self.stage_platform
+        # Another platform's: that platform's image (a stored one of
+        # another platform counts as missing, as for `run --platform`).
+        other = "/".join(p for p in plat if p) if plat != host_platform() else None
         if self.pull:
-            if name not in self.pulled:
-                self.pulled[name] = pull_for_run(self.paths, name, missing=False,
-                                                 quiet=self.quiet)
-            return self.pulled[name]
+            if (name, other) not in self.pulled:
+                self.pulled[name, other] = pull_for_run(self.paths, name, missing=False,
+                                                        quiet=self.quiet, platform=other)
+            return self.pulled[name, other]
         try:
-            return self.store.lookup(name)
+            image_id = self.store.lookup(name)
+            if other is None or _is_for(self.store.config(image_id), plat):
+                return image_id
         except ImageNotFound:
-            return pull_for_run(self.paths, name)
+            pass
+        return pull_for_run(self.paths, name, platform=other)
 
     def scratch(self):
-        k = key("FROM", "scratch")
+        os_, arch, variant = self.stage_platform
+        k = key("FROM", "scratch") if self.stage_platform == host_platform() else \
+            key("FROM", "scratch", os_, arch, variant or "")
         cached = self.cached(k)
         if cached:
             return cached
-        config = {"architecture": archive.host_arch(), "os": "linux", "config": {},
+        config = {"architecture": arch, "os": os_, "config": {},
                   "created": archive.now_rfc3339(),
                   "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+        if variant:
+            config["variant"] = variant
         data = json.dumps(config, separators=(",", ":")).encode()
         image_id, _ = self.store.add_image(data, [], archive.docker_manifest(data, []))
         self.remember(k, image_id)
@@ -1253,14 +1274,25 @@ def check_trigger(lineno, instr):
         raise BuildError("line %d: %s isn't allowed as an ONBUILD trigger" % (lineno, instr))
 
 
-def platform_args():
-    """BuildKit's predefined platform ARGs, for this host (the only platform
-    a build runs on here)."""
-    plat = "linux/" + archive.host_arch()
+def host_platform():
+    from .pull import parse_platform
+    return parse_platform(None)
+
+
+def _is_for(config, plat):
+    """Whether an image's config is for platform ``plat`` (os, arch, variant)."""
+    os_, arch, variant = plat
+    return config.get("os", "linux") == os_ and config.get("architecture") == arch and \
+        (not variant or config.get("variant") in (None, "", variant))
+
+
+def platform_args(target):
+    """BuildKit's predefined platform ARGs: TARGET* the platform built for
+    (--platform), BUILD* this host's."""
     out = {}
-    for side in ("TARGET", "BUILD"):
-        out.update({side + "PLATFORM": plat, side + "OS": "linux",
-                    side + "ARCH": archive.host_arch(), side + "VARIANT": ""})
+    for side, (os_, arch, variant) in (("TARGET", target), ("BUILD", host_platform())):
+        out.update({side + "PLATFORM": "/".join(p for p in (os_, arch, variant) if p),
+                    side + "OS": os_, side + "ARCH": arch, side + "VARIANT": variant or ""})
     return out
 
 
@@ -1321,15 +1353,6 @@ def _quote_pairs(rest, env):
     import shlex
     pairs = archive._pairs(rest)
     return ["%s=%s" % (k, shlex.quote(expand(v, env))) for k, v in pairs]
-
-
-def check_platform(wanted, what):
-    """FROM --platform=P and build --platform P: this host's platform only
-    (no emulation)."""
-    here = platform_args()["TARGETPLATFORM"]
-    if wanted and wanted != here and wanted + "/" != here[:len(wanted) + 1]:
-        raise BuildError("%s=%s: this host builds for %s only" % (what, wanted, here),
-                         hint="drop --platform, or build on a %s machine" % wanted)
 
 
 def parse_output(text):

@@ -50,7 +50,8 @@ LAYER_TYPES = {
 
 # -- platforms ----------------------------------------------------------------
 def parse_platform(s):
-    """"linux/arm64/v8" -> ("linux", "arm64", "v8"); None -> this host."""
+    """"linux/arm64/v8" -> ("linux", "arm64", "v8"); None -> this host;
+    "linux" -> that OS, this host's architecture (as containerd reads it)."""
     from .archive import host_arch
     if not s:
         arch = host_arch()
@@ -61,6 +62,8 @@ def parse_platform(s):
             variant = "v7" if m.startswith("armv7") else "v6" if m.startswith("armv6") else None
         return "linux", arch, variant
     parts = s.lower().split("/")
+    if len(parts) == 1 and parts[0]:
+        return (parts[0],) + parse_platform(None)[1:]     # "linux": this host's arch
     if len(parts) not in (2, 3) or not all(parts):
         raise UsageError("invalid platform %r" % s, hint="--platform OS/ARCH[/VARIANT], "
                          "e.g. linux/amd64 or linux/arm64/v8")

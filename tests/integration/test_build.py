@@ -478,7 +478,9 @@ def test_buildkit_syntax_mounts_secrets_and_heredocs(sb, busybox):
 
 def test_from_platform_and_the_platform_args(sb, busybox):
     """FROM --platform=$BUILDPLATFORM and BuildKit's TARGETARCH & co. (the
-    host's: the only platform a build runs on); another platform is refused."""
+    host's without --platform); FROM --platform of another architecture
+    wants that platform's image: the stored busybox (this host's) does not
+    count.  (Builds for other platforms: test_emulation.py.)"""
     from helpers.image.archive import host_arch
     ctx = context(sb, "build-platform", (
         "ARG BUILDPLATFORM\n"
@@ -494,7 +496,8 @@ def test_from_platform_and_the_platform_args(sb, busybox):
     other = "linux/arm64" if host_arch() != "arm64" else "linux/amd64"
     r = sb("build", context(sb, "build-platform-other",
                             "FROM --platform=%s busybox\n" % other))
-    assert r.returncode == 1 and "this host builds for linux/%s only" % host_arch() in r.stderr
+    assert r.returncode != 0 and \
+        "Unable to find image 'docker.io/library/busybox:latest' locally" in r.stderr
 
 
 def test_onbuild_triggers_run_in_the_child_build_only(sb, busybox):
@@ -621,8 +624,7 @@ def test_the_flags_ci_scripts_pass_and_build_outputs(sb, busybox):
     assert r.returncode == 0 and "d/f" in r.stdout.split(), r.stderr
     assert "Successfully built" in r.stderr
     for flags, message, code in (
-            (["--platform", "linux/s390x"], "this host builds for linux/%s only"
-             % host_arch(), 1),
+            (["--platform", "windows/amd64"], "sandbox cannot build for it", 125),
             (["--progress=fancy"], "invalid choice: 'fancy'", 125),
             (["-o", "type=registry"], "invalid --output 'type=registry'", 125),
             (["--push"], "--push needs a name to push", 125),

@@ -87,3 +87,36 @@ def test_without_an_emulator_the_error_says_what_to_install(sb, foreign):
         in r.stderr
     assert "install qemu-user-static" in r.stderr
     assert sb.ok("ps", "-aq").stdout == ""                # nothing made
+
+
+def test_build_for_arm64_on_this_host(sb, busybox, foreign, images_dir):
+    """build --platform linux/arm64: the FROM image of that platform, its
+    RUN steps emulated, TARGET* ARGs of it; a FROM --platform=$BUILDPLATFORM
+    stage runs natively (the cross-compiling pattern); FROM scratch says
+    arm64 too.  A platform nothing emulates is refused first."""
+    from test_cp import user_files
+    ctx = user_files(sb, "cross-ctx", {"Dockerfile": (
+        "FROM --platform=$BUILDPLATFORM busybox AS tools\n"
+        "ARG TARGETARCH\n"
+        "RUN echo \"tools: $(uname -m) for $TARGETARCH\" > /note\n"
+        "FROM %s\n"
+        "ARG TARGETPLATFORM\n"
+        "COPY --from=tools /note /note\n"
+        "RUN echo \"main: $(uname -m) for $TARGETPLATFORM\" >> /note\n"
+        "CMD [\"cat\", \"/note\"]\n" % foreign)})
+    env = qemu_env(images_dir)
+    r = sb("build", "-q", "--platform", "linux/arm64", "-t", "localhost/cross:1", ctx, env=env)
+    assert r.returncode == 0, describe(r)
+    assert sb.ok("run", "--rm", "localhost/cross:1", env=env).stdout == \
+        "tools: x86_64 for arm64\nmain: aarch64 for linux/arm64\n"
+    assert sb.ok("image", "inspect", "-f", "{{.Os}}/{{.Architecture}}",
+                 "localhost/cross:1").stdout == "linux/arm64\n"
+    assert sb.ok("run", "--rm", "--platform", "linux/arm64", foreign, "uname", "-m",
+                 env=env).stdout == "aarch64\n"
+    r = sb("build", "-q", "--platform", "linux/arm64", "-f", "-", "-t", "localhost/cross:2",
+           ctx, input="FROM scratch\nCOPY Dockerfile /\n", env=env)
+    assert r.returncode == 0, describe(r)
+    assert sb.ok("image", "inspect", "-f", "{{.Architecture}}",
+                 "localhost/cross:2").stdout == "arm64\n"
+    r = sb("build", "--platform", "linux/mips", ctx)
+    assert r.returncode == 125 and "sandbox cannot build for it" in r.stderr, describe(r)
