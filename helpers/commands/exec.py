@@ -46,7 +46,7 @@ def cmd_exec(args, paths):
                            exit_code=1)
     if st.get("Emulated"):
         from ..container import emulation
-        emulation.ensure(st["Emulated"])    # (its keeper may be gone since the start)
+        emulation.prepare(st["Emulated"])   # (its keeper may be gone since the start)
     spec, process, cgroup = cexec.starting_point(paths, cid, st)
     env = list(args.env)
     for f in args.env_file:

@@ -62,8 +62,9 @@ def register(sub):
                    help="accepted for Docker compatibility (as --rm)")
     p.add_argument("--pull", action="store_true",
                    help="pull the FROM images even when they are in the store")
-    p.add_argument("--platform", metavar="OS/ARCH",
-                   help="the target platform: only this host's (no emulation)")
+    p.add_argument("--platform", metavar="OS/ARCH[,OS/ARCH...]",
+                   help="build for these platforms (another architecture: emulated with "
+                        "qemu-user; several: pushed as a manifest list, with --push)")
     p.add_argument("--progress", choices=("auto", "plain", "tty", "quiet", "rawjson"),
                    help="accepted for BuildKit's scripts (the output is always plain; "
                         "quiet is -q)")
@@ -555,6 +556,54 @@ def build_ssh(values):
     return agents
 
 
+def _build_platform(text):
+    """A --platform of build: linux/ARCH[/VARIANT] this host runs or
+    qemu-user emulates (container/emulation.py)."""
+    from ..container import emulation
+    from ..image.pull import parse_platform
+    platform = parse_platform(text.strip())
+    if platform[0] != "linux" or (emulation.needed(platform[1]) and
+                                  platform[1] not in emulation.QEMU):
+        raise UsageError("--platform %s: sandbox cannot build for it" % text.strip(),
+                         hint="linux/ARCH, with ARCH this host's or one qemu-user "
+                              "emulates: %s" % ", ".join(sorted(emulation.QEMU)))
+    return platform
+
+
+def _build_for_platforms(paths, args, platforms, kw):
+    """`build --platform A,B --push -t NAME...` (buildx's multi-platform
+    build): the image of each platform, then for each NAME those images
+    pushed by digest and their manifest list under NAME.  The images stay
+    in the store untagged (and in the build cache)."""
+    from ..image import build, manifest_list
+    from ..image.progress import Progress
+    from ..image.store import Store
+    dockerfile = args.file
+    if dockerfile == "-":           # read once, built for every platform
+        kw["dockerfile_text"] = sys.stdin.buffer.read().decode(errors="replace")
+        dockerfile = None
+    out = kw.get("out") or sys.stdout
+    image_ids = []
+    for platform in platforms:
+        if not args.quiet:
+            out.write("#### %s\n" % "/".join(p for p in platform if p))
+            out.flush()
+        image_ids.append(build.build(paths, args.context, dockerfile, platform=platform, **kw))
+    store = Store(paths)
+    digest = None
+    for tag in args.tag:
+        digest = manifest_list.push_built(store, tag, image_ids,
+                                          progress=Progress("quiet" if args.quiet else None))
+        if not args.quiet:
+            out.write("Pushed manifest list %s: digest: %s\n" % (tag, digest))
+    if args.iidfile:
+        from ..fsutil import atomic_write
+        atomic_write(os.path.abspath(args.iidfile), digest)
+    if args.quiet:
+        print(digest)
+    return 0
+
+
 def cmd_build(args, paths):
     from ..image import build
     from ..image.reference import parse
@@ -568,19 +617,14 @@ def cmd_build(args, paths):
     from ..options import labels
     if args.progress == "quiet":
         args.quiet = True
-    platform = None
-    if args.platform:
-        from ..image.pull import parse_platform
-        platform = parse_platform(args.platform)
-        from ..container import emulation
-        if platform[0] != "linux" or (emulation.needed(platform[1]) and
-                                      platform[1] not in emulation.QEMU):
-            raise UsageError("--platform %s: sandbox cannot build for it" % args.platform,
-                             hint="linux/ARCH, with ARCH this host's or one qemu-user "
-                                  "emulates: %s" % ", ".join(sorted(emulation.QEMU)))
+    platforms = [_build_platform(p) for p in (args.platform or "").split(",") if p.strip()]
     output = build.parse_output(args.output) if args.output else None
     if args.push and not tags:
         raise UsageError("--push needs a name to push", hint="add -t REGISTRY/NAME[:TAG]")
+    if len(platforms) > 1 and (not args.push or output or args.context == "-"):
+        raise UsageError("a build for several platforms is pushed as a manifest list",
+                         hint="add --push -t REGISTRY/NAME[:TAG] (the store keeps one image "
+                              "per name; -o and a Dockerfile-only context take one platform)")
     run_options = []
     if args.add_host:
         from ..network.files import parse_add_hosts
@@ -593,14 +637,16 @@ def cmd_build(args, paths):
     run_options += [o for u in args.ulimit for o in ("--ulimit", u)]
     ssh = build_ssh(args.ssh)
     secrets, made = build_secrets(paths, args.secret)
+    kw = dict(build_args=build_args, quiet=args.quiet, network=args.network,
+              no_cache=args.no_cache, target=args.target, labels=labels(args.label),
+              secrets=secrets, ssh=ssh, pull=args.pull, run_options=run_options,
+              # (-o -: the archive is stdout, the steps go to stderr)
+              out=sys.stderr if output == ("tar", "-") else None)
     try:
+        if len(platforms) > 1:
+            return _build_for_platforms(paths, args, platforms, kw)
         image_id = build.build(paths, args.context, args.file, tags=tags,
-                               build_args=build_args, quiet=args.quiet, network=args.network,
-                               no_cache=args.no_cache, target=args.target,
-                               labels=labels(args.label), secrets=secrets, ssh=ssh,
-                               pull=args.pull, run_options=run_options, platform=platform,
-                               # (-o -: the archive is stdout, the steps go to stderr)
-                               out=sys.stderr if output == ("tar", "-") else None)
+                               platform=platforms[0] if platforms else None, **kw)
     finally:
         if made:
             import shutil

@@ -93,6 +93,13 @@ def collect(paths):
     if not helpers["slirp4netns"] and not helpers["pasta"]:
         problems.append(("no user-mode network helper found",
                          "apt-get install passt slirp4netns"))
+    from ..container import emulation
+    info["emulation"] = emulation.available()
+    if not emulation.kernel_can() and any(v is not True for v in info["emulation"].values()):
+        problems.append(("emulating other architectures needs Linux 6.7 or later (a "
+                         "binfmt_misc of the user's namespace); this kernel is %s"
+                         % info["kernel"], "or have root register qemu-user-static in the "
+                         "host's binfmt_misc (its F flag)"))
     from .. import network
     try:
         info["default_network"], info["default_network_from"] = \
@@ -217,6 +224,11 @@ def cmd_info(args, paths):
                                       " (default_rootless_network_cmd in %s)"
                                       % info["default_network_from"]
                                       if info["default_network_from"] else ""))
+    emulated = info["emulation"]
+    print("Emulation:       %s" % (", ".join(
+        "%s (%s)" % (arch, "the host's binfmt_misc" if how is True else how)
+        for arch, how in sorted(emulated.items())) or
+        "none (other architectures: install qemu-user-static)"))
     print("Helpers:")
     for name, path in info["helpers"].items():
         print("  %-14s %s" % (name, path or "missing"))

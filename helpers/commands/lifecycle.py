@@ -399,7 +399,7 @@ def start(paths, cid, st, on_listening=None):
     from ..userns import current_id_map
     if st.get("Emulated"):
         from ..container import emulation
-        emulation.ensure(st["Emulated"])    # (its keeper may be gone since)
+        emulation.prepare(st["Emulated"])   # (its keeper may be gone since)
     spec = read_json(os.path.join(paths.container(cid), "config.json"))
     store = Store(paths)
     from ..container.rootfs import with_mountpoints

@@ -632,12 +632,12 @@ def _other(paths, kind, name):
 
 def _emulated(config):
     """The image's architecture when this host runs it through qemu-user
-    (made ready now: emulation.ensure), else None."""
+    (made ready now: emulation.prepare), else None."""
     from ..container import emulation
     arch = config.get("architecture")
     if not emulation.needed(arch):
         return None
-    emulation.ensure(arch, config.get("variant"))
+    emulation.prepare(arch)
     return arch
 
 

@@ -89,6 +89,29 @@ def interpreter(qemu_name):
     return None
 
 
+def kernel_can():
+    """Whether this kernel mounts a binfmt_misc per user namespace (6.7+)."""
+    import re
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (6, 7)
+
+
+def available():
+    """{arch: True (the host's binfmt_misc runs it) or the interpreter's
+    path} for the architectures this host can run emulated (`info`)."""
+    out = {}
+    for arch in QEMU:
+        if not needed(arch):
+            continue
+        if host_handles(arch):
+            out[arch] = True
+        else:
+            path = interpreter(QEMU[arch][0])
+            if path:
+                out[arch] = path
+    return out
+
+
 def _magic(arch):
     """(qemu name, magic, mask): Debian's binfmts file, else our table."""
     name, magic, mask = QEMU[arch]
@@ -153,6 +176,18 @@ def _serving(record, userns_ino):
         return os.stat("/proc/%d/ns/user" % pid).st_ino == userns_ino
     except OSError:
         return False
+
+
+def prepare(arch):
+    """ensure(), with a failure only warned about: an image may say another
+    architecture and hold programs of this host's (mislabelled images
+    exist), and Docker runs it all the same; if its programs are foreign,
+    the exec then fails with "exec format error" (126) after the warning."""
+    try:
+        ensure(arch)
+    except HostError as exc:
+        from ..errors import warn
+        warn(exc.message, hint=exc.hint)
 
 
 def ensure(arch, variant=None):

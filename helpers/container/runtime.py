@@ -1401,9 +1401,9 @@ def _exec_error(exc):
                 hint="check the command and the image's PATH")
         if exc.errno == errno.ENOEXEC:
             return CannotExecute('exec: "%s": exec format error' % name,
-                                 hint="a program for another platform (this host runs "
-                                      "foreign binaries only with binfmt_misc emulation), "
-                                      "or a script without #!")
+                                 hint="a program for another architecture (sandbox runs "
+                                      "them with qemu-user-static, when installed), or a "
+                                      "script without #!")
         if exc.errno in (errno.EACCES, errno.EISDIR, errno.EPERM):
             return CannotExecute('exec: "%s": %s' % (name, exc.strerror),
                                  hint="the file is not executable in the container")

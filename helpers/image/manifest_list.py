@@ -22,6 +22,7 @@ import urllib.parse
 
 from ..errors import NotFound, SandboxError, UsageError
 from .. import fsutil
+from ..platforms import VALID_PLATFORMS
 from . import reference, registry
 
 
@@ -112,20 +113,6 @@ def create(paths, name, sources, amend=False, tls_verify=None):
     return str(ref)
 
 
-# Go's GOOS/GOARCH pairs, which Docker's `manifest annotate` accepts.
-VALID_PLATFORMS = {
-    "aix": ("ppc64",), "android": ("386", "amd64", "arm", "arm64"),
-    "darwin": ("386", "amd64", "arm", "arm64"), "dragonfly": ("amd64",),
-    "freebsd": ("386", "amd64", "arm", "arm64", "riscv64"), "illumos": ("amd64",),
-    "ios": ("arm64",), "js": ("wasm",), "wasip1": ("wasm",),
-    "linux": ("386", "amd64", "arm", "arm64", "loong64", "mips", "mipsle", "mips64",
-              "mips64le", "ppc64", "ppc64le", "riscv64", "s390x"),
-    "netbsd": ("386", "amd64", "arm", "arm64"), "openbsd": ("386", "amd64", "arm", "arm64"),
-    "plan9": ("386", "amd64", "arm"), "solaris": ("amd64",),
-    "windows": ("386", "amd64", "arm", "arm64"),
-}
-
-
 def annotate(paths, name, member, os_=None, arch=None, variant=None, os_version=None,
              os_features=None):
     doc = load(paths, name)
@@ -180,17 +167,42 @@ def push(paths, name, purge=False, tls_verify=None):
         for e in doc["entries"]:
             if e["repository"] != ref.repository:
                 _copy_member(client, e, tls_verify)
-        mt = json.loads(data)["mediaType"]
-        resp = client.request("PUT", "/v2/%s/manifests/%s" % (ref.repository, ref.tag),
-                              {"Content-Type": mt}, data)
-        text = resp.read()
-        resp.release()
-        if resp.status not in (200, 201):
-            raise client.check(resp, "manifest list %s" % ref.familiar_string(), text)
+        put(client, ref, data)
     finally:
         client.close()
     if purge:
         remove(paths, name)
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def put(client, ref, data):
+    """The list ``data`` (body()) under ``ref``'s tag."""
+    mt = json.loads(data)["mediaType"]
+    resp = client.request("PUT", "/v2/%s/manifests/%s" % (ref.repository, ref.tag),
+                          {"Content-Type": mt}, data)
+    text = resp.read()
+    resp.release()
+    if resp.status not in (200, 201):
+        raise client.check(resp, "manifest list %s" % ref.familiar_string(), text)
+
+
+def push_built(store, name, image_ids, tls_verify=None, progress=None):
+    """`build --platform A,B --push -t NAME`: each platform's image pushed
+    to NAME's repository by digest, then the list of them under NAME's
+    tag.  Returns the list's digest."""
+    from .push import push_image
+    ref = _list_ref(name)
+    descriptors = []
+    for image_id in image_ids:
+        digest, size, mt = push_image(store, image_id, ref, None, tls_verify, progress)
+        descriptors.append({"mediaType": mt, "size": size, "digest": digest,
+                            "platform": _platform(store.config(image_id))})
+    data = body({"entries": [{"descriptor": d} for d in descriptors]})
+    client = registry.Client(ref.registry, ref.repository, tls_verify, actions="pull,push")
+    try:
+        put(client, ref, data)
+    finally:
+        client.close()
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

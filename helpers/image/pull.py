@@ -51,7 +51,8 @@ LAYER_TYPES = {
 # -- platforms ----------------------------------------------------------------
 def parse_platform(s):
     """"linux/arm64/v8" -> ("linux", "arm64", "v8"); None -> this host;
-    "linux" -> that OS, this host's architecture (as containerd reads it)."""
+    as containerd reads one word: "linux" -> that OS with this host's
+    architecture, "arm64" -> linux/arm64."""
     from .archive import host_arch
     if not s:
         arch = host_arch()
@@ -62,8 +63,12 @@ def parse_platform(s):
             variant = "v7" if m.startswith("armv7") else "v6" if m.startswith("armv6") else None
         return "linux", arch, variant
     parts = s.lower().split("/")
-    if len(parts) == 1 and parts[0]:
-        return (parts[0],) + parse_platform(None)[1:]     # "linux": this host's arch
+    if len(parts) == 1:
+        from ..platforms import VALID_PLATFORMS
+        if parts[0] in VALID_PLATFORMS:         # "linux": this host's architecture
+            return (parts[0],) + parse_platform(None)[1:]
+        if any(parts[0] in arches for arches in VALID_PLATFORMS.values()):
+            return "linux", parts[0], None      # "arm64": linux's
     if len(parts) not in (2, 3) or not all(parts):
         raise UsageError("invalid platform %r" % s, hint="--platform OS/ARCH[/VARIANT], "
                          "e.g. linux/amd64 or linux/arm64/v8")

@@ -14,12 +14,20 @@ from .registry import RegistryError
 
 def push(store, name, tls_verify=None, progress=None):
     """Push the image tagged ``name``; returns (tag, digest, size)."""
-    from .progress import Progress
-    progress = progress or Progress("quiet")
     ref = reference.parse(name)
     if ref.digest:
         raise UsageError("cannot push a digest reference", hint="push NAME[:TAG]")
     image_id = store.lookup(str(ref))
+    digest, size, _ = push_image(store, image_id, ref, ref.tag, tls_verify, progress)
+    return ref.tag, digest, size
+
+
+def push_image(store, image_id, ref, tag, tls_verify=None, progress=None):
+    """Push image ``image_id`` to the repository of ``ref`` under ``tag``,
+    or only by its digest (tag None: a member of a list to be pushed);
+    returns (digest, size, media type) of its manifest."""
+    from .progress import Progress
+    progress = progress or Progress("quiet")
     manifest_bytes = _manifest_bytes(store, image_id)
     manifest = json.loads(manifest_bytes)
     media_type = manifest.get("mediaType") or (
@@ -36,7 +44,8 @@ def push(store, name, tls_verify=None, progress=None):
             _push_blob(store, client, desc, None, sources, progress, True)
         cfg = manifest["config"]
         _push_blob(store, client, cfg, store.config_bytes(image_id), sources, progress, False)
-        resp = client.request("PUT", "/v2/%s/manifests/%s" % (ref.repository, ref.tag),
+        digest = "sha256:" + _sha256(manifest_bytes)
+        resp = client.request("PUT", "/v2/%s/manifests/%s" % (ref.repository, tag or digest),
                               {"Content-Type": media_type}, manifest_bytes)
         if resp.status not in (200, 201):
             raise client.check(resp, "manifest for %s" % ref.familiar_string())
@@ -44,10 +53,10 @@ def push(store, name, tls_verify=None, progress=None):
         resp.release()
     finally:
         client.close()
-    digest = "sha256:" + _sha256(manifest_bytes)
     store.record_digest(image_id, ref.name, digest)
-    progress.line("%s: digest: %s size: %d" % (ref.tag, digest, len(manifest_bytes)))
-    return ref.tag, digest, len(manifest_bytes)
+    progress.line("%s: digest: %s size: %d" % (tag or "(by digest)", digest,
+                                                len(manifest_bytes)))
+    return digest, len(manifest_bytes), media_type
 
 
 def _sha256(data):

@@ -132,7 +132,11 @@ def test_run_platform_pulls_that_platform_and_q_is_quiet(fresh_sb, reg):
     output.  create pulls a missing image as run does."""
     name = "%s/multi" % reg.host
     r = fresh_sb.ok("run", "--rm", "-q", "--platform", "linux/arm64", name)
-    assert r.stdout == "arm64\n" and r.stderr == "", r.stderr
+    # (only, where no qemu-aarch64-static is found, the warning that its
+    # programs cannot be emulated: these are this host's)
+    assert r.stdout == "arm64\n" and [line for line in r.stderr.splitlines() if not (
+        line.startswith("WARNING: images for linux/arm64 need emulation") or
+        line.startswith("  hint: install qemu-user-static"))] == [], r.stderr
     r = fresh_sb.ok("run", "--rm", "--platform", "linux/arm64/v8", name)
     assert r.stdout == "arm64\n" and "Pulling" not in r.stderr + r.stdout
     r = fresh_sb("run", "--rm", "--pull=never", "--platform", "linux/amd64", name)
@@ -141,8 +145,9 @@ def test_run_platform_pulls_that_platform_and_q_is_quiet(fresh_sb, reg):
         in r.stderr
     r = fresh_sb.ok("run", "--rm", "--platform", "linux/amd64", name)
     assert r.stdout == "amd64\n" and "Pulling from multi" in r.stderr, r.stderr
-    r = fresh_sb("run", "--rm", "--platform", "amd64", name)
-    assert r.returncode == 125 and "invalid platform 'amd64'" in r.stderr
+    r = fresh_sb("run", "--rm", "--platform", "linux/", name)
+    assert r.returncode == 125 and "invalid platform 'linux/'" in r.stderr
+    assert fresh_sb.ok("run", "--rm", "--platform", "amd64", name).stdout == "amd64\n"
     fresh_sb.ok("rmi", name)
     cid = fresh_sb.ok("create", "-q", name).stdout.strip()
     assert len(cid) == 64

@@ -39,3 +39,13 @@ def test_table_matches_debians_binfmts():
         path = "/usr/share/binfmts/qemu-" + name
         if os.path.exists(path):
             assert emulation._magic(arch) == (name, magic, mask), arch
+
+
+def test_kernel_check(monkeypatch):
+    class U:
+        def __init__(self, release):
+            self.release = release
+    for release, ok in (("6.18.0-1-amd64", True), ("6.7.0", True), ("6.6.30", False),
+                        ("5.10.0-28-amd64", False), ("7.0.1", True)):
+        monkeypatch.setattr(os, "uname", lambda r=release: U(r))
+        assert emulation.kernel_can() is ok, release
