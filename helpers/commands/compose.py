@@ -755,6 +755,7 @@ class Follower:
         self.lock = threading.Lock()
         self.out = sys.stdout.buffer
         self.procs, self.threads, self.exited = [], [], []
+        self.followed = set()
         self.aborted = threading.Event()
 
     def add(self, st):
@@ -762,6 +763,7 @@ class Follower:
             self._add(st)
 
     def _add(self, st):
+        self.followed.add(st["Id"])
         label = b""
         if self.prefix:
             text = "%-*s | " % (self.width, _short_name(self.project.name, st))
@@ -802,11 +804,19 @@ class Follower:
         if self.abort:
             self.aborted.set()
 
-    def wait(self, stop=None, kill=None):
+    def wait(self, stop=None, kill=None, rescan=None):
         """Until every container's output has ended; Ctrl-C: with ``up``
-        ``stop()`` them (a second Ctrl-C: ``kill()``), 130."""
+        ``stop()`` them (a second Ctrl-C: ``kill()``), 130.  ``rescan()``:
+        the records to follow, looked at twice a second (containers made
+        meanwhile join)."""
+        looked = time.monotonic()
         try:
             while any(t.is_alive() for t in self.threads):
+                if rescan is not None and time.monotonic() - looked > 0.5:
+                    looked = time.monotonic()
+                    for st in rescan():
+                        if st["Id"] not in self.followed:
+                            self.add(st)
                 if self.aborted.is_set():
                     sys.stderr.write("Aborting on container exit...\n")
                     stop()
@@ -1003,7 +1013,8 @@ def cmd_logs(args, paths):
                             since=args.since, until=args.until)
         for st in records:
             follower.add(st)
-        return follower.wait()
+        return follower.wait(rescan=lambda: _containers_of(paths, project, args.services,
+                                                           oneoff=None))
     return _logs_merged(paths, project, records, args)
 
 

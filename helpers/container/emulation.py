@@ -13,7 +13,9 @@ below it.  So, when a container of a foreign architecture is to start:
 - Else a keeper process ("sandbox-binfmt") joins the user's shared user
   namespace, makes a mount namespace of its own, mounts binfmt_misc there
   and registers every static qemu-user interpreter it finds, with flags
-  F and P (as Debian's qemu-user-static registers them), then sleeps:
+  F and P (as Debian's qemu-user-static registers them), and the host's
+  own entries again (wine, java, ...: the namespace's binfmt_misc hides
+  the host's from its processes), then sleeps:
   the entries live as long as its mount does.  Its record (binfmt.json in
   the run root) says which user namespace it serves; a keeper of an older
   namespace is replaced.  The containers never see the mount: a container
@@ -117,9 +119,9 @@ def _magic(arch):
     name, magic, mask = QEMU[arch]
     try:
         with open("/usr/share/binfmts/qemu-" + name) as f:
-            fields = dict(line.split(None, 1) for line in f.read().splitlines() if " " in line)
-        magic = fields["magic"].strip().encode().decode("unicode_escape").encode("latin-1")
-        mask = fields["mask"].strip().encode().decode("unicode_escape").encode("latin-1")
+            fields = _parse_entry("\n" + f.read())      # (no "enabled" line first)
+        magic = fields["magic"].encode().decode("unicode_escape").encode("latin-1")
+        mask = fields["mask"].encode().decode("unicode_escape").encode("latin-1")
     except (OSError, KeyError, ValueError):
         pass
     return name, magic, mask
@@ -149,14 +151,59 @@ def host_handles(arch):
             continue
         try:
             with open(os.path.join(HOST_BINFMT, entry)) as f:
-                text = f.read()
+                e = _parse_entry(f.read())
         except OSError:
             continue
-        lines = dict(line.split(None, 1) for line in text.splitlines() if " " in line)
-        if text.startswith("enabled") and "F" in lines.get("flags:", "") and \
-                lines.get("magic", "").strip() in (stored, magic.hex()):
+        if e["enabled"] and "F" in e.get("flags", "") and \
+                e.get("magic") in (stored, magic.hex()):
             return True
     return False
+
+
+def _parse_entry(text):
+    """A binfmt_misc entry file's fields: {"enabled", "interpreter",
+    "flags", "offset", "magic", "mask", "extension"}."""
+    lines = text.splitlines()
+    out = {"enabled": bool(lines) and lines[0] == "enabled"}
+    for line in lines[1:]:
+        key, _, value = line.partition(" ")
+        out[key.rstrip(":")] = value.strip()
+    return out
+
+
+def host_registrations(skip_magics=()):
+    """The host's enabled binfmt_misc entries (readable where it is
+    mounted) as registration lines, but those of ``skip_magics`` (ours
+    replace them): a binfmt_misc of a user namespace hides the host's
+    from its processes, so the keeper registers them again (wine, java,
+    an admin's qemu), as they were."""
+    out = []
+    try:
+        names = sorted(os.listdir(HOST_BINFMT))
+    except OSError:
+        return out
+    for name in names:
+        if name in ("register", "status") or name.startswith("sandbox-qemu-"):
+            continue
+        try:
+            with open(os.path.join(HOST_BINFMT, name)) as f:
+                e = _parse_entry(f.read())
+        except OSError:
+            continue
+        if not e["enabled"] or not e.get("interpreter"):
+            continue
+        flags = e.get("flags", "")
+        if e.get("magic"):
+            magic = bytes.fromhex(e["magic"])
+            if magic in skip_magics:
+                continue
+            mask = bytes.fromhex(e["mask"]) if e.get("mask") else b""
+            out.append(":%s:M:%s:%s:%s:%s:%s" % (name, e.get("offset", "0"), _escaped(magic),
+                                                 _escaped(mask), e["interpreter"], flags))
+        elif e.get("extension"):
+            out.append(":%s:E::%s::%s:%s" % (name, e["extension"].lstrip("."),
+                                             e["interpreter"], flags))
+    return out
 
 
 def _record_path():
@@ -222,7 +269,12 @@ def ensure(arch, variant=None):
                     hint="install qemu-user-static (Debian, Ubuntu, Fedora), or put "
                          "qemu-%s-static in a directory named by $SANDBOX_QEMU_DIR"
                          % QEMU[arch][0])
-            pid = _start_keeper(fd, found)
+            ours = set()
+            for a in found:
+                _, magic, mask = _magic(a)
+                ours |= {magic, bytes(m & k for m, k in zip(magic, mask))}
+            lines = [registration(a, p) for a, p in sorted(found.items())]
+            pid = _start_keeper(fd, host_registrations(ours) + lines)
             from ..pids import alive, proc_start_time
             old = record.get("pid")
             fsutil.write_json(path, {"pid": pid, "start": proc_start_time(pid),
@@ -237,7 +289,9 @@ def ensure(arch, variant=None):
         os.close(fd)
 
 
-def _start_keeper(userns_fd, interpreters):
+def _start_keeper(userns_fd, lines):
+    """The keeper: registration ``lines`` (the later ones first in the
+    kernel's order) in a binfmt_misc of the user namespace it holds."""
     from .. import linux
     from ..userns import spawn_keeper
 
@@ -251,11 +305,15 @@ def _start_keeper(userns_fd, interpreters):
             raise HostError("cannot mount a binfmt_misc of the user namespace (%s)"
                             % os.strerror(exc.errno),
                             hint="emulation without root needs Linux 6.7 or later") from None
-        for arch, path in sorted(interpreters.items()):
+        for line in lines:
             try:
                 with open(os.path.join(HOST_BINFMT, "register"), "w") as f:
-                    f.write(registration(arch, path))
+                    f.write(line)
             except FileExistsError:
                 pass            # (registered by a keeper before us)
+            except OSError:
+                if line.startswith(":sandbox-qemu-"):
+                    raise
+                # (a host entry this namespace may not have: left out)
         return None
     return spawn_keeper(KEEPER_NAME, enter, what="cannot set up emulation")

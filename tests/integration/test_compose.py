@@ -444,3 +444,21 @@ def test_exec_and_run_on_a_terminal(sb, busybox):
         assert names(sb) == ["term-box-1"]
     finally:
         sb("compose", "down", "-t", "0", cwd=top)
+
+
+def test_logs_follow_takes_in_new_containers(sb, busybox):
+    top = project(sb, "follow", {"compose.yaml": (
+        "services:\n  tick:\n    image: busybox\n    init: true\n"
+        "    command: sh -c 'echo hello from $$HOSTNAME; exec sleep 600'\n")})
+    try:
+        sb.ok("compose", "up", "-d", cwd=top)
+        proc = sb.popen("compose", "logs", "-f", cwd=top)
+        assert proc.stdout.readline().startswith("tick-1 | hello from ")
+        sb.ok("compose", "up", "-d", "--scale", "tick=2", cwd=top)
+        line = proc.stdout.readline()
+        assert line.startswith("tick-2") and "hello from" in line, line
+        sb.ok("compose", "stop", "-t", "5", cwd=top)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 0
+    finally:
+        sb("compose", "down", "-t", "0", cwd=top)

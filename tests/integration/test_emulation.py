@@ -159,3 +159,31 @@ def test_build_for_two_platforms_and_push_a_manifest_list(sb, busybox, foreign, 
         assert r.returncode == 125 and "pushed as a manifest list" in r.stderr
     finally:
         reg.stop()
+
+
+def test_the_hosts_own_entries_still_hold_in_containers(sb, foreign, images_dir):
+    """A user namespace's binfmt_misc hides the host's from its processes:
+    the keeper registers the host's entries again.  Here (as root) the
+    host gets an extension entry for *.sbtest run by /bin/true (looked up
+    in the container, no F flag), removed at the end."""
+    import subprocess
+    mounted = os.path.ismount("/proc/sys/fs/binfmt_misc")
+    if not mounted:
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc",
+                        "/proc/sys/fs/binfmt_misc"], check=True)
+    try:
+        with open("/proc/sys/fs/binfmt_misc/register", "w") as f:
+            f.write(":sbtest:E::sbtest::/bin/true:")
+        if os.path.exists(os.path.join(sb.runroot, "binfmt.json")):
+            kill(keeper(sb)["pid"])
+        env = qemu_env(images_dir)
+        r = sb("run", "--rm", foreign, "sh", "-c", "uname -m; printf x > /tmp/a.sbtest; "
+               "chmod +x /tmp/a.sbtest; /tmp/a.sbtest && echo ran", env=env)
+        assert r.stdout == "aarch64\nran\n", describe(r)
+    finally:
+        with open("/proc/sys/fs/binfmt_misc/sbtest", "w") as f:
+            f.write("-1")
+        if not mounted:
+            subprocess.run(["umount", "/proc/sys/fs/binfmt_misc"], check=True)
+        if os.path.exists(os.path.join(sb.runroot, "binfmt.json")):
+            kill(keeper(sb)["pid"])

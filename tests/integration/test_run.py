@@ -240,7 +240,7 @@ def test_a_program_of_another_platform_gives_126(sb, busybox):
         r = sb("run", "--rm", *extra, "-v", path + ":/prog:ro", busybox, "/prog")
         assert r.returncode == 126, r.stderr
         assert 'exec: "/prog": exec format error' in r.stderr
-        assert "another platform" in r.stderr
+        assert "another architecture" in r.stderr
     cid = sb.ok("run", "-d", "-v", path + ":/prog:ro", busybox, "sleep", "60").stdout.strip()
     r = sb("exec", cid, "/prog")
     assert r.returncode == 126 and "exec format error" in r.stderr, r.stderr
