@@ -237,7 +237,7 @@ def prepare(arch):
         warn(exc.message, hint=exc.hint)
 
 
-def ensure(arch, variant=None):
+def ensure(arch):
     """Make ``arch`` runnable in the user's containers (see the module's
     docstring), or say clearly why it cannot be."""
     if not needed(arch):
