@@ -40,6 +40,9 @@ VERBS = {"run": "run", "create": "run", "info": "info", "version": "info",
 STAGING_VERBS = ("load", "import", "pull", "push", "save", "image", "system", "build",
                  "builder", "commit")
 GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--runroot", "--storage-driver")
+# Called by one of these names (a symbolic link to sandbox), sandbox is
+# `sandbox compose`: scripts and Makefiles that run docker-compose work.
+COMPOSE_NAMES = ("docker-compose", "sandbox-compose")
 
 
 # Docker's management commands name the top-level verbs too: `container
@@ -134,7 +137,10 @@ def forget_bootloader_environment():
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        argv = sys.argv[1:]
+        if os.path.basename(sys.argv[0]) in COMPOSE_NAMES:
+            argv = ["compose"] + argv      # (a link named docker-compose to us)
     if getattr(sys, "frozen", False):
         forget_bootloader_environment()
     if argv == ["--version"]:

@@ -462,3 +462,19 @@ def test_logs_follow_takes_in_new_containers(sb, busybox):
         assert proc.returncode == 0
     finally:
         sb("compose", "down", "-t", "0", cwd=top)
+
+
+@pytest.mark.binary
+def test_called_docker_compose_it_is_compose(sb, busybox):
+    """A symbolic link named docker-compose (or sandbox-compose) to
+    sandbox: the scripts that run docker-compose get `sandbox compose`."""
+    top = project(sb, "linked", {"compose.yaml": "services:\n  one:\n    image: busybox\n"
+                                                 "    command: echo linked\n"})
+    for name in ("docker-compose", "sandbox-compose"):
+        link = os.path.join(top, name)
+        os.symlink(sb.cli, link)
+        r = sb.run_raw([link, "config", "--services"], cwd=top)
+        assert r.returncode == 0 and r.stdout == "one\n", describe(r)
+    r = sb.run_raw([os.path.join(top, "docker-compose"), "up"], cwd=top)
+    assert r.returncode == 0 and "one-1 | linked\n" in r.stdout, describe(r)
+    sb("compose", "down", cwd=top)
