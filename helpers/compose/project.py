@@ -420,6 +420,43 @@ def _extended(svc, services, file_dir, project_dir, where, read, seen):
     return _merge_service(base, {k: v for k, v in svc.items() if k != "extends"})
 
 
+def _included(item, here, read):
+    """The resources of one `include:` entry (a path, or {path (one or a
+    list), project_directory}): {section: {name: spec}}, the services'
+    relative paths from the included file's directory (or its
+    project_directory), its own includes too."""
+    if isinstance(item, str):
+        item = {"path": item}
+    if not isinstance(item, dict) or not item.get("path"):
+        raise ComposeError("include: %r needs a path" % (item,))
+    files = item["path"] if isinstance(item["path"], list) else [item["path"]]
+    out = {}
+    for f in files:
+        path = os.path.normpath(os.path.join(here, os.path.expanduser(f)))
+        data, where = read(path)
+        top = os.path.dirname(path)
+        base = os.path.normpath(os.path.join(here, item["project_directory"])) \
+            if item.get("project_directory") else top
+        for nested in data.get("include") or []:
+            for section, entries in _included(nested, top, read).items():
+                out.setdefault(section, {}).update(entries)
+        services = data.get("services") or {}
+        for name, svc in services.items():
+            svc = _prepare_service(name, svc, where)
+            svc = _extended(svc, services, top, base, where, read, ())
+            _rebase(svc, base)
+            merged = out.setdefault("services", {})
+            merged[name] = _merge_service(merged[name], svc) if name in merged else svc
+        for section in ("networks", "volumes", "secrets", "configs"):
+            for k, v in (data.get(section) or {}).items():
+                v = dict(v or {})
+                if v.get("file"):
+                    v["file"] = os.path.normpath(os.path.join(base, os.path.expanduser(
+                        str(v["file"]))))
+                out.setdefault(section, {})[k] = v
+    return out
+
+
 def _rebase(svc, directory):
     """A service's relative host paths as absolute ones from ``directory``."""
     def absolute(p):
@@ -534,6 +571,8 @@ def dependencies(svc):
     for v in svc.get("volumes_from") or []:
         if not v.startswith("container:"):
             deps.append(v.split(":")[0])
+    for link in svc.get("links") or []:
+        deps.append(str(link).split(":")[0])       # (legacy links: a dependency)
     return [d for i, d in enumerate(deps) if d not in deps[:i]]
 
 
@@ -569,14 +608,27 @@ def load(files=(), project_name=None, project_directory=None, env_files=(), prof
             raise ComposeError("%s: services must be a mapping" % where)
         return data, where
     model = {}
+    included = set()
     for path in paths:
         data, where = read(path)
         services = data.get("services") or {}
         here = os.path.dirname(path) if path != "-" else workdir
+        for item in data.get("include") or []:
+            for section, entries in _included(item, here, read).items():
+                target = model.setdefault(section, {})
+                for k, v in entries.items():
+                    if k in target:
+                        raise ComposeError("%s: include: %s %s is defined twice"
+                                           % (where, section[:-1], k))
+                    target[k] = v
+                    included.add((section, k))
         for key, value in data.items():
             if key == "services":
                 merged = model.setdefault("services", {})
                 for name, svc in services.items():
+                    if ("services", name) in included:
+                        raise ComposeError("%s: service %s conflicts with an included one"
+                                           % (where, name))
                     svc = _prepare_service(name, svc, where)
                     svc = _extended(svc, services, here, here, where, read, ())
                     if name in merged:
@@ -587,11 +639,10 @@ def load(files=(), project_name=None, project_directory=None, env_files=(), prof
                 section = model.setdefault(key, {})
                 for k, v in (value or {}).items():
                     section[k] = _merge_maps(dict(section.get(k) or {}), v or {})
-            elif key.startswith("x-") or key in ("version", "name", "include"):
-                if key == "include":
-                    raise ComposeError("%s: include: is not supported" % where,
-                                       hint="name the files with -f instead")
+            elif key.startswith("x-") or key in ("version", "name"):
                 model[key] = value
+            elif key == "include":
+                pass                    # (above)
             else:
                 raise ComposeError("%s: unknown top-level key %r" % (where, key),
                                    hint="services, networks, volumes, secrets, configs, "

@@ -166,3 +166,26 @@ def test_extends_in_the_file_and_from_another(tmp_path):
     write(tmp_path, "loop.yaml", "services:\n  a: {extends: b}\n  b: {extends: a}\n")
     with pytest.raises(ComposeError, match="cycle"):
         project.load(["loop.yaml"], workdir=str(tmp_path))
+
+
+def test_include_brings_another_applications_resources(tmp_path):
+    sub = tmp_path / "db"
+    sub.mkdir()
+    write(sub, "compose.yaml",
+          "services:\n  db:\n    image: busybox\n    volumes: ['./data:/data', 'dbvol:/v']\n"
+          "    build: ./ctx\n    secrets: [pw]\nvolumes:\n  dbvol:\nsecrets:\n"
+          "  pw:\n    file: ./pw.txt\n")
+    write(tmp_path, "compose.yaml",
+          "include:\n  - db/compose.yaml\nservices:\n  app:\n    image: busybox\n"
+          "    links: ['db:database']\n")
+    p = project.load(workdir=str(tmp_path))
+    db = p.services["db"]
+    assert db["volumes"] == ["%s:/data" % (sub / "data"), "dbvol:/v"]
+    assert db["build"]["context"] == str(sub / "ctx")
+    assert p.secrets["pw"]["file"] == str(sub / "pw.txt")
+    assert "dbvol" in p.volumes
+    assert p.with_dependencies(["app"]) == ["db", "app"]          # links: a dependency
+    write(tmp_path, "clash.yaml",
+          "include: [db/compose.yaml]\nservices:\n  db:\n    image: busybox\n")
+    with pytest.raises(ComposeError, match="service db conflicts with an included one"):
+        project.load(["clash.yaml"], workdir=str(tmp_path))
