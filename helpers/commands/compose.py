@@ -320,9 +320,9 @@ def _secret_dir(paths, project):
 # -- up -------------------------------------------------------------------------
 
 def _networks_used(project, services):
+    from ..compose.plan import service_networks
     keys = []
     for name in services:
-        from ..compose.plan import service_networks
         for key, _, _ in service_networks(project, name):
             if key not in keys:
                 keys.append(key)
@@ -969,7 +969,7 @@ def cmd_ps(args, paths):
         for st in records:
             if _label(st, "service") not in seen:
                 seen.append(_label(st, "service"))
-        print("\n".join(seen)) if seen else None
+        _lines(seen)
         return 0
     if args.quiet:
         for st in records:
@@ -1057,27 +1057,33 @@ def _logs_merged(paths, project, records, args):
     return 0
 
 
+def _lines(items):
+    """Each item on a line of its own (nothing for none)."""
+    for item in items:
+        print(item)
+
+
 def cmd_config(args, paths):
     project = load_project(args)
     if args.quiet:
         return 0
     if args.list_services:
-        print("\n".join(project.selected(args.services)))
+        _lines(project.selected(args.services))
         return 0
     if args.volumes:
-        print("\n".join(project.volumes)) if project.volumes else None
+        _lines(project.volumes)
         return 0
     if args.networks:
-        print("\n".join(project.networks)) if project.networks else None
+        _lines(project.networks)
         return 0
     if args.images:
-        print("\n".join(project.image_of(s) for s in project.selected(args.services)))
+        _lines(project.image_of(s) for s in project.selected(args.services))
         return 0
     if args.profiles:
         seen = []
         for svc in project.model.get("services", {}).values():
             seen += [p for p in (svc or {}).get("profiles") or [] if p not in seen]
-        print("\n".join(seen)) if seen else None
+        _lines(seen)
         return 0
     model = {"name": project.name}
     model["services"] = {n: project.services[n] for n in project.selected(args.services)}
