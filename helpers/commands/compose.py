@@ -659,8 +659,10 @@ def cmd_up(args, paths):
     names = []
 
     def stop():
-        stop_in_order(paths, project, [st for st in project_containers(
-            paths, project.name, services) if st["Name"] in names], args.timeout)
+        # (those made meanwhile by another up --scale too, as the follower
+        # shows them)
+        stop_in_order(paths, project, project_containers(paths, project.name, services),
+                      args.timeout)
 
     def kill():
         sandbox(paths, "kill", *names, check=False)
@@ -692,7 +694,8 @@ def cmd_up(args, paths):
     if not follower.threads:
         raise ComposeError("no container to attach to", hint="up -d starts them "
                            "in the background")
-    code = follower.wait(stop, kill)
+    code = follower.wait(stop, kill, rescan=lambda: [
+        st for st in project_containers(paths, project.name, attach) if _running(st)])
     if code == 0 and args.exit_code_from:
         for service, exit_code in follower.exited:
             if service == args.exit_code_from:

@@ -218,7 +218,10 @@ def create_args(project, service, number, name, secret_dir, oneoff=False, comman
         a.append("--annotation=%s=%s" % (k, v or ""))
     for k, v in (svc.get("environment") or {}).items():
         a.append("--env=%s=%s" % (k, v))
-    if with_ports:
+    if with_ports and svc.get("ports") and svc.get("network_mode") == "host":
+        sys.stderr.write("sandbox compose: warning: service %s: published ports are "
+                         "discarded with network_mode: host\n" % service)
+    elif with_ports:
         for item in svc.get("ports") or []:
             a.append("--publish=" + _port(item, service))
     for item in svc.get("expose") or []:

@@ -478,3 +478,27 @@ def test_called_docker_compose_it_is_compose(sb, busybox):
     r = sb.run_raw([os.path.join(top, "docker-compose"), "up"], cwd=top)
     assert r.returncode == 0 and "one-1 | linked\n" in r.stdout, describe(r)
     sb("compose", "down", cwd=top)
+
+
+def test_foreground_up_shows_replicas_made_meanwhile_and_ports_with_host_network(sb, busybox):
+    top = project(sb, "fgscale", {"compose.yaml": (
+        "services:\n  w:\n    image: busybox\n    init: true\n"
+        "    command: sh -c 'echo up $$HOSTNAME; exec sleep 600'\n"
+        "  h:\n    image: busybox\n    network_mode: host\n    ports: ['8080:80']\n"
+        "    command: 'true'\n")})
+    proc = sb.popen("compose", "up", "w", cwd=top)
+    try:
+        assert "w-1 | up " in proc.stdout.readline()
+        sb.ok("compose", "up", "-d", "--scale", "w=2", "w", cwd=top)
+        line = proc.stdout.readline()
+        assert line.startswith("w-2") and "up " in line, line
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert sb.ok("compose", "ps", "-q", cwd=top).stdout == ""   # both stopped
+        r = sb.ok("compose", "up", "h", cwd=top)
+        assert "published ports are discarded with network_mode: host" in r.stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sb("compose", "down", "-t", "0", cwd=top)
