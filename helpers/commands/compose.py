@@ -551,8 +551,30 @@ def _remove(paths, names, timeout=None, volumes=False):
     sandbox(paths, *(["rm"] + (["-v"] if volumes else []) + list(names)), what="rm")
 
 
+def _link_hosts(paths, project, service):
+    """--add-host flags for the aliases of `links: [SERVICE:ALIAS]` (Docker's
+    legacy links, scoped to the linking container): the linked service's
+    first container's address on a network of theirs (it started first)."""
+    from ..compose.plan import service_networks
+    mine = {net for _, net, _ in service_networks(project, service)}
+    out = []
+    for link in project.services[service].get("links") or []:
+        target, _, alias = str(link).partition(":")
+        if not alias or alias == target or target not in project.services:
+            continue
+        for st in project_containers(paths, project.name, [target]):
+            if _label(st, "container-number") != "1":
+                continue
+            for net, ep in (st.get("NetEndpoints") or {}).items():
+                if net in mine and ep.get("IPAddress"):
+                    out.append("--add-host=%s:%s" % (alias, ep["IPAddress"]))
+                    break
+    return out
+
+
 def create_container(paths, project, service, number, name, **kw):
     from ..compose.plan import create_args
+    kw["extra"] = _link_hosts(paths, project, service) + list(kw.get("extra") or ())
     argv, connect, make_dirs = create_args(project, service, number, name,
                                            _secret_dir(paths, project), **kw)
     for d in make_dirs:

@@ -150,6 +150,7 @@ services:
     command: sleep 600
     init: true
     networks: [front, back]
+    links: ["db:legacy-db"]
   db:
     image: busybox
     command: sleep 600
@@ -185,8 +186,9 @@ def test_networks_keep_services_apart(sb, busybox):
                   "ping -c1 -W1 db >/dev/null 2>&1 || echo no-db", cwd=top)
         assert r.stdout == "inet 10.77.1.50/24\nweb\nno-db\n"
         r = sb.ok("compose", "exec", "-T", "web", "sh", "-c",
-                  "ping -c1 -W2 db >/dev/null && echo db", cwd=top)
-        assert r.stdout == "db\n"
+                  "ping -c1 -W2 db >/dev/null && echo db; "
+                  "ping -c1 -W2 legacy-db >/dev/null && echo linked", cwd=top)
+        assert r.stdout == "db\nlinked\n"
         r = sb.ok("compose", "stop", "-t", "5", cwd=top)
         assert r.stderr.index("nets-client-1  Stopped") < r.stderr.index("nets-web-1  Stopped")
         assert sb.ok("compose", "logs", "client", cwd=top).stdout == "client-1 | bye\n"
