@@ -236,11 +236,22 @@ def sandbox(paths, *args, capture=True, check=True, what=None):
                             stdout=subprocess.PIPE if capture else None,
                             stderr=subprocess.PIPE if capture else None)
     if check and result.returncode != 0:
-        message, hint = _failure(result.stderr.decode(errors="replace") if capture else "")
-        from ..compose.project import ComposeError
-        raise ComposeError("%s: %s" % (what or " ".join(args[:2]), message), hint=hint,
-                           exit_code=result.returncode if result.returncode < 125 else 1)
+        raise _failed(what or " ".join(args[:2]), result.returncode,
+                      result.stderr.decode(errors="replace") if capture else "")
     return (result.stdout or b"").decode(errors="replace") if capture else result.returncode
+
+
+def _exit_code(code):
+    """Ours for a child verb's exit ``code``: its own, but 1 (docker
+    compose's) for its setup errors (125 and up)."""
+    return code if code < 125 else 1
+
+
+def _failed(what, code, stderr):
+    """A child verb's failure as our error: its message and hint."""
+    from ..compose.project import ComposeError
+    message, hint = _failure(stderr)
+    return ComposeError("%s: %s" % (what, message), hint=hint, exit_code=_exit_code(code))
 
 
 def _failure(stderr):
@@ -458,8 +469,8 @@ def build_service(paths, project, name, no_cache=False, pull=False, quiet=False,
                             stdout=subprocess.DEVNULL if quiet else sys.stderr.fileno())
     if result.returncode != 0:
         raise ComposeError("service %s: its image could not be built" % name,
-                           hint="see the build's output above", exit_code=result.returncode
-                           if result.returncode < 125 else 1)
+                           hint="see the build's output above",
+                           exit_code=_exit_code(result.returncode))
     say("Image", project.image_of(name), "Built")
 
 
@@ -472,10 +483,7 @@ def pull_image(paths, ref, quiet=False, always=False):
                             stdout=subprocess.DEVNULL if quiet else sys.stderr.fileno(),
                             stderr=subprocess.PIPE)
     if result.returncode != 0:
-        from ..compose.project import ComposeError
-        message, hint = _failure(result.stderr.decode(errors="replace"))
-        raise ComposeError("pull %s: %s" % (ref, message), hint=hint,
-                           exit_code=result.returncode if result.returncode < 125 else 1)
+        raise _failed("pull " + ref, result.returncode, result.stderr.decode(errors="replace"))
     return True
 
 
@@ -485,26 +493,25 @@ def ensure_images(paths, project, services, build=False, no_build=False, pull=No
     for name in services:
         svc = project.services[name]
         ref = project.image_of(name)
+        here = _image_id(paths, ref) is not None
         policy = pull or svc.get("pull_policy") or "missing"
-        if svc.get("build") and not no_build and (
-                build or policy == "build" or not _image_id(paths, ref)):
+        if svc.get("build") and not no_build and (build or policy == "build" or not here):
             if svc.get("image") and policy == "always" and not build:
                 pull_image(paths, ref, quiet, always=True)
                 continue
             build_service(paths, project, name)
             continue
-        if policy in ("always", "daily", "weekly") or (policy == "missing" and
-                                                       not _image_id(paths, ref)):
+        if policy in ("always", "daily", "weekly") or (policy == "missing" and not here):
             if not svc.get("image"):
                 raise ComposeError("service %s has no image and --no-build was given" % name)
             if pull_image(paths, ref, quiet, always=policy != "missing"):
                 say("Image", ref, "Pulled")
-        elif policy == "never" and not _image_id(paths, ref):
+        elif policy == "never" and not here:
             raise ComposeError("service %s: image %s is not here and pull_policy is never"
                                % (name, ref), hint="sandbox compose pull " + name)
 
 
-def _wait_dependencies(paths, project, name, timeout=None):
+def _wait_dependencies(paths, project, name):
     """depends_on's conditions: service_healthy, service_completed_successfully."""
     from ..compose.project import ComposeError
     from ..container import health, state
@@ -670,11 +677,10 @@ def cmd_up(args, paths):
     attach = args.attach or [s for s in chosen if project.services[s].get("attach", True)]
     follower = None
     if not (args.detach or args.no_start):
-        width = max((len(_short_name(project.name, {"Name": plan.container_name(
-            project, s, n), "Labels": {plan.LABEL + "service": s,
-                                       plan.LABEL + "container-number": str(n)}}))
-            for s in attach if s in project.services
-            for n in range(1, scales.get(s, scale_of(project.services[s])) + 1)), default=0)
+        width = max((len(_short_name(project.name, plan.container_name(project, s, n), s, n))
+                     for s in attach if s in project.services
+                     for n in range(1, scales.get(s, scale_of(project.services[s])) + 1)),
+                    default=0)
         follower = Follower(paths, project, width, prefix=not args.no_log_prefix,
                             color=_color(args), timestamps=args.timestamps, up=True,
                             abort=args.abort_on_container_exit)
@@ -757,12 +763,34 @@ def _color(args):
     return sys.stdout.isatty() if mode == "auto" else mode == "always"
 
 
-def _short_name(project_name, st):
-    name = st.get("Name", "")
-    service, number = _label(st, "service"), _label(st, "container-number")
+def _short_name(project_name, name, service, number):
+    """How Compose shows a container: SERVICE-N for the name it gave it."""
     if name == "%s-%s-%s" % (project_name, service, number):
         return "%s-%s" % (service, number)
     return name
+
+
+def _shown(project_name, st):
+    """_short_name of a container's record."""
+    return _short_name(project_name, st.get("Name", ""), _label(st, "service"),
+                       _label(st, "container-number"))
+
+
+def _prefix(name, width, color, index):
+    """The `name | ` before each of a container's lines (coloured by index)."""
+    text = "%-*s | " % (width, name)
+    if color:
+        text = "\x1b[%sm%s\x1b[0m" % (COLORS[index % len(COLORS)], text)
+    return text.encode()
+
+
+def _logs_argv(first, tail, since, until):
+    """`logs FIRST... [--tail N] [--since T] [--until T]` (for a container id)."""
+    argv = ["logs"] + list(first)
+    argv += ["--tail", str(tail)] if tail not in (None, "all") else []
+    argv += ["--since", since] if since else []
+    argv += ["--until", until] if until else []
+    return argv
 
 
 class Follower:
@@ -789,16 +817,10 @@ class Follower:
 
     def _add(self, st):
         self.followed.add(st["Id"])
-        label = b""
-        if self.prefix:
-            text = "%-*s | " % (self.width, _short_name(self.project.name, st))
-            if self.color:
-                text = "\x1b[%sm%s\x1b[0m" % (COLORS[len(self.procs) % len(COLORS)], text)
-            label = text.encode()
-        argv = ["logs", "-f"] + (["-t"] if self.timestamps else [])
-        argv += ["--tail", str(self.tail)] if self.tail not in (None, "all") else []
-        argv += ["--since", self.since] if self.since else []
-        argv += ["--until", self.until] if self.until else []
+        label = _prefix(_shown(self.project.name, st), self.width, self.color,
+                        len(self.procs)) if self.prefix else b""
+        argv = _logs_argv(["-f"] + (["-t"] if self.timestamps else []), self.tail, self.since,
+                          self.until)
         proc = subprocess.Popen(sandbox_argv(self.paths, *(argv + [st["Id"]])),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
@@ -824,7 +846,7 @@ class Follower:
         with self.lock:
             self.exited.append((_label(st, "service"), code))
             self.out.write(("%s exited with code %d\n" % (
-                _short_name(self.project.name, st), code)).encode())
+                _shown(self.project.name, st), code)).encode())
             self.out.flush()
         if self.abort:
             self.aborted.set()
@@ -1032,7 +1054,7 @@ def cmd_logs(args, paths):
     if not records:
         return 0
     if args.follow:
-        width = max(len(_short_name(project.name, st)) for st in records)
+        width = max(len(_shown(project.name, st)) for st in records)
         follower = Follower(paths, project, width, prefix=not args.no_log_prefix,
                             color=_color(args), timestamps=args.timestamps, tail=args.tail,
                             since=args.since, until=args.until)
@@ -1052,23 +1074,16 @@ def _time_key(stamp):
 
 def _logs_merged(paths, project, records, args):
     """Each container's log so far, merged in time order."""
-    names = [_short_name(project.name, st) for st in records]
+    names = [_shown(project.name, st) for st in records]
     width = max(len(n) for n in names)
     color = _color(args)
     entries = []
     for i, (st, name) in enumerate(zip(records, names)):
-        argv = ["logs", "-t"] + (["--tail", args.tail] if args.tail != "all" else [])
-        argv += (["--since", args.since] if args.since else []) + \
-            (["--until", args.until] if args.until else [])
+        argv = _logs_argv(["-t"], args.tail, args.since, args.until)
         result = subprocess.run(sandbox_argv(paths, *(argv + [st["Id"]])),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
-        label = b""
-        if not args.no_log_prefix:
-            text = "%-*s | " % (width, name)
-            if color:
-                text = "\x1b[%sm%s\x1b[0m" % (COLORS[i % len(COLORS)], text)
-            label = text.encode()
+        label = b"" if args.no_log_prefix else _prefix(name, width, color, i)
         for stream in (result.stdout, result.stderr):
             for line in stream.splitlines():
                 stamp, _, rest = line.partition(b" ")
