@@ -562,8 +562,7 @@ def _build_platform(text):
     from ..container import emulation
     from ..image.pull import parse_platform
     platform = parse_platform(text.strip())
-    if platform[0] != "linux" or (emulation.needed(platform[1]) and
-                                  platform[1] not in emulation.QEMU):
+    if platform[0] != "linux" or not emulation.supported(platform[1]):
         raise UsageError("--platform %s: sandbox cannot build for it" % text.strip(),
                          hint="linux/ARCH, with ARCH this host's or one qemu-user "
                               "emulates: %s" % ", ".join(sorted(emulation.QEMU)))

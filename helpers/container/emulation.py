@@ -63,6 +63,17 @@ def needed(arch):
     return bool(arch) and arch != host and arch not in NATIVE_TOO.get(host, ())
 
 
+def supported(arch):
+    """Whether this host runs ``arch``: natively, or through an emulator
+    sandbox knows (QEMU)."""
+    return not needed(arch) or arch in QEMU
+
+
+def _stored(magic, mask):
+    """A magic as binfmt_misc keeps it: its bytes under the mask."""
+    return bytes(m & k for m, k in zip(magic, mask))
+
+
 def _is_static(path):
     """An ELF file without a program interpreter (PT_INTERP)."""
     try:
@@ -141,7 +152,7 @@ def host_handles(arch):
     """Whether the host's own binfmt_misc runs ``arch`` in any root
     filesystem (an enabled entry with the F flag for its magic)."""
     name, magic, mask = _magic(arch)
-    stored = bytes(m & k for m, k in zip(magic, mask)).hex()   # (as the kernel keeps it)
+    stored = _stored(magic, mask).hex()
     try:
         entries = os.listdir(HOST_BINFMT)
     except OSError:
@@ -242,7 +253,7 @@ def ensure(arch):
     docstring), or say clearly why it cannot be."""
     if not needed(arch):
         return
-    if arch not in QEMU:
+    if not supported(arch):
         raise HostError("images for linux/%s cannot run here: sandbox knows no emulator "
                         "for that architecture" % arch,
                         hint="run an image built for this machine's architecture")
@@ -272,7 +283,7 @@ def ensure(arch):
             ours = set()
             for a in found:
                 _, magic, mask = _magic(a)
-                ours |= {magic, bytes(m & k for m, k in zip(magic, mask))}
+                ours |= {magic, _stored(magic, mask)}
             lines = [registration(a, p) for a, p in sorted(found.items())]
             pid = _start_keeper(fd, host_registrations(ours) + lines)
             from ..pids import alive, proc_start_time
