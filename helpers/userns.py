@@ -15,7 +15,7 @@ import pwd
 
 from . import fsutil, linux
 from .pids import alive, proc_start_time
-from .errors import HostError, SandboxError
+from .errors import HostError, SandboxError, UsageError
 
 NEWUIDMAP = "newuidmap"
 NEWGIDMAP = "newgidmap"
@@ -128,6 +128,73 @@ def current_id_map():
     else:
         _cached = IdMap([(0, uid, 1)], [(0, gid, 1)], single=True)
     return _cached
+
+
+# ---------------------------------------------------------------------------
+# --userns keep-id: a user namespace of the container's own
+# ---------------------------------------------------------------------------
+# Nested in the shared one (S: 0 is the user, 1..n the subordinate ids), as
+# podman's: container uid KEEP is S's 0 (the user: what it writes to a bind
+# mount is the user's, under the user's own number), container uids below
+# KEEP are S's 1..KEEP, those above it S's own.  The image's files keep
+# S's numbering on disk (0 is root); fuse-overlayfs shows them to the
+# container through the same map (rootfs.mount_fuse_overlayfs's
+# ``idmapping``), so they look the same as in any other container.
+KEEP_ID = "keep-id"
+
+
+def parse_userns(mode):
+    """--userns MODE -> None (the shared namespace: "", "host") or
+    {"uid": U, "gid": G} for keep-id[:uid=U,gid=G] (default: our own ids)."""
+    if mode in (None, "", "host"):
+        return None
+    name, _, opts = mode.partition(":")
+    if name != KEEP_ID:
+        raise UsageError(
+            "--userns %s is not supported" % mode,
+            hint="host (the default: your uid is root inside, your subordinate ids "
+                 "the other users) or keep-id[:uid=UID,gid=GID] (your uid is UID "
+                 "inside, default your own)")
+    keep = {"uid": os.getuid(), "gid": os.getgid()}
+    for opt in filter(None, opts.split(",")):
+        key, eq, value = opt.partition("=")
+        if key not in keep or not eq or not value.isdigit() or int(value) >= 0xfffffffe:
+            raise UsageError("invalid --userns %s: %r" % (mode, opt),
+                             hint="keep-id:uid=UID,gid=GID with numbers")
+        keep[key] = int(value)
+    return keep
+
+
+def keep_id_maps(idmap, keep):
+    """(uid map, gid map) of a keep-id container's namespace (``keep`` from
+    parse_userns), relative to the shared one: [(inside, S id, count)]."""
+    return (_keep_one(idmap.uid_map, keep["uid"]), _keep_one(idmap.gid_map, keep["gid"]))
+
+
+def _keep_one(shared_map, keep):
+    n = sum(c for _, _, c in shared_map) - 1        # S's subordinate ids 1..n
+    if keep == 0:
+        return [(0, 0, n + 1)]
+    mapping = [(0, 1, min(keep, n))] if n else []
+    mapping.append((keep, 0, 1))
+    if n > keep:
+        mapping.append((keep + 1, keep + 1, n - keep))
+    return mapping
+
+
+def container_id_map(idmap, nested):
+    """The IdMap from a nested namespace's ids to host ids (``nested``:
+    keep_id_maps's pair), for what checks that an id exists inside."""
+    def compose(inner, outer):
+        out = []
+        for inside, mid, count in inner:
+            for o_in, o_host, o_count in outer:
+                lo, hi = max(mid, o_in), min(mid + count, o_in + o_count)
+                if lo < hi:
+                    out.append((inside + lo - mid, o_host + lo - o_in, hi - lo))
+        return sorted(out)
+    return IdMap(compose(nested[0], idmap.uid_map), compose(nested[1], idmap.gid_map),
+                 single=False)
 
 
 def single_map_hint():

@@ -28,7 +28,7 @@ def register(sub):
 def cmd_exec(args, paths):
     if not args.command:
         raise UsageError("exec needs a command", hint="sandbox exec CONTAINER CMD [ARG...]")
-    from ..container import exec as cexec, security, spec as spec_mod, state
+    from ..container import exec as cexec, runtime, security, spec as spec_mod, state
     spec_mod.check_workdir(args.workdir)
     from ..userns import current_id_map
     keys = None
@@ -86,7 +86,8 @@ def cmd_exec(args, paths):
                 cid, st, "exec_die", execID=exec_id, exitCode=status))
         on_exit = exec_died
     try:
-        code = cexec.run(st["Pid"], process, spec.get("linux", {}), current_id_map(),
+        code = cexec.run(st["Pid"], process, spec.get("linux", {}),
+                         runtime.user_map_of(spec, current_id_map()),
                          tty=args.tty, stdin=args.interactive, detach=args.detach,
                          cgroup=cgroup, on_detached_exit=on_exit, detach_keys=keys)
         if code == "detached":

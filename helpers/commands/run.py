@@ -4,7 +4,7 @@ validate -> image -> container record -> spec -> spawn -> record the end."""
 
 import os
 
-from ..errors import ImageNotFound, SandboxError, UsageError
+from ..errors import HostError, ImageNotFound, SandboxError, UsageError
 
 
 
@@ -139,7 +139,10 @@ def add_create_flags(p):
                    help="the OOM killer's preference (-1000..1000; raising only, unprivileged)")
     p.add_argument("--userns", metavar="MODE",
                    help="host (the default): your user namespace, as rootless Docker's "
-                        "(your uid is root inside, your subordinate ids the other users)")
+                        "(your uid is root inside, your subordinate ids the other users); "
+                        "keep-id[:uid=UID,gid=GID]: your uid is UID inside (default your "
+                        "own) and the default user, so what the container writes to a bind "
+                        "mount is yours, as podman's")
     p.add_argument("--cgroupns", choices=("private", "host"),
                    help="private (default): the container's cgroup is its root; "
                         "host: the user's view")
@@ -228,13 +231,8 @@ def validate(args, attaching=True):
             raise UsageError("invalid container name %r" % args.name,
                              hint="only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     spec_mod.check_workdir(args.workdir)
-    if args.userns not in (None, "", "host"):
-        raise UsageError(
-            "--userns %s is not supported: every container runs in your own user "
-            "namespace (your uid is root inside, your subordinate ids are the other "
-            "users; --userns host says so)" % args.userns,
-            hint="what root writes to a bind mount is yours on the host; -u UID:GID "
-                 "runs as another user inside")
+    from ..userns import parse_userns
+    keep_id = parse_userns(args.userns)
     from .. import network
     net = network.validate(args)
     nnp = False
@@ -376,7 +374,35 @@ def validate(args, attaching=True):
             "restart": restart, "labels": labels, "volume_specs": volume_specs,
             "limits": limits, "use_cgroup": use_cgroup, "net": net, "extra": extra,
             "health_flags": health_flags, "log": log, "log_limits": log_limits,
-            "annotations": annotations, "attach": streams, "detach_keys": detach_keys}
+            "annotations": annotations, "attach": streams, "detach_keys": detach_keys,
+            "keep_id": keep_id and _check_keep_id(keep_id, net, extra)}
+
+
+def _check_keep_id(keep_id, net, extra):
+    """--userns keep-id's needs, checked before anything is made: a
+    subordinate range, fuse-overlayfs (its root filesystem is shown
+    through the container's own map), and no namespace of another
+    container (they belong to the shared user namespace, where the
+    container's has no rights)."""
+    from ..container import rootfs
+    from ..userns import current_id_map, single_map_hint
+    if current_id_map().single:
+        raise HostError("--userns keep-id needs a subordinate id range for this user",
+                        hint=single_map_hint())
+    if rootfs.find_program("fuse-overlayfs") is None:
+        raise HostError("--userns keep-id needs fuse-overlayfs, which is not installed",
+                        hint="apt-get install fuse-overlayfs (it shows the image's "
+                             "files through the container's own id map)")
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        raise rootfs.fuse_unusable()
+    shared = sorted(extra["shared"]) + (
+        ["network"] if net["NetworkMode"].startswith("container:") else [])
+    if shared:
+        raise UsageError("--userns keep-id cannot share the %s namespace of another "
+                         "container" % shared[0],
+                         hint="leave out --%s container:NAME, or run without "
+                              "--userns keep-id" % shared[0])
+    return keep_id
 
 
 def cgroup_plan(args):
@@ -486,11 +512,15 @@ def cmd_run(args, paths):
     config = store.config(image_id)
     native = init_fd if init_fd is not None and _native_start(
         paths, args, checked, config) else None
+    nested = None
+    if checked["keep_id"]:
+        from ..userns import keep_id_maps
+        nested = keep_id_maps(current_id_map(), checked["keep_id"])
     starter = Starter(current_id_map(), tty=args.tty, stdio=(None, out_w, err_w),
                       keep=(out_r, err_r),
                       early_net=network.early_netns(checked["net"]),
                       watch_routes=checked["net"]["NetworkMode"] == "pasta",   # (pasta.spawn)
-                      early_exit=True, split_cpus=True, native=native)
+                      early_exit=True, split_cpus=True, native=native, nested=nested)
     for fd in (out_w, err_w):
         if fd is not None:
             os.close(fd)
@@ -522,6 +552,7 @@ def _native_start(paths, args, checked, config):
     a PID namespace of the container's (--pid host needs the Python C,
     which ends the container's other processes)."""
     if (getattr(args, "debug", False) or args.ulimit or args.oom_score_adj is not None
+            or checked["keep_id"]
             or checked["volume_specs"] or args.mount or args.volumes_from
             or (config.get("config") or {}).get("Volumes")
             or "pid" in checked["extra"]["host_ns"]):
@@ -611,6 +642,30 @@ def make_launch(container, args):
                   debug=getattr(args, "debug", False))
 
 
+def _keep_id_account(keep_id, layers):
+    """--userns keep-id: {"passwd": line, "group": line} to add to the
+    image's databases for the kept ids, each None where the image has an
+    entry with that id (podman's: the user's name, gecos, home directory
+    and a shell; the primary group's name)."""
+    import grp
+    import pwd
+    from ..container import spec as spec_mod
+    uid, gid = keep_id["uid"], keep_id["gid"]
+    try:
+        pw = pwd.getpwuid(os.getuid())
+        name, gecos, home = pw.pw_name, pw.pw_gecos.split(",")[0], pw.pw_dir or "/"
+    except KeyError:
+        name, gecos, home = "user%d" % uid, "", "/"
+    try:
+        group = grp.getgrgid(os.getgid()).gr_name
+    except KeyError:
+        group = name
+    return {"passwd": None if spec_mod.has_id(layers, "passwd", uid) else
+            "%s:x:%d:%d:%s:%s:/bin/sh" % (name, uid, gid, gecos, home),
+            "group": None if spec_mod.has_id(layers, "group", gid) else
+            "%s:x:%d:" % (group, gid)}
+
+
 def _full_name(name):
     try:
         from ..image.reference import parse
@@ -664,7 +719,13 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
              "single-id user namespace, so only root exists inside and "
              "chown to another user will fail",
              hint=single_map_hint(), once_key="single-map")
-    driver = rootfs.choose_driver(paths)
+    keep_id = checked["keep_id"]
+    # (keep-id: the image's files shown through the container's own map)
+    driver = "fuse-overlayfs" if keep_id else rootfs.choose_driver(paths)
+    user_map = idmap           # the ids inside (keep-id: its own namespace's)
+    if keep_id:
+        from ..userns import container_id_map, keep_id_maps
+        user_map = container_id_map(idmap, keep_id_maps(idmap, keep_id))
 
     cid = state.new_id()
     name = args.name or state.generate_name(paths)
@@ -684,7 +745,15 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
                                      bool(args.rm))
         img_cfg = config.get("config") or {}
         user_spec = args.user if args.user is not None else img_cfg.get("User", "")
+        account = None
+        if keep_id:
+            # podman's: the user is the default user, with an account.
+            account = _keep_id_account(keep_id, layers)
+            if args.user is None:
+                user_spec = "%d:%d" % (keep_id["uid"], keep_id["gid"])
         user, home = spec_mod.resolve_user(user_spec, layers)
+        if account and account["passwd"] and user["uid"] == keep_id["uid"]:
+            home = account["passwd"].split(":")[5]
         if args.group_add:
             user["additionalGids"] = list(user.get("additionalGids") or []) + [
                 g for g in spec_mod.resolve_groups(args.group_add, layers)
@@ -734,6 +803,10 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
             annotations["io.sandbox.volumes.fill"] = jsonfast.dumps(fill)
         if args.init:
             annotations["io.sandbox.init"] = "true"
+        if keep_id:
+            from ..container import runtime
+            annotations[runtime.KEEP_ID_ANNOTATION] = jsonfast.dumps(keep_id)
+            annotations[runtime.ACCOUNT_ANNOTATION] = jsonfast.dumps(account)
         for kind, tid in others.items():
             # (network.prepare finds its namespace when the container starts)
             annotations["io.sandbox.%s.container" % kind] = tid
@@ -748,7 +821,7 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
             read_only=args.read_only, mounts=user_mounts,
             cap_add=args.cap_add, cap_drop=args.cap_drop,
             privileged=args.privileged, no_new_privileges=checked["nnp"],
-            network=network.spec_mode(net), idmap=idmap,
+            network=network.spec_mode(net), idmap=user_map,
             rootfs=os.path.join(cdir, "rootfs"), annotations=annotations)
         if not checked["seccomp"]:
             spec["linux"].pop("seccomp", None)
@@ -775,7 +848,7 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
             spec["process"]["rlimits"] = chosen["rlimits"]
         sysctl = {}
         if net["NetworkMode"] != "host" and not net["NetworkMode"].startswith("container:"):
-            sysctl.update(spec_mod.default_net_sysctls(idmap))      # Docker's
+            sysctl.update(spec_mod.default_net_sysctls(user_map))   # Docker's
         sysctl.update(chosen.get("sysctl") or {})
         if sysctl:
             spec["linux"]["sysctl"] = sysctl
@@ -834,6 +907,8 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
                 img_cfg.get("Labels") or {}, **checked["labels"]), env)
             if log_attrs:
                 record["LogAttrs"] = log_attrs
+        if keep_id:
+            record["UsernsMode"] = args.userns
         if healthcheck:
             # (with the image's SHELL, which CMD-SHELL checks run with)
             record.update(Healthcheck=healthcheck, Shell=img_cfg.get("Shell"))

@@ -282,7 +282,7 @@ def _run_check(paths, cid, st, hc):
     import select
     import signal
     from ..userns import current_id_map
-    from . import exec as cexec
+    from . import exec as cexec, runtime
     spec, process, cgroup = cexec.starting_point(paths, cid, st)
     process["args"] = argv_of(hc, st.get("Shell"))
     process["terminal"] = False
@@ -295,7 +295,8 @@ def _run_check(paths, cid, st, hc):
             os.dup2(out_w, 2)
             fd = os.open(os.devnull, os.O_RDONLY)
             os.dup2(fd, 0)
-            code = cexec.run(st["Pid"], process, spec.get("linux", {}), current_id_map(),
+            code = cexec.run(st["Pid"], process, spec.get("linux", {}),
+                             runtime.user_map_of(spec, current_id_map()),
                              cgroup=cgroup)
         except BaseException as exc:       # noqa: BLE001 - its message is the output
             os.write(2, (getattr(exc, "message", None) or str(exc)).encode() + b"\n")

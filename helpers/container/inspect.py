@@ -96,7 +96,7 @@ def container_json(paths, cid):
             **_limits(st),
             "MaskedPaths": linux.get("maskedPaths", []),
             "ReadonlyPaths": linux.get("readonlyPaths", []),
-            "UsernsMode": "",
+            "UsernsMode": st.get("UsernsMode") or "",
             "IpcMode": st.get("IpcMode") or "private",
             "PidMode": st.get("PidMode") or "",
             "UTSMode": st.get("UTSMode") or "",

@@ -577,7 +577,8 @@ def _round(paths, container, launch, ready_w, server, me, restarts, delay, nativ
                       keep=(stdin_w, out_r, err_r),
                       early_net=network.early_netns(container["record"]),
                       direct=launch.direct, winsize=container.get("winsize"),
-                      native=native_c, reaper=None if native_c is None else launch.reaper_fd)
+                      native=native_c, reaper=None if native_c is None else launch.reaper_fd,
+                      nested=launch.nested)
     # C mounts the root filesystem while we open the log and make the
     # cgroup (not fuse-overlayfs: Starter.mount_root_early).
     starter.mount_root_early(launch.driver, launch.layers, launch.cdir, launch.rootfs,

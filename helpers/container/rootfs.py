@@ -145,7 +145,11 @@ OVERLAY_HINT = ("this kernel may not allow overlay in a user namespace (needs Li
                 "5.11+): use --storage-driver fuse-overlayfs or vfs")
 
 
-def mount_fuse_overlayfs(layers, upper, work, target):
+def mount_fuse_overlayfs(layers, upper, work, target, idmapping=None):
+    """``idmapping``: (uid map, gid map) of the user namespace this runs
+    in, relative to the one that owns the files ([(inside, outside,
+    count)]: userns.keep_id_maps): the files are shown with the ids they
+    have there, and new ones stored so (fuse-overlayfs(1), uidmapping)."""
     if not os.access("/dev/fuse", os.R_OK | os.W_OK):
         raise fuse_unusable()
     binary = find_program("fuse-overlayfs")
@@ -160,7 +164,12 @@ def mount_fuse_overlayfs(layers, upper, work, target):
     from ..proc import run_checked
     # fuse-overlayfs daemonizes once the mount is up; the daemon lives in
     # this mount namespace and exits when the mount is detached at teardown.
-    run_checked([binary, "-o", overlay_options(layers, upper, work), target])
+    options = overlay_options(layers, upper, work)
+    if idmapping:
+        options += "".join(",%s=%s" % (key, ":".join(
+            "%d:%d:%d" % m for m in mapping)) for key, mapping in
+            zip(("uidmapping", "gidmapping"), idmapping))
+    run_checked([binary, "-o", options, target])
 
 
 def fuse_unusable():
@@ -356,14 +365,16 @@ def probe_driver(paths):
     return "vfs", reasons
 
 
-def mount_rootfs(driver, layers, cdir, target, volatile=False, read_only=False):
+def mount_rootfs(driver, layers, cdir, target, volatile=False, read_only=False,
+                 idmapping=None):
     """Make ``target`` the container's root filesystem (inside the
     container's mount namespace).  ``cdir`` is the container directory with
     upper/ and work/ (overlay drivers) or the copied tree (vfs);
     ``volatile``: see mount_overlay.  ``read_only``: a second view of a
     container that may be running (its upper layer becomes the top lower
     layer: overlay reads its whiteouts and opaque directories as it does a
-    lower layer's, and never writes to it)."""
+    lower layer's, and never writes to it).  ``idmapping``: see
+    mount_fuse_overlayfs (fuse-overlayfs only)."""
     upper = os.path.join(cdir, "upper")
     work = os.path.join(cdir, "work")
     if read_only and driver in ("overlay", "fuse-overlayfs"):
@@ -376,7 +387,7 @@ def mount_rootfs(driver, layers, cdir, target, volatile=False, read_only=False):
             raise HostError("cannot mount overlayfs: %s" % exc.strerror,
                             hint=OVERLAY_HINT)
     elif driver == "fuse-overlayfs":
-        mount_fuse_overlayfs(layers, upper, work, target)
+        mount_fuse_overlayfs(layers, upper, work, target, idmapping)
     else:
         marker = os.path.join(cdir, ".vfs-complete")
         if not os.path.exists(marker):

@@ -37,7 +37,7 @@ from .. import fsutil, jsonfast, linux
 from ..errors import (CannotExecute, CommandNotFound, HostError, SandboxError,
                       UsageError)
 from ..pids import in_namespace, stat_fields
-from ..userns import join_userns, shared_userns_fd
+from ..userns import container_id_map, join_userns, keep_id_maps, shared_userns_fd
 from . import rootfs as rootfs_mod
 from . import security
 
@@ -58,6 +58,20 @@ _FLAG_OPTS = {"ro": linux.MS_RDONLY, "nosuid": linux.MS_NOSUID,
               "strictatime": linux.MS_STRICTATIME, "noatime": linux.MS_NOATIME,
               "bind": linux.MS_BIND, "rbind": linux.MS_BIND | linux.MS_REC}
 _IGNORED_OPTS = ("rw", "suid", "dev", "exec", "private", "rprivate", "relatime")
+# The spec annotation of --userns keep-id (JSON: {"uid": U, "gid": G}), and
+# the /etc/passwd and /etc/group lines C adds when the image lacks them.
+KEEP_ID_ANNOTATION = "io.sandbox.userns.keep-id"
+ACCOUNT_ANNOTATION = "io.sandbox.userns.account"
+
+
+def user_map_of(spec, idmap):
+    """The IdMap of the ids that exist inside the container of ``spec``
+    (to host ids), ``idmap`` being the shared user namespace's: its own
+    with --userns keep-id."""
+    keep = spec.get("annotations", {}).get(KEEP_ID_ANNOTATION)
+    if not keep:
+        return idmap
+    return container_id_map(idmap, keep_id_maps(idmap, jsonfast.loads(keep)))
 
 
 class Launch:
@@ -91,6 +105,20 @@ class Launch:
         # spec, config-linux.md; --network container:NAME).
         self.net_path = next((n.get("path") for n in spec["linux"]["namespaces"]
                               if n["type"] == "network"), None)
+        # --userns keep-id: {"uid", "gid"} (userns.parse_userns), else None.
+        keep = spec.get("annotations", {}).get(KEEP_ID_ANNOTATION)
+        self.keep_id = jsonfast.loads(keep) if keep else None
+
+    @property
+    def nested(self):
+        """The maps of the container's own user namespace (relative to the
+        shared one) with --userns keep-id, else None."""
+        return keep_id_maps(self.idmap, self.keep_id) if self.keep_id else None
+
+    @property
+    def user_map(self):
+        """The ids that exist inside the container (user_map_of)."""
+        return user_map_of(self.spec, self.idmap)
 
     def to_json(self):
         return jsonfast.dumps({"spec": self.spec, "cdir": self.cdir,
@@ -124,7 +152,8 @@ class Starter:
 
     def __init__(self, idmap, tty=False, stdio=(None, None, None), keep=(),
                  early_net=False, direct=False, early_exit=False, winsize=None,
-                 watch_routes=True, split_cpus=False, native=None, reaper=None):
+                 watch_routes=True, split_cpus=False, native=None, reaper=None,
+                 nested=None):
         """``stdio``: fds G gets as 0, 1, 2 when there is no terminal (None:
         the caller's own).  With ``tty``, G makes a pty of the container's
         devpts (ptys.py) and sends its master over a socket (G's 0-2 until
@@ -154,7 +183,10 @@ class Starter:
         ``notif_w`` (native_start_possible; commands/run.py checks
         before the record exists).  ``reaper``: with ``native``, an fd on
         the native monitor, whose reap mode C becomes once G runs
-        (Launch.reaper_fd of the Python C)."""
+        (Launch.reaper_fd of the Python C).  ``nested``: the maps of the
+        container's own user namespace (Launch.nested: --userns keep-id),
+        which C makes inside the shared one first (_enter_nested; not the
+        native C)."""
         self.idmap = idmap
         nsfd = shared_userns_fd(idmap)
         self.net_r, net_w = os.pipe2(os.O_CLOEXEC) if early_net else (None, None)
@@ -202,7 +234,7 @@ class Starter:
             _set_cpus(self.cpus and self.cpus[2])
             _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w,
                      pty_w, stdio, notif_w, status_w,
-                     watch_routes, self.cpus and self.cpus[0])     # never returns
+                     watch_routes, self.cpus and self.cpus[0], nested)    # never returns
         _set_cpus(self.cpus and self.cpus[1])
         for fd in (nsfd, err_w, pid_w, go_r, launch_r, net_w, notif_w, status_w):
             if fd is not None:
@@ -611,7 +643,8 @@ def _route_watch():
 
 
 def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, pty_w,
-             stdio, notif_w=None, status_w=None, watch_routes=True, cpus=None):
+             stdio, notif_w=None, status_w=None, watch_routes=True, cpus=None,
+             nested=None):
     code = 125
     launch = None
     try:
@@ -634,6 +667,11 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, pty_w,
         os.setpgid(0, 0)
         # Root of the user's shared user namespace (see userns.py).
         join_userns(nsfd)
+        if nested is not None:
+            # Then of the container's own, before any other namespace is
+            # made: they belong to it (its root binds port 80 in its
+            # network namespace, mounts in its mount namespace).
+            _enter_nested(nested)
         watch = None
         if net_w is not None:
             # Owned by the shared user namespace, as the others below.
@@ -651,6 +689,8 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, pty_w,
         if not data:
             os._exit(125)          # P gave up (its error is its own to report)
         launch = Launch.from_json(data, idmap)
+        if nested is not None:
+            _root_of_nested()
         kinds = namespace_kinds(launch.spec)
         joins, flags, pid_ns = _namespace_steps(launch, net_w is not None)
         for flag, path in joins:
@@ -660,7 +700,9 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, pty_w,
             linux.unshare(flags)
         if not root:
             _mount_root(launch.driver, launch.layers, launch.cdir, launch.rootfs,
-                        launch.autoremove)
+                        launch.autoremove, nested)
+            if nested is not None:
+                _add_account(launch)
         # The PID namespace last: its first child becomes PID 1, so no helper
         # (fuse-overlayfs) may be forked after this.  (Joined: G is one
         # more process of the other container's.)
@@ -776,13 +818,118 @@ def _namespace_steps(launch, early_net):
     return joins, flags, paths.get("pid") or ("new" if "pid" in kinds else "")
 
 
-def _mount_root(driver, layers, cdir, rootfs, volatile):
-    """A mount namespace of C's own with the container's root filesystem."""
+def _mount_root(driver, layers, cdir, rootfs, volatile, nested=None):
+    """A mount namespace of C's own with the container's root filesystem
+    (``nested``: shown through those maps, Launch.nested)."""
     linux.unshare(linux.CLONE_NEWNS)
     # Private propagation before any mount, so nothing leaks to the host.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     os.makedirs(rootfs, exist_ok=True)
-    rootfs_mod.mount_rootfs(driver, layers, cdir, rootfs, volatile=volatile)
+    rootfs_mod.mount_rootfs(driver, layers, cdir, rootfs, volatile=volatile,
+                            idmapping=nested)
+
+
+def _enter_nested(nested):
+    """C: from root of the shared user namespace, move into a new one
+    inside it with the ``nested`` maps (Launch.nested), with every
+    capability there (root of it later: _root_of_nested).  Only a process
+    outside the new namespace with CAP_SETUID in the shared one may write
+    maps of more than one id (user_namespaces(7)): a child, H, stays
+    behind to write ours."""
+    me = os.getpid()
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    done_r, done_w = os.pipe2(os.O_CLOEXEC)
+    hpid = os.fork()
+    if hpid == 0:
+        code = 1
+        try:
+            os.close(go_w)
+            os.close(done_r)
+            if os.read(go_r, 1) == b"u":
+                for name, mapping in (("uid_map", nested[0]), ("gid_map", nested[1])):
+                    with open("/proc/%d/%s" % (me, name), "w") as f:
+                        f.write("".join("%d %d %d\n" % m for m in mapping))
+                os.write(done_w, b"m")
+                code = 0
+        finally:
+            os._exit(code)
+    os.close(go_r)
+    os.close(done_w)
+    try:
+        linux.unshare(linux.CLONE_NEWUSER)
+        os.write(go_w, b"u")
+        mapped = os.read(done_r, 1) == b"m"
+    finally:
+        os.close(go_w)
+        os.close(done_r)
+        os.waitpid(hpid, 0)
+    if not mapped:
+        raise HostError("cannot map the container's own user namespace "
+                        "(--userns keep-id)",
+                        hint="check /etc/subuid and /etc/subgid for this user")
+
+
+def _root_of_nested():
+    """C, in the container's own user namespace (_enter_nested), with
+    every capability there but still the user's ids, until now: the
+    caller has had C moved into the container's cgroup (on_forked, before
+    it sent the Launch), and systemd's user manager moves only processes
+    of the user's own uid."""
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    # Root here is a subordinate id on the host: the change of ids made
+    # us undumpable, and /proc/C/ns unreadable for the user's helpers
+    # (the network plug, a later exec's checks), which need it.
+    linux.prctl(linux.PR_SET_DUMPABLE, 1)
+
+
+def _add_account(launch):
+    """--userns keep-id: the user's /etc/passwd and /etc/group lines (and
+    home directory) in the container's root filesystem where the image has
+    none for those ids (as podman does).  Done by a child chrooted into it,
+    where the image's symlinks cannot lead out."""
+    account = launch.spec.get("annotations", {}).get(ACCOUNT_ANNOTATION)
+    if not account:
+        return
+    account = jsonfast.loads(account)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.chroot(launch.rootfs)
+            os.chdir("/")
+            if account.get("group"):
+                _add_line("/etc/group", account["group"], 2)
+            home = ""
+            if account.get("passwd"):
+                _add_line("/etc/passwd", account["passwd"], 2)
+                home = account["passwd"].split(":")[5]
+            if home.startswith("/") and not os.path.lexists(home):
+                os.makedirs(home, 0o755)
+                os.chown(home, launch.keep_id["uid"], launch.keep_id["gid"])
+                os.chmod(home, 0o700)
+        except OSError:
+            code = 1            # a read-only or odd image: left as it is
+        finally:
+            os._exit(code)
+    os.waitpid(pid, 0)
+
+
+def _add_line(path, line, field):
+    """Append ``line`` to the colon-separated database ``path`` unless an
+    entry has its id (field ``field``) already; nothing without the file."""
+    try:
+        with open(path, "r+", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+            ident = line.split(":")[field]
+            if any(len(e.split(":")) > field and e.split(":")[field] == ident
+                   for e in text.splitlines()):
+                return
+            if text and not text.endswith("\n"):
+                f.write("\n")
+            f.write(line + "\n")
+    except FileNotFoundError:
+        pass
 
 
 def wants_init(spec):
@@ -1029,7 +1176,7 @@ def _child_g(launch, err_w, go_r, pty_w, stdio, notif_w=None):
             _hand_bind_listener(notif_w, go_r)
         if process.get("rlimits"):
             _set_rlimits(process["rlimits"])
-        path, env = prepare_exec(process, linux_cfg, launch.idmap)
+        path, env = prepare_exec(process, linux_cfg, launch.user_map)
         # Wait for P to have recorded us as running (EOF: P is gone).
         if os.read(go_r, 1) != b"g":
             os._exit(125)
@@ -1084,7 +1231,7 @@ def _native_plan(launch, notif_w, view=""):
                       "r" if op.readonly else ""]
     cwd = process.get("cwd") or "/"
     words += ["V", root, "D", cwd]
-    uid, gid, groups = _user_ids(process.get("user", {}), launch.idmap)
+    uid, gid, groups = _user_ids(process.get("user", {}), launch.user_map)
     if launch.tty:
         words += ["P", str(uid)]
     for key, value in (linux_cfg.get("sysctl") or {}).items():

@@ -218,6 +218,13 @@ def _read_db(layers, name):
     return []
 
 
+def has_id(layers, db, ident):
+    """Whether the image's /etc/passwd or /etc/group (``db``) has an entry
+    with id ``ident``."""
+    return any(len(e) > 2 and e[2] == str(ident)
+               for e in (line.split(":") for line in _read_db(layers, db)))
+
+
 def resolve_user(spec_user, layers):
     """``-u`` / the image's User ("name", "uid", "uid:gid", "name:group")
     to {uid, gid, additionalGids} plus the home directory, from the image's

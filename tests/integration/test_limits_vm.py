@@ -192,6 +192,23 @@ def test_detached_memory_hog_is_oom_killed(cli):
     cli.ok("rm", "dhog")
 
 
+def test_keep_id_container_has_its_limits_and_cgroup(cli):
+    """--userns keep-id: the container's own user namespace (made inside
+    the shared one) owns its cgroup namespace too: its cgroup is its root,
+    its limits hold, and the OOM killer's end is recorded."""
+    out = cli.ok("run", "--rm", "--userns", "keep-id", "--memory", "32m",
+                 "--pids-limit", "20", "busybox", "sh", "-c",
+                 "id -u; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max "
+                 "/proc/self/cgroup").stdout.split()
+    assert out == [str(os.getuid()), "33554432", "20", "0::/"]
+    r = cli("run", "--name", "keephog", "--userns", "keep-id", "--memory", "32m",
+            "--memory-swap", "32m", "busybox", "sh", "-c", "head -c 200m /dev/zero | tail")
+    assert r.returncode == 137, r.stderr
+    state = json.loads(cli.ok("inspect", "keephog").stdout)[0]["State"]
+    assert state["OOMKilled"] is True
+    cli.ok("rm", "keephog")
+
+
 def test_fork_bomb_stops_at_pids_max(cli):
     # PID 1 stays (a shell that cannot fork exits, and the scope with it);
     # the bomb is an exec'd shell.
