@@ -286,6 +286,22 @@ def test_run_a_one_off_command(sb, busybox):
         sb("compose", "down", cwd=top)
 
 
+def test_userns_mode_keep_id(sb, busybox):
+    """A compose file's `userns_mode: keep-id` (podman compose files have
+    it): the service runs as the user, whose bind-mounted files it owns."""
+    top = project(sb, "keepid", {"compose.yaml": (
+        "services:\n  dev:\n    image: busybox\n    userns_mode: keep-id\n"
+        "    volumes: ['.:/src']\n    working_dir: /src\n"
+        "    command: sh -c 'id -u; stat -c %u compose.yaml; echo built > out'\n")})
+    try:
+        r = sb.ok("compose", "run", "--rm", "-T", "dev", cwd=top)
+        assert r.stdout.split() == [str(sb.uid)] * 2
+        st = os.stat(os.path.join(top, "out"))
+        assert (st.st_uid, st.st_gid) == (sb.uid, sb.gid)
+    finally:
+        sb("compose", "down", cwd=top)
+
+
 def test_override_files_yaml_1_2_scalars_and_config(sb, busybox):
     top = project(sb, "conf", {
         "compose.yaml": "services:\n  a:\n    image: busybox\n    ports: [22:22]\n"
