@@ -173,17 +173,17 @@ def timings(tools, result):
 def print_timings(tools, figures, label, ratio_head, ours_of):
     """The table of timings(): one row a tool, its last column the median
     of ours_of(name) (a tool name, or None) over the tool's."""
-    print("%-11s %9s %8s %8s %8s %13s" % (label, "median ms", "min", "p90", "max", ratio_head))
+    print("%-14s %9s %8s %8s %8s %13s" % (label, "median ms", "min", "p90", "max", ratio_head))
     for tool in tools:
         name = tool["name"]
         if name not in figures:
-            print("%-11s %s" % (name, "FAILED"))
+            print("%-14s %s" % (name, "FAILED"))
             continue
         fig = figures[name]
         ours = ours_of(name)
         ratio = ("%.2f" % (figures[ours]["median_ms"] / fig["median_ms"])
                  if ours in figures else "-")
-        print("%-11s %9.1f %8.1f %8.1f %8.1f %13s"
+        print("%-14s %9.1f %8.1f %8.1f %8.1f %13s"
               % (name, fig["median_ms"], fig["min_ms"], fig["p90_ms"], fig["max_ms"], ratio))
 
 

@@ -37,7 +37,8 @@ from .. import fsutil, jsonfast, linux
 from ..errors import (CannotExecute, CommandNotFound, HostError, SandboxError,
                       UsageError)
 from ..pids import in_namespace, stat_fields
-from ..userns import container_id_map, join_userns, keep_id_maps, shared_userns_fd
+from ..userns import (Sync, container_id_map, join_userns, keep_id_maps,
+                      shared_userns_fd)
 from . import rootfs as rootfs_mod
 from . import security
 
@@ -837,31 +838,27 @@ def _enter_nested(nested):
     maps of more than one id (user_namespaces(7)): a child, H, stays
     behind to write ours."""
     me = os.getpid()
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    done_r, done_w = os.pipe2(os.O_CLOEXEC)
+    sync = Sync()
     hpid = os.fork()
     if hpid == 0:
         code = 1
         try:
-            os.close(go_w)
-            os.close(done_r)
-            if os.read(go_r, 1) == b"u":
+            sync.in_child()
+            if sync.child_wait() == b"u":
                 for name, mapping in (("uid_map", nested[0]), ("gid_map", nested[1])):
                     with open("/proc/%d/%s" % (me, name), "w") as f:
                         f.write("".join("%d %d %d\n" % m for m in mapping))
-                os.write(done_w, b"m")
+                sync.child_send(b"m")
                 code = 0
         finally:
             os._exit(code)
-    os.close(go_r)
-    os.close(done_w)
+    sync.in_parent()
     try:
         linux.unshare(linux.CLONE_NEWUSER)
-        os.write(go_w, b"u")
-        mapped = os.read(done_r, 1) == b"m"
+        sync.parent_send(b"u")
+        mapped = sync.parent_wait() == b"m"
     finally:
-        os.close(go_w)
-        os.close(done_r)
+        sync.close_parent()
         os.waitpid(hpid, 0)
     if not mapped:
         raise HostError("cannot map the container's own user namespace "
