@@ -5,6 +5,7 @@ rm, network create, volume create, build, pull, logs -f), so a project's
 containers are ordinary containers with Compose's labels; what a project
 has is read from those labels (helpers/compose/__init__.py)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -165,6 +166,34 @@ def register(sub):
                        ("unpause", "unpause the services' containers"),
                        ("top", "the processes of the services' containers")):
         services(verb(name, cmd_simple, help))
+
+    q = verb("wait", cmd_wait, "wait for the services' containers to stop; exit with "
+                               "the code of the last")
+    q.add_argument("--down-project", action="store_true",
+                   help="then take the project down (as `down --remove-orphans`)")
+    services(q, "+")
+
+    q = verb("attach", cmd_attach, "attach to a service's running container")
+    q.add_argument("--index", type=int, default=1, metavar="N")
+    q.add_argument("--no-stdin", action="store_true", help="do not pass stdin")
+    q.add_argument("--sig-proxy", default="true", metavar="BOOL",
+                   help="pass signals on to the container (default true)")
+    q.add_argument("--detach-keys", metavar="KEYS")
+    q.add_argument("service", metavar="SERVICE")
+
+    q = verb("stats", cmd_stats, "live resource usage of the services' containers")
+    q.add_argument("-a", "--all", action="store_true", help="stopped ones too")
+    q.add_argument("--no-stream", action="store_true", help="print once")
+    q.add_argument("--no-trunc", action="store_true")
+    q.add_argument("--format", help="a Go template, 'table TEMPLATE' or json")
+    services(q)
+
+    q = verb("events", cmd_events, "what happens to the services' containers, as it "
+                                   "happens")
+    q.add_argument("--json", action="store_true", help="one JSON object a line")
+    q.add_argument("--since", metavar="TIME", help="from this time (default: now)")
+    q.add_argument("--until", metavar="TIME", help="up to this time (then exit)")
+    services(q)
 
     q = verb("rm", cmd_rm, "remove the services' stopped containers")
     q.add_argument("-f", "--force", action="store_true", help="without asking")
@@ -1142,7 +1171,6 @@ def cmd_config(args, paths):
                                                if key == "volumes" else {}))
                           for k, v in section.items()}
     if args.format == "json":
-        import json
         text = json.dumps(model, indent=2) + "\n"
     else:
         from ..compose.project import yaml_module
@@ -1292,6 +1320,129 @@ def cmd_exec(args, paths):
     return _replace_with(paths, argv + [st["Id"]] + list(args.command))
 
 
+def cmd_wait(args, paths):
+    """Docker Compose's: wait for each container of the services (one-off
+    ones too), printing how each ended; exit with the code of the last to
+    end (--down-project: after taking the project down)."""
+    from ..compose.project import ComposeError
+    project = load_project(args)
+    records = project_containers(paths, project.name, project.selected(args.services),
+                                 oneoff=None)
+    if not records:
+        raise ComposeError("no containers for project %r" % project.name,
+                           hint="sandbox compose up -d")
+    import selectors
+    sel = selectors.DefaultSelector()
+    children = []
+    for st in records:
+        child = subprocess.Popen(sandbox_argv(paths, "wait", st["Id"]),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        children.append(child)
+        sel.register(child.stdout, selectors.EVENT_READ, (child, st))
+    code = 0
+    try:
+        while sel.get_map():
+            for key, _ in sel.select():
+                # Readable: that container has ended (its `wait` prints
+                # the code and exits).
+                child, st = key.data
+                sel.unregister(key.fileobj)
+                out, err = child.stdout.read().strip(), child.stderr.read()
+                if child.wait() != 0 or not out.isdigit():
+                    raise _failed("container " + st["Name"], child.returncode, err)
+                code = int(out)
+                print("container %s exited with status code %d" % (json.dumps(st["Id"]),
+                                                                   code), flush=True)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    if args.down_project:
+        sandbox(paths, "compose", *_project_argv(args), "down", "--remove-orphans",
+                capture=False)
+    return code
+
+
+def _project_argv(args):
+    """The options that name the project again, for a compose child."""
+    argv = []
+    for f in args.file:
+        argv += ["-f", f]
+    for f in args.env_file:
+        argv += ["--env-file", f]
+    for name in args.profile:
+        argv += ["--profile", name]
+    if args.project_name:
+        argv += ["-p", args.project_name]
+    if args.project_directory:
+        argv += ["--project-directory", args.project_directory]
+    return argv
+
+
+def cmd_attach(args, paths):
+    project = load_project(args)
+    st = _one_container(paths, project, args.service, args.index)
+    argv = ["attach", "--sig-proxy=" + args.sig_proxy]
+    if args.no_stdin:
+        argv.append("--no-stdin")
+    if args.detach_keys is not None:
+        argv += ["--detach-keys", args.detach_keys]
+    return _replace_with(paths, argv + [st["Id"]])
+
+
+def cmd_stats(args, paths):
+    project = load_project(args)
+    # (as Docker Compose's: the project's containers, by its label, also
+    # those of services whose profile is not active now)
+    records = project_containers(paths, project.name, project.selected(args.services)
+                                 if args.services else None)
+    if not args.all:
+        records = [st for st in records if _running(st)]
+    argv = ["stats"] + [flag for flag, on in (("--all", args.all),
+                                              ("--no-stream", args.no_stream),
+                                              ("--no-trunc", args.no_trunc)) if on]
+    if args.format:
+        argv += ["--format", args.format]
+    if not records:
+        return 0            # (`stats` without a container shows every one)
+    return _replace_with(paths, argv + [st["Id"] for st in records])
+
+
+def cmd_events(args, paths):
+    """Docker Compose's: the project's container events (not one-off
+    containers'), as `TIME container ACTION ID (ATTRIBUTES)` lines or, with
+    --json, its JSON objects; attributes without the Compose labels."""
+    import datetime
+    from ..compose.plan import LABEL
+    from .events import follow, message_nanos, rfc3339
+    project = load_project(args)
+    wanted = set(project.selected(args.services)) if args.services else None
+
+    def handle(msg):
+        attrs = (msg.get("Actor") or {}).get("Attributes") or {}
+        if msg.get("Type") != "container" or attrs.get(LABEL + "project") != project.name \
+                or attrs.get(LABEL + "oneoff") == "True":
+            return
+        service = attrs.get(LABEL + "service", "")
+        if wanted is not None and service not in wanted:
+            return
+        shown = {k: v for k, v in attrs.items() if not k.startswith(LABEL)}
+        nanos = message_nanos(msg)
+        cid = (msg.get("Actor") or {}).get("ID", "")
+        if args.json:
+            print(json.dumps({"time": rfc3339(nanos, trim=True), "type": "container",
+                              "service": service, "id": cid, "action": msg.get("Action"),
+                              "attributes": shown}, separators=(",", ":")), flush=True)
+        else:
+            when = datetime.datetime.fromtimestamp(nanos / 1e9)
+            print("%s container %s %s (%s)" % (
+                when.strftime("%Y-%m-%d %H:%M:%S.%f"), msg.get("Action"), cid,
+                ", ".join("%s=%s" % kv for kv in sorted(shown.items()))), flush=True)
+    follow(paths, args.since, args.until, handle)
+    return 0
+
+
 def _replace_with(paths, argv):
     """Become `sandbox ARGV` (the terminal, signals and exit code are its)."""
     full = sandbox_argv(paths, *argv)
@@ -1407,7 +1558,6 @@ def cmd_ls(args, paths):
             print(r["Name"])
         return 0
     if args.format == "json":
-        import json
         print(json.dumps(rows))
         return 0
     from ..formatting import tabulate

@@ -78,17 +78,31 @@ def parse_filters(values):
 def _line(msg):
     """Docker's default line: local time with nanoseconds, type, action,
     id, (attributes)."""
-    nanos = msg.get("timeNano") or msg.get("time", 0) * 1000000000
-    when = datetime.datetime.fromtimestamp(nanos // 1000000000).astimezone()
-    zone = when.strftime("%z")          # Go's RFC 3339: Z for UTC, else +01:00
-    stamp = when.strftime("%Y-%m-%dT%H:%M:%S") + ".%09d" % (nanos % 1000000000) + \
-        ("Z" if zone in ("+0000", "") else zone[:3] + ":" + zone[3:])
+    stamp = rfc3339(message_nanos(msg))
     actor = msg.get("Actor") or {}
     attributes = actor.get("Attributes") or {}
     text = "%s %s %s %s" % (stamp, msg.get("Type"), msg.get("Action"), actor.get("ID"))
     if attributes:
         text += " (%s)" % ", ".join("%s=%s" % kv for kv in sorted(attributes.items()))
     return text
+
+
+def message_nanos(msg):
+    """An event message's time in nanoseconds."""
+    return msg.get("timeNano") or msg.get("time", 0) * 1000000000
+
+
+def rfc3339(nanos, trim=False):
+    """Local time as Go prints RFC 3339 with nanoseconds (Z for UTC, else
+    +01:00); ``trim``: without the fraction's trailing zeros, as Go's
+    RFC3339Nano (its JSON form of a time)."""
+    when = datetime.datetime.fromtimestamp(nanos // 1000000000).astimezone()
+    zone = when.strftime("%z")
+    fraction = ".%09d" % (nanos % 1000000000)
+    if trim:
+        fraction = fraction.rstrip("0").rstrip(".")
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + fraction + \
+        ("Z" if zone in ("+0000", "") else zone[:3] + ":" + zone[3:])
 
 
 def _printer(fmt):
@@ -102,41 +116,52 @@ def _printer(fmt):
 
 
 def cmd_events(args, paths):
+    matches = parse_filters(args.filter)
+    show = _printer(args.format)
+
+    def handle(msg):
+        if matches(msg):
+            print(show(msg), flush=True)
+    follow(paths, args.since, args.until, handle)
+    return 0
+
+
+def follow(paths, since, until, handle):
+    """Call ``handle(message)`` for each event from ``since`` (the
+    --since text; None: now) on, until ``until`` (--until; None: until
+    interrupted).  Also for `compose events`."""
     from .. import events, jsonfast
     from .containers import parse_when
     now = time.time()
-    since = parse_when(args.since, now) if args.since is not None else now
-    until = parse_when(args.until, now) if args.until is not None else None
-    matches = parse_filters(args.filter)
-    show = _printer(args.format)
+    since = parse_when(since, now) if since is not None else now
+    until = parse_when(until, now) if until is not None else None
     path = events.log_path(paths)
 
-    def handle(line):
+    def one(line):
         try:
             msg = jsonfast.loads(line)
         except ValueError:
             return                    # a line cut short by a full disk
         t = msg.get("timeNano", 0) / 1e9
-        if t < since or (until is not None and t > until) or not matches(msg):
+        if t < since or (until is not None and t > until):
             return
-        print(show(msg), flush=True)
+        handle(msg)
 
     follower = _Follower(path)
     for line in follower.backlog():
-        handle(line)
+        one(line)
     delay = 0.05
     while until is None or time.time() <= until:
         lines = follower.read()
         for line in lines:
-            handle(line)
+            one(line)
         if lines:
             delay = 0.05
             continue
         time.sleep(delay if until is None else max(0.0, min(delay, until - time.time())))
         delay = min(delay * 1.5, 0.25)
     for line in follower.read():     # what came in the last moment
-        handle(line)
-    return 0
+        one(line)
 
 
 class _Follower:

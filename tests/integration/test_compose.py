@@ -482,6 +482,63 @@ def test_logs_follow_takes_in_new_containers(sb, busybox):
         sb("compose", "down", "-t", "0", cwd=top)
 
 
+def test_wait_events_stats_and_attach(sb, busybox):
+    """Docker Compose's wait (each container's end, the last one's code;
+    --down-project), events (the project's container events as they
+    happen, --json, without the Compose labels; --since/--until for the
+    past), stats and attach."""
+    top = project(sb, "watching", {"compose.yaml": (
+        "services:\n"
+        "  quick:\n    image: busybox\n    command: sh -c 'sleep 1; exit 3'\n"
+        "  slow:\n    image: busybox\n    command: sh -c 'sleep 4; exit 4'\n"
+        "  late:\n    image: busybox\n    profiles: [later]\n"
+        "    command: sh -c 'sleep 3; echo late; exit 5'\n"
+        "  idle:\n    image: busybox\n    profiles: [later]\n    init: true\n"
+        "    command: sleep 600\n")})
+    events = sb.popen("compose", "events", "--json", cwd=top)
+    try:
+        sb.ok("compose", "up", "-d", "quick", "slow", cwd=top)
+        r = sb("compose", "wait", "quick", "slow", cwd=top)
+        assert r.returncode == 4, describe(r)       # the last to end
+        ids = {s: sb.ok("compose", "ps", "-a", "-q", "--no-trunc", s,
+                        cwd=top).stdout.strip()
+               for s in ("quick", "slow")}
+        assert r.stdout.splitlines() == [
+            'container "%s" exited with status code 3' % ids["quick"],
+            'container "%s" exited with status code 4' % ids["slow"]]
+        seen = []
+        while ("slow", "die") not in seen:
+            event = json.loads(events.stdout.readline())
+            seen.append((event["service"], event["action"]))
+            assert event["type"] == "container" and event["id"] == ids[event["service"]]
+            assert not any(k.startswith("com.docker.compose.") for k in event["attributes"])
+            assert event["attributes"]["name"] == "watching-%s-1" % event["service"]
+        assert {("quick", "create"), ("quick", "start"), ("quick", "die"),
+                ("slow", "start")} <= set(seen)
+        past = sb.ok("compose", "events", "--since", "5m", "--until", "0s", "quick",
+                     cwd=top).stdout.splitlines()
+        assert [line.split()[3] for line in past] == ["create", "start", "die"]
+        assert all(line.split()[4] == ids["quick"] for line in past)
+        assert "exitCode=3" in past[2] and "name=watching-quick-1" in past[2]
+        # stats: only the project's running containers.
+        sb.ok("compose", "--profile", "later", "up", "-d", "idle", cwd=top)
+        r = sb.ok("compose", "stats", "--no-stream", "--format", "{{.Name}}", cwd=top)
+        assert r.stdout == "watching-idle-1\n"
+        # attach: the service's output and its exit code.
+        sb.ok("compose", "--profile", "later", "up", "-d", "late", cwd=top)
+        r = sb("compose", "--profile", "later", "attach", "--no-stdin", "late", cwd=top)
+        assert r.returncode == 5 and r.stdout == "late\n", describe(r)
+        r = sb("compose", "--profile", "later", "wait", "--down-project", "quick", cwd=top)
+        assert r.returncode == 3, describe(r)
+        assert names(sb) == []
+        r = sb("compose", "wait", "quick", cwd=top)
+        assert r.returncode == 1 and "no containers" in r.stderr
+    finally:
+        events.kill()
+        events.communicate()
+        sb("compose", "--profile", "later", "down", "-t", "0", cwd=top)
+
+
 @pytest.mark.binary
 def test_called_docker_compose_it_is_compose(sb, busybox):
     """A symbolic link named docker-compose (or sandbox-compose) to
