@@ -167,6 +167,14 @@ def register(sub):
                        ("top", "the processes of the services' containers")):
         services(verb(name, cmd_simple, help))
 
+    q = verb("watch", cmd_watch, "start the services, then sync, rebuild or restart them "
+                                 "as their develop.watch files change")
+    q.add_argument("--no-up", action="store_true", help="do not start the services first")
+    q.add_argument("--prune", action="store_true",
+                   help="remove the dangling images a rebuild leaves")
+    q.add_argument("--quiet", action="store_true", help="no build output")
+    services(q)
+
     q = verb("wait", cmd_wait, "wait for the services' containers to stop; exit with "
                                "the code of the last")
     q.add_argument("--down-project", action="store_true",
@@ -257,11 +265,13 @@ def sandbox_argv(paths, *args):
     return self_argv(paths, *args)
 
 
-def sandbox(paths, *args, capture=True, check=True, what=None):
+def sandbox(paths, *args, capture=True, check=True, what=None, input=None):
     """Run one of our verbs; its output captured (returned as text), its
-    failure an error that says what it was doing."""
+    failure an error that says what it was doing.  ``input``: bytes for
+    its stdin (else it reads none)."""
     argv = sandbox_argv(paths, *args)
-    result = subprocess.run(argv, stdin=subprocess.DEVNULL,
+    result = subprocess.run(argv, input=input,
+                            stdin=subprocess.DEVNULL if input is None else None,
                             stdout=subprocess.PIPE if capture else None,
                             stderr=subprocess.PIPE if capture else None)
     if check and result.returncode != 0:
@@ -1318,6 +1328,111 @@ def cmd_exec(args, paths):
     if args.privileged:
         argv.append("--privileged")
     return _replace_with(paths, argv + [st["Id"]] + list(args.command))
+
+
+def cmd_watch(args, paths):
+    """Docker Compose's watch: up -d, then each develop.watch rule's path
+    is looked at (compose/watch.py); a quiet moment after changes applies
+    them: rebuild (build, then new containers), sync (the files copied in,
+    the deleted ones removed), restart, exec.  Ctrl-C ends the watch, the
+    services stay up."""
+    from ..compose import watch
+    project = load_project(args)
+    services = project.selected(args.services)
+    rules = watch.rules_of(project, services)
+    for rule in rules:
+        if rule.shared:
+            sys.stderr.write("sandbox compose: warning: path %s is also a bind mount of "
+                             "service %s: not watched\n" % (rule.path, rule.service))
+    rules = [rule for rule in rules if not rule.shared]
+    if not args.no_up:
+        code = sandbox(paths, "compose", *_project_argv(args), "up", "-d",
+                       *(["--quiet-pull"] if args.quiet else []), *services,
+                       capture=False, check=False)
+        if code:
+            return _exit_code(code)
+    initial = watch.Batch()
+    for rule in rules:
+        if rule.initial_sync:
+            initial.add(rule, set(rule.scan()), set())
+    initial.restart, initial.execs = set(), {}      # (the files only, as Compose)
+    if initial:
+        _apply_watch(paths, project, args, initial)
+    print("Watch enabled", flush=True)
+    try:
+        watch.poll(rules, lambda batch: _apply_watch(paths, project, args, batch))
+    except KeyboardInterrupt:
+        print("Watch disabled", flush=True)
+    return 0
+
+
+def _apply_watch(paths, project, args, batch):
+    """One batch of changes, in Docker Compose's order: rebuilds, syncs,
+    restarts, then the exec commands.  A failure is reported and the
+    watch goes on."""
+    import io
+    import shlex
+    import tarfile
+    from ..compose.project import scale_of
+
+    def running(service):
+        return [st for st in project_containers(paths, project.name, [service])
+                if st.get("Status") == "running"]
+    try:
+        if batch.rebuild:
+            names = sorted(batch.rebuild)
+            print("Rebuilding service(s) %s after changes were detected..."
+                  % json.dumps(names), flush=True)
+            for name in names:
+                build_service(paths, project, name, quiet=args.quiet)
+            if args.prune:
+                sandbox(paths, "image", "prune", "-f", check=False)
+            print("service(s) %s successfully built" % json.dumps(names), flush=True)
+            for name in names:
+                want = len(running(name)) or scale_of(project.services[name])
+                converge(paths, project, name, want, force=True)
+        for service in sorted(batch.count):
+            if not batch.count[service]:
+                continue
+            print('Syncing service "%s" after %d changes were detected'
+                  % (service, batch.count[service]), flush=True)
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for target, host in sorted(batch.copy.get(service, {}).items()):
+                    if os.path.islink(host) or os.path.isfile(host):
+                        tar.add(host, arcname=target.lstrip("/"), recursive=False)
+            gone = sorted(batch.delete.get(service, ()))
+            for st in running(service):
+                if batch.copy.get(service):
+                    sandbox(paths, "cp", "-a", "-", st["Id"] + ":/", input=buf.getvalue(),
+                            what="sync to " + st["Name"])
+                if gone:
+                    sandbox(paths, "exec", st["Id"], "rm", "-rf", "--", *gone,
+                            what="sync to " + st["Name"])
+        if batch.restart:
+            names = sorted(batch.restart)
+            for name in names:
+                for st in running(name):
+                    sandbox(paths, "restart", st["Id"], what="restart " + st["Name"])
+            print("service(s) %s restarted" % json.dumps(names), flush=True)
+        for service, execs in sorted(batch.execs.items()):
+            for hook in execs:
+                command = hook["command"]
+                argv = shlex.split(command) if isinstance(command, str) else \
+                    [str(a) for a in command]
+                flags = (["--user=" + str(hook["user"])] if hook.get("user") else []) + \
+                    (["--privileged"] if hook.get("privileged") else []) + \
+                    (["--workdir=" + hook["working_dir"]] if hook.get("working_dir") else [])
+                env = hook.get("environment") or {}
+                items = env.items() if isinstance(env, dict) else \
+                    (e.partition("=")[::2] for e in env)
+                flags += ["--env=%s=%s" % (k, "" if v is None else v) for k, v in items]
+                for st in running(service):
+                    sandbox(paths, "exec", *flags, st["Id"], *argv, capture=False,
+                            what="exec in " + st["Name"])
+    except SandboxError as exc:
+        sys.stderr.write("sandbox compose: watch: %s\n" % exc.message)
+        sys.stderr.flush()
 
 
 def cmd_wait(args, paths):

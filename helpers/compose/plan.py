@@ -12,7 +12,7 @@ import sys
 from .project import ComposeError, dependencies
 
 LABEL = "com.docker.compose."
-IGNORED = ("mac_address", "external_links", "blkio_config", "oom_kill_disable", "develop")
+IGNORED = ("mac_address", "external_links", "blkio_config", "oom_kill_disable")
 
 
 def container_name(project, service, number):

@@ -25,6 +25,7 @@ MAINTAINER, COPY/ADD --chmod (octal), ADD from an http(s) URL (fetched on
 the host, not extracted), HEALTHCHECK, and .dockerignore.
 """
 
+import functools
 import json
 import os
 import posixpath
@@ -167,6 +168,12 @@ def ignore_patterns(context):
             lines = f.read().splitlines()
     except FileNotFoundError:
         return []
+    return parse_ignore(lines)
+
+
+def parse_ignore(lines):
+    """.dockerignore lines (also compose's watch `ignore:` lists) as
+    [(negated, pattern)] for ignored()."""
     out = []
     for line in lines:
         line = line.strip()
@@ -178,6 +185,7 @@ def ignore_patterns(context):
     return out
 
 
+@functools.lru_cache(maxsize=512)
 def _pattern(pat):
     """A .dockerignore pattern as a regex, Go's filepath.Match rules plus
     Docker's "**": "*" and "?" stop at "/", "**/" is any number of

@@ -539,6 +539,103 @@ def test_wait_events_stats_and_attach(sb, busybox):
         sb("compose", "--profile", "later", "down", "-t", "0", cwd=top)
 
 
+WATCHED = """\
+services:
+  web:
+    build: .
+    init: true
+    develop:
+      watch:
+        - action: sync
+          path: ./app
+          target: /app
+          ignore: ["*.tmp"]
+        - action: rebuild
+          path: Dockerfile
+        - action: sync+exec
+          path: ./conf
+          target: /conf
+          initial_sync: true
+          exec:
+            command: sh -c 'cat /conf/c > /tmp/seen'
+"""
+
+
+def until(check, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def test_watch_syncs_execs_and_rebuilds(sb, busybox):
+    """develop.watch as Docker Compose's `watch` carries it out: up, the
+    initial sync, then a changed file copied in and a deleted one removed
+    (an ignored one not), sync+exec's command run after its sync, and a
+    changed Dockerfile rebuilt into a new container."""
+    top = project(sb, "watched", {
+        "compose.yaml": WATCHED, "app/old.txt": "old\n", "conf/c": "c1\n",
+        "Dockerfile": 'FROM busybox\nCOPY app /app\nCMD ["sleep", "600"]\n'})
+    proc = sb.popen("compose", "watch", cwd=top)
+    try:
+        lines = []
+        while "Watch enabled\n" not in lines:
+            line = proc.stdout.readline()
+            assert line, "watch ended: %s" % "".join(lines)
+            lines.append(line)
+        assert 'Syncing service "web" after 1 changes were detected\n' in lines
+
+        def run(script):
+            return sb("compose", "exec", "-T", "web", "sh", "-c", script, cwd=top).stdout
+        assert run("cat /conf/c; cat /tmp/seen 2>/dev/null || echo no-exec") == \
+            "c1\nno-exec\n"                       # the initial sync runs no command
+        first = sb.ok("compose", "ps", "-q", "--no-trunc", cwd=top).stdout.strip()
+
+        def write(rel, text):
+            path = os.path.join(top, rel)
+            with open(path, "w") as f:
+                f.write(text)
+            os.chown(path, sb.uid, sb.gid)
+        write("app/new.txt", "new\n")
+        write("app/scratch.tmp", "x\n")
+        os.unlink(os.path.join(top, "app/old.txt"))
+        assert until(lambda: run("ls /app") == "new.txt\n"), run("ls /app")
+        assert run("cat /app/new.txt") == "new\n"
+        write("conf/c", "c2\n")
+        assert until(lambda: run("cat /tmp/seen 2>/dev/null") == "c2\n")
+        write("Dockerfile", 'FROM busybox\nCOPY app /app\nRUN echo 2 > /v\n'
+                            'CMD ["sleep", "600"]\n')
+        assert until(lambda: run("cat /v 2>/dev/null") == "2\n", 60)
+        assert sb.ok("compose", "ps", "-q", "--no-trunc", cwd=top).stdout.strip() != first
+        # (the rebuilt image's COPY took every file, the ignored one too)
+        assert run("ls /app") == "new.txt\nscratch.tmp\n"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert "Rebuilding service(s) [\"web\"] after changes were detected...\n" in out
+        assert out.endswith("Watch disabled\n")
+        assert names(sb) == ["watched-web-1"]       # the services stay up
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        sb("compose", "down", "-t", "0", "--rmi", "local", cwd=top)
+
+
+def test_watch_errors(sb, busybox):
+    top = project(sb, "unwatched", {"compose.yaml": (
+        "services:\n  plain:\n    image: busybox\n"
+        "  bad:\n    image: busybox\n    profiles: [bad]\n"
+        "    develop:\n      watch:\n        - action: rebuild\n          path: .\n")})
+    r = sb("compose", "watch", cwd=top)
+    assert r.returncode == 1 and "none of the selected services" in r.stderr, describe(r)
+    r = sb("compose", "--profile", "bad", "watch", "bad", cwd=top)
+    assert r.returncode == 1 and "no build section" in r.stderr, describe(r)
+    assert names(sb) == []
+
+
 @pytest.mark.binary
 def test_called_docker_compose_it_is_compose(sb, busybox):
     """A symbolic link named docker-compose (or sandbox-compose) to
