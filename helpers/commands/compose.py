@@ -315,9 +315,14 @@ def say(kind, name, what):
 # -- the project and its containers -------------------------------------------
 
 def load_project(args):
+    """The project, with the profiles of the services the command names
+    enabled (`compose up debug-tool` starts a service of an inactive
+    profile, as Docker Compose does)."""
     from ..compose import project
+    targets = list(getattr(args, "services", None) or []) + \
+        [name for name in (getattr(args, "service", None),) if name]
     return project.load(args.file, args.project_name, args.project_directory,
-                        args.env_file, args.profile)
+                        args.env_file, args.profile, targets=targets)
 
 
 def project_containers(paths, project_name, services=None, oneoff=False):

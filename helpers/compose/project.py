@@ -582,8 +582,10 @@ def normalize_name(text):
 
 
 def load(files=(), project_name=None, project_directory=None, env_files=(), profiles=(),
-         workdir=None):
-    """The Project of the compose files (see the module's docstring)."""
+         workdir=None, targets=()):
+    """The Project of the compose files (see the module's docstring).
+    ``targets``: the services the command line names, whose profiles are
+    then enabled (the Compose Specification's "explicitly targeted")."""
     workdir = workdir or os.getcwd()
     paths = find_files(list(files), workdir)
     first = next((p for p in paths if p != "-"), None)
@@ -656,7 +658,7 @@ def load(files=(), project_name=None, project_directory=None, env_files=(), prof
                          hint="lowercase letters, digits, dashes and underscores, "
                               "starting with a letter or digit")
     project = Project(name, projdir, paths, model, env)
-    _normalize(project, profiles)
+    _normalize(project, profiles, targets)
     return project
 
 
@@ -677,9 +679,14 @@ SERVICE_KEYS = {
 }
 
 
-def _normalize(project, profiles):
-    """Check the services and drop those of profiles not enabled."""
+def _normalize(project, profiles, targets=()):
+    """Check the services and drop those of profiles not enabled (a
+    targeted service's profiles are)."""
     active = set(profiles or [p for p in os.environ.get("COMPOSE_PROFILES", "").split(",") if p])
+    for name in targets or ():
+        wanted = (project.services.get(name) or {}).get("profiles") or []
+        if isinstance(wanted, list):
+            active.update(str(p) for p in wanted)
     for name in list(project.services):
         svc = project.services[name]
         unknown = sorted(k for k in svc if k not in SERVICE_KEYS and not k.startswith("x-"))

@@ -520,13 +520,14 @@ def test_wait_events_stats_and_attach(sb, busybox):
         assert [line.split()[3] for line in past] == ["create", "start", "die"]
         assert all(line.split()[4] == ids["quick"] for line in past)
         assert "exitCode=3" in past[2] and "name=watching-quick-1" in past[2]
-        # stats: only the project's running containers.
-        sb.ok("compose", "--profile", "later", "up", "-d", "idle", cwd=top)
+        # stats: only the project's running containers.  (A service named
+        # on the command line has its profile enabled, as in Compose.)
+        sb.ok("compose", "up", "-d", "idle", cwd=top)
         r = sb.ok("compose", "stats", "--no-stream", "--format", "{{.Name}}", cwd=top)
         assert r.stdout == "watching-idle-1\n"
         # attach: the service's output and its exit code.
-        sb.ok("compose", "--profile", "later", "up", "-d", "late", cwd=top)
-        r = sb("compose", "--profile", "later", "attach", "--no-stdin", "late", cwd=top)
+        sb.ok("compose", "up", "-d", "late", cwd=top)
+        r = sb("compose", "attach", "--no-stdin", "late", cwd=top)
         assert r.returncode == 5 and r.stdout == "late\n", describe(r)
         r = sb("compose", "--profile", "later", "wait", "--down-project", "quick", cwd=top)
         assert r.returncode == 3, describe(r)

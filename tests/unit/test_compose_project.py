@@ -189,3 +189,18 @@ def test_include_brings_another_applications_resources(tmp_path):
           "include: [db/compose.yaml]\nservices:\n  db:\n    image: busybox\n")
     with pytest.raises(ComposeError, match="service db conflicts with an included one"):
         project.load(["clash.yaml"], workdir=str(tmp_path))
+
+
+def test_a_targeted_service_enables_its_profiles(tmp_path):
+    """The Compose Specification: a service named on the command line is
+    started even when its profile is not active (and so are the services
+    of that profile it needs)."""
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  app:\n    image: a\n"
+        "  tool:\n    image: t\n    profiles: [debug]\n    depends_on: [helper]\n"
+        "  helper:\n    image: h\n    profiles: [debug]\n"
+        "  other:\n    image: o\n    profiles: [other]\n")
+    assert sorted(project.load(workdir=str(tmp_path)).services) == ["app"]
+    p = project.load(workdir=str(tmp_path), targets=["tool"])
+    assert sorted(p.services) == ["app", "helper", "tool"]
+    assert p.with_dependencies(["tool"]) == ["helper", "tool"]
