@@ -75,6 +75,9 @@ def register(sub):
     q.add_argument("--timestamps", action="store_true")
     q.add_argument("--attach", action="append", default=[], metavar="SERVICE",
                    help="show only these services' output")
+    q.add_argument("-w", "--watch", action="store_true",
+                   help="then watch their develop.watch files (as `compose watch`), "
+                        "showing their output")
     services(q)
 
     q = verb("create", cmd_create, "create the services' containers without starting them")
@@ -705,6 +708,13 @@ def cmd_up(args, paths):
         args.abort_on_container_exit = True
     if args.detach and args.abort_on_container_exit:
         raise UsageError("-d and --abort-on-container-exit cannot go together")
+    rules = None
+    if args.watch:
+        if args.detach or args.no_start or args.abort_on_container_exit:
+            raise UsageError("--watch cannot go with -d, --no-start or "
+                             "--abort-on-container-exit")
+        from ..compose import watch
+        rules = watch.rules_of(project, chosen)       # (checked before anything)
     orphans = _orphans(paths, project)
     if orphans and args.remove_orphans:
         for st in orphans:
@@ -720,7 +730,7 @@ def cmd_up(args, paths):
                   args.quiet_pull)
     attach = args.attach or [s for s in chosen if project.services[s].get("attach", True)]
     follower = None
-    if not (args.detach or args.no_start):
+    if not (args.detach or args.no_start or args.watch):
         width = max((len(_short_name(project.name, plan.container_name(project, s, n), s, n))
                      for s in attach if s in project.services
                      for n in range(1, scales.get(s, scale_of(project.services[s])) + 1)),
@@ -759,6 +769,10 @@ def cmd_up(args, paths):
         sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")
         stop()
         return 130
+    if rules is not None:
+        return _up_watch(paths, project, args, rules, attach,
+                         lambda: stop_in_order(paths, project, project_containers(
+                             paths, project.name, services), args.timeout))
     if follower is None:
         if args.wait:
             return _wait_up(paths, project, services, args.wait_timeout)
@@ -1335,6 +1349,35 @@ def cmd_exec(args, paths):
     return _replace_with(paths, argv + [st["Id"]] + list(args.command))
 
 
+def _up_watch(paths, project, args, rules, attach, stop):
+    """`up --watch` once the services run: their output (a `compose logs
+    -f` child, made again from the batch's time when a rebuild's new
+    containers outlived it), and the watch; Ctrl-C stops the services."""
+    from ..compose import watch
+    rules = [rule for rule in rules if not rule.shared]
+    logs_argv = sandbox_argv(paths, "compose", *_project_argv(args), "logs", "-f",
+                             *(["--no-log-prefix"] if args.no_log_prefix else []),
+                             *(["--timestamps"] if args.timestamps else []), *attach)
+    logs = [subprocess.Popen(logs_argv)]
+
+    def apply(batch):
+        since = time.time()
+        _apply_watch(paths, project, args, batch)
+        if logs[0].poll() is not None:
+            logs[0] = subprocess.Popen(logs_argv[:-len(attach) or None] +
+                                       ["--since", "%.3f" % since] + list(attach))
+    print("Watch enabled", flush=True)
+    try:
+        watch.poll(rules, apply)
+    except KeyboardInterrupt:
+        sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")
+        logs[0].kill()
+        logs[0].wait()
+        stop()
+        return 130
+    return 0
+
+
 def cmd_watch(args, paths):
     """Docker Compose's watch: up -d, then each develop.watch rule's path
     is looked at (compose/watch.py); a quiet moment after changes applies
@@ -1389,8 +1432,8 @@ def _apply_watch(paths, project, args, batch):
             print("Rebuilding service(s) %s after changes were detected..."
                   % json.dumps(names), flush=True)
             for name in names:
-                build_service(paths, project, name, quiet=args.quiet)
-            if args.prune:
+                build_service(paths, project, name, quiet=getattr(args, "quiet", False))
+            if getattr(args, "prune", False):
                 sandbox(paths, "image", "prune", "-f", check=False)
             print("service(s) %s successfully built" % json.dumps(names), flush=True)
             for name in names:

@@ -625,6 +625,47 @@ def test_watch_syncs_execs_and_rebuilds(sb, busybox):
         sb("compose", "down", "-t", "0", "--rmi", "local", cwd=top)
 
 
+def test_up_watch_shows_output_syncs_restarts_and_ctrl_c_stops(sb, busybox):
+    """`up --watch`: the services' output as `up` shows it, the watch's
+    sync+restart (the restarted service prints the synced file), and
+    Ctrl-C stops the services (exit 130)."""
+    top = project(sb, "upwatch", {
+        "compose.yaml": (
+            "services:\n  web:\n    build: .\n    init: true\n"
+            "    develop:\n      watch:\n        - action: sync+restart\n"
+            "          path: ./app\n          target: /app\n"),
+        "app/a.txt": "one\n",
+        "Dockerfile": 'FROM busybox\nCOPY app /app\n'
+                      'CMD ["sh", "-c", "cat /app/a.txt; exec sleep 600"]\n'})
+    proc = sb.popen("compose", "up", "--watch", cwd=top)
+    try:
+        seen = []
+        while "web-1 | one\n" not in seen:
+            line = proc.stdout.readline()
+            assert line, "up ended: %s" % "".join(seen)
+            seen.append(line)
+        assert "Watch enabled\n" in seen
+        path = os.path.join(top, "app", "a.txt")
+        with open(path, "w") as f:
+            f.write("two\n")
+        while "web-1 | two\n" not in seen:
+            line = proc.stdout.readline()
+            assert line, "up ended: %s" % "".join(seen)
+            seen.append(line)
+        assert 'service(s) ["web"] restarted\n' in seen
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Gracefully stopping" in err
+        r = sb.ok("compose", "ps", "-a", "--format", "{{.State}}", cwd=top)
+        assert r.stdout == "exited\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        sb("compose", "down", "-t", "0", "--rmi", "local", cwd=top)
+
+
 def test_watch_errors(sb, busybox):
     top = project(sb, "unwatched", {"compose.yaml": (
         "services:\n  plain:\n    image: busybox\n"
