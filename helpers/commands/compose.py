@@ -1354,7 +1354,7 @@ def _up_watch(paths, project, args, rules, attach, stop):
     -f` child, made again from the batch's time when a rebuild's new
     containers outlived it), and the watch; Ctrl-C stops the services."""
     from ..compose import watch
-    rules = [rule for rule in rules if not rule.shared]
+    rules = _watchable(rules)
     logs_argv = sandbox_argv(paths, "compose", *_project_argv(args), "logs", "-f",
                              *(["--no-log-prefix"] if args.no_log_prefix else []),
                              *(["--timestamps"] if args.timestamps else []), *attach)
@@ -1387,12 +1387,7 @@ def cmd_watch(args, paths):
     from ..compose import watch
     project = load_project(args)
     services = project.selected(args.services)
-    rules = watch.rules_of(project, services)
-    for rule in rules:
-        if rule.shared:
-            sys.stderr.write("sandbox compose: warning: path %s is also a bind mount of "
-                             "service %s: not watched\n" % (rule.path, rule.service))
-    rules = [rule for rule in rules if not rule.shared]
+    rules = _watchable(watch.rules_of(project, services))
     if not args.no_up:
         code = sandbox(paths, "compose", *_project_argv(args), "up", "-d",
                        *(["--quiet-pull"] if args.quiet else []), *services,
@@ -1412,6 +1407,16 @@ def cmd_watch(args, paths):
     except KeyboardInterrupt:
         print("Watch disabled", flush=True)
     return 0
+
+
+def _watchable(rules):
+    """The rules to watch: not a sync rule whose path a bind mount of its
+    service shares already (said, as Compose says it)."""
+    for rule in rules:
+        if rule.shared:
+            sys.stderr.write("sandbox compose: warning: path %s is also a bind mount of "
+                             "service %s: not watched\n" % (rule.path, rule.service))
+    return [rule for rule in rules if not rule.shared]
 
 
 def _apply_watch(paths, project, args, batch):

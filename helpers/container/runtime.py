@@ -675,7 +675,8 @@ def _child_c(nsfd, idmap, launch_r, err_w, pid_w, go_r, net_w, pty_w,
             _enter_nested(nested)
         watch = None
         if net_w is not None:
-            # Owned by the shared user namespace, as the others below.
+            # Owned by the container's user namespace (the shared one, or its
+            # own with keep-id), as the others below.
             linux.unshare(linux.CLONE_NEWNET)
             watch = _route_watch() if watch_routes else None
             os.write(net_w, b"n%d" % watch if watch is not None else b"n")
