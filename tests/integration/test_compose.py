@@ -562,6 +562,16 @@ services:
 """
 
 
+def read_until(proc, wanted):
+    """The lines ``proc`` prints up to ``wanted`` (it must not end first)."""
+    lines = []
+    while wanted not in lines:
+        line = proc.stdout.readline()
+        assert line, "ended before %r: %s" % (wanted, "".join(lines))
+        lines.append(line)
+    return lines
+
+
 def until(check, timeout=20):
     deadline = time.monotonic() + timeout
     while True:
@@ -581,11 +591,7 @@ def test_watch_syncs_execs_and_rebuilds(sb, busybox):
         "Dockerfile": 'FROM busybox\nCOPY app /app\nCMD ["sleep", "600"]\n'})
     proc = sb.popen("compose", "watch", cwd=top)
     try:
-        lines = []
-        while "Watch enabled\n" not in lines:
-            line = proc.stdout.readline()
-            assert line, "watch ended: %s" % "".join(lines)
-            lines.append(line)
+        lines = read_until(proc, "Watch enabled\n")
         assert 'Syncing service "web" after 1 changes were detected\n' in lines
 
         def run(script):
@@ -639,19 +645,12 @@ def test_up_watch_shows_output_syncs_restarts_and_ctrl_c_stops(sb, busybox):
                       'CMD ["sh", "-c", "cat /app/a.txt; exec sleep 600"]\n'})
     proc = sb.popen("compose", "up", "--watch", cwd=top)
     try:
-        seen = []
-        while "web-1 | one\n" not in seen:
-            line = proc.stdout.readline()
-            assert line, "up ended: %s" % "".join(seen)
-            seen.append(line)
+        seen = read_until(proc, "web-1 | one\n")
         assert "Watch enabled\n" in seen
         path = os.path.join(top, "app", "a.txt")
         with open(path, "w") as f:
             f.write("two\n")
-        while "web-1 | two\n" not in seen:
-            line = proc.stdout.readline()
-            assert line, "up ended: %s" % "".join(seen)
-            seen.append(line)
+        seen += read_until(proc, "web-1 | two\n")
         assert 'service(s) ["web"] restarted\n' in seen
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
