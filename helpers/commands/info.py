@@ -100,6 +100,10 @@ def collect(paths):
                          "binfmt_misc of the user's namespace); this kernel is %s"
                          % info["kernel"], "or have root register qemu-user-static in the "
                          "host's binfmt_misc (its F flag)"))
+    from .run import keep_id_problem
+    problem = keep_id_problem()
+    info["userns_modes"] = ["host"] + (["keep-id"] if problem is None else [])
+    info["keep_id_problem"] = problem and problem.message
     from .. import network
     try:
         info["default_network"], info["default_network_from"] = \
@@ -224,6 +228,8 @@ def cmd_info(args, paths):
                                       " (default_rootless_network_cmd in %s)"
                                       % info["default_network_from"]
                                       if info["default_network_from"] else ""))
+    print("User namespaces: %s" % ", ".join(info["userns_modes"]) + (
+        " (not keep-id: %s)" % info["keep_id_problem"] if info["keep_id_problem"] else ""))
     emulated = info["emulation"]
     print("Emulation:       %s" % (", ".join(
         "%s (%s)" % (arch, "the host's binfmt_misc" if how is True else how)

@@ -378,23 +378,31 @@ def validate(args, attaching=True):
             "keep_id": keep_id and _check_keep_id(keep_id, net, extra)}
 
 
-def _check_keep_id(keep_id, net, extra):
-    """--userns keep-id's needs, checked before anything is made: a
-    subordinate range, fuse-overlayfs (its root filesystem is shown
-    through the container's own map), and no namespace of another
-    container (they belong to the shared user namespace, where the
-    container's has no rights)."""
+def keep_id_problem():
+    """Why --userns keep-id cannot work here (an error to raise), or None:
+    it needs a subordinate range and fuse-overlayfs (its root filesystem
+    is shown through the container's own map).  Also for `info`."""
     from ..container import rootfs
     from ..userns import current_id_map, single_map_hint
     if current_id_map().single:
-        raise HostError("--userns keep-id needs a subordinate id range for this user",
-                        hint=single_map_hint())
+        return HostError("--userns keep-id needs a subordinate id range for this user",
+                         hint=single_map_hint())
     if rootfs.find_program("fuse-overlayfs") is None:
-        raise HostError("--userns keep-id needs fuse-overlayfs, which is not installed",
-                        hint="apt-get install fuse-overlayfs (it shows the image's "
-                             "files through the container's own id map)")
+        return HostError("--userns keep-id needs fuse-overlayfs, which is not installed",
+                         hint="apt-get install fuse-overlayfs (it shows the image's "
+                              "files through the container's own id map)")
     if not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        raise rootfs.fuse_unusable()
+        return rootfs.fuse_unusable()
+    return None
+
+
+def _check_keep_id(keep_id, net, extra):
+    """--userns keep-id's needs, checked before anything is made (see
+    keep_id_problem), and no namespace of another container (they belong
+    to the shared user namespace, where the container's has no rights)."""
+    problem = keep_id_problem()
+    if problem is not None:
+        raise problem
     shared = sorted(extra["shared"]) + (
         ["network"] if net["NetworkMode"].startswith("container:") else [])
     if shared:

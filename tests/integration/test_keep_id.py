@@ -170,3 +170,9 @@ def test_a_user_without_subordinate_ids_is_told(sb, images_dir, nosub_user):
     r = sb("run", "--rm", "--userns", "keep-id", "busybox", "true", user=nosub_user)
     assert r.returncode == 125, describe(r)
     assert "needs a subordinate id range" in r.stderr and "usermod" in r.stderr
+    # info says which modes work, and why not keep-id.
+    line = [x for x in sb.ok("info", user=nosub_user).stdout.splitlines()
+            if x.startswith("User namespaces:")]
+    assert line == ["User namespaces: host (not keep-id: --userns keep-id needs a "
+                    "subordinate id range for this user)"]
+    assert "User namespaces: host, keep-id\n" in sb.ok("info").stdout
