@@ -231,6 +231,8 @@ def validate(args, attaching=True):
             raise UsageError("invalid container name %r" % args.name,
                              hint="only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     spec_mod.check_workdir(args.workdir)
+    if args.userns is None:
+        args.userns = default_userns()
     from ..userns import parse_userns
     keep_id = parse_userns(args.userns)
     from .. import network
@@ -376,6 +378,21 @@ def validate(args, attaching=True):
             "health_flags": health_flags, "log": log, "log_limits": log_limits,
             "annotations": annotations, "attach": streams, "detach_keys": detach_keys,
             "keep_id": keep_id and _check_keep_id(keep_id, net, extra)}
+
+
+def default_userns():
+    """--userns when not given: $SANDBOX_USERNS, else "userns" in
+    ~/.config/sandbox/config.json (as podman's $PODMAN_USERNS and
+    containers.conf), else None (the shared namespace)."""
+    mode = os.environ.get("SANDBOX_USERNS")
+    if mode is None:
+        from ..paths import config_dir, user_config
+        if os.path.exists(os.path.join(config_dir(), "config.json")):
+            mode = user_config().get("userns")
+            if mode is not None and not isinstance(mode, str):
+                raise UsageError("%s: \"userns\" must be a string such as \"keep-id\""
+                                 % os.path.join(config_dir(), "config.json"))
+    return mode or None
 
 
 def keep_id_problem():

@@ -148,6 +148,26 @@ def test_user_network_and_rm(sb, busybox):
         sb("network", "rm", "keepnet")
 
 
+def test_the_default_from_the_environment_or_config_json(sb, busybox):
+    """As podman's $PODMAN_USERNS and containers.conf: $SANDBOX_USERNS,
+    else "userns" in ~/.config/sandbox/config.json; --userns host wins."""
+    def uid(*flags, env=None):
+        return sb.ok("run", "--rm", *flags, busybox, "id", "-u", env=env).stdout
+    assert uid(env={"SANDBOX_USERNS": "keep-id"}) == "%d\n" % sb.uid
+    assert uid("--userns", "host", env={"SANDBOX_USERNS": "keep-id"}) == "0\n"
+    config = os.path.join(os.path.dirname(sb.root), "config-userns")
+    os.makedirs(os.path.join(config, "sandbox"), exist_ok=True)
+    with open(os.path.join(config, "sandbox", "config.json"), "w") as f:
+        json.dump({"userns": "keep-id:uid=1000,gid=1000"}, f)
+    subprocess.run(["chown", "-R", "%d:%d" % (sb.uid, sb.gid), config], check=True)
+    assert uid(env={"XDG_CONFIG_HOME": config}) == "1000\n"
+    assert uid(env={"XDG_CONFIG_HOME": config, "SANDBOX_USERNS": "host"}) == "0\n"
+    with open(os.path.join(config, "sandbox", "config.json"), "w") as f:
+        json.dump({"userns": 5}, f)
+    r = sb("run", "--rm", busybox, "true", env={"XDG_CONFIG_HOME": config})
+    assert r.returncode == 125 and '"userns" must be a string' in r.stderr
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--userns", "bogus"], ["--userns bogus is not supported", "keep-id"]),
     (["--userns", "keep-id:uid=x"], ["invalid --userns", "uid=UID"]),
