@@ -68,6 +68,8 @@ def _load(lib):
     lib.socket = libc("socket", [c_int, c_int, c_int])
     lib.ioctl = libc("ioctl", [c_int, c_ulong, c_void_p])
     lib.close = libc("close", [c_int])
+    lib.inotify_init1 = libc("inotify_init1", [c_int])
+    lib.inotify_add_watch = libc("inotify_add_watch", [c_int, c_char_p, c_ulong])
 
 
 def preload():
@@ -154,6 +156,20 @@ def mount(source, target, fstype, flags=0, data=None):
 
 def umount2(target, flags=0):
     _check(_lib.umount2(_b(target), flags), target)
+
+
+# inotify(7): what `compose watch` waits on (compose/watch.py).
+IN_MODIFY, IN_ATTRIB, IN_MOVED_FROM, IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
+IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
+IN_CLOSE_WRITE, IN_DONT_FOLLOW, IN_ONLYDIR = 0x8, 0x2000000, 0x1000000
+
+
+def inotify_init1(flags=os.O_NONBLOCK | os.O_CLOEXEC):
+    return _check(_lib.inotify_init1(flags))
+
+
+def inotify_add_watch(fd, path, mask):
+    return _check(_lib.inotify_add_watch(fd, _b(path), mask), path)
 
 
 def pivot_root(new_root, put_old):

@@ -11,17 +11,23 @@ it, when it is under .git/, or when it is an editor's scratch file; a sync
 rule whose path a bind mount of the service already shares is skipped
 with a warning.
 
-The trees are polled (a stat of every file, a few times a second), not
-watched through inotify: the same on every filesystem (bind mounts, NFS,
-a VM's shared folder), no watch limit to raise, and no state to lose;
-the price is a walk of the tree per poll, so `ignore` what is large and
-never synced (node_modules).
+What changed is found by comparing a walk of each tree (every file's
+mtime, size and mode) with the last one, so nothing is lost whatever the
+filesystem does.  When to walk: at once when inotify(7) says something
+happened in a watched directory (Wake), and every FALLBACK seconds anyway
+(NFS, FUSE and a VM's shared folders send no events; a full inotify watch
+limit makes it plain polling, every POLL seconds).  Idle, a watch costs
+one walk per FALLBACK; `ignore` what is large and never synced
+(node_modules) all the same.
 """
 
+import errno
 import os
 import posixpath
+import select
 import time
 
+from .. import linux
 from .project import ComposeError
 
 ACTIONS = ("sync", "rebuild", "restart", "sync+restart", "sync+exec")
@@ -30,14 +36,15 @@ SYNCING = ("sync", "sync+restart", "sync+exec")
 # idea): never a change worth a sync.
 SCRATCH = ("*.swp", "*.swx", "*.swpx", "*~", ".#*", "#*#", "4913", ".DS_Store",
            "*.tmp___jb_old___", "*.tmp___jb_tmp___")
-POLL = 0.25             # seconds between two looks at the trees
+POLL = 0.25             # seconds of quiet that end a batch; polling's period
+FALLBACK = 2.0          # seconds between two walks when no event comes
 
 
 class Rule:
     """One develop.watch entry of ``service``, checked."""
 
     def __init__(self, project, service, item, index):
-        from ..image.build import ignore_patterns, parse_ignore
+        from ..image.build import ignore_matcher, ignore_patterns, parse_ignore
         svc = project.service(service)
         where = "service %s: develop.watch[%d]" % (service, index)
         if not isinstance(item, dict):
@@ -67,32 +74,44 @@ class Rule:
         if self.action == "sync+exec" and not (self.exec or {}).get("command"):
             raise ComposeError("%s: action sync+exec needs exec.command" % where)
         self.initial_sync = bool(item.get("initial_sync")) and self.action in SYNCING
-        self.ignore = parse_ignore(list(SCRATCH) + [str(p) for p in item.get("ignore") or []])
-        self.include = parse_ignore([str(p) for p in item.get("include") or []])
-        # The build context's .dockerignore, for what lies in the context.
-        self.context = build.get("context") if isinstance(build, dict) else None
-        self.context_ignore = ignore_patterns(self.context) if self.context else []
+        self.ignore = ignore_matcher(parse_ignore(
+            list(SCRATCH) + [str(p) for p in item.get("ignore") or []]))
+        include = parse_ignore([str(p) for p in item.get("include") or []])
+        self.include = ignore_matcher(include) if include else None
+        # The build context's .dockerignore, for what lies in the context:
+        # (its path from the context, "" for the context itself; None
+        # outside it)
+        context = build.get("context") if isinstance(build, dict) else None
+        self.context_ignore = ignore_matcher(ignore_patterns(context)) if context else None
+        self.in_context = None
+        if context:
+            inside = os.path.relpath(self.path, context)
+            if not inside.startswith(".."):
+                self.in_context = "" if inside == "." else inside
         self.shared = self.action in SYNCING and _bind_mounted(svc, self.path,
                                                                project.workdir)
         self.state = {}
+        self.dirs = []          # the directories the last scan walked (Wake)
 
-    def counts(self, rel, directory=False):
+    def counts(self, rel, directory=False, above=True):
         """Whether a change to ``rel`` (relative to path; "" for the path
         itself) is this rule's (``directory``: whether to look inside it;
-        `include` patterns name files)."""
-        from ..image.build import ignored
+        `include` patterns name files).  ``above=False``: the directories
+        from the path down to rel's count already (scan walks down only
+        into those), so rel alone is tried."""
         if rel:
-            if ".git" in rel.split("/") or ignored(rel, self.ignore):
+            git = ".git" in rel.split("/") if above else rel.rpartition("/")[2] == ".git"
+            if git or self.ignore(rel, above):
                 return False
-            if self.include and not directory and not ignored(rel, self.include):
+            if self.include and not directory and not self.include(rel):
                 return False
-        elif ignored(os.path.basename(self.path), self.ignore):
+        elif self.ignore(os.path.basename(self.path)):
             return False
-        if self.context_ignore:
-            full = os.path.join(self.path, rel) if rel else self.path
-            inside = os.path.relpath(full, self.context)
-            if not inside.startswith("..") and inside != "." and \
-                    ignored(inside, self.context_ignore):
+        if self.in_context is not None and self.context_ignore is not None:
+            inside = posixpath.join(self.in_context, rel) if rel else self.in_context
+            # (with above=False, the path itself still gets its full test
+            # in scan, once)
+            if inside and self.context_ignore(inside, above):
                 return False
         return True
 
@@ -103,6 +122,8 @@ class Rule:
         """{rel: (mtime_ns, size, mode)} of the files (and links) the rule
         counts under its path; {} while the path does not exist."""
         out = {}
+        # (a file is watched through its directory: editors replace it)
+        self.dirs = [os.path.dirname(self.path)]
         try:
             st = os.lstat(self.path)
         except OSError:
@@ -111,13 +132,17 @@ class Rule:
             if self.counts(""):
                 out[""] = (st.st_mtime_ns, st.st_size, st.st_mode)
             return out
+        if not self.counts(""):
+            return out          # (the context's .dockerignore excludes it all)
         for top, dirs, files in os.walk(self.path):
+            self.dirs.append(top)
             rel_top = os.path.relpath(top, self.path)
             rel_top = "" if rel_top == "." else rel_top
-            dirs[:] = [d for d in dirs if self.counts(posixpath.join(rel_top, d), True)]
+            dirs[:] = [d for d in dirs
+                       if self.counts(posixpath.join(rel_top, d), True, above=False)]
             for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
                 rel = posixpath.join(rel_top, name)
-                if not self.counts(rel):
+                if not self.counts(rel, above=False):
                     continue
                 try:
                     st = os.lstat(os.path.join(top, name))
@@ -205,21 +230,100 @@ class Batch:
         return bool(self.rebuild or self.restart or any(self.count.values()))
 
 
+class Wake:
+    """inotify(7) on the trees' directories, as a reason to walk them
+    again (the walk says what changed).  ``fd`` None: plain polling (no
+    inotify, or its watch limit reached)."""
+
+    MASK = (linux.IN_MODIFY | linux.IN_ATTRIB | linux.IN_CLOSE_WRITE | linux.IN_MOVED_FROM
+            | linux.IN_MOVED_TO | linux.IN_CREATE | linux.IN_DELETE | linux.IN_DELETE_SELF
+            | linux.IN_MOVE_SELF | linux.IN_ONLYDIR | linux.IN_DONT_FOLLOW)
+
+    def __init__(self):
+        self.wds = set()
+        try:
+            self.fd = linux.inotify_init1()
+        except OSError:
+            self.fd = None
+
+    def add(self, dirs):
+        """Watch ``dirs`` (every time: a directory made anew is another
+        inode; one watched already costs a syscall and keeps its watch).
+        Whether a watch is new: what was written into that directory
+        before it sent no event."""
+        new = False
+        for d in dirs:
+            if self.fd is None:
+                return False
+            try:
+                wd = linux.inotify_add_watch(self.fd, d, self.MASK)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:       # fs.inotify.max_user_watches
+                    self.close()
+                continue
+            if wd not in self.wds:
+                self.wds.add(wd)
+                new = True
+        return new
+
+    def wait(self, timeout):
+        """Whether something happened within ``timeout`` seconds."""
+        if not select.select([self.fd], [], [], timeout)[0]:
+            return False
+        while True:
+            try:
+                if not os.read(self.fd, 65536):
+                    break
+            except BlockingIOError:
+                break
+        return True
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def poll(rules, on_batch, stop=lambda: False):
-    """Look at the rules' trees every POLL seconds; once changes have
-    come and a look finds no more (an editor's save of many files is one
-    batch), call ``on_batch(Batch)``.  Returns when ``stop()``."""
+    """Walk the rules' trees when inotify says something happened (and
+    every FALLBACK seconds; every POLL seconds without inotify); once
+    changes have come and POLL seconds pass without more (an editor's
+    save of many files is one batch), call ``on_batch(Batch)``.  Returns
+    when ``stop()``."""
+    wake = Wake()
     for rule in rules:
         rule.changes()                  # where we start from
+        wake.add(rule.dirs)
     pending = Batch()
-    while not stop():
-        time.sleep(POLL)
-        fresh = False
-        for rule in rules:
-            changed, removed = rule.changes()
-            if changed or removed:
-                pending.add(rule, changed, removed)
-                fresh = True
-        if pending and not fresh:
-            on_batch(pending)
-            pending = Batch()
+    walked = time.monotonic()
+    again = False
+    try:
+        while not stop():
+            # fresh: something happened (an event, even one that changed
+            # nothing we list yet, such as a new directory about to be
+            # filled), so the batch is not over.
+            if again:
+                # New directories got their watches after the walk that
+                # found them (Wake.add): walk once more at once.
+                fresh = look = True
+            elif wake.fd is None:
+                time.sleep(POLL)
+                fresh, look = False, True
+            else:
+                fresh = wake.wait(POLL if pending else FALLBACK)
+                look = fresh or time.monotonic() - walked >= FALLBACK
+            again = False
+            if look:
+                walked = time.monotonic()
+                for rule in rules:
+                    changed, removed = rule.changes()
+                    if wake.add(rule.dirs):
+                        again = True
+                    if changed or removed:
+                        pending.add(rule, changed, removed)
+                        fresh = True
+            if pending and not fresh:
+                on_batch(pending)
+                pending = Batch()
+    finally:
+        wake.close()

@@ -229,6 +229,25 @@ def ignored(rel, patterns):
     return result
 
 
+def ignore_matcher(patterns):
+    """ignored() for one list, made once: ``match(rel, above=True)``;
+    ``above=False`` when the directories above ``rel`` are known not to
+    be excluded (a walk that went down only into those), which, without a
+    "!" pattern, leaves one match of one regex of them all."""
+    if not patterns:
+        return lambda rel, above=True: False
+    if any(neg for neg, _ in patterns):
+        return lambda rel, above=True: ignored(rel, patterns)
+    regex = re.compile("|".join("(?:%s)" % _pattern(pat).pattern for _, pat in patterns))
+
+    def match(rel, above=True):
+        if not above:
+            return regex.match(rel) is not None
+        parts = rel.split("/")
+        return any(regex.match("/".join(parts[:i])) for i in range(1, len(parts) + 1))
+    return match
+
+
 # ---------------------------------------------------------------------------
 # COPY and ADD: a tar of the context's files at their destination
 # ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ rule (its ignore and include lists, the build context's .dockerignore,
 errors in develop.watch, on real files in a temporary project."""
 
 import os
+import time
 
 import pytest
 
@@ -89,3 +90,39 @@ def test_errors(tmp_path, item, message):
     p = make(tmp_path, [item])
     with pytest.raises(ComposeError, match=message):
         watch.rules_of(p, ["web"])
+
+
+def test_inotify_wakes_the_watch(tmp_path):
+    wake = watch.Wake()
+    assert wake.fd is not None
+    try:
+        sub = tmp_path / "d"
+        sub.mkdir()
+        wake.add([str(tmp_path), str(sub)])
+        assert wake.wait(0.05) is False
+        (sub / "f").write_text("x")
+        assert wake.wait(5) is True
+        assert wake.wait(0.05) is False             # drained
+    finally:
+        wake.close()
+
+
+def test_poll_hands_over_one_batch_per_quiet_moment(tmp_path):
+    import threading
+    p = make(tmp_path, ["{action: sync, path: ./src, target: /app}"])
+    files(str(tmp_path / "src"), ["a"])
+    rules = watch.rules_of(p, ["web"])
+    batches, done = [], threading.Event()
+
+    def on_batch(batch):
+        batches.append(batch)
+        done.set()
+    t = threading.Thread(target=watch.poll, args=(rules, on_batch),
+                         kwargs={"stop": lambda: len(batches) >= 1}, daemon=True)
+    t.start()
+    time.sleep(0.3)                 # (poll has taken its first look)
+    files(str(tmp_path / "src"), ["b", "sub/c"])
+    assert done.wait(20)
+    t.join(20)
+    assert batches[0].copy["web"] == {"/app/b": str(tmp_path / "src" / "b"),
+                                      "/app/sub/c": str(tmp_path / "src" / "sub" / "c")}
