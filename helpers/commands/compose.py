@@ -583,7 +583,7 @@ def _wait_dependencies(paths, project, name):
                         raise ComposeError("dependency failed to start: container %s is %s"
                                            % (st["Name"], status))
                 elif condition == "service_completed_successfully":
-                    if not state.is_running(st) and st.get("Status") != "created":
+                    if state.stopped(st):
                         if st.get("ExitCode"):
                             raise ComposeError(
                                 "service %s didn't complete successfully: exit %d"

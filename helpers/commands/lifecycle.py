@@ -267,19 +267,13 @@ WAIT_CONDITIONS = ("stopped", "exited", "running", "paused", "healthy", "unhealt
                    "created")
 
 
-def _stopped(st):
-    """Stopped for good, as `wait` means it: not running, not only created."""
-    from ..container import state
-    return not state.is_running(st) and st.get("Status") != "created"
-
-
 def _reached(paths, st, conditions):
     """Whether the container (record ``st``) is in one of ``conditions``
     (wait --condition)."""
     from ..container import health, state
     status = st.get("Status")
     for c in conditions:
-        if c in ("stopped", "exited") and _stopped(st):
+        if c in ("stopped", "exited") and state.stopped(st):
             return True
         if c in ("running", "paused", "created") and status == c:
             return True
@@ -305,7 +299,7 @@ def cmd_wait(args, paths):
     def action(ref):
         cid, st = load(paths, ref)
         delay = 0.01
-        while not _stopped(st):
+        while not state.stopped(st):
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
             try:
@@ -323,7 +317,7 @@ def _wait_for(paths, ref, conditions, interval):
     from ..container import state
     cid, st = load(paths, ref)
     while not _reached(paths, st, conditions):
-        if _stopped(st) and \
+        if state.stopped(st) and \
                 not {"stopped", "exited"} & set(conditions):
             raise Conflict("container %s exited (%d) before it was %s"
                            % (ref, st.get("ExitCode", 0), " or ".join(conditions)),

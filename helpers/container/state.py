@@ -349,3 +349,8 @@ def refresh(paths, cid, st=None, damaged_ok=False):
 
 def is_running(st):
     return st.get("Status") in ACTIVE
+
+
+def stopped(st):
+    """Stopped for good, as `wait` means it: not running, not only created."""
+    return not is_running(st) and st.get("Status") != "created"
