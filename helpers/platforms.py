@@ -7,6 +7,12 @@ _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm",
          "s390x": "s390x", "riscv64": "riscv64"}
 
 
+def text(os_, arch, variant=None):
+    """A platform as OCI writes it: "linux/arm64/v8", without the parts
+    it lacks."""
+    return "/".join(x for x in (os_, arch, variant) if x)
+
+
 def host_arch():
     """amd64, arm64, ... (the kernel's machine name in Go's words)."""
     machine = os.uname().machine

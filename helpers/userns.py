@@ -182,6 +182,12 @@ def _keep_one(shared_map, keep):
     return mapping
 
 
+def keep_id_user_map(idmap, keep):
+    """The ids that exist inside a keep-id container (``keep`` from
+    parse_userns), as an IdMap to host ids."""
+    return container_id_map(idmap, keep_id_maps(idmap, keep))
+
+
 def container_id_map(idmap, nested):
     """The IdMap from a nested namespace's ids to host ids (``nested``:
     keep_id_maps's pair), for what checks that an id exists inside."""

@@ -575,6 +575,7 @@ def _build_for_platforms(paths, args, platforms, kw):
     pushed by digest and their manifest list under NAME.  The images stay
     in the store untagged (and in the build cache)."""
     from ..image import build, manifest_list
+    from ..platforms import text
     from ..image.progress import Progress
     from ..image.store import Store
     dockerfile = args.file
@@ -585,7 +586,7 @@ def _build_for_platforms(paths, args, platforms, kw):
     image_ids = []
     for platform in platforms:
         if not args.quiet:
-            out.write("#### %s\n" % "/".join(p for p in platform if p))
+            out.write("#### %s\n" % text(*platform))
             out.flush()
         image_ids.append(build.build(paths, args.context, dockerfile, platform=platform, **kw))
     store = Store(paths)

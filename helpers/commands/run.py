@@ -498,9 +498,10 @@ def image_for(paths, store, args):
 def _platform_text(os_, arch, variant):
     """"linux/arm64/v8" and "linux/arm64" alike (and an image config
     without some of them as it is)."""
+    from ..platforms import text
     if arch == "arm64" and variant == "v8":
         variant = None
-    return "/".join(x for x in (os_, arch, variant) if x)
+    return text(os_, arch, variant)
 
 
 def cmd_run(args, paths):
@@ -729,7 +730,7 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
     written.  ``config``: the image's, if read already."""
     from .. import fsutil, jsonfast
     from ..container import rootfs, spec as spec_mod, state
-    from ..userns import current_id_map, single_map_hint
+    from ..userns import current_id_map, keep_id_user_map, single_map_hint
     from ..errors import warn
 
     from .. import network
@@ -747,10 +748,8 @@ def create(paths, store, image_id, args, checked, starter=None, config=None):
     keep_id = checked["keep_id"]
     # (keep-id: the image's files shown through the container's own map)
     driver = "fuse-overlayfs" if keep_id else rootfs.choose_driver(paths)
-    user_map = idmap           # the ids inside (keep-id: its own namespace's)
-    if keep_id:
-        from ..userns import container_id_map, keep_id_maps
-        user_map = container_id_map(idmap, keep_id_maps(idmap, keep_id))
+    # the ids inside (keep-id: its own namespace's)
+    user_map = keep_id_user_map(idmap, keep_id) if keep_id else idmap
 
     cid = state.new_id()
     name = args.name or state.generate_name(paths)

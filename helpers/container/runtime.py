@@ -37,7 +37,7 @@ from .. import fsutil, jsonfast, linux
 from ..errors import (CannotExecute, CommandNotFound, HostError, SandboxError,
                       UsageError)
 from ..pids import in_namespace, stat_fields
-from ..userns import (Sync, container_id_map, join_userns, keep_id_maps,
+from ..userns import (Sync, join_userns, keep_id_maps, keep_id_user_map,
                       shared_userns_fd)
 from . import rootfs as rootfs_mod
 from . import security
@@ -70,9 +70,7 @@ def user_map_of(spec, idmap):
     (to host ids), ``idmap`` being the shared user namespace's: its own
     with --userns keep-id."""
     keep = spec.get("annotations", {}).get(KEEP_ID_ANNOTATION)
-    if not keep:
-        return idmap
-    return container_id_map(idmap, keep_id_maps(idmap, jsonfast.loads(keep)))
+    return keep_id_user_map(idmap, jsonfast.loads(keep)) if keep else idmap
 
 
 class Launch:

@@ -38,6 +38,7 @@ import uuid
 
 from ..container.runtime import _env_dict
 from ..errors import SandboxError, UsageError
+from .. import platforms
 from . import archive
 from .buildcache import BuildCache, key
 
@@ -598,7 +599,7 @@ class Builder:
         plat = self.stage_platform
         # Another platform's: that platform's image (a stored one of
         # another platform counts as missing, as for `run --platform`).
-        other = "/".join(p for p in plat if p) if plat != host_platform() else None
+        other = platforms.text(*plat) if plat != host_platform() else None
         if self.pull:
             if (name, other) not in self.pulled:
                 self.pulled[name, other] = pull_for_run(self.paths, name, missing=False,
@@ -1318,7 +1319,7 @@ def platform_args(target):
     (--platform), BUILD* this host's."""
     out = {}
     for side, (os_, arch, variant) in (("TARGET", target), ("BUILD", host_platform())):
-        out.update({side + "PLATFORM": "/".join(p for p in (os_, arch, variant) if p),
+        out.update({side + "PLATFORM": platforms.text(os_, arch, variant),
                     side + "OS": os_, side + "ARCH": arch, side + "VARIANT": variant or ""})
     return out
 

@@ -33,6 +33,7 @@ from ..fsutil import write_all
 from . import reference, registry
 from .registry import RegistryError
 from .store import PendingLayer, chain_ids, digest_of
+from ..platforms import text
 
 MAX_PARALLEL = 4            # concurrent blob downloads (Docker: 3)
 PIPE_SIZE = 1 << 20
@@ -88,12 +89,12 @@ def select_platform(index, want):
             continue
         matches.append(desc)
     if not matches:
-        have = sorted({"/".join(x for x in ((d.get("platform") or {}).get("os"),
-                                             (d.get("platform") or {}).get("architecture"),
-                                             (d.get("platform") or {}).get("variant")) if x)
+        have = sorted({text((d.get("platform") or {}).get("os"),
+                            (d.get("platform") or {}).get("architecture"),
+                            (d.get("platform") or {}).get("variant"))
                        for d in index.get("manifests") or []})
         raise RegistryError("no matching manifest for %s in the manifest list entries"
-                            % "/".join(x for x in want if x),
+                            % text(*want),
                             hint="the image has: %s; choose one with --platform"
                                  % (", ".join(have) or "nothing"))
     return matches[0]
