@@ -131,8 +131,8 @@ def _magic(arch):
     try:
         with open("/usr/share/binfmts/qemu-" + name) as f:
             fields = _parse_entry("\n" + f.read())      # (no "enabled" line first)
-        magic = fields["magic"].encode().decode("unicode_escape").encode("latin-1")
-        mask = fields["mask"].encode().decode("unicode_escape").encode("latin-1")
+        magic, mask = (fields[k].encode().decode("unicode_escape").encode("latin-1")
+                       for k in ("magic", "mask"))
     except (OSError, KeyError, ValueError):
         pass
     return name, magic, mask
@@ -153,22 +153,25 @@ def host_handles(arch):
     filesystem (an enabled entry with the F flag for its magic)."""
     name, magic, mask = _magic(arch)
     stored = _stored(magic, mask).hex()
+    return any(e["enabled"] and "F" in e.get("flags", "") and
+               e.get("magic") in (stored, magic.hex()) for _, e in _host_entries())
+
+
+def _host_entries():
+    """(name, _parse_entry's fields) of the host's binfmt_misc entries
+    that can be read, by name."""
     try:
-        entries = os.listdir(HOST_BINFMT)
+        names = sorted(os.listdir(HOST_BINFMT))
     except OSError:
-        return False
-    for entry in entries:
-        if entry in ("register", "status"):
+        return
+    for name in names:
+        if name in ("register", "status"):
             continue
         try:
-            with open(os.path.join(HOST_BINFMT, entry)) as f:
-                e = _parse_entry(f.read())
+            with open(os.path.join(HOST_BINFMT, name)) as f:
+                yield name, _parse_entry(f.read())
         except OSError:
             continue
-        if e["enabled"] and "F" in e.get("flags", "") and \
-                e.get("magic") in (stored, magic.hex()):
-            return True
-    return False
 
 
 def _parse_entry(text):
@@ -189,19 +192,8 @@ def host_registrations(skip_magics=()):
     from its processes, so the keeper registers them again (wine, java,
     an admin's qemu), as they were."""
     out = []
-    try:
-        names = sorted(os.listdir(HOST_BINFMT))
-    except OSError:
-        return out
-    for name in names:
-        if name in ("register", "status") or name.startswith("sandbox-qemu-"):
-            continue
-        try:
-            with open(os.path.join(HOST_BINFMT, name)) as f:
-                e = _parse_entry(f.read())
-        except OSError:
-            continue
-        if not e["enabled"] or not e.get("interpreter"):
+    for name, e in _host_entries():
+        if name.startswith("sandbox-qemu-") or not e["enabled"] or not e.get("interpreter"):
             continue
         flags = e.get("flags", "")
         if e.get("magic"):
